@@ -1,0 +1,63 @@
+"""Exception types raised by edgekit.
+
+Every message names the file, field or resource at fault and says what to do
+next, so a notebook user can fix the input without reading a traceback.
+"""
+
+from __future__ import annotations
+
+
+class EdgekitError(Exception):
+    """Base class of every error edgekit raises on purpose."""
+
+
+class ConfigurationError(EdgekitError):
+    """A setting, flag or environment variable is missing or invalid."""
+
+
+class DataError(EdgekitError):
+    """A data set, label file or image cannot be read as expected."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(f"{where}{message}")
+        self.path = path
+        self.line = line
+
+
+class ModelError(EdgekitError):
+    """A model file is missing, malformed or lacks the metadata edgekit needs."""
+
+
+class CompileError(EdgekitError):
+    """Compiling a model for a target failed."""
+
+
+class ParityError(CompileError):
+    """A compiled model lost too much accuracy against its source model."""
+
+
+class PackageError(EdgekitError):
+    """A model package cannot be built or read."""
+
+
+class VerificationError(PackageError):
+    """A model package failed its hash or signature check."""
+
+
+class RecipeError(EdgekitError):
+    """A Greengrass component recipe is invalid."""
+
+
+class DeploymentError(EdgekitError):
+    """A Greengrass deployment failed or could not be created."""
+
+
+class LocalBackendError(EdgekitError):
+    """The local endpoints or a local device runtime could not start or answer."""
+
+
+class AgentError(EdgekitError):
+    """The model agent refused a request or could not be reached."""

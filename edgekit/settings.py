@@ -1,0 +1,70 @@
+"""One Settings object for every notebook, command and test.
+
+Values come, in increasing priority, from the defaults below, ``EDGEKIT_*``
+environment variables, and explicit keyword arguments (a notebook's
+``parameters`` cell). The backend changes where calls land, never which
+calls are made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from edgekit.errors import ConfigurationError
+
+Backend = Literal["local", "aws"]
+BACKENDS: tuple[str, ...] = ("local", "aws")
+
+
+def default_local_home() -> Path:
+    """Per-user folder for the local backend's state (endpoints, devices, keys)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "edgekit"
+
+
+@dataclass(frozen=True)
+class Settings:
+    backend: Backend = "local"
+    region: str = "us-east-1"
+    project_name: str = "edgekit"
+    thing_group: str = "edgekit-devices"
+    model_name: str = "tag-scratch-detector"
+    model_component: str = "com.qualityinspection.model"
+    agent_component: str = "com.qualityinspection.agent"
+    inference_component: str = "com.qualityinspection"
+    results_topic: str = "qualityinspection/scratch-detection"
+    health_topic: str = "qualityinspection/health"
+    local_home: Path = field(default_factory=default_local_home)
+    aws_profile: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigurationError(
+                f"backend={self.backend!r} is not known; use one of {', '.join(BACKENDS)} "
+                "(parameter 'backend' or EDGEKIT_BACKEND)"
+            )
+        object.__setattr__(self, "local_home", Path(self.local_home).expanduser())
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Defaults, then ``EDGEKIT_<FIELD>`` variables, then ``overrides`` (None is ignored)."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            env = os.environ.get(f"EDGEKIT_{f.name.upper()}")
+            if env:
+                values[f.name] = env
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigurationError(
+                f"unknown setting(s) {', '.join(sorted(unknown))}; known: "
+                + ", ".join(f.name for f in dataclasses.fields(cls))
+            )
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
