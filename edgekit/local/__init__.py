@@ -1,0 +1,2 @@
+"""The local backend: emulated AWS endpoints, a Greengrass v2 control plane,
+an MQTT broker and a device runtime, all on loopback."""

@@ -1,0 +1,44 @@
+"""What the IPC server needs from the device runtime that hosts it.
+
+The device runtime (``edgekit.local.device``) owns components, tokens and
+configuration; the IPC server (``edgekit.local.ipc``) owns the socket and the
+protocol. This protocol is the only contract between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+# Called with (component_name, changed key path) whenever a component's configuration changes.
+ConfigListener = Callable[[str, list[str]], None]
+
+
+class IpcHost(Protocol):
+    thing_name: str
+    region: str
+    mqtt_endpoint: str | None
+    """``host:port`` of the MQTT broker bridged by PublishToIoTCore/SubscribeToIoTCore."""
+
+    def authenticate(self, token: str) -> str | None:
+        """Return the component name whose SVCUID is ``token``, or None."""
+
+    def access_control(self, component: str) -> dict[str, Any]:
+        """The component's ``accessControl`` configuration (empty dict if none)."""
+
+    def get_configuration(self, component: str, key_path: list[str]) -> Any:
+        """Value at ``key_path`` of ``component``'s configuration; KeyError if absent."""
+
+    def update_configuration(
+        self, component: str, key_path: list[str], value: Any, timestamp: float
+    ) -> None:
+        """Merge ``value`` at ``key_path``; stale timestamps are ignored as on Greengrass."""
+
+    def add_configuration_listener(self, listener: ConfigListener) -> Callable[[], None]:
+        """Register a listener; returns a function that removes it."""
+
+    def update_state(self, component: str, state: str) -> None:
+        """A component reports RUNNING or ERRORED through IPC UpdateState."""
+
+    def component_details(self, component: str) -> dict[str, Any] | None:
+        """``{"componentName", "version", "state", "configuration"}`` or None if unknown."""

@@ -1,0 +1,132 @@
+"""Ed25519 signing keys for model packages.
+
+The private key signs packages on the build machine; only the public key
+travels to devices. Keys are PEM files (PKCS#8 private key without a
+password, SubjectPublicKeyInfo public key) so OpenSSL and other tools can
+read them too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from edgekit.errors import PackageError
+
+PRIVATE_KEY_NAME = "private_key.pem"
+PUBLIC_KEY_NAME = "public_key.pem"
+
+PrivateKeyLike = Ed25519PrivateKey | str | os.PathLike[str] | bytes
+PublicKeyLike = Ed25519PublicKey | str | os.PathLike[str] | bytes
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    private_key: Path
+    public_key: Path
+    key_id: str
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """Short fingerprint (16 hex digits of the SHA-256 of the raw key) shown in messages."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def generate_keypair(out_dir: str | os.PathLike[str], *, force: bool = False) -> KeyPair:
+    """Write a new key pair into ``out_dir``; refuse to replace existing keys unless ``force``.
+
+    Replacing a key silently would orphan every device that trusts the old public key.
+    """
+    folder = Path(out_dir)
+    private_path = folder / PRIVATE_KEY_NAME
+    public_path = folder / PUBLIC_KEY_NAME
+    existing = [p for p in (private_path, public_path) if p.exists()]
+    if existing and not force:
+        raise PackageError(
+            f"{existing[0]}: a key already exists; devices trusting it would reject packages "
+            "signed with a new one. Use another folder, or --force (force=True) to replace it."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    private_key = Ed25519PrivateKey.generate()
+    public_key = private_key.public_key()
+    private_pem = private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public_pem = public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    _write_private(private_path, private_pem)
+    public_path.write_bytes(public_pem)
+    return KeyPair(private_path, public_path, key_id(public_key))
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Create the file with mode 0600 from the start, so the key is never world-readable."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _pem_bytes(key: str | os.PathLike[str] | bytes, what: str) -> tuple[bytes, str]:
+    if isinstance(key, bytes):
+        return key, f"{what} (PEM bytes)"
+    path = Path(key)
+    try:
+        return path.read_bytes(), str(path)
+    except FileNotFoundError:
+        raise PackageError(
+            f"{path}: {what} file not found; create a key pair with 'edgekit keygen --out DIR'"
+        ) from None
+    except OSError as exc:
+        raise PackageError(f"{path}: cannot read {what}: {exc.strerror}") from None
+
+
+def load_private_key(key: PrivateKeyLike) -> Ed25519PrivateKey:
+    """An Ed25519 private key from a key object, a PEM file path or PEM bytes."""
+    if isinstance(key, Ed25519PrivateKey):
+        return key
+    data, where = _pem_bytes(key, "private key")
+    try:
+        loaded = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise PackageError(
+            f"{where}: not an unencrypted PEM private key ({exc}); "
+            "use the private_key.pem written by 'edgekit keygen'"
+        ) from None
+    if not isinstance(loaded, Ed25519PrivateKey):
+        raise PackageError(
+            f"{where}: the key is {type(loaded).__name__}, packages are signed with Ed25519; "
+            "create one with 'edgekit keygen'"
+        )
+    return loaded
+
+
+def load_public_key(key: PublicKeyLike) -> Ed25519PublicKey:
+    """An Ed25519 public key from a key object, a PEM file path or PEM bytes."""
+    if isinstance(key, Ed25519PublicKey):
+        return key
+    data, where = _pem_bytes(key, "public key")
+    try:
+        loaded = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise PackageError(
+            f"{where}: not a PEM public key ({exc}); use the public_key.pem written by "
+            "'edgekit keygen'"
+        ) from None
+    if not isinstance(loaded, Ed25519PublicKey):
+        raise PackageError(
+            f"{where}: the key is {type(loaded).__name__}, packages are verified with Ed25519"
+        )
+    return loaded
