@@ -1,0 +1,207 @@
+"""Run the notebooks in order with papermill: the scheduled-run and CI entry point.
+
+Each run gets its own folder (``runs/<timestamp>/``) with the executed
+notebooks, an HTML rendering of each and a ``report.html`` index; ``runs/latest``
+points at the newest run. A failing cell stops the run with an error naming the
+notebook and the cell, and the partly executed notebook is kept for reading.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgekit.errors import ConfigurationError, EdgekitError
+from edgekit.progress import progress
+
+#: The main job, in order. Each notebook runs alone too: it finds what exists
+#: and creates what is missing.
+STAGES: tuple[str, ...] = ("02_compile_and_package",)
+
+
+class PipelineError(EdgekitError):
+    """A notebook of the pipeline failed."""
+
+    def __init__(self, message: str, *, notebook: Path, cell: int | None = None) -> None:
+        super().__init__(message)
+        self.notebook = notebook
+        self.cell = cell
+
+
+@dataclass
+class StageResult:
+    name: str
+    executed: Path
+    html: Path | None
+    seconds: float
+    ok: bool
+    error: str | None = None
+
+
+@dataclass
+class PipelineRun:
+    out_dir: Path
+    parameters: dict[str, Any]
+    stages: list[StageResult] = field(default_factory=list)
+
+    @property
+    def report(self) -> Path:
+        return self.out_dir / "report.html"
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.stages)
+
+
+def default_notebooks_dir() -> Path:
+    """The repository's notebooks folder (edgekit is installed editable from the repo)."""
+    env = os.environ.get("EDGEKIT_NOTEBOOKS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def load_parameters(path: str | Path | None) -> dict[str, Any]:
+    """Read a YAML (or JSON) parameters file into a dict."""
+    if path is None:
+        return {}
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"{p}: parameters file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{p}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{p}: must hold a mapping of parameter names to values")
+    return data
+
+
+def new_run_dir(runs_root: Path) -> Path:
+    """``runs_root/<UTC timestamp>`` (unique), with ``runs_root/latest`` pointing at it."""
+    runs_root.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = runs_root / stamp
+    n = 1
+    while run_dir.exists():
+        n += 1
+        run_dir = runs_root / f"{stamp}-{n}"
+    run_dir.mkdir()
+    latest = runs_root / "latest"
+    if latest.is_symlink() or latest.exists():
+        latest.unlink()
+    latest.symlink_to(run_dir.name)
+    return run_dir
+
+
+def run_pipeline(
+    *,
+    out_dir: str | Path | None = None,
+    runs_root: str | Path = "runs",
+    backend: str = "local",
+    parameters: Mapping[str, Any] | None = None,
+    notebooks_dir: str | Path | None = None,
+    stages: Sequence[str] = STAGES,
+    kernel_name: str | None = None,
+    log_output: bool = False,
+) -> PipelineRun:
+    """Execute ``stages`` in order; raise PipelineError naming the notebook and cell on failure."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    nb_dir = Path(notebooks_dir) if notebooks_dir else default_notebooks_dir()
+    run_dir = Path(out_dir) if out_dir else new_run_dir(Path(runs_root))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    params = {**dict(parameters or {}), "backend": backend, "output_dir": str(run_dir.resolve())}
+    run = PipelineRun(out_dir=run_dir, parameters=params)
+    (run_dir / "parameters.json").write_text(json.dumps(params, indent=2, default=str))
+
+    env_quiet = os.environ.get("EDGEKIT_QUIET")
+    os.environ["EDGEKIT_QUIET"] = "1"  # the kernels inherit it: no bar redraws in saved notebooks
+    try:
+        for name in progress(stages, desc="pipeline", unit="notebook", disable=False):
+            source = nb_dir / f"{name}.ipynb"
+            if not source.is_file():
+                raise PipelineError(
+                    f"{source}: notebook not found; pass --notebooks DIR", notebook=source
+                )
+            executed = run_dir / source.name
+            started = time.monotonic()
+            try:
+                papermill.execute_notebook(
+                    str(source),
+                    str(executed),
+                    parameters=params,
+                    kernel_name=kernel_name,
+                    progress_bar=False,
+                    log_output=log_output,
+                    cwd=str(run_dir),
+                )
+            except PapermillExecutionError as exc:
+                run.stages.append(
+                    StageResult(
+                        name,
+                        executed,
+                        _to_html(executed),
+                        time.monotonic() - started,
+                        ok=False,
+                        error=f"{exc.ename}: {exc.evalue}",
+                    )
+                )
+                _write_index(run)
+                raise PipelineError(
+                    f"{source.name}: cell {exc.exec_count or exc.cell_index} failed with "
+                    f"{exc.ename}: {exc.evalue}. The executed notebook is {executed}.",
+                    notebook=source,
+                    cell=exc.cell_index,
+                ) from exc
+            run.stages.append(
+                StageResult(name, executed, _to_html(executed), time.monotonic() - started, True)
+            )
+    finally:
+        if env_quiet is None:
+            os.environ.pop("EDGEKIT_QUIET", None)
+        else:
+            os.environ["EDGEKIT_QUIET"] = env_quiet
+    _write_index(run)
+    return run
+
+
+def _to_html(notebook: Path) -> Path | None:
+    if not notebook.is_file():
+        return None
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(notebook), as_version=4))
+    target = notebook.with_suffix(".html")
+    target.write_text(body, encoding="utf-8")
+    return target
+
+
+def _write_index(run: PipelineRun) -> None:
+    rows = "\n".join(
+        f"<tr><td><a href='{html.escape(s.html.name) if s.html else ''}'>{html.escape(s.name)}"
+        f"</a></td><td>{'ok' if s.ok else 'FAILED'}</td><td>{s.seconds:.1f} s</td>"
+        f"<td>{html.escape(s.error or '')}</td></tr>"
+        for s in run.stages
+    )
+    params = html.escape(json.dumps(run.parameters, indent=2, default=str))
+    run.report.write_text(
+        "<!doctype html><meta charset='utf-8'><title>edgekit pipeline run</title>"
+        f"<h1>edgekit pipeline run {html.escape(run.out_dir.name)}</h1>"
+        "<table border=1 cellpadding=4><tr><th>notebook</th><th>status</th><th>time</th>"
+        f"<th>error</th></tr>{rows}</table><h2>parameters</h2><pre>{params}</pre>",
+        encoding="utf-8",
+    )
