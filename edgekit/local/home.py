@@ -1,0 +1,143 @@
+"""The local backend's state folder ("home") and its fixed layout.
+
+Every process of the local backend (servers, device runtimes) records its pid,
+log and state under one folder, so `edgekit local down` can find everything a
+notebook started even after the notebook kernel restarted.
+
+```
+home/endpoints.json     where the running servers listen (written by `local up`)
+home/run/<name>.pid     one pid file per process started
+home/logs/<name>.log    stdout/stderr of each process
+home/greengrass/        control-plane state
+home/devices/<thing>/   a device's root
+home/.lock              serializes concurrent `local up` / `local down`
+```
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgekit.errors import ConfigurationError, LocalBackendError
+
+HOME_ENV = "EDGEKIT_LOCAL_HOME"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+
+
+def local_home(path: str | os.PathLike[str] | None = None) -> Path:
+    """The explicit ``path``, else ``$EDGEKIT_LOCAL_HOME``, else ``Settings().local_home``."""
+    if path is not None and str(path) != "":
+        return Path(path).expanduser().absolute()
+    env = os.environ.get(HOME_ENV)
+    if env:
+        return Path(env).expanduser().absolute()
+    from edgekit.settings import Settings
+
+    return Settings.from_env().local_home.absolute()
+
+
+def check_name(name: str) -> str:
+    """A process or device name must be usable as a file name; say so early if not."""
+    if not _NAME.match(name):
+        raise ConfigurationError(
+            f"name {name!r} cannot be used for a pid/log file; use letters, digits, '.', '_', "
+            "':' or '-' (starting with a letter or digit)"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class HomeLayout:
+    """Paths inside one home folder; `ensure()` creates the folders."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, home: str | os.PathLike[str] | None = None) -> HomeLayout:
+        return cls(local_home(home))
+
+    @property
+    def endpoints_file(self) -> Path:
+        return self.root / "endpoints.json"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def greengrass_dir(self) -> Path:
+        return self.root / "greengrass"
+
+    @property
+    def devices_dir(self) -> Path:
+        return self.root / "devices"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / ".lock"
+
+    def pid_file(self, name: str) -> Path:
+        return self.run_dir / f"{check_name(name)}.pid"
+
+    def port_file(self, name: str) -> Path:
+        return self.run_dir / f"{check_name(name)}.port"
+
+    def log_file(self, name: str) -> Path:
+        return self.logs_dir / f"{check_name(name)}.log"
+
+    def device_root(self, thing: str) -> Path:
+        return self.devices_dir / check_name(thing)
+
+    def ensure(self) -> HomeLayout:
+        try:
+            for folder in (self.root, self.run_dir, self.logs_dir):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LocalBackendError(
+                f"cannot create the local home {self.root}: {exc}; choose another folder with "
+                f"--home or {HOME_ENV}"
+            ) from exc
+        return self
+
+
+@contextlib.contextmanager
+def home_lock(
+    home: str | os.PathLike[str] | None = None, *, timeout: float = 120.0
+) -> Iterator[Path]:
+    """Hold an exclusive lock on ``home/.lock`` so two `local up` calls do not race.
+
+    The lock is an advisory ``flock``: the kernel drops it when the holder dies,
+    so a crashed `up` never leaves the home locked.
+    """
+    layout = HomeLayout.of(home).ensure()
+    fd = os.open(layout.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise LocalBackendError(
+                        f"another edgekit command holds {layout.lock_file} for more than "
+                        f"{timeout:.0f} s; wait for it to finish or stop it"
+                    ) from exc
+                time.sleep(0.05)
+        yield layout.lock_file
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock

@@ -1,0 +1,57 @@
+"""``python -m edgekit.local.mqtt --host 127.0.0.1 --port 0 --port-file F``.
+
+Serves until SIGTERM/SIGINT. With ``--port 0`` the OS picks a free port; it is
+written to ``--port-file`` once the broker accepts connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from edgekit.local.mqtt.broker import start_amqtt
+
+
+def _write_port(path: Path, port: int) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(f"{port}\n")
+    os.replace(tmp, path)
+
+
+async def serve(host: str, port: int, port_file: Path | None) -> None:
+    broker, bound = await start_amqtt(host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if port_file is not None:
+        _write_port(port_file, bound)
+    print(f"edgekit MQTT broker listening on {host}:{bound}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await broker.shutdown()
+        print("edgekit MQTT broker stopped", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edgekit.local.mqtt", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--port-file", type=Path, help="write the bound port here when ready")
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(serve(args.host, args.port, args.port_file))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
