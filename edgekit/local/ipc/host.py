@@ -27,15 +27,30 @@ class IpcHost(Protocol):
         """The component's ``accessControl`` configuration (empty dict if none)."""
 
     def get_configuration(self, component: str, key_path: list[str]) -> Any:
-        """Value at ``key_path`` of ``component``'s configuration; KeyError if absent."""
+        """Value at ``key_path`` of ``component``'s configuration; KeyError if absent.
+
+        ``accessControl`` is part of the configuration, as on the nucleus. Values must be
+        JSON-serializable; return a copy (the server may send it after other updates).
+        """
 
     def update_configuration(
         self, component: str, key_path: list[str], value: Any, timestamp: float
-    ) -> None:
-        """Merge ``value`` at ``key_path``; stale timestamps are ignored as on Greengrass."""
+    ) -> bool | None:
+        """Merge ``value`` at ``key_path``; stale timestamps are ignored as on Greengrass.
+
+        Return False when the update was ignored as stale: the IPC server then answers
+        FailedUpdateConditionCheckError, as the nucleus does. None or True mean applied.
+        Raise KeyError for an unknown component, ValueError for a value that cannot merge.
+        """
 
     def add_configuration_listener(self, listener: ConfigListener) -> Callable[[], None]:
-        """Register a listener; returns a function that removes it."""
+        """Register a listener; returns a function that removes it.
+
+        The IpcServer registers one at start. Call it (from any thread) for every change,
+        including those made through IPC UpdateConfiguration; the server does not report
+        its own updates a second time. Alternatively call
+        ``IpcServer.notify_configuration_changed``, but not both for the same change.
+        """
 
     def update_state(self, component: str, state: str) -> None:
         """A component reports RUNNING or ERRORED through IPC UpdateState."""

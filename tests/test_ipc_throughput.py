@@ -1,0 +1,41 @@
+"""The IPC benchmark script runs end to end (tiny counts; the real numbers come from running it)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("awsiot.greengrasscoreipc")
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ipc_throughput.py"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_benchmark_prints_a_table(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = importlib.util.spec_from_file_location("ipc_throughput", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "ipc_throughput", module)  # dataclasses look it up
+    spec.loader.exec_module(module)
+    # the script sets the component env vars in os.environ; restore them afterwards
+    monkeypatch.setenv("SVCUID", "")
+    monkeypatch.setenv("AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT", "")
+
+    assert (
+        module.main(["--seconds", "0.3", "--rate", "100", "--count", "60", "--payload", "64"]) == 0
+    )
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("Publish")]
+    assert len(lines) == 6
+    for line in lines:
+        cells = line.split()
+        sent, received = (cells[-6], cells[-5])
+        assert sent == received, line  # nothing lost on loopback
+    assert "goal PublishToIoTCore p50 <= 5 ms at 100 msg/s" in out
