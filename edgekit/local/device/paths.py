@@ -1,0 +1,80 @@
+"""Where a device runtime keeps things under its root, laid out like a Greengrass core.
+
+```
+<root>/packages/recipes/<name>-<version>.json       recipes fetched from the control plane
+<root>/packages/artifacts/<name>/<version>/          downloaded artifacts ({artifacts:path})
+<root>/packages/artifacts-unarchived/<name>/<version>/
+                                             unpacked archives ({artifacts:decompressedPath})
+<root>/work/<name>/                                  each component's working folder ({work:path})
+<root>/logs/<name>.log, <root>/logs/greengrass.log   component logs and the runtime's own log
+<root>/config/state.json                             applied deployments, versions, configuration
+```
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# sun_path is 108 bytes on Linux including the terminating NUL; leave headroom.
+MAX_SOCKET_PATH = 100
+
+
+@dataclass(frozen=True)
+class DeviceLayout:
+    root: Path
+
+    @classmethod
+    def of(cls, root: str | os.PathLike[str]) -> DeviceLayout:
+        return cls(Path(root).expanduser().absolute())
+
+    @property
+    def packages(self) -> Path:
+        return self.root / "packages"
+
+    @property
+    def recipes_dir(self) -> Path:
+        return self.packages / "recipes"
+
+    def recipe_file(self, name: str, version: str) -> Path:
+        return self.recipes_dir / f"{name}-{version}.json"
+
+    def artifacts(self, name: str, version: str) -> Path:
+        return self.packages / "artifacts" / name / version
+
+    def unarchived(self, name: str, version: str) -> Path:
+        return self.packages / "artifacts-unarchived" / name / version
+
+    def work(self, name: str) -> Path:
+        return self.root / "work" / name
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    def component_log(self, name: str) -> Path:
+        return self.logs_dir / f"{name}.log"
+
+    @property
+    def runtime_log(self) -> Path:
+        return self.logs_dir / "greengrass.log"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "config" / "state.json"
+
+    @property
+    def socket_path(self) -> Path:
+        """``<root>/ipc.socket``, or a short path in /tmp when that would not fit a unix socket."""
+        path = self.root / "ipc.socket"
+        if len(os.fsencode(str(path))) <= MAX_SOCKET_PATH:
+            return path
+        digest = hashlib.sha1(os.fsencode(str(self.root))).hexdigest()[:12]
+        return Path(f"/tmp/edgekit-ipc-{digest}.sock")
+
+    def ensure(self) -> DeviceLayout:
+        for folder in (self.recipes_dir, self.logs_dir, self.state_file.parent, self.root / "work"):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self

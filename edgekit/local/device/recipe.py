@@ -1,0 +1,287 @@
+"""Reading a component recipe the way a core device does.
+
+A device picks the first manifest whose ``Platform`` it satisfies (exact value,
+``*`` for anything, or ``/regex/``), takes that manifest's lifecycle, or the
+global lifecycle narrowed by the manifest's ``Selections``, and that manifest's
+artifacts. Recipe keys are matched case-insensitively, as the nucleus does.
+"""
+
+from __future__ import annotations
+
+import platform as _platform
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgekit.errors import DeploymentError
+
+# Lifecycle keys the runtime understands (lower case); anything else at a level
+# of the global lifecycle is a selection key.
+STEP_KEYS = ("setenv", "bootstrap", "install", "startup", "run", "shutdown", "recover")
+STEP_FIELDS = ("script", "timeout", "setenv", "skipif", "requiresprivilege")
+_KNOWN = set(STEP_KEYS) | set(STEP_FIELDS)
+
+# Default timeouts from the recipe reference (seconds); None = no timeout (Run).
+DEFAULT_TIMEOUTS: dict[str, float | None] = {
+    "bootstrap": 120.0,
+    "install": 120.0,
+    "startup": 120.0,
+    "run": None,
+    "shutdown": 15.0,
+    "recover": 60.0,
+}
+
+
+def _machine_to_architecture(machine: str) -> str:
+    """platform.machine() -> the architecture name Greengrass reports."""
+    m = machine.lower()
+    if m in ("x86_64", "amd64"):
+        return "amd64"
+    if m in ("i386", "i486", "i586", "i686", "x86"):
+        return "x86"
+    if m in ("aarch64", "arm64"):
+        return "aarch64"
+    if m.startswith("arm"):
+        return "arm"
+    return m
+
+
+def device_platform() -> dict[str, str]:
+    """Platform attributes of this machine: os, architecture, architecture.detail."""
+    system = _platform.system().lower()
+    os_name = {"linux": "linux", "darwin": "darwin", "windows": "windows"}.get(system, system)
+    machine = _platform.machine()
+    return {
+        "os": os_name,
+        "architecture": _machine_to_architecture(machine),
+        "architecture.detail": machine.lower(),
+    }
+
+
+def ci_get(mapping: Any, key: str, default: Any = None) -> Any:
+    """``mapping[key]`` with the key matched case-insensitively."""
+    if not isinstance(mapping, dict):
+        return default
+    if key in mapping:
+        return mapping[key]
+    low = key.lower()
+    for k, v in mapping.items():
+        if isinstance(k, str) and k.lower() == low:
+            return v
+    return default
+
+
+def platform_matches(requirement: dict[str, Any] | None, attrs: dict[str, str]) -> bool:
+    if not requirement:
+        return True
+    for key, wanted in requirement.items():
+        wanted = str(wanted)
+        actual = attrs.get(str(key).lower()) if str(key).lower() in attrs else attrs.get(key)
+        if wanted == "*":
+            continue
+        if actual is None:
+            return False
+        if len(wanted) >= 2 and wanted.startswith("/") and wanted.endswith("/"):
+            if not re.fullmatch(wanted[1:-1], actual):
+                return False
+        elif wanted.lower() != actual.lower():
+            return False
+    return True
+
+
+def _select(node: Any, selections: list[str], in_setenv: bool = False) -> Any:
+    """Narrow a global lifecycle to the manifest's selection keys."""
+    if not isinstance(node, dict) or in_setenv:
+        return node
+    known = {k: v for k, v in node.items() if str(k).lower() in _KNOWN}
+    others = {str(k).lower(): v for k, v in node.items() if str(k).lower() not in _KNOWN}
+    result: dict[str, Any] = {}
+    for key, value in known.items():
+        result[key] = _select(value, selections, in_setenv=str(key).lower() == "setenv")
+    if others:
+        for sel in selections:
+            if sel.lower() in others:
+                chosen = _select(others[sel.lower()], selections)
+                if isinstance(chosen, dict):
+                    for k, v in chosen.items():
+                        result.setdefault(k, v)
+                elif not result:
+                    return chosen  # a selection directly holding a script string
+                break
+    return result
+
+
+@dataclass(frozen=True)
+class Step:
+    """One lifecycle step, uninterpolated."""
+
+    script: str
+    timeout: float | None
+    setenv: dict[str, str] = field(default_factory=dict)
+    skipif: str | None = None
+    requires_privilege: bool = False
+
+
+def _timeout(value: Any, step: str, where: str) -> float | None:
+    if value is None:
+        return DEFAULT_TIMEOUTS[step]
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise DeploymentError(
+            f"{where}: lifecycle step {step} has Timeout {value!r}; use a number of seconds"
+        ) from None
+    return seconds if seconds > 0 else DEFAULT_TIMEOUTS[step]
+
+
+def _setenv(value: Any, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise DeploymentError(f"{where}: Setenv must be an object of NAME: value")
+    out: dict[str, str] = {}
+    for k, v in value.items():
+        if isinstance(v, bool):
+            out[str(k)] = "true" if v else "false"
+        else:
+            out[str(k)] = "" if v is None else str(v)
+    return out
+
+
+def parse_step(step: str, value: Any, where: str) -> Step | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return Step(script=value, timeout=DEFAULT_TIMEOUTS[step])
+    if not isinstance(value, dict):
+        raise DeploymentError(f"{where}: lifecycle step {step} must be a script or an object")
+    script = ci_get(value, "Script")
+    if not isinstance(script, str):
+        raise DeploymentError(f"{where}: lifecycle step {step} has no Script string")
+    skipif = ci_get(value, "Skipif")
+    return Step(
+        script=script,
+        timeout=_timeout(ci_get(value, "Timeout"), step, where),
+        setenv=_setenv(ci_get(value, "Setenv"), where),
+        skipif=str(skipif) if skipif else None,
+        requires_privilege=bool(ci_get(value, "RequiresPrivilege", False)),
+    )
+
+
+@dataclass(frozen=True)
+class Dependency:
+    name: str
+    requirement: str
+    type: str  # HARD or SOFT
+
+
+@dataclass(frozen=True)
+class Artifact:
+    uri: str
+    unarchive: str  # NONE or ZIP
+    digest: str | None
+    algorithm: str | None
+    read: str  # NONE, OWNER, ALL
+    execute: str
+
+    @property
+    def filename(self) -> str:
+        return self.uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class ResolvedRecipe:
+    """What one component version means on this device."""
+
+    name: str
+    version: str
+    dependencies: dict[str, Dependency]
+    default_configuration: dict[str, Any]
+    lifecycle: dict[str, Any]  # lower-case step keys -> raw step value; "setenv" -> dict
+    artifacts: list[Artifact]
+    recipe: dict[str, Any]
+
+    def step(self, step: str) -> Step | None:
+        return parse_step(step, self.lifecycle.get(step), f"{self.name} {self.version}")
+
+    @property
+    def global_setenv(self) -> dict[str, str]:
+        return _setenv(self.lifecycle.get("setenv"), f"{self.name} {self.version}")
+
+
+def _lower_lifecycle(lifecycle: Any, where: str) -> dict[str, Any]:
+    if lifecycle is None:
+        return {}
+    if not isinstance(lifecycle, dict):
+        raise DeploymentError(f"{where}: Lifecycle must be an object")
+    out: dict[str, Any] = {}
+    for key, value in lifecycle.items():
+        low = str(key).lower()
+        if low in STEP_KEYS:
+            out[low] = value
+    return out
+
+
+def resolve_recipe(recipe: dict[str, Any], attrs: dict[str, str]) -> ResolvedRecipe:
+    """Pick the manifest for this platform; DeploymentError if none matches."""
+    name = str(ci_get(recipe, "ComponentName", ""))
+    version = str(ci_get(recipe, "ComponentVersion", ""))
+    where = f"component {name} {version}"
+    deps: dict[str, Dependency] = {}
+    for dep_name, spec in (ci_get(recipe, "ComponentDependencies") or {}).items():
+        spec = spec or {}
+        dep_type = str(ci_get(spec, "DependencyType", "HARD") or "HARD").upper()
+        deps[dep_name] = Dependency(
+            dep_name, str(ci_get(spec, "VersionRequirement", "*") or "*"), dep_type
+        )
+    defaults = ci_get(ci_get(recipe, "ComponentConfiguration") or {}, "DefaultConfiguration") or {}
+    if not isinstance(defaults, dict):
+        raise DeploymentError(f"{where}: DefaultConfiguration must be an object")
+    manifests = ci_get(recipe, "Manifests") or []
+    chosen: dict[str, Any] | None = None
+    for manifest in manifests:
+        if platform_matches(ci_get(manifest, "Platform"), attrs):
+            chosen = manifest
+            break
+    if chosen is None:
+        if manifests or ci_get(recipe, "Lifecycle") is None:
+            raise DeploymentError(
+                f"{where} has no manifest for this device's platform "
+                f"(os={attrs.get('os')}, architecture={attrs.get('architecture')}); "
+                "add a manifest with a matching Platform or one without Platform"
+            )
+        chosen = {}
+    lifecycle = ci_get(chosen, "Lifecycle")
+    if lifecycle is None and ci_get(recipe, "Lifecycle") is not None:
+        selections = [str(s) for s in (ci_get(chosen, "Selections") or ["all"])]
+        lifecycle = _select(ci_get(recipe, "Lifecycle"), selections)
+    artifacts: list[Artifact] = []
+    for art in ci_get(chosen, "Artifacts") or []:
+        uri = ci_get(art, "URI") or ci_get(art, "Uri")
+        if not isinstance(uri, str) or not uri:
+            raise DeploymentError(f"{where}: an artifact has no URI")
+        perm = ci_get(art, "Permission") or {}
+        artifacts.append(
+            Artifact(
+                uri=uri,
+                unarchive=str(ci_get(art, "Unarchive", "NONE") or "NONE").upper(),
+                digest=ci_get(art, "Digest"),
+                algorithm=ci_get(art, "Algorithm"),
+                read=str(ci_get(perm, "Read", "OWNER") or "OWNER").upper(),
+                execute=str(ci_get(perm, "Execute", "NONE") or "NONE").upper(),
+            )
+        )
+    return ResolvedRecipe(
+        name=name,
+        version=version,
+        dependencies=deps,
+        default_configuration=defaults,
+        lifecycle=_lower_lifecycle(lifecycle, where),
+        artifacts=artifacts,
+        recipe=recipe,
+    )
+
+
+def is_provided(name: str) -> bool:
+    """AWS-provided public components (nucleus, token exchange, CLI...) come with the runtime."""
+    return name.startswith("aws.greengrass.")
