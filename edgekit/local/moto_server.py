@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     from werkzeug.serving import make_server
 
+    from edgekit.local import moto_cloudformation
+
+    moto_cloudformation.install()  # the device stack's resource types, as on AWS
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server(
         args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler
