@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,10 @@ TAG_SCRATCHES = Path(
 )
 
 os.environ.setdefault("EDGEKIT_QUIET", "1")
+# Keep tests (and the notebook kernels nbval starts, which inherit this) out of the
+# user's own local home: keys, endpoints and devices go to a throwaway folder.
+if "EDGEKIT_LOCAL_HOME" not in os.environ:
+    os.environ["EDGEKIT_LOCAL_HOME"] = tempfile.mkdtemp(prefix="edgekit-test-home-")
 
 
 @pytest.fixture(scope="session")

@@ -67,10 +67,10 @@ def check_member_name(name: str, *, where: str) -> PurePosixPath:
 
 def safe_extract(archive: Path, dest: Path) -> list[str]:
     """Extract regular files only into ``dest``; return their names. Rejects unsafe entries."""
+    if not archive.is_file():
+        raise PackageError(f"{archive}: package file not found")
     try:
-        tar = tarfile.open(archive, mode="r:*")
-    except FileNotFoundError:
-        raise PackageError(f"{archive}: package file not found") from None
+        tar = tarfile.open(archive, mode="r:*")  # noqa: SIM115 - closed by the with below
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise VerificationError(f"{archive}: not a readable .tar.gz package ({exc})") from None
     names: list[str] = []

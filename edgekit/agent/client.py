@@ -1,0 +1,216 @@
+"""A small client for the model agent, for code that does not want protobuf.
+
+It speaks the same API as any client generated from agent.proto (the
+SageMaker Edge Manager agent's), adds numpy in and out, and optionally passes
+inputs through POSIX shared memory instead of the gRPC message, which saves
+a serialization and a copy per tensor for large inputs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+
+from edgekit.agent import agent_pb2, agent_pb2_grpc
+from edgekit.agent.shm import SharedMemoryPool
+from edgekit.agent.status import AgentStatusError
+from edgekit.agent.tensors import DATA_TYPE_NAMES, DATA_TYPES, data_type_of, to_proto
+
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    """-1 marks a dimension the model leaves open."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    url: str
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+
+
+def _tensor_info(meta: Any) -> TensorInfo:
+    return TensorInfo(meta.name, DATA_TYPES[meta.data_type], tuple(int(d) for d in meta.shape))
+
+
+def _model_info(model: Any) -> ModelInfo:
+    return ModelInfo(
+        name=model.name,
+        url=model.url,
+        inputs=tuple(_tensor_info(m) for m in model.input_tensor_metadatas),
+        outputs=tuple(_tensor_info(m) for m in model.output_tensor_metadatas),
+    )
+
+
+def to_array(tensor: Any) -> np.ndarray:
+    """A (writable) numpy array from a response Tensor."""
+    meta = tensor.tensor_metadata
+    dtype = DATA_TYPES[meta.data_type]
+    return np.frombuffer(tensor.byte_data, dtype=dtype).reshape(tuple(meta.shape)).copy()
+
+
+class AgentClient:
+    """``AgentClient("/run/edgekit/agent.sock")``: load, describe, predict, capture.
+
+    Every failed call raises :class:`~edgekit.agent.status.AgentStatusError`
+    (an :class:`~edgekit.errors.AgentError`) carrying the gRPC status code.
+    """
+
+    def __init__(self, socket_path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+        path = str(socket_path)
+        self.target = path if path.startswith("unix:") else f"unix://{Path(path).absolute()}"
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(
+            self.target,
+            options=[
+                ("grpc.enable_http_proxy", 0),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self.stub = agent_pb2_grpc.AgentStub(self._channel)
+        self._pool: SharedMemoryPool | None = None
+
+    # -- plumbing --------------------------------------------------------------
+    def _call(self, method: str, request: Any) -> Any:
+        try:
+            return getattr(self.stub, method)(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            code = exc.code().name if exc.code() is not None else "UNKNOWN"
+            details = exc.details() or ""
+            if code == "UNAVAILABLE":
+                details = f"no agent answers on {self.target} ({details})"
+            raise AgentStatusError(code, details, method=method) from None
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Block until the agent answers (it may still be starting)."""
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            raise AgentStatusError(
+                "UNAVAILABLE", f"no agent answered on {self.target} within {timeout:.0f} s"
+            ) from None
+
+    def close(self) -> None:
+        self._channel.close()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __enter__(self) -> AgentClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- model management ------------------------------------------------------
+    def load_model(self, name: str, url: str | os.PathLike[str]) -> ModelInfo:
+        reply = self._call("LoadModel", agent_pb2.LoadModelRequest(url=str(url), name=name))
+        return _model_info(reply.model)
+
+    def unload_model(self, name: str) -> None:
+        self._call("UnLoadModel", agent_pb2.UnLoadModelRequest(name=name))
+
+    def list_models(self) -> list[ModelInfo]:
+        reply = self._call("ListModels", agent_pb2.ListModelsRequest())
+        return [_model_info(m) for m in reply.models]
+
+    def describe_model(self, name: str) -> ModelInfo:
+        reply = self._call("DescribeModel", agent_pb2.DescribeModelRequest(name=name))
+        return _model_info(reply.model)
+
+    # -- inference -------------------------------------------------------------
+    def predict(
+        self, name: str, inputs: dict[str, np.ndarray], *, shared_memory: bool = False
+    ) -> dict[str, np.ndarray]:
+        """Run model ``name``; inputs by tensor name, outputs by tensor name."""
+        request = agent_pb2.PredictRequest(name=name)
+        lent = []
+        try:
+            for tensor_name, value in inputs.items():
+                array = np.ascontiguousarray(value)
+                if not shared_memory:
+                    to_proto(array, tensor_name, request.tensors.add())
+                    continue
+                if self._pool is None:
+                    self._pool = SharedMemoryPool()
+                seg = self._pool.acquire(max(array.nbytes, 1))
+                lent.append(seg)
+                dst = np.ndarray(array.shape, array.dtype, buffer=seg.buf)
+                dst[...] = array
+                del dst  # SharedMemory.close() refuses while views exist
+                tensor = request.tensors.add()
+                meta = tensor.tensor_metadata
+                meta.name = tensor_name
+                meta.data_type = data_type_of(array.dtype)
+                meta.shape.extend(int(d) for d in array.shape)
+                handle = tensor.shared_memory_handle
+                handle.segment_name = seg.name.lstrip("/")
+                handle.offset = 0
+                handle.size = array.nbytes
+            reply = self._call("Predict", request)
+        finally:
+            for seg in lent:
+                assert self._pool is not None
+                self._pool.release(seg)
+        return {t.tensor_metadata.name: to_array(t) for t in reply.tensors}
+
+    # -- capture ---------------------------------------------------------------
+    def capture_data(
+        self,
+        model_name: str,
+        capture_id: str,
+        *,
+        inputs: dict[str, np.ndarray] | None = None,
+        outputs: dict[str, np.ndarray] | None = None,
+        aux_inputs: dict[str, tuple[str, bytes]] | None = None,
+        aux_outputs: dict[str, tuple[str, bytes]] | None = None,
+        inference_time: float | None = None,
+    ) -> None:
+        """Capture tensors and auxiliary data; ``aux_*`` map a name to (encoding, bytes).
+
+        Encodings are the API's: CSV, JSON, NONE, BASE64.
+        """
+        request = agent_pb2.CaptureDataRequest(model_name=model_name, capture_id=capture_id)
+        when = time.time() if inference_time is None else inference_time
+        request.inference_timestamp.seconds = int(when)
+        request.inference_timestamp.nanos = int(round((when - int(when)) * 1e9)) % 1_000_000_000
+        for name, value in (inputs or {}).items():
+            to_proto(np.asarray(value), name, request.input_tensors.add())
+        for name, value in (outputs or {}).items():
+            to_proto(np.asarray(value), name, request.output_tensors.add())
+        for target, items in ((request.inputs, aux_inputs), (request.outputs, aux_outputs)):
+            for name, (encoding, data) in (items or {}).items():
+                try:
+                    enc = agent_pb2.Encoding.Value(encoding.upper())
+                except ValueError:
+                    raise AgentStatusError(
+                        "INVALID_ARGUMENT",
+                        f"auxiliary data {name!r}: encoding {encoding!r} is not one of "
+                        + ", ".join(agent_pb2.Encoding.keys()),
+                        method="CaptureData",
+                    ) from None
+                target.add(name=name, encoding=enc, byte_data=data)
+        self._call("CaptureData", request)
+
+    def capture_status(self, capture_id: str) -> str:
+        """IN_PROGRESS, SUCCESS or FAILURE (the API's CaptureDataStatus names)."""
+        reply = self._call(
+            "GetCaptureDataStatus", agent_pb2.GetCaptureDataStatusRequest(capture_id=capture_id)
+        )
+        return agent_pb2.CaptureDataStatus.Name(reply.status)
+
+
+__all__ = ["AgentClient", "ModelInfo", "TensorInfo", "to_array", "DATA_TYPE_NAMES"]

@@ -1,0 +1,1 @@
+"""The agent's .proto source and the script that generates its Python modules."""

@@ -1,0 +1,345 @@
+"""The model agent: the SageMaker Edge Manager agent's gRPC service on a unix socket.
+
+``AgentServer`` serves ``AWS.SageMaker.Edge.Agent`` (see protos/agent.proto)
+with a thread pool, so Predicts for one or several models run concurrently.
+Requests that the API defines as failing end with the status code the API
+names (NOT_FOUND, ALREADY_EXISTS, INVALID_ARGUMENT, FAILED_PRECONDITION, ...)
+and a message that says what to fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import stat
+import threading
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+
+from edgekit.agent import agent_pb2, agent_pb2_grpc
+from edgekit.agent.capture import CapturedData, CapturedTensor, CaptureStore, CaptureUploader
+from edgekit.agent.models import LoadedModel, ModelRegistry, TensorSpec, check_input
+from edgekit.agent.shm import SegmentCache
+from edgekit.agent.status import AgentStatusError, invalid_argument
+from edgekit.agent.tensors import DATA_TYPES, dtype_name, from_bytes, to_proto
+from edgekit.errors import AgentError
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+UNIX_SOCKET_LIMIT = 107  # sun_path holds 108 bytes including the terminating NUL
+
+
+def _model_proto(model: LoadedModel) -> agent_pb2.Model:
+    def meta(spec: TensorSpec) -> agent_pb2.TensorMetadata:
+        return agent_pb2.TensorMetadata(name=spec.name, data_type=spec.data_type, shape=spec.shape)
+
+    return agent_pb2.Model(
+        url=model.url,
+        name=model.name,
+        input_tensor_metadatas=[meta(s) for s in model.inputs],
+        output_tensor_metadatas=[meta(s) for s in model.outputs],
+    )
+
+
+class AgentServicer(agent_pb2_grpc.AgentServicer):
+    """The seven RPCs, on top of a model registry, a segment cache and a capture store."""
+
+    def __init__(
+        self, registry: ModelRegistry, segments: SegmentCache, captures: CaptureStore | None
+    ) -> None:
+        self.registry = registry
+        self.segments = segments
+        self.captures = captures
+
+    # -- helpers ---------------------------------------------------------------
+    @staticmethod
+    def _abort(context: grpc.ServicerContext, method: str, exc: AgentStatusError) -> None:
+        log.info("%s refused: %s %s", method, exc.code, exc.details)
+        context.abort(getattr(grpc.StatusCode, exc.code), exc.details)
+
+    def _data(self, tensor: Any, *, what: str) -> bytes | memoryview:
+        kind = tensor.WhichOneof("data")
+        if kind == "byte_data":
+            return tensor.byte_data
+        if kind == "shared_memory_handle":
+            return self.segments.read(tensor.shared_memory_handle, what=what)
+        raise invalid_argument(f"{what}: carries no data (set byte_data or shared_memory_handle)")
+
+    def _feeds(self, model: LoadedModel, tensors: Any) -> dict[str, np.ndarray]:
+        specs = {s.name: s for s in model.inputs}
+        feeds: dict[str, np.ndarray] = {}
+        if len(tensors) != len(model.inputs):
+            raise invalid_argument(
+                f"model {model.name!r} takes {len(model.inputs)} input tensor(s) "
+                f"({', '.join(s.name for s in model.inputs)}), the request has {len(tensors)}"
+            )
+        for position, tensor in enumerate(tensors):
+            has_meta = tensor.HasField("tensor_metadata")
+            meta = tensor.tensor_metadata
+            if has_meta and meta.name:
+                spec = specs.get(meta.name)
+                if spec is None:
+                    raise invalid_argument(
+                        f"model {model.name!r} has no input named {meta.name!r}; its inputs: "
+                        + ", ".join(f"{s.name} ({s.describe()})" for s in model.inputs)
+                    )
+            else:
+                spec = model.inputs[position]  # metadata is optional: match by position
+            if spec.name in feeds:
+                raise invalid_argument(f"input {spec.name!r} is given twice")
+            if has_meta:
+                data_type, shape = int(meta.data_type), [int(d) for d in meta.shape]
+            else:
+                if any(d < 0 for d in spec.shape):
+                    raise invalid_argument(
+                        f"model {model.name!r} input {spec.name!r} has open dimensions "
+                        f"{spec.describe()}; send tensor_metadata with the actual shape"
+                    )
+                data_type, shape = spec.data_type, spec.shape
+            check_input(spec, data_type, shape, model=model.name)
+            data = self._data(tensor, what=f"input {spec.name!r}")
+            feeds[spec.name] = from_bytes(data, data_type, shape, name=spec.name)
+        return feeds
+
+    def _captured_tensor(self, tensor: Any, index: int, group: str) -> CapturedTensor:
+        meta = tensor.tensor_metadata if tensor.HasField("tensor_metadata") else None
+        name = (meta.name if meta else "") or f"{group}{index}"
+        data = self._data(tensor, what=f"{group} {name!r}")
+        if meta is not None and meta.data_type in DATA_TYPES:
+            shape = [int(d) for d in meta.shape]
+            try:
+                array = from_bytes(data, meta.data_type, shape, name=name)
+            except AgentStatusError:
+                array = None
+            if array is not None:
+                return CapturedTensor(
+                    name, array=array, data_type=dtype_name(meta.data_type), shape=shape
+                )
+        return CapturedTensor(
+            name,
+            raw=bytes(data),
+            data_type=dtype_name(meta.data_type) if meta else None,
+            shape=[int(d) for d in meta.shape] if meta else None,
+        )
+
+    def _captured_aux(self, item: Any, index: int, group: str) -> CapturedData:
+        name = item.name or f"{group}{index}"
+        data = self._data(item, what=f"auxiliary {group} {name!r}")
+        return CapturedData(name, agent_pb2.Encoding.Name(item.encoding), bytes(data))
+
+    # -- RPCs ------------------------------------------------------------------
+    def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        try:
+            model = self.registry.get(request.name)
+            feeds = self._feeds(model, request.tensors)
+            try:
+                results = model.run(feeds)
+            except Exception as exc:  # onnxruntime's exception types are not importable
+                raise AgentStatusError(
+                    "INTERNAL", f"model {model.name!r} failed to run: {exc}"
+                ) from None
+        except AgentStatusError as exc:
+            self._abort(context, "Predict", exc)
+        response = agent_pb2.PredictResponse()
+        for name, array in results:
+            to_proto(np.asarray(array), name, response.tensors.add())
+        return response
+
+    def LoadModel(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        try:
+            model = self.registry.load(request.name, request.url)
+        except AgentStatusError as exc:
+            self._abort(context, "LoadModel", exc)
+        log.info("loaded model %s %s from %s", model.name, model.version, model.url)
+        return agent_pb2.LoadModelResponse(model=_model_proto(model))
+
+    def UnLoadModel(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        try:
+            model = self.registry.unload(request.name)
+        except AgentStatusError as exc:
+            self._abort(context, "UnLoadModel", exc)
+        log.info("unloaded model %s", model.name)
+        return agent_pb2.UnLoadModelResponse()
+
+    def ListModels(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return agent_pb2.ListModelsResponse(models=[_model_proto(m) for m in self.registry.list()])
+
+    def DescribeModel(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        try:
+            model = self.registry.get(request.name)
+        except AgentStatusError as exc:
+            self._abort(context, "DescribeModel", exc)
+        return agent_pb2.DescribeModelResponse(model=_model_proto(model))
+
+    def CaptureData(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        try:
+            if self.captures is None:
+                raise AgentStatusError(
+                    "FAILED_PRECONDITION",
+                    "data capture is not configured on this agent; start it with --capture-dir",
+                )
+            when = None
+            if request.HasField("inference_timestamp"):
+                ts = request.inference_timestamp
+                if not 0 <= ts.nanos < 1_000_000_000:
+                    raise invalid_argument(
+                        f"inference_timestamp.nanos={ts.nanos} must be in 0..999999999"
+                    )
+                when = ts.seconds + ts.nanos / 1e9
+            self.captures.capture(
+                model_name=request.model_name,
+                capture_id=request.capture_id,
+                inference_time=when,
+                input_tensors=[
+                    self._captured_tensor(t, i, "input")
+                    for i, t in enumerate(request.input_tensors)
+                ],
+                output_tensors=[
+                    self._captured_tensor(t, i, "output")
+                    for i, t in enumerate(request.output_tensors)
+                ],
+                inputs=[self._captured_aux(a, i, "inputs") for i, a in enumerate(request.inputs)],
+                outputs=[
+                    self._captured_aux(a, i, "outputs") for i, a in enumerate(request.outputs)
+                ],
+            )
+        except AgentStatusError as exc:
+            self._abort(context, "CaptureData", exc)
+        return agent_pb2.CaptureDataResponse()
+
+    def GetCaptureDataStatus(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        try:
+            if self.captures is None:
+                raise AgentStatusError(
+                    "NOT_FOUND",
+                    f"capture_id {request.capture_id!r} is not known: capture is not configured",
+                )
+            status = self.captures.status(request.capture_id)
+        except AgentStatusError as exc:
+            self._abort(context, "GetCaptureDataStatus", exc)
+        return agent_pb2.GetCaptureDataStatusResponse(
+            status=agent_pb2.CaptureDataStatus.Value(status)
+        )
+
+
+class AgentServer:
+    """Serves the agent API on ``unix://<socket_path>`` until :meth:`stop`."""
+
+    def __init__(
+        self,
+        socket_path: str | os.PathLike[str],
+        public_key_path: str | os.PathLike[str],
+        capture_dir: str | os.PathLike[str] | None = None,
+        capture_uploader: CaptureUploader | None = None,
+        max_workers: int = 8,
+        *,
+        intra_op_threads: int = 0,
+    ) -> None:
+        from edgekit.package import load_public_key
+
+        self.socket_path = Path(socket_path)
+        if len(os.fsencode(self.socket_path.absolute())) > UNIX_SOCKET_LIMIT:
+            raise AgentError(
+                f"socket path {self.socket_path} is longer than {UNIX_SOCKET_LIMIT} bytes, the "
+                "unix socket limit; choose a shorter path"
+            )
+        if capture_uploader is not None and capture_dir is None:
+            raise AgentError("capture upload needs a capture folder (capture_dir / --capture-dir)")
+        try:
+            public_key = load_public_key(Path(public_key_path))
+        except Exception as exc:
+            raise AgentError(f"{public_key_path}: cannot read the public key ({exc})") from exc
+        self.registry = ModelRegistry(public_key, intra_op_threads=intra_op_threads)
+        self.segments = SegmentCache()
+        self.captures = (
+            CaptureStore(capture_dir, capture_uploader) if capture_dir is not None else None
+        )
+        self.max_workers = max_workers
+        self._server: grpc.Server | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def target(self) -> str:
+        return f"unix://{self.socket_path.absolute()}"
+
+    def start(self) -> AgentServer:
+        with self._lock:
+            if self._server is not None:
+                return self
+            self._remove_stale_socket()
+            self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+            if self.captures is not None:
+                self.captures.start()
+            server = grpc.server(
+                futures.ThreadPoolExecutor(
+                    max_workers=self.max_workers, thread_name_prefix="edgekit-agent"
+                ),
+                options=[
+                    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ],
+            )
+            agent_pb2_grpc.add_AgentServicer_to_server(
+                AgentServicer(self.registry, self.segments, self.captures), server
+            )
+            try:
+                server.add_insecure_port(self.target)
+            except RuntimeError as exc:
+                if self.captures is not None:
+                    self.captures.stop()
+                raise AgentError(f"cannot listen on {self.target}: {exc}") from exc
+            server.start()
+            # Only the agent's user (and root) may talk to it: the socket runs models.
+            os.chmod(self.socket_path, 0o660)
+            self._server = server
+            log.info("agent listening on %s", self.target)
+            return self
+
+    def _remove_stale_socket(self) -> None:
+        try:
+            mode = self.socket_path.lstat().st_mode
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(mode):
+            raise AgentError(
+                f"{self.socket_path} exists and is not a socket; remove it or choose another path"
+            )
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(self.socket_path))
+        except OSError:
+            self.socket_path.unlink()  # left behind by an agent that died: safe to replace
+            return
+        finally:
+            probe.close()
+        raise AgentError(
+            f"another process is serving on {self.socket_path}; stop it or choose another path"
+        )
+
+    def stop(self, grace: float | None = 2.0) -> None:
+        """Finish running requests (up to ``grace`` seconds), then close everything."""
+        with self._lock:
+            server, self._server = self._server, None
+        if server is None:
+            return
+        server.stop(grace).wait()
+        if self.captures is not None:
+            self.captures.stop()
+        self.segments.close()
+        self.socket_path.unlink(missing_ok=True)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        server = self._server
+        return True if server is None else server.wait_for_termination(timeout)
+
+    def __enter__(self) -> AgentServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,245 @@
+"""Shared memory for tensors: the agent reads segments, the client writes them.
+
+A ``SharedMemoryHandle`` names a segment and a byte range in it. edgekit reads
+two kinds of segment:
+
+* POSIX (``segment_name``, an edgekit addition to the API): what Python's
+  :mod:`multiprocessing.shared_memory` creates. The client helper uses it.
+* System V (``segment_id``, the original API's field): an id from ``shmget``,
+  as the original agent's C++ example client sends.
+
+The agent maps each segment once, read-only, and keeps the mapping (mapping
+costs far more than a Predict's copy). It does not attach with
+``SharedMemory(name, create=False)``: before Python 3.13 that registers the
+segment with the resource tracker, which would unlink the *client's* segment
+when the agent exits. It opens the segment with ``shm_open`` (what
+SharedMemory itself calls) and maps it read-only instead. A cached mapping is
+dropped when the name now refers to a new segment (checked by inode on Linux).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import mmap
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from multiprocessing import shared_memory
+from pathlib import Path
+
+from edgekit.agent.status import invalid_argument
+
+_DEV_SHM = Path("/dev/shm")
+_SHM_RDONLY = 0o10000  # <sys/shm.h>
+
+
+def _shm_open_readonly(name: str) -> int:
+    """A read-only file descriptor for POSIX segment ``name`` (without the leading '/')."""
+    try:
+        import _posixshmem  # the module multiprocessing.shared_memory is built on
+
+        return _posixshmem.shm_open("/" + name, os.O_RDONLY, mode=0)
+    except ImportError:  # pragma: no cover - every POSIX CPython has it
+        return os.open(_DEV_SHM / name, os.O_RDONLY)
+
+
+def _inode(name: str) -> int | None:
+    try:
+        return os.stat(_DEV_SHM / name).st_ino
+    except OSError:
+        return None
+
+
+@dataclass
+class _PosixSegment:
+    name: str
+    mapping: mmap.mmap
+    view: memoryview
+    inode: int | None
+
+    def close(self) -> None:
+        self.view.release()
+        # A Predict may still hold an array over it; then the mapping goes when that is freed.
+        with contextlib.suppress(BufferError):
+            self.mapping.close()
+
+
+@dataclass
+class _SysvSegment:
+    segment_id: int
+    address: int
+    size: int
+    view: memoryview
+
+
+def _libc() -> ctypes.CDLL:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.shmat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+    libc.shmat.restype = ctypes.c_void_p
+    libc.shmdt.argtypes = [ctypes.c_void_p]
+    libc.shmdt.restype = ctypes.c_int
+    return libc
+
+
+def sysv_segment_size(segment_id: int) -> int | None:
+    """Size in bytes of System V segment ``segment_id`` from /proc/sysvipc/shm (Linux)."""
+    try:
+        lines = Path("/proc/sysvipc/shm").read_text().splitlines()
+    except OSError:
+        return None
+    header = lines[0].split() if lines else []
+    try:
+        id_col, size_col = header.index("shmid"), header.index("size")
+    except ValueError:
+        return None
+    for line in lines[1:]:
+        cols = line.split()
+        if len(cols) > max(id_col, size_col) and cols[id_col] == str(segment_id):
+            return int(cols[size_col])
+    return None
+
+
+class SegmentCache:
+    """Maps segments on first use and hands out read-only views of byte ranges."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._posix: dict[str, _PosixSegment] = {}
+        self._sysv: dict[int, _SysvSegment] = {}
+        self._libc: ctypes.CDLL | None = None
+
+    def read(self, handle: object, *, what: str) -> memoryview:
+        """The ``size`` bytes at ``offset`` of the segment ``handle`` names (no copy)."""
+        size = int(handle.size)  # type: ignore[attr-defined]
+        offset = int(handle.offset)  # type: ignore[attr-defined]
+        name = str(getattr(handle, "segment_name", "") or "")
+        if name:
+            view = self._posix_view(name, offset + size, what=what)
+            label = f"shared memory segment {name!r}"
+        else:
+            segment_id = int(handle.segment_id)  # type: ignore[attr-defined]
+            view = self._sysv_view(segment_id, what=what)
+            label = f"System V shared memory segment {segment_id}"
+        if offset + size > len(view):
+            raise invalid_argument(
+                f"{what}: bytes {offset}..{offset + size} lie outside {label} ({len(view)} bytes)"
+            )
+        return view[offset : offset + size]
+
+    def _posix_view(self, name: str, needed: int, *, what: str) -> memoryview:
+        if "/" in name or not name:
+            raise invalid_argument(f"{what}: segment_name {name!r} must be a plain name")
+        with self._lock:
+            seg = self._posix.get(name)
+            if seg is not None and (len(seg.view) < needed or seg.inode != _inode(name)):
+                # Recreated (new inode) or grown since we mapped it: map it again.
+                del self._posix[name]
+                seg.close()
+                seg = None
+            if seg is None:
+                seg = self._map_posix(name, what=what)
+                self._posix[name] = seg
+            return seg.view
+
+    def _map_posix(self, name: str, *, what: str) -> _PosixSegment:
+        try:
+            fd = _shm_open_readonly(name)
+        except FileNotFoundError:
+            raise invalid_argument(
+                f"{what}: shared memory segment {name!r} does not exist"
+            ) from None
+        except PermissionError:
+            raise invalid_argument(
+                f"{what}: shared memory segment {name!r} is not readable by the agent's user"
+            ) from None
+        try:
+            stat = os.fstat(fd)
+            if stat.st_size == 0:
+                raise invalid_argument(f"{what}: shared memory segment {name!r} is empty")
+            mapping = mmap.mmap(fd, stat.st_size, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+        return _PosixSegment(name, mapping, memoryview(mapping), stat.st_ino)
+
+    def _sysv_view(self, segment_id: int, *, what: str) -> memoryview:
+        with self._lock:
+            seg = self._sysv.get(segment_id)
+            if seg is None:
+                size = sysv_segment_size(segment_id)
+                if size is None:
+                    raise invalid_argument(
+                        f"{what}: System V shared memory segment {segment_id} does not exist "
+                        "(or /proc/sysvipc/shm is not readable); set segment_id to an id from "
+                        "shmget, or segment_name to a POSIX segment name"
+                    )
+                if self._libc is None:
+                    self._libc = _libc()
+                address = self._libc.shmat(segment_id, None, _SHM_RDONLY)
+                if address is None or address == ctypes.c_void_p(-1).value:
+                    err = ctypes.get_errno()
+                    raise invalid_argument(
+                        f"{what}: cannot attach System V segment {segment_id}: {os.strerror(err)}"
+                    )
+                buffer = (ctypes.c_char * size).from_address(address)
+                seg = _SysvSegment(segment_id, address, size, memoryview(buffer).cast("B"))
+                self._sysv[segment_id] = seg
+            return seg.view
+
+    def close(self) -> None:
+        """Unmap every segment (the segments themselves belong to the clients)."""
+        with self._lock:
+            for seg in self._posix.values():
+                seg.close()
+            self._posix.clear()
+            for sysv in self._sysv.values():
+                sysv.view.release()
+                if self._libc is not None:
+                    self._libc.shmdt(sysv.address)
+            self._sysv.clear()
+
+
+class SharedMemoryPool:
+    """Client side: reusable POSIX segments to put input tensors in.
+
+    Creating a segment costs a few system calls and page faults, so segments
+    are kept and reused (thread-safe: a segment is lent to one call at a time).
+    ``close()`` unlinks them all.
+    """
+
+    def __init__(self, prefix: str = "edgekit") -> None:
+        self._prefix = f"{prefix}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._lock = threading.Lock()
+        self._free: list[shared_memory.SharedMemory] = []
+        self._all: list[shared_memory.SharedMemory] = []
+        self._count = 0
+
+    def acquire(self, nbytes: int) -> shared_memory.SharedMemory:
+        with self._lock:
+            fits = [s for s in self._free if s.size >= nbytes]
+            if fits:
+                seg = min(fits, key=lambda s: s.size)
+                self._free.remove(seg)
+                return seg
+            self._count += 1
+            name = f"{self._prefix}-{self._count}"
+        size = max(mmap.PAGESIZE, -(-nbytes // mmap.PAGESIZE) * mmap.PAGESIZE)
+        seg = shared_memory.SharedMemory(name=name, create=True, size=size)
+        with self._lock:
+            self._all.append(seg)
+        return seg
+
+    def release(self, seg: shared_memory.SharedMemory) -> None:
+        with self._lock:
+            if seg in self._all:
+                self._free.append(seg)
+
+    def close(self) -> None:
+        with self._lock:
+            segments, self._all, self._free = self._all, [], []
+        for seg in segments:
+            seg.close()
+            with contextlib.suppress(FileNotFoundError):  # the agent's host may clean /dev/shm
+                seg.unlink()

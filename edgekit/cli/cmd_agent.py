@@ -1,0 +1,147 @@
+"""``edgekit agent``: run the model agent, or talk to a running one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+from edgekit.errors import ConfigurationError
+
+DEFAULT_SOCKET = "/tmp/edgekit_agent.sock"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "agent",
+        help="the on-device model agent (SageMaker Edge Manager agent API over gRPC)",
+        description="Serve verified model packages over the SageMaker Edge Manager agent's "
+        "gRPC API on a unix socket, or call a running agent.",
+    )
+    sub = parser.add_subparsers(dest="agent_command", metavar="ACTION", required=True)
+
+    serve = sub.add_parser("serve", help="run the agent in the foreground until SIGTERM/SIGINT")
+    serve.add_argument("--socket", default=DEFAULT_SOCKET, help="unix socket path to listen on")
+    serve.add_argument(
+        "--public-key", required=True, help="PEM public key that model packages must be signed by"
+    )
+    serve.add_argument("--capture-dir", help="folder for CaptureData (enables capture)")
+    serve.add_argument("--capture-bucket", help="S3 bucket to upload captures to")
+    serve.add_argument("--capture-prefix", default="", help="S3 key prefix for captures")
+    serve.add_argument(
+        "--capture-attempts", type=int, default=8, help="upload attempts before FAILURE"
+    )
+    serve.add_argument("--workers", type=int, default=8, help="gRPC worker threads")
+    serve.add_argument(
+        "--intra-op-threads",
+        type=int,
+        default=0,
+        help="ONNX Runtime threads per model (0: ONNX Runtime's default)",
+    )
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.set_defaults(handler=_serve)
+
+    for name, help_text in (
+        ("list", "list the loaded models"),
+        ("load", "load a model package"),
+        ("unload", "unload a model"),
+        ("describe", "describe a loaded model"),
+    ):
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument("--socket", default=DEFAULT_SOCKET, help="the agent's unix socket")
+        if name != "list":
+            cmd.add_argument("name", help="model name")
+        if name == "load":
+            cmd.add_argument("url", help="package path (.tar.gz or folder) or file:// URL")
+        cmd.set_defaults(handler=_call)
+
+
+def _s3_factory() -> Any:
+    """The S3 client for capture uploads: edgekit's backend-aware factory."""
+    from edgekit.clients import client
+    from edgekit.settings import Settings
+
+    return client("s3", Settings.from_env())
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from edgekit.agent.capture import CaptureUploader
+    from edgekit.agent.server import AgentServer
+
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.capture_bucket and not args.capture_dir:
+        raise ConfigurationError("--capture-bucket needs --capture-dir (where captures wait)")
+    uploader = None
+    if args.capture_bucket:
+        uploader = CaptureUploader(
+            _s3_factory,
+            args.capture_bucket,
+            args.capture_prefix,
+            max_attempts=args.capture_attempts,
+        )
+    server = AgentServer(
+        args.socket,
+        args.public_key,
+        capture_dir=args.capture_dir,
+        capture_uploader=uploader,
+        max_workers=args.workers,
+        intra_op_threads=args.intra_op_threads,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        logging.getLogger("edgekit.agent").info("signal %d: shutting down", signum)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.start()
+        print(f"edgekit agent: serving on {server.target}", file=sys.stderr, flush=True)
+        while not stop.wait(1.0):
+            pass
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _call(args: argparse.Namespace) -> int:
+    from edgekit.agent.client import AgentClient
+
+    with AgentClient(args.socket) as client:
+        if args.agent_command == "list":
+            models = client.list_models()
+        elif args.agent_command == "load":
+            models = [client.load_model(args.name, args.url)]
+        elif args.agent_command == "describe":
+            models = [client.describe_model(args.name)]
+        else:
+            client.unload_model(args.name)
+            print(f"unloaded {args.name}")
+            return 0
+    for model in models:
+        print(
+            json.dumps(
+                {
+                    "name": model.name,
+                    "url": model.url,
+                    "inputs": [
+                        {"name": t.name, "dtype": str(t.dtype), "shape": list(t.shape)}
+                        for t in model.inputs
+                    ],
+                    "outputs": [
+                        {"name": t.name, "dtype": str(t.dtype), "shape": list(t.shape)}
+                        for t in model.outputs
+                    ],
+                }
+            )
+        )
+    return 0

@@ -1,0 +1,148 @@
+"""``edgekit train``, ``edgekit predict`` and ``edgekit evaluate``: the model pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from edgekit.errors import ConfigurationError
+
+
+def _train(args: argparse.Namespace) -> int:
+    try:
+        from edgekit.model.train import train
+    except ModuleNotFoundError as exc:
+        if exc.name == "torch":
+            raise ConfigurationError(
+                "training needs PyTorch; install the extra with: pip install 'edgekit[train]'"
+            ) from exc
+        raise
+    parts = ["edgekit", "train", "--data", str(args.data), "--out", str(args.out)]
+    if args.epochs is not None:
+        parts += ["--epochs", str(args.epochs)]
+    parts += ["--seed", str(args.seed)]
+    if args.train_count is not None:
+        parts += ["--train-count", str(args.train_count)]
+    if args.val_count is not None:
+        parts += ["--val-count", str(args.val_count)]
+    result = train(
+        args.data,
+        args.out,
+        epochs=args.epochs,
+        seed=args.seed,
+        train_count=args.train_count,
+        val_count=args.val_count,
+        threads=args.threads,
+        command=shlex.join(parts),
+    )
+    validation = result.metrics["validation"]
+    print(
+        f"wrote {result.model_path} and {result.metrics_path} in {result.seconds:.0f} s: "
+        f"AP50 {validation['ap50']:.3f} on {validation['num_images']} validation images"
+    )
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from edgekit.model.predict import Predictor, predict_folder
+
+    predictor = Predictor(args.model, threads=args.threads)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    count = boxes = 0
+    with out.open("w", encoding="utf-8") as fh:
+        records, skipped = predict_folder(predictor, args.images, args.threshold)
+        for record in records:
+            fh.write(json.dumps(record) + "\n")
+            count += 1
+            boxes += len(record["detections"])
+    for path, reason in skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    print(
+        f"{count} image(s) predicted, {len(skipped)} skipped, {boxes} detection(s) "
+        f"written to {out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from edgekit.model.evaluate import evaluate, evaluation_data
+    from edgekit.model.predict import Predictor
+
+    predictor = Predictor(args.model, threads=args.threads)
+    data = evaluation_data(args.data, args.split, args.count)
+    result = evaluate(predictor, data, args.threshold)
+    where = (
+        "synthetic validation set" if args.data == "synthetic" else f"{args.data} ({args.split})"
+    )
+    print(f"model {predictor.model_path} on {where}")
+    print(result.format_table())
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"model": str(predictor.model_path), "data": str(args.data), "split": args.split}
+        payload.update(result.to_json())
+        out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {out}")
+    return 0
+
+
+def _model_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="ONNX file or model package (folder or .tar.gz); default: the shipped model",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
+    parser.add_argument(
+        "--threshold", type=float, default=None, help="score threshold (default: the model's)"
+    )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser(
+        "train", help="train the scratch detector and export model.onnx + metrics.json"
+    )
+    train.add_argument(
+        "--data", required=True, help="'synthetic' or a Ground Truth folder (labels.csv + images)"
+    )
+    train.add_argument("--out", required=True, help="output folder")
+    train.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs (default 5 of 1000 fresh synthetic images, or 40 over a folder's "
+        "training split; either fits in 10 minutes on 2 CPU cores)",
+    )
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
+    # Smoke tests and quick experiments only.
+    train.add_argument("--train-count", type=int, default=None, help=argparse.SUPPRESS)
+    train.add_argument("--val-count", type=int, default=None, help=argparse.SUPPRESS)
+    train.set_defaults(handler=_train)
+
+    predict = subparsers.add_parser(
+        "predict", help="detect scratches in a folder of images, one JSON line per image"
+    )
+    _model_arg(predict)
+    predict.add_argument("--images", required=True, help="folder of images")
+    predict.add_argument("--out", required=True, help="output .jsonl file")
+    predict.set_defaults(handler=_predict)
+
+    evaluate = subparsers.add_parser("evaluate", help="AP50, precision and recall of a model")
+    _model_arg(evaluate)
+    evaluate.add_argument(
+        "--data", default="synthetic", help="'synthetic' (default) or a Ground Truth folder"
+    )
+    evaluate.add_argument(
+        "--split", choices=["val", "all"], default="val", help="which part of a folder to score"
+    )
+    evaluate.add_argument(
+        "--count", type=int, default=200, help="synthetic validation images (default 200)"
+    )
+    evaluate.add_argument("--out", default=None, help="write the full result as JSON here")
+    evaluate.set_defaults(handler=_evaluate)

@@ -1,0 +1,38 @@
+"""Compile an edgekit ONNX model for a target runtime, with a parity gate.
+
+Targets are registered :class:`Compiler` classes (``onnxruntime-fp32``,
+``onnxruntime-int8``; more, such as ``sagemaker-neo``, by registering another
+class). :func:`compile_model` runs one, stamps the outputs with the source's
+metadata, compares source and compiled model on a golden set and writes
+``compile_report.json``. Importing this package does not import onnxruntime.
+"""
+
+from __future__ import annotations
+
+from edgekit.compile.base import (
+    CompiledModel,
+    CompileOptions,
+    Compiler,
+    get_compiler,
+    known_targets,
+    register_compiler,
+)
+from edgekit.compile.metadata import read_compile_info
+from edgekit.compile.parity import ParityResult, check_parity
+from edgekit.compile.pipeline import ParityWarning, compile_model
+from edgekit.compile.report import CompileReport
+
+__all__ = [
+    "CompileOptions",
+    "CompileReport",
+    "CompiledModel",
+    "Compiler",
+    "ParityResult",
+    "ParityWarning",
+    "check_parity",
+    "compile_model",
+    "get_compiler",
+    "known_targets",
+    "read_compile_info",
+    "register_compiler",
+]

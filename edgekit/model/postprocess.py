@@ -1,0 +1,212 @@
+"""Turn images into input tensors and raw outputs into boxes, with numpy only.
+
+This module runs on the device too (the model agent returns raw output
+tensors and the inference component decodes them), so it needs nothing but
+numpy and Pillow. Everything it needs to know about a model comes from
+:class:`~edgekit.model.metadata.ModelInfo`.
+
+Decoding supports the ``centernet`` layout written by
+:mod:`edgekit.model.detector`. ``info.postprocess`` holds:
+
+``heatmap``
+    output name of a ``(1, C, h, w)`` map of per-class centre scores in [0, 1]
+    (``heatmap_activation`` ``"sigmoid"`` if the graph outputs logits instead);
+``size``
+    output name of ``(1, 2, h, w)``: ``log(width / stride)``, ``log(height / stride)``
+    of the box centred in that cell, in input pixels;
+``offset``
+    output name of ``(1, 2, h, w)``: sub-cell x and y of the centre in [0, 1);
+``stride``
+    input pixels per output cell; ``peak_kernel`` (odd) the max-filter window
+    that keeps only local maxima; ``max_detections``; ``nms_iou`` a last greedy
+    box suppression between peaks (0 disables it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from edgekit.data.types import Box, Detection
+from edgekit.errors import ModelError
+from edgekit.model.metadata import ModelInfo, Preprocessing
+
+_RESAMPLE = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "nearest": Image.Resampling.NEAREST,
+    "bicubic": Image.Resampling.BICUBIC,
+}
+
+
+def as_rgb_array(image: Any) -> np.ndarray:
+    """An HxWx3 uint8 RGB array from an array (gray, RGB, RGBA) or a PIL image."""
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise ModelError(f"expected an HxWx3 RGB image, got an array of shape {array.shape}")
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    elif array.shape[2] == 4:
+        array = array[:, :, :3]
+    if array.dtype != np.uint8:
+        if np.issubdtype(array.dtype, np.floating) and array.size and float(array.max()) <= 1.0:
+            array = array * 255.0
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    return array
+
+
+def resize(image: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
+    """Resize an RGB uint8 image to the model's input size (Pillow, as in training)."""
+    size = (int(preprocessing.width), int(preprocessing.height))
+    if image.shape[1] == size[0] and image.shape[0] == size[1]:
+        return image
+    pil = Image.fromarray(image)
+    return np.asarray(pil.resize(size, _RESAMPLE[preprocessing.resize]))
+
+
+def normalize(resized: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
+    """(H, W, 3) uint8 at input size -> the (1, 3, H, W) (or NHWC) input tensor."""
+    x = resized.astype(np.float32)
+    if preprocessing.channel_order == "BGR":
+        x = x[:, :, ::-1]
+    x *= np.float32(preprocessing.scale)
+    x -= np.asarray(preprocessing.mean, dtype=np.float32)
+    x /= np.asarray(preprocessing.std, dtype=np.float32)
+    if preprocessing.layout == "NCHW":
+        x = x.transpose(2, 0, 1)
+    return np.ascontiguousarray(x[None], dtype=np.dtype(preprocessing.dtype))
+
+
+def preprocess(image: Any, preprocessing: Preprocessing) -> np.ndarray:
+    """An RGB image of any size -> the model input tensor, e.g. (1, 3, H, W) float32."""
+    return normalize(resize(as_rgb_array(image), preprocessing), preprocessing)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
+
+
+def _local_maxima(heat: np.ndarray, kernel: int) -> np.ndarray:
+    """Boolean mask of cells equal to the max of their ``kernel`` x ``kernel`` window."""
+    if kernel <= 1:
+        return np.ones_like(heat, dtype=bool)
+    pad = kernel // 2
+    padded = np.pad(heat, ((0, 0), (pad, pad), (pad, pad)), constant_values=-np.inf)
+    h, w = heat.shape[1:]
+    pooled = np.full_like(heat, -np.inf)
+    for dy in range(kernel):
+        for dx in range(kernel):
+            np.maximum(pooled, padded[:, dy : dy + h, dx : dx + w], out=pooled)
+    return heat >= pooled
+
+
+def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU between every row of ``a`` and of ``b``, both (N, 4) as (x1, y1, x2, y2)."""
+    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression, highest score first."""
+    order = np.argsort(-scores, kind="stable")
+    if iou_threshold <= 0 or len(order) < 2:
+        return order
+    ious = box_iou_matrix(boxes, boxes)
+    keep: list[int] = []
+    suppressed = np.zeros(len(scores), dtype=bool)
+    for i in order:
+        if suppressed[i]:
+            continue
+        keep.append(int(i))
+        suppressed |= ious[i] > iou_threshold
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _output(outputs: Mapping[str, np.ndarray], spec: dict[str, Any], key: str) -> np.ndarray:
+    name = spec.get(key)
+    if name is None:
+        raise ModelError(f"model info postprocess lacks the {key!r} output name")
+    if name not in outputs:
+        raise ModelError(
+            f"raw outputs lack {name!r} (postprocess.{key}); got {', '.join(sorted(outputs))}"
+        )
+    array = np.asarray(outputs[name], dtype=np.float32)
+    if array.ndim != 4 or array.shape[0] != 1:
+        raise ModelError(f"output {name!r} has shape {array.shape}; expected (1, C, h, w)")
+    return array[0]
+
+
+def decode(
+    outputs: Mapping[str, np.ndarray],
+    info: ModelInfo,
+    original_size: tuple[int, int],
+    score_threshold: float | None = None,
+) -> list[Detection]:
+    """Raw outputs -> detections in original-image pixels (left, top, width, height).
+
+    ``original_size`` is (width, height) of the image before preprocessing;
+    ``score_threshold`` defaults to ``info.score_threshold``. Detections are
+    sorted by descending score and clipped to the image.
+    """
+    spec = info.postprocess
+    kind = spec.get("type")
+    if kind != "centernet":
+        raise ModelError(f"postprocess type {kind!r} is not supported (expected 'centernet')")
+    threshold = info.score_threshold if score_threshold is None else float(score_threshold)
+    heat = _output(outputs, spec, "heatmap")
+    size = _output(outputs, spec, "size")
+    offset = _output(outputs, spec, "offset")
+    if spec.get("heatmap_activation", "none") == "sigmoid":
+        heat = _sigmoid(heat)
+    stride = float(spec.get("stride", 4))
+    pre = info.preprocessing
+    orig_w, orig_h = float(original_size[0]), float(original_size[1])
+    sx, sy = orig_w / float(pre.width), orig_h / float(pre.height)
+
+    peaks = _local_maxima(heat, int(spec.get("peak_kernel", 3))) & (heat >= threshold)
+    cls, ys, xs = np.nonzero(peaks)
+    if len(cls) == 0:
+        return []
+    scores = heat[cls, ys, xs]
+    top = np.argsort(-scores, kind="stable")[: int(spec.get("max_detections", 100))]
+    cls, ys, xs, scores = cls[top], ys[top], xs[top], scores[top]
+
+    cx = (xs + offset[0, ys, xs]) * stride
+    cy = (ys + offset[1, ys, xs]) * stride
+    bw = np.exp(np.clip(size[0, ys, xs], -10.0, 10.0)) * stride
+    bh = np.exp(np.clip(size[1, ys, xs], -10.0, 10.0)) * stride
+    x1 = np.clip((cx - bw / 2) * sx, 0.0, orig_w)
+    y1 = np.clip((cy - bh / 2) * sy, 0.0, orig_h)
+    x2 = np.clip((cx + bw / 2) * sx, 0.0, orig_w)
+    y2 = np.clip((cy + bh / 2) * sy, 0.0, orig_h)
+    boxes = np.stack([x1, y1, x2, y2], axis=1)
+    valid = ((x2 - x1) > 0) & ((y2 - y1) > 0)
+
+    detections: list[Detection] = []
+    nms_iou = float(spec.get("nms_iou", 0.0))
+    for c in np.unique(cls[valid]):
+        idx = np.nonzero(valid & (cls == c))[0]
+        for k in idx[nms(boxes[idx], scores[idx], nms_iou)]:
+            x1k, y1k, x2k, y2k = (float(v) for v in boxes[k])
+            detections.append(
+                Detection(
+                    box=Box(x1k, y1k, x2k - x1k, y2k - y1k, class_id=int(c)),
+                    score=float(scores[k]),
+                    label=info.label(int(c)),
+                )
+            )
+    detections.sort(key=lambda d: -d.score)
+    return detections

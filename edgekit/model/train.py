@@ -1,0 +1,365 @@
+"""Train the scratch detector on synthetic renders or a Ground Truth data set.
+
+``train("synthetic", out)`` renders fresh images on the fly (image ``i`` of
+epoch ``e`` is a pure function of ``(seed, e * per_epoch + i)``) and validates
+on the fixed :func:`~edgekit.model.evaluate.synthetic_validation` set;
+``train(folder, out)`` splits a Ground Truth folder by photo with
+``split_dataset(val_fraction=0.2, seed=0)`` (the split does not move with the
+training seed, so ``edgekit evaluate --split val`` sees the same images) and
+augments the training part. Both write ``model.onnx`` (with metadata) and
+``metrics.json`` whose numbers come from the exported ONNX file, not from
+PyTorch, so they describe exactly what ships.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edgekit.data.types import Box
+from edgekit.errors import ConfigurationError, DataError
+from edgekit.model import augment as aug
+from edgekit.model.detector import (
+    DetectorConfig,
+    ScratchDetector,
+    parameter_count,
+    postprocess_spec,
+)
+from edgekit.model.evaluate import (
+    SPLIT_SEED,
+    VAL_FRACTION,
+    VALIDATION_SEED,
+    evaluate,
+    synthetic_validation,
+)
+from edgekit.model.metadata import DEFAULT_SCORE_THRESHOLD, ModelInfo, Preprocessing
+from edgekit.model.postprocess import normalize, resize
+from edgekit.model.targets import encode
+from edgekit.progress import progress
+
+#: Defaults sized to finish well inside 10 minutes on 2 CPU cores.
+SYNTHETIC_DEFAULTS = {"epochs": 5, "train_count": 1000}
+REAL_DEFAULTS = {"epochs": 40}
+
+
+@dataclass
+class TrainSettings:
+    epochs: int
+    batch_size: int = 16
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    train_count: int | None = None  # synthetic images per epoch / real images used
+    val_count: int = 200
+    threads: int = 2
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    metrics_path: Path
+    metrics: dict[str, Any]
+    seconds: float
+    model: ScratchDetector = field(repr=False)
+
+
+Source = Callable[[int, int], tuple[np.ndarray, list[Box]]]
+
+
+def _boxes_array(boxes: list[Box], sx: float, sy: float) -> np.ndarray:
+    """(N, 5) rows of x1, y1, x2, y2 (scaled to input pixels) and class id."""
+    rows = np.zeros((len(boxes), 5), np.float32)
+    for k, b in enumerate(boxes):
+        rows[k] = (*b.xyxy(), b.class_id)
+    rows[:, [0, 2]] *= sx
+    rows[:, [1, 3]] *= sy
+    return rows
+
+
+class _Batches:
+    """Makes augmented, encoded training batches; sample k of epoch e is a pure function."""
+
+    def __init__(
+        self,
+        get: Callable[[int, int], tuple[np.ndarray, list[Box]]],
+        count: int,
+        pre: Preprocessing,
+        config: DetectorConfig,
+        augment_cfg: aug.AugmentConfig,
+        seed: int,
+    ) -> None:
+        self.get, self.count, self.pre, self.config = get, count, pre, config
+        self.augment_cfg, self.seed = augment_cfg, seed
+
+    def sample(self, epoch: int, index: int) -> tuple[np.ndarray, ...]:
+        image, boxes = self.get(epoch, index)
+        h, w = image.shape[:2]
+        small = resize(image, self.pre)
+        rows = _boxes_array(boxes, self.pre.width / w, self.pre.height / h)
+        rng = np.random.default_rng([self.seed, epoch, index, 7])
+        small, rows = aug.augment(small, rows, rng, self.augment_cfg)
+        xyxy, classes = rows[:, :4], rows[:, 4].astype(np.int64)
+        x = normalize(small, self.pre)[0]
+        c = self.config
+        out = (self.pre.height // c.stride, self.pre.width // c.stride)
+        t = encode(xyxy, classes, c.num_classes, out, c.stride)
+        return x, t.heatmap, t.size, t.offset, t.weight
+
+    def epoch(self, epoch: int, batch_size: int) -> list[list[int]]:
+        """Shuffled index batches; an incomplete last batch is dropped (BatchNorm noise)."""
+        order = np.random.default_rng([self.seed, epoch, 11]).permutation(self.count).tolist()
+        if self.count <= batch_size:
+            return [order]
+        full = self.count // batch_size * batch_size
+        return [order[i : i + batch_size] for i in range(0, full, batch_size)]
+
+    def batch(self, epoch: int, indices: list[int]) -> list[torch.Tensor]:
+        parts = [self.sample(epoch, i) for i in indices]
+        return [torch.from_numpy(np.stack(p)) for p in zip(*parts, strict=True)]
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss, normalized by the number of centres."""
+    p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
+    pos = target.ge(0.999).float()
+    neg_weight = torch.pow(1 - target, 4)
+    pos_loss = torch.log(p) * torch.pow(1 - p, 2) * pos
+    neg_loss = torch.log(1 - p) * torch.pow(p, 2) * neg_weight * (1 - pos)
+    num_pos = pos.sum().clamp(min=1.0)
+    return -(pos_loss.sum() + neg_loss.sum()) / num_pos
+
+
+def regression_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    loss = F.smooth_l1_loss(pred, target, reduction="none", beta=0.1) * weight
+    return loss.sum() / weight.sum().clamp(min=1.0) / pred.shape[1]
+
+
+def _synthetic_source(
+    seed: int, per_epoch: int
+) -> Callable[[int, int], tuple[np.ndarray, list[Box]]]:
+    from edgekit.data.synthetic import render
+
+    if seed == VALIDATION_SEED:
+        raise ConfigurationError(
+            f"seed {VALIDATION_SEED} renders the synthetic validation set; pick another --seed"
+        )
+
+    def get(epoch: int, index: int) -> tuple[np.ndarray, list[Box]]:
+        return render(seed, epoch * per_epoch + index)
+
+    return get
+
+
+def _real_source(path: Path, limit: int | None) -> tuple[Callable, int, Any, dict[str, Any]]:
+    from edgekit.data.groundtruth import load_dataset
+    from edgekit.data.images import load_image
+    from edgekit.data.split import split_dataset
+
+    dataset = load_dataset(path)
+    train_set, val_set = split_dataset(dataset, val_fraction=VAL_FRACTION, seed=SPLIT_SEED)
+    samples = list(train_set.samples)[:limit] if limit else list(train_set.samples)
+    if not samples:
+        raise DataError(
+            "the training split is empty; the data set needs more photos", path=str(path)
+        )
+    cache = [(load_image(s.image_path), list(s.boxes)) for s in samples]
+
+    def get(epoch: int, index: int) -> tuple[np.ndarray, list[Box]]:
+        return cache[index]
+
+    split = {
+        "val_fraction": VAL_FRACTION,
+        "split_seed": SPLIT_SEED,
+        "train_images": len(samples),
+        "val_images": len(val_set),
+        "max_class_id": max((b.class_id for s in dataset.samples for b in s.boxes), default=0),
+    }
+    return get, len(samples), val_set, split
+
+
+def _lr_at(step: int, total: int, settings: TrainSettings) -> float:
+    if step < settings.warmup_steps:
+        return settings.lr * (step + 1) / settings.warmup_steps
+    progress_frac = (step - settings.warmup_steps) / max(1, total - settings.warmup_steps)
+    return settings.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(progress_frac, 1.0))))
+
+
+def model_info(config: DetectorConfig, labels: dict[int, str], extra: dict[str, Any]) -> ModelInfo:
+    return ModelInfo(
+        preprocessing=Preprocessing(
+            input_name="image", height=config.input_height, width=config.input_width
+        ),
+        labels=labels,
+        score_threshold=DEFAULT_SCORE_THRESHOLD,
+        postprocess=postprocess_spec(config),
+        source_sha256=None,
+        extra=extra,
+    )
+
+
+def train(
+    data: str | Path,
+    out_dir: str | Path,
+    epochs: int | None = None,
+    seed: int = 0,
+    *,
+    train_count: int | None = None,
+    val_count: int | None = None,
+    batch_size: int = 16,
+    lr: float = 3e-3,
+    threads: int | None = None,
+    config: DetectorConfig | None = None,
+    command: str | None = None,
+) -> TrainResult:
+    """Train, export ``out_dir/model.onnx`` and write ``out_dir/metrics.json``.
+
+    ``data`` is ``"synthetic"`` or a Ground Truth folder (``labels.csv`` +
+    images). ``train_count`` is the number of synthetic images per epoch (or a
+    cap on the real training images), ``val_count`` the number of synthetic
+    validation images; both exist to make smoke tests fast.
+    """
+    from edgekit.model.export import export_onnx
+    from edgekit.model.predict import Predictor
+
+    started = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config = config or DetectorConfig()
+    synthetic = str(data) == "synthetic"
+    defaults = SYNTHETIC_DEFAULTS if synthetic else REAL_DEFAULTS
+    settings = TrainSettings(
+        epochs=int(epochs if epochs is not None else defaults["epochs"]),
+        batch_size=batch_size,
+        lr=lr,
+        train_count=train_count,
+        val_count=int(val_count if val_count is not None else 200),
+        threads=int(threads or min(2, os.cpu_count() or 1)),
+    )
+    if settings.epochs < 1:
+        raise ConfigurationError(f"epochs must be >= 1, got {settings.epochs}")
+
+    labels = {0: "scratch"}
+    if synthetic:
+        per_epoch = int(train_count or SYNTHETIC_DEFAULTS["train_count"])
+        settings.train_count = per_epoch
+        get = _synthetic_source(seed, per_epoch)
+        count = per_epoch
+        val_data: Any = synthetic_validation(settings.val_count)
+        data_desc: dict[str, Any] = {
+            "kind": "synthetic",
+            "train": f"render(seed={seed}, index=epoch*{per_epoch}+i), fresh images every epoch",
+            "validation": f"synthetic_validation({settings.val_count}) (seed {VALIDATION_SEED})",
+        }
+        augment_cfg = aug.SYNTHETIC
+    else:
+        path = Path(data)
+        if not path.exists():
+            raise DataError(
+                "data folder not found (give a Ground Truth folder or 'synthetic')", path=str(path)
+            )
+        get, count, val_data, split = _real_source(path, train_count)
+        labels = dict(getattr(val_data, "labels", labels) or labels)
+        num_classes = max(max(labels), split["max_class_id"]) + 1
+        if config.num_classes < num_classes:
+            config = replace(config, num_classes=num_classes)
+        data_desc = {"kind": "ground_truth", "path": str(path.resolve()), **split}
+        augment_cfg = aug.REAL
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(settings.threads)
+    model = ScratchDetector(config)
+    batches = _Batches(
+        get, count, model_info(config, labels, {}).preprocessing, config, augment_cfg, seed
+    )
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+    )
+    steps_per_epoch = len(batches.epoch(0, settings.batch_size))
+    total = steps_per_epoch * settings.epochs
+    settings.warmup_steps = min(settings.warmup_steps, max(1, total // 10))
+
+    step = 0
+    history: list[dict[str, float]] = []
+    model.train()
+    with progress(total=total, desc="train", unit="batch") as bar:
+        for epoch in range(settings.epochs):
+            sums = np.zeros(3)
+            for indices in batches.epoch(epoch, settings.batch_size):
+                x, heat, size, offset, weight = batches.batch(epoch, indices)
+                for group in optimizer.param_groups:
+                    group["lr"] = _lr_at(step, total, settings)
+                p_heat, p_size, p_offset = model(x)
+                losses = (
+                    focal_loss(p_heat, heat),
+                    regression_loss(p_size, size, weight),
+                    regression_loss(p_offset, offset, weight),
+                )
+                loss = losses[0] + losses[1] + losses[2]
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+                optimizer.step()
+                sums += [v.item() for v in losses]
+                step += 1
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+            history.append(
+                dict(
+                    zip(
+                        ("heatmap", "size", "offset"),
+                        (sums / steps_per_epoch).round(4).tolist(),
+                        strict=True,
+                    )
+                )
+            )
+    model.eval()
+    train_seconds = time.perf_counter() - started
+
+    training = {
+        "data": data_desc,
+        "settings": settings.to_json(),
+        "augment": augment_cfg.to_json(),
+        "detector": config.to_json(),
+        "parameters": parameter_count(model),
+        "seed": seed,
+        "command": command or f"edgekit.model.train.train(data={str(data)!r}, seed={seed})",
+        "torch_version": torch.__version__,
+        "python": platform.python_version(),
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    info = model_info(config, labels, {"training": training})
+    model_path = export_onnx(model, out / "model.onnx", info)
+
+    result = evaluate(
+        Predictor(model_path, threads=settings.threads), val_data, progress_desc="validate"
+    )
+    seconds = time.perf_counter() - started
+    metrics = {
+        "validation": result.to_json(include_images=False, max_curve_points=101),
+        "training": {
+            **training,
+            "loss_history": history,
+            "train_seconds": round(train_seconds, 1),
+            "total_seconds": round(seconds, 1),
+        },
+        "model": {"path": model_path.name, "bytes": model_path.stat().st_size, "opset": 17},
+    }
+    metrics["ap50"] = metrics["validation"]["ap50"]
+    metrics_path = out / "metrics.json"
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    return TrainResult(model_path, metrics_path, metrics, seconds, model)

@@ -1,0 +1,37 @@
+"""Signed, versioned model packages: keygen, build, verify, open.
+
+A package is a reproducible ``.tar.gz`` holding the model file(s), a
+``manifest.json`` (name, semver version, runtime, input, preprocessing,
+labels, threshold, SHA-256 of every file, metrics) and ``manifest.sig``, the
+base64 Ed25519 signature over the exact manifest bytes.
+"""
+
+from __future__ import annotations
+
+from edgekit.package.build import BuiltPackage, build_manifest, build_package
+from edgekit.package.keys import (
+    KeyPair,
+    generate_keypair,
+    key_id,
+    load_private_key,
+    load_public_key,
+)
+from edgekit.package.manifest import FileEntry, Manifest, validate_version
+from edgekit.package.verify import OpenedPackage, open_package, verify_package
+
+__all__ = [
+    "BuiltPackage",
+    "FileEntry",
+    "KeyPair",
+    "Manifest",
+    "OpenedPackage",
+    "build_manifest",
+    "build_package",
+    "generate_keypair",
+    "key_id",
+    "load_private_key",
+    "load_public_key",
+    "open_package",
+    "validate_version",
+    "verify_package",
+]

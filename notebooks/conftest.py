@@ -1,0 +1,13 @@
+"""nbval runs each notebook with its default parameters, on a throwaway local home.
+
+The kernels nbval starts inherit this process's environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ.setdefault("EDGEKIT_QUIET", "1")
+if "EDGEKIT_LOCAL_HOME" not in os.environ:
+    os.environ["EDGEKIT_LOCAL_HOME"] = tempfile.mkdtemp(prefix="edgekit-nbval-home-")

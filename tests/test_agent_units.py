@@ -1,0 +1,71 @@
+"""Small pure functions of the agent: dtype mapping, shapes, URLs, backoff, names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgekit.agent.capture import CaptureUploader
+from edgekit.agent.models import MODEL_NAME, package_path
+from edgekit.agent.status import AgentStatusError
+from edgekit.agent.tensors import (
+    data_type_of,
+    format_shape,
+    from_bytes,
+    ort_shape,
+    shape_matches,
+    to_proto,
+)
+
+
+def test_data_types_round_trip_through_proto() -> None:
+    for dtype in (np.uint8, np.int16, np.int32, np.int64, np.float16, np.float32, np.float64):
+        array = np.arange(6, dtype=dtype).reshape(2, 3)
+        tensor = to_proto(array, "t")
+        back = from_bytes(tensor.byte_data, tensor.tensor_metadata.data_type, [2, 3], name="t")
+        assert back.dtype == array.dtype
+        np.testing.assert_array_equal(back, array)
+    with pytest.raises(AgentStatusError, match="bool"):
+        data_type_of(np.bool_)
+
+
+def test_shapes() -> None:
+    assert shape_matches([1, -1, 4], [1, 7, 4])
+    assert not shape_matches([1, 3, 4], [1, 3])
+    assert not shape_matches([1, 3, 4], [1, 3, 5])
+    assert ort_shape([1, "batch", None, 4]) == [1, -1, -1, 4]
+    assert format_shape([1, -1]) == "[1, -1]"
+    with pytest.raises(AgentStatusError, match="12 bytes given"):
+        from_bytes(b"\0" * 12, 5, [2, 2], name="x")
+    with pytest.raises(AgentStatusError, match="negative"):
+        from_bytes(b"", 5, [-1], name="x")
+
+
+def test_package_urls() -> None:
+    assert package_path("/a/b.tar.gz") == Path("/a/b.tar.gz")
+    assert package_path("file:///a/b%20c.tar.gz") == Path("/a/b c.tar.gz")
+    assert package_path("relative/pkg") == Path("relative/pkg")
+    for bad in ("", "s3://bucket/key", "https://example.com/p.tar.gz", "file://host/p"):
+        with pytest.raises(AgentStatusError) as info:
+            package_path(bad)
+        assert info.value.code == "INVALID_ARGUMENT"
+
+
+def test_model_names_follow_the_original_rule() -> None:
+    for good in ("a", "resnet18", "tag-scratch-detector", "a--b"):
+        assert MODEL_NAME.match(good)
+    for bad in ("", "-a", "a-", "a_b", "a.b", "a b"):
+        assert not MODEL_NAME.match(bad)
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    uploader = CaptureUploader(object(), "bucket", "/p/", base_delay=1.0, max_delay=10.0)
+    assert uploader.prefix == "p"
+    assert uploader.key_prefix("m", "c") == "p/m/c"
+    delays = [uploader.delay(n) for n in range(1, 8)]
+    assert 0.8 <= delays[0] <= 1.2 and 1.6 <= delays[1] <= 2.4
+    assert max(delays) <= 12.0
+    with pytest.raises(AgentStatusError):
+        CaptureUploader(object(), "")

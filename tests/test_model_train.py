@@ -1,0 +1,188 @@
+"""The PyTorch side: size budget, ONNX parity, a tiny training run, the train CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edgekit.model.detector import (  # noqa: E402
+    DetectorConfig,
+    ScratchDetector,
+    parameter_count,
+)
+
+pytestmark = pytest.mark.train
+
+
+def test_parameter_budget() -> None:
+    assert parameter_count(ScratchDetector()) <= 1_500_000
+
+
+def test_output_shapes_follow_the_stride() -> None:
+    model = ScratchDetector().eval()
+    with torch.no_grad():
+        heat, size, offset = model(torch.zeros(1, 3, 256, 384))
+    assert heat.shape == (1, 1, 64, 96)
+    assert size.shape == offset.shape == (1, 2, 64, 96)
+
+
+def test_fusing_batch_norm_keeps_outputs() -> None:
+    torch.manual_seed(0)
+    model = ScratchDetector().eval()
+    for m in model.modules():  # non-trivial running statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(1, 3, 256, 384)
+    with torch.no_grad():
+        before = model(x)
+        after = model.fuse()(x)
+    for a, b in zip(before, after, strict=True):
+        assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_onnx_matches_pytorch(tmp_path: Path) -> None:
+    from edgekit.model.export import export_onnx
+    from edgekit.model.metadata import read_model_info
+    from edgekit.model.predict import Predictor
+    from edgekit.model.train import model_info
+
+    torch.manual_seed(1)
+    config = DetectorConfig()
+    model = ScratchDetector(config).eval()
+    info = model_info(config, {0: "scratch"}, {"note": "parity test"})
+    path = export_onnx(model, tmp_path / "model.onnx", info)
+    assert read_model_info(path) == info
+    import onnx
+
+    proto = onnx.load(path)
+    assert proto.opset_import[0].version >= 17
+    ops = {n.op_type for n in proto.graph.node}
+    assert ops <= {"Conv", "Relu", "Add", "Resize", "Sigmoid", "Constant"}, ops
+
+    x = np.random.default_rng(0).normal(size=(1, 3, 256, 384)).astype(np.float32)
+    outputs = Predictor(path, threads=1).run(x)
+    with torch.no_grad():
+        heat, size, offset = model(torch.from_numpy(x))
+    np.testing.assert_allclose(outputs["heatmap"], torch.sigmoid(heat).numpy(), atol=1e-4)
+    np.testing.assert_allclose(outputs["size"], size.numpy(), atol=1e-3)
+    np.testing.assert_allclose(outputs["offset"], offset.numpy(), atol=1e-3)
+
+
+def test_focal_loss_prefers_right_answers() -> None:
+    from edgekit.model.train import focal_loss
+
+    target = torch.zeros(1, 1, 8, 8)
+    target[0, 0, 4, 4] = 1.0
+    good = torch.full_like(target, -6.0)
+    good[0, 0, 4, 4] = 6.0
+    bad = -good
+    assert focal_loss(good, target) < 0.01 < focal_loss(bad, target)
+
+
+@pytest.mark.slow
+def test_tiny_training_run_writes_model_and_metrics(tmp_path: Path) -> None:
+    from edgekit.model.metadata import read_model_info
+    from edgekit.model.train import train
+
+    result = train(
+        "synthetic", tmp_path, epochs=1, seed=3, train_count=8, val_count=4, batch_size=4, threads=1
+    )
+    assert result.model_path == tmp_path / "model.onnx" and result.model_path.is_file()
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert 0.0 <= metrics["ap50"] <= 1.0
+    assert metrics["validation"]["num_images"] == 4
+    training = metrics["training"]
+    assert training["seed"] == 3 and training["parameters"] == parameter_count(result.model)
+    assert training["torch_version"] == torch.__version__
+    assert training["settings"]["epochs"] == 1 and training["settings"]["train_count"] == 8
+    info = read_model_info(result.model_path)
+    assert info.extra["training"]["seed"] == 3
+    assert info.labels == {0: "scratch"}
+
+
+@pytest.mark.slow
+def test_training_is_deterministic(tmp_path: Path) -> None:
+    from edgekit.model.train import train
+
+    runs = [
+        train(
+            "synthetic",
+            tmp_path / str(k),
+            epochs=1,
+            seed=5,
+            train_count=4,
+            val_count=2,
+            batch_size=2,
+            threads=1,
+        ).model
+        for k in range(2)
+    ]
+    for a, b in zip(runs[0].state_dict().values(), runs[1].state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.slow
+def test_train_on_a_ground_truth_folder(tmp_path: Path) -> None:
+    from edgekit.data.synthetic import write_dataset
+    from edgekit.model.train import train
+
+    write_dataset(tmp_path / "data", 10, seed=7)
+    result = train(tmp_path / "data", tmp_path / "out", epochs=1, batch_size=4, threads=1)
+    data = result.metrics["training"]["data"]
+    assert data["kind"] == "ground_truth"
+    assert data["train_images"] + data["val_images"] == 10
+    assert result.metrics["validation"]["num_images"] == data["val_images"]
+
+
+def test_validation_seed_is_reserved(tmp_path: Path) -> None:
+    from edgekit.errors import ConfigurationError
+    from edgekit.model.train import train
+
+    with pytest.raises(ConfigurationError, match="1000"):
+        train("synthetic", tmp_path, epochs=1, seed=1000, train_count=2)
+
+
+def test_missing_data_folder_is_a_clear_error(tmp_path: Path) -> None:
+    from edgekit.errors import DataError
+    from edgekit.model.train import train
+
+    with pytest.raises(DataError, match="not found"):
+        train(tmp_path / "nothing", tmp_path / "out", epochs=1)
+
+
+@pytest.mark.slow
+def test_train_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edgekit.cli import main
+
+    out = tmp_path / "cli"
+    code = main(
+        [
+            "train",
+            "--data",
+            "synthetic",
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--seed",
+            "2",
+            "--train-count",
+            "4",
+            "--val-count",
+            "2",
+            "--threads",
+            "1",
+        ]
+    )
+    assert code == 0
+    assert (out / "model.onnx").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["training"]["command"].startswith("edgekit train --data synthetic")
+    assert "--epochs 1" in metrics["training"]["command"]
+    assert "AP50" in capsys.readouterr().out
