@@ -183,7 +183,8 @@ def compiler_options_json(target: NeoTarget, options: Any) -> str | None:
             raise ConfigurationError(
                 f"--device {target.device}: Neo needs compiler_options {', '.join(missing)} "
                 "for NVIDIA platforms, e.g. {'gpu-code': 'sm_72', 'trt-ver': '8.2.1', "
-                "'cuda-ver': '10.2'}; or use a named device such as jetson_xavier"
+                "'cuda-ver': '10.2'} (CompileOptions(extra={'compiler_options': ...}) from "
+                "Python); or use a named device such as jetson_xavier"
             )
     if not parsed:
         return None

@@ -636,8 +636,9 @@ class DeviceRuntime:
                             f"AWS IoT does not know the thing {self.thing_name}; "
                             "register it (`edgekit local device add`) to receive group deployments",
                         )
-                    else:
+                    elif groups != self.groups:
                         self.groups = groups
+                        self._report_event.set()  # the control plane lists devices by group
                     next_groups = time.monotonic() + self.group_refresh
                 if not self._status_ok:
                     self._send_status()
