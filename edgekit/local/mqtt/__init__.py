@@ -1,11 +1,14 @@
 """The local backend's MQTT broker: IoT Core's message broker on loopback.
 
-`Broker` runs in-process (tests, notebooks); ``python -m edgekit.local.mqtt``
-runs it as the detached process `edgekit local up` starts.
+A compact asyncio MQTT 3.1.1 and 5.0 broker (stdlib only). `Broker` runs
+in-process (tests, notebooks); ``python -m edgekit.local.mqtt`` runs it as the
+detached process `edgekit local up` starts.
 """
 
 from __future__ import annotations
 
-from edgekit.local.mqtt.broker import Broker, broker_config, mqtt_ping
+from edgekit.local.mqtt.broker import Broker, mqtt_ping
+from edgekit.local.mqtt.limits import BrokerLimits
+from edgekit.local.mqtt.wire import ProtocolError
 
-__all__ = ["Broker", "broker_config", "mqtt_ping"]
+__all__ = ["Broker", "BrokerLimits", "ProtocolError", "mqtt_ping"]

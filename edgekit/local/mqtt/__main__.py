@@ -14,7 +14,9 @@ import signal
 import sys
 from pathlib import Path
 
-from edgekit.local.mqtt.broker import start_amqtt
+from edgekit.errors import LocalBackendError
+from edgekit.local.mqtt.limits import BrokerLimits
+from edgekit.local.mqtt.server import MqttServer
 
 
 def _write_port(path: Path, port: int) -> None:
@@ -23,8 +25,11 @@ def _write_port(path: Path, port: int) -> None:
     os.replace(tmp, path)
 
 
-async def serve(host: str, port: int, port_file: Path | None) -> None:
-    broker, bound = await start_amqtt(host, port)
+async def serve(
+    host: str, port: int, port_file: Path | None, limits: BrokerLimits | None = None
+) -> None:
+    server = MqttServer(host, port, limits)
+    bound = await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -35,7 +40,7 @@ async def serve(host: str, port: int, port_file: Path | None) -> None:
     try:
         await stop.wait()
     finally:
-        await broker.shutdown()
+        await server.close()
         print("edgekit MQTT broker stopped", flush=True)
 
 
@@ -44,12 +49,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--port-file", type=Path, help="write the bound port here when ready")
+    parser.add_argument(
+        "--max-packet-size", type=int, default=BrokerLimits.max_packet_size, help="bytes"
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="accept anonymous clients from non-loopback addresses too",
+    )
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(serve(args.host, args.port, args.port_file))
+    limits = BrokerLimits(max_packet_size=args.max_packet_size, allow_remote=args.allow_remote)
+    try:
+        asyncio.run(serve(args.host, args.port, args.port_file, limits))
+    except LocalBackendError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

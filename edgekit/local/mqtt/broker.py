@@ -1,9 +1,9 @@
-"""An MQTT 3.1.1 broker on loopback, built on amqtt.
+"""The local backend's MQTT broker with a blocking start/stop API, and a CONNECT probe.
 
-amqtt gives QoS 0/1/2, retained messages and ``+``/``#`` wildcards. We run it
-anonymous (loopback only, like a developer's IoT Core stand-in) without the
-``$SYS`` and packet-logging plugins, and give it a blocking start/stop API on a
-thread of its own so tests and notebooks need no event loop.
+`Broker` runs an `MqttServer` (this package's own asyncio MQTT 3.1.1 + 5.0
+broker) on a thread and event loop of its own, so tests and notebooks need no
+event loop. Clients are anonymous and accepted from loopback only, like a
+developer's stand-in for IoT Core.
 """
 
 from __future__ import annotations
@@ -14,40 +14,16 @@ import os
 import secrets
 import socket
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from edgekit.errors import LocalBackendError
+from edgekit.local.mqtt.limits import BrokerLimits
+from edgekit.local.mqtt.server import MqttServer
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("edgekit.local.mqtt")
 
-_ANONYMOUS = "amqtt.plugins.authentication.AnonymousAuthPlugin"
-
-
-def broker_config(host: str, port: int) -> dict[str, Any]:
-    """amqtt 0.12 configuration: one TCP listener, anonymous clients, no other plugins."""
-    return {
-        "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 0}},
-        "plugins": {_ANONYMOUS: {"allow_anonymous": True}},
-    }
-
-
-def _bound_port(broker: Any) -> int:
-    """The port the OS picked for the default listener (we bind port 0)."""
-    server = broker._servers["default"].instance  # amqtt keeps the asyncio.Server here
-    return int(server.sockets[0].getsockname()[1])
-
-
-async def start_amqtt(host: str, port: int) -> tuple[Any, int]:
-    """Start an amqtt broker on the running loop; returns (broker, bound port)."""
-    from amqtt.broker import Broker as AmqttBroker
-    from amqtt.errors import BrokerError
-
-    broker = AmqttBroker(broker_config(host, port))
-    try:
-        await broker.start()
-    except BrokerError as exc:
-        raise LocalBackendError(f"MQTT broker cannot listen on {host}:{port}: {exc}") from exc
-    return broker, _bound_port(broker)
+T = TypeVar("T")
 
 
 class Broker:
@@ -56,13 +32,16 @@ class Broker:
     >>> b = Broker(); b.start(); b.port  # doctest: +SKIP
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, limits: BrokerLimits | None = None
+    ) -> None:
         self.host = host
+        self.limits = limits or BrokerLimits()
         self._requested_port = port
         self._port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._broker: Any = None
+        self._server: MqttServer | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
         self._stop: asyncio.Event | None = None
@@ -78,6 +57,13 @@ class Broker:
         """``host:port``, the form EDGEKIT_MQTT_ENDPOINT uses."""
         return f"{self.host}:{self.port}"
 
+    @property
+    def server(self) -> MqttServer:
+        """The running server (its `router` holds sessions and retained messages)."""
+        if self._server is None:
+            raise LocalBackendError("the MQTT broker is not started; call start() first")
+        return self._server
+
     def start(self, timeout: float = 10.0) -> Broker:
         if self._thread is not None:
             raise LocalBackendError("this MQTT broker was already started")
@@ -87,6 +73,7 @@ class Broker:
             raise LocalBackendError(f"the MQTT broker did not start within {timeout:.0f} s")
         if self._error is not None:
             self._thread.join(timeout)
+            self._thread = None
             raise self._error
         return self
 
@@ -103,16 +90,31 @@ class Broker:
             else:
                 log.exception("MQTT broker thread failed")
         finally:
+            _cancel_leftovers(loop)
             loop.close()
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
-        self._broker, self._port = await start_amqtt(self.host, self._requested_port)
+        self._server = MqttServer(self.host, self._requested_port, self.limits)
+        self._port = await self._server.start()
         self._started.set()
         try:
             await self._stop.wait()
         finally:
-            await self._broker.shutdown()
+            await self._server.close()
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the broker's loop and return its result (for tests, inspection).
+
+        The broker's state is only ever touched from its loop thread; this is the safe way in.
+        """
+        if self._loop is None:
+            raise LocalBackendError("the MQTT broker is not started; call start() first")
+
+        async def run() -> T:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(5)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Disconnect every client and close the listener; safe to call twice."""
@@ -130,6 +132,17 @@ class Broker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _cancel_leftovers(loop: asyncio.AbstractEventLoop, deadline: float = 0.5) -> None:
+    """Cancel tasks still pending on the broker's loop (as asyncio.run does), with a deadline."""
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.wait(pending, timeout=deadline))
+    for _ in range(2):  # let closed transports run their connection_lost (closes the socket)
+        loop.run_until_complete(asyncio.sleep(0))
 
 
 def mqtt_ping(host: str, port: int, timeout: float = 2.0) -> bool:

@@ -1,0 +1,149 @@
+"""End-to-end result latency: an image read on the device -> its result at an MQTT subscriber.
+
+Starts the local backend in a temporary home (moto, the Greengrass emulator, the MQTT
+broker, one device runtime), publishes and deploys the three components (model
+package, model agent, inference app) and subscribes to the results topic with paho.
+The app stamps each result with the wall-clock time it read the image
+(``timestamp``, millisecond resolution, truncated); the subscriber subtracts it
+from its own receive time. Same machine, same clock. The path measured: read +
+decode JPEG, preprocess, gRPC Predict to the agent (shared memory), decode boxes,
+spool (sqlite3), IPC PublishToIoTCore, the device's MQTT connection, broker,
+subscriber. Rates are set with ``InferenceInterval`` by configuration deployments.
+
+    python benchmarks/end_to_end_latency.py                     # 10 and 100 images/s
+    python benchmarks/end_to_end_latency.py --rates 10 50 --seconds 20 --model tiny
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("EDGEKIT_QUIET", "1")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", type=float, nargs="+", default=[10.0, 100.0])
+    parser.add_argument("--seconds", type=float, default=15.0, help="measured time per rate")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds ignored per rate")
+    parser.add_argument("--model", choices=["shipped", "tiny"], default="shipped")
+    args = parser.parse_args(argv)
+
+    import paho.mqtt.client as paho
+
+    from edgekit.components import build_components, publish_components
+    from edgekit.components.build import signing_keys
+    from edgekit.deploy import deploy
+    from edgekit.local import endpoints
+    from edgekit.local.device import add_device
+    from edgekit.schemas import parse_timestamp
+    from edgekit.settings import Settings
+
+    home = Path(tempfile.mkdtemp(prefix="edgekit-e2e-bench-"))
+    group = "latency-bench"
+    try:
+        ep = endpoints.up(home)
+        settings = Settings(local_home=home, thing_group=group)
+        add_device("bench-device", group, home, settings=settings)
+        package = None
+        if args.model == "tiny":
+            from edgekit.compile.testing import build_tiny_model
+            from edgekit.package import build_package
+
+            private, _ = signing_keys(None, settings)
+            model = build_tiny_model(home / "tiny.onnx")
+            package = build_package(
+                model, name=settings.model_name, version="1.0.0", key=private,
+                out=home / "tiny.tar.gz",
+            ).path  # fmt: skip
+        built = build_components(settings, out_dir=home / "build", model_package=package)
+        publish_components(settings, built, home=home)
+
+        received: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="latency-bench")
+        client.on_message = lambda c, u, m: received.put((time.time(), json.loads(m.payload)))
+        ready = threading.Event()
+        client.on_subscribe = lambda *a: ready.set()
+        client.connect(ep.mqtt_host, ep.mqtt_port)
+        client.loop_start()
+        client.subscribe(settings.results_topic, 0)
+        ready.wait(10)
+
+        rows = []
+        for rate in args.rates:
+            deploy(
+                settings,
+                thing_group=group,
+                configuration={
+                    settings.inference_component: {
+                        "InferenceInterval": 1.0 / rate,
+                        "CaptureBand": [],
+                        "HealthInterval": 5.0,
+                    }
+                },
+                home=home,
+                timeout=300,
+            )
+            time.sleep(args.warmup)
+            while not received.empty():
+                received.get()
+            start = time.time()
+            latencies: list[float] = []
+            device_ms: list[float] = []
+            while time.time() - start < args.seconds:
+                try:
+                    got, msg = received.get(timeout=1.0)
+                except queue.Empty:
+                    continue
+                read = parse_timestamp(msg["timestamp"]).timestamp()
+                latencies.append((got - read) * 1000.0)
+                device_ms.append(float(msg["latency_ms"]["total"]))
+            achieved = len(latencies) / args.seconds
+            rows.append((rate, achieved, latencies, device_ms))
+
+        print(f"\nmodel: {args.model}; {os.cpu_count()} CPU(s); {args.seconds:g} s per rate")
+        print("| target img/s | achieved img/s | results | e2e p50 ms | e2e p95 ms | "
+              "device p50 ms | device p95 ms |")  # fmt: skip
+        print("|---:|---:|---:|---:|---:|---:|---:|")
+        for rate, achieved, lat, dev in rows:
+            if not lat:
+                print(f"| {rate:g} | 0 | 0 | - | - | - | - |")
+                continue
+            print(
+                f"| {rate:g} | {achieved:.1f} | {len(lat)} | {statistics.median(lat):.1f} | "
+                f"{percentile(lat, 0.95):.1f} | {statistics.median(dev):.1f} | "
+                f"{percentile(dev, 0.95):.1f} |"
+            )
+        print(
+            "\ne2e: subscriber receive time minus the app's image-read time (timestamp is "
+            "truncated to ms, so e2e may read up to 1 ms high); device: the app's own "
+            "latency_ms.total (read to spooled)."
+        )
+        client.loop_stop()
+        client.disconnect()
+        return 0
+    finally:
+        endpoints.down(home)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""``edgekit components publish``: build and publish the three Greengrass components."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "components",
+        help="build and publish the Greengrass components (model, agent, inference app)",
+        description="Build the components' artifacts and recipes, upload them and create the "
+        "next version of each component.",
+    )
+    sub = parser.add_subparsers(dest="components_command", metavar="ACTION", required=True)
+    publish = sub.add_parser(
+        "publish",
+        help="publish the next version of the components",
+        description="With no arguments: all three components, with the shipped model.",
+    )
+    publish.add_argument(
+        "--name",
+        action="append",
+        metavar="NAME",
+        help="a component to publish (repeat; default: all three)",
+    )
+    publish.add_argument(
+        "--model-package", type=Path, metavar="FILE", help="signed model package (.tar.gz)"
+    )
+    publish.add_argument(
+        "--key-dir",
+        type=Path,
+        metavar="DIR",
+        help="signing key folder (default: <local home>/keys, created on first use)",
+    )
+    publish.add_argument("--bucket", help="artifact bucket (default: derived, see docs)")
+    publish.add_argument("--out", type=Path, metavar="DIR", help="keep the build in DIR")
+    publish.add_argument("--backend", choices=["local", "aws"], help="override EDGEKIT_BACKEND")
+    publish.add_argument("--region", help="override EDGEKIT_REGION")
+    publish.set_defaults(handler=_publish)
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from edgekit.components import build_components, publish_components
+    from edgekit.settings import Settings
+
+    settings = Settings.from_env(backend=args.backend, region=args.region)
+    with tempfile.TemporaryDirectory(prefix="edgekit-components-") as tmp:
+        out = args.out or Path(tmp)
+        built = build_components(
+            settings,
+            out_dir=out,
+            model_package=args.model_package,
+            key_dir=args.key_dir,
+            names=args.name,
+        )
+        published = publish_components(settings, built, bucket=args.bucket)
+    print(published.table())
+    return 0

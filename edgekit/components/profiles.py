@@ -1,0 +1,92 @@
+"""What differs between backends when components are published: one small object per backend.
+
+The calls are the same on both backends; only a few facts differ:
+
+- which Python the components' Install step builds its venv from
+  (``PythonExecutable``): on AWS the device's ``python3``; on the local backend
+  the interpreter edgekit runs in, so the device runtime needs no installs;
+- which bucket holds the artifacts and whether edgekit may create it: locally
+  edgekit creates it on first use; on AWS it must exist (the device stack's
+  ``ArtifactBucket`` output, or ``--bucket``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from edgekit.errors import ConfigurationError
+from edgekit.settings import Settings
+
+BUCKET_ENV = "EDGEKIT_ARTIFACT_BUCKET"
+
+
+def _error_code(exc: Exception) -> str:
+    return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
+
+
+def default_bucket(settings: Settings, account: str) -> str:
+    return f"{settings.project_name}-artifacts-{account}-{settings.region}".lower()[:63]
+
+
+class BackendProfile(Protocol):
+    name: str
+
+    def python_executable(self) -> str:
+        """``PythonExecutable`` default of the agent and inference components."""
+
+    def ensure_bucket(self, s3: Any, bucket: str | None, account: str) -> str:
+        """The artifact bucket to use (created if this backend allows it)."""
+
+
+@dataclass(frozen=True)
+class LocalProfile:
+    settings: Settings
+    name: str = "local"
+
+    def python_executable(self) -> str:
+        return sys.executable
+
+    def ensure_bucket(self, s3: Any, bucket: str | None, account: str) -> str:
+        bucket = bucket or os.environ.get(BUCKET_ENV) or default_bucket(self.settings, account)
+        try:
+            s3.head_bucket(Bucket=bucket)
+        except Exception as exc:
+            if _error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+                raise
+            kwargs: dict[str, Any] = {"Bucket": bucket}
+            if self.settings.region != "us-east-1":
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.settings.region}
+            s3.create_bucket(**kwargs)
+        return bucket
+
+
+@dataclass(frozen=True)
+class AwsProfile:
+    settings: Settings
+    name: str = "aws"
+
+    def python_executable(self) -> str:
+        return os.environ.get("EDGEKIT_DEVICE_PYTHON", "python3")
+
+    def ensure_bucket(self, s3: Any, bucket: str | None, account: str) -> str:
+        bucket = bucket or os.environ.get(BUCKET_ENV) or default_bucket(self.settings, account)
+        try:
+            s3.head_bucket(Bucket=bucket)
+        except Exception as exc:
+            if _error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
+                raise ConfigurationError(
+                    f"artifact bucket {bucket} does not exist; pass --bucket with the device "
+                    f"stack's ArtifactBucket output (or set {BUCKET_ENV})"
+                ) from exc
+            raise
+        return bucket
+
+
+_PROFILES = {"local": LocalProfile, "aws": AwsProfile}
+
+
+def profile_for(settings: Settings) -> BackendProfile:
+    return _PROFILES[settings.backend](settings)

@@ -1,0 +1,179 @@
+"""The inference component's configuration, read from Greengrass and checked field by field.
+
+The keys are the recipe's ``DefaultConfiguration`` keys (see
+``component/com.qualityinspection/recipe.yaml``); a deployment may change any of
+them with a ``configurationUpdate``. A bad value raises ConfigurationError
+naming the key, so the component log says exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import ConfigurationError
+
+THING_VARIABLE = "{iot:thingName}"
+
+# Environment variables the recipe's Run step sets (recipe variables interpolated there).
+ENV_MODEL_PACKAGE = "EDGEKIT_MODEL_PACKAGE"
+ENV_MODEL_NAME = "EDGEKIT_MODEL_NAME"
+ENV_AGENT_SOCKET = "EDGEKIT_AGENT_SOCKET"
+ENV_SAMPLE_IMAGES = "EDGEKIT_SAMPLE_IMAGES"
+ENV_SPOOL_DIR = "EDGEKIT_SPOOL_DIR"
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    image_directory: Path
+    inference_interval: float
+    results_topic: str
+    health_topic: str
+    health_interval: float
+    score_threshold: float | None
+    """None: the model package's own threshold."""
+    capture_band: tuple[float, float] | None
+    """Images whose best score lies in [low, high] go to CaptureData; None disables capture."""
+    model_name: str
+    model_package: Path
+    agent_socket: str
+    use_shared_memory: bool
+    spool_dir: Path
+    spool_max_messages: int
+    spool_max_bytes: int
+
+
+def _number(config: Mapping[str, Any], key: str, default: float, *, minimum: float) -> float:
+    value = config.get(key, default)
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ConfigurationError(
+                f"configuration {key}={value!r} is not a number; set it to a number such as "
+                f"{default}"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigurationError(f"configuration {key}={value!r} must be a finite number")
+    if value < minimum:
+        raise ConfigurationError(f"configuration {key}={value!r} must be at least {minimum}")
+    return float(value)
+
+
+def _text(config: Mapping[str, Any], key: str, default: str) -> str:
+    value = config.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise ConfigurationError(f"configuration {key}={value!r} must be a string")
+    return value
+
+
+def _topic(config: Mapping[str, Any], key: str, default: str) -> str:
+    topic = _text(config, key, default).strip()
+    if not topic or "+" in topic or "#" in topic:
+        raise ConfigurationError(
+            f"configuration {key}={topic!r} must be an MQTT topic without wildcards "
+            f"(e.g. {default})"
+        )
+    return topic
+
+
+def _flag(config: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = config.get(key, default)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"configuration {key}={value!r} must be true or false")
+    return value
+
+
+def _threshold(config: Mapping[str, Any]) -> float | None:
+    value = config.get("ScoreThreshold")
+    if value is None or value == "":
+        return None
+    score = _number(config, "ScoreThreshold", 0.3, minimum=0.0)
+    if score > 1.0:
+        raise ConfigurationError(f"configuration ScoreThreshold={value!r} must be in [0, 1]")
+    return score
+
+
+def _band(config: Mapping[str, Any]) -> tuple[float, float] | None:
+    value = config.get("CaptureBand")
+    if value is None or value == [] or value == "":
+        return None
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise ConfigurationError(
+            f"configuration CaptureBand={value!r} must be [low, high] (e.g. [0.2, 0.5]), "
+            "or [] to turn capture off"
+        )
+    low = _number({"CaptureBand[0]": value[0]}, "CaptureBand[0]", 0.0, minimum=0.0)
+    high = _number({"CaptureBand[1]": value[1]}, "CaptureBand[1]", 1.0, minimum=0.0)
+    if not low <= high <= 1.0:
+        raise ConfigurationError(f"configuration CaptureBand={value!r} needs 0 <= low <= high <= 1")
+    return (low, high)
+
+
+def expand_thing(text: str, thing_name: str) -> str:
+    """Replace a ``{iot:thingName}`` the nucleus left in a configuration value.
+
+    Greengrass interpolates recipe variables in configuration values only when
+    the nucleus option ``interpolateComponentConfiguration`` is on; the app
+    does it itself so the default socket path works either way.
+    """
+    return text.replace(THING_VARIABLE, thing_name)
+
+
+def parse_config(
+    config: Mapping[str, Any], env: Mapping[str, str] | None = None, *, thing_name: str = ""
+) -> AppConfig:
+    """An AppConfig from the component configuration and the Run step's environment."""
+    env = os.environ if env is None else env
+    if not isinstance(config, Mapping):
+        raise ConfigurationError(f"component configuration must be an object, got {config!r}")
+    image_dir = _text(config, "ImageDirectory", "").strip()
+    if not image_dir:
+        image_dir = env.get(ENV_SAMPLE_IMAGES, "")
+        if not image_dir:
+            raise ConfigurationError(
+                f"configuration ImageDirectory is empty and {ENV_SAMPLE_IMAGES} is not set; "
+                "set ImageDirectory to the camera's image folder"
+            )
+    package = env.get(ENV_MODEL_PACKAGE, "")
+    if not package:
+        raise ConfigurationError(
+            f"{ENV_MODEL_PACKAGE} is not set: the recipe's Run step must point it at the model "
+            "component's unpacked package"
+        )
+    model_name = _text(config, "ModelName", "").strip() or env.get(ENV_MODEL_NAME, "")
+    if not model_name:
+        raise ConfigurationError("configuration ModelName is empty; set the model's name")
+    socket = _text(config, "AgentSocket", "").strip() or env.get(ENV_AGENT_SOCKET, "")
+    if not socket:
+        raise ConfigurationError(
+            f"configuration AgentSocket is empty and {ENV_AGENT_SOCKET} is not set; set the "
+            "model agent's unix socket path"
+        )
+    spool_dir = env.get(ENV_SPOOL_DIR, "") or "spool"
+    return AppConfig(
+        image_directory=Path(expand_thing(image_dir, thing_name)),
+        inference_interval=_number(config, "InferenceInterval", 1.0, minimum=0.0),
+        results_topic=_topic(
+            config, "PublishResultsOnTopic", "qualityinspection/scratch-detection"
+        ),
+        health_topic=_topic(config, "HealthTopic", "qualityinspection/health"),
+        health_interval=_number(config, "HealthInterval", 30.0, minimum=0.1),
+        score_threshold=_threshold(config),
+        capture_band=_band(config),
+        model_name=model_name,
+        model_package=Path(package),
+        agent_socket=expand_thing(socket, thing_name),
+        use_shared_memory=_flag(config, "UseSharedMemory", True),
+        spool_dir=Path(spool_dir),
+        spool_max_messages=int(_number(config, "SpoolMaxMessages", 10_000, minimum=1)),
+        spool_max_bytes=int(_number(config, "SpoolMaxBytes", 50 * 1024 * 1024, minimum=1024)),
+    )

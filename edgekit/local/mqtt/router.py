@@ -1,0 +1,174 @@
+"""The broker's shared state: sessions by client id, the subscription tree, retained messages.
+
+Everything here runs on the broker's event loop thread and never awaits, so
+routing a message is one synchronous pass: match the topic, pick each
+session's delivery QoS (min of the publish QoS and the best granted QoS among
+that session's matching subscriptions) and hand it to the session, which
+writes to its connection without waiting for it. A slow subscriber therefore
+cannot hold up a publisher or the other subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from edgekit.local.mqtt.limits import NEVER_EXPIRES, BrokerLimits
+from edgekit.local.mqtt.packets import Will
+from edgekit.local.mqtt.sessions import Delivery, Link, Message, Session, Subscription
+from edgekit.local.mqtt.topics import SubscriptionTree, matches
+
+log = logging.getLogger("edgekit.local.mqtt")
+
+# PUBLISH properties a broker passes on to subscribers unchanged (MQTT 5 3.3.2.3).
+FORWARDED = ("payload_format_indicator", "content_type", "response_topic", "correlation_data")
+
+
+def message_properties(props: dict[str, Any]) -> tuple[dict[str, Any], float | None]:
+    """(properties to forward, expiry deadline) from a PUBLISH's or a will's properties."""
+    forwarded = {k: props[k] for k in FORWARDED if k in props}
+    if "user_property" in props:
+        forwarded["user_property"] = list(props["user_property"])
+    expiry = props.get("message_expiry_interval")
+    return forwarded, (time.monotonic() + expiry if expiry is not None else None)
+
+
+class Router:
+    def __init__(self, limits: BrokerLimits) -> None:
+        self.limits = limits
+        self.sessions: dict[str, Session] = {}
+        self.tree: SubscriptionTree[Subscription] = SubscriptionTree()
+        self.retained: dict[str, Message] = {}
+        self.closing = False
+
+    # ------------------------------------------------------------ routing
+    def publish(self, message: Message) -> int:
+        """Route ``message`` to every matching session; returns how many sessions got it."""
+        if message.retain:
+            if message.payload:
+                self.retained[message.topic] = message
+            else:
+                self.retained.pop(message.topic, None)  # an empty retained message clears
+        targets: dict[str, list[Subscription]] = {}
+        for client_id, sub in self.tree.match(message.topic):
+            if sub.options.no_local and client_id == message.sender:
+                continue
+            targets.setdefault(client_id, []).append(sub)
+        for client_id, subs in targets.items():
+            session = self.sessions.get(client_id)
+            if session is None:
+                continue
+            granted = max(s.options.qos for s in subs)
+            keep_retain = message.retain and any(s.options.retain_as_published for s in subs)
+            ids = tuple(s.identifier for s in subs if s.identifier is not None)
+            session.deliver(Delivery(message, min(message.qos, granted), keep_retain, ids))
+        return len(targets)
+
+    def retained_for(self, topic_filter: str) -> list[Message]:
+        now = time.monotonic()
+        for topic in [t for t, m in self.retained.items() if m.expired(now)]:
+            del self.retained[topic]
+        return [m for t, m in self.retained.items() if matches(topic_filter, t)]
+
+    # ------------------------------------------------------------ subscriptions
+    def subscribe(self, session: Session, sub: Subscription) -> bool:
+        """Add or replace the session's subscription; True if it replaced one."""
+        session.subscriptions[sub.topic_filter] = sub
+        return self.tree.add(sub.topic_filter, session.client_id, sub)
+
+    def unsubscribe(self, session: Session, topic_filter: str) -> bool:
+        if session.subscriptions.pop(topic_filter, None) is None:
+            return False
+        self.tree.remove(topic_filter, session.client_id)
+        return True
+
+    # ------------------------------------------------------------ session lifecycle
+    def open_session(
+        self, client_id: str, link: Link, clean_start: bool, expiry_interval: int
+    ) -> tuple[Session, bool]:
+        """The session for a new connection: (session, session present).
+
+        A connection already using this client id is taken over (closed); a
+        clean start discards the old session first.
+        """
+        session = self.sessions.get(client_id)
+        if session is not None and session.link is not None:
+            old, session.link = session.link, None
+            old.taken_over()
+        if session is not None and clean_start:
+            self.end_session(session)
+            session = None
+        present = session is not None
+        if session is None:
+            session = Session(client_id, self.limits)
+            self.sessions[client_id] = session
+        else:
+            session.cancel_timers()  # came back before expiry / will delay: no will
+            session.pending_will = None
+        session.expiry_interval = expiry_interval
+        return session, present
+
+    def connection_closed(
+        self, session: Session, link: Link, will: Will | None, will_delay: int
+    ) -> None:
+        """A connection of ``session`` ended; ``will`` is None after a normal DISCONNECT."""
+        if self.closing:
+            return
+        if session.link is link:
+            session.link = None
+        current = self.sessions.get(session.client_id) is session
+        resumed = current and session.link is not None  # another connection took it over
+        if will is not None:
+            if will_delay and current and not resumed and session.expiry_interval:
+                delay = min(will_delay, session.expiry_interval)
+                session.pending_will = will
+                session.will_timer = asyncio.get_running_loop().call_later(
+                    delay, self._publish_pending_will, session
+                )
+            elif not (will_delay and resumed):
+                self.publish_will(session.client_id, will)
+        if current and not resumed:
+            if session.expiry_interval == 0:
+                self.end_session(session)
+            elif session.expiry_interval != NEVER_EXPIRES:
+                session.expiry_timer = asyncio.get_running_loop().call_later(
+                    session.expiry_interval, self._expire, session
+                )
+
+    def publish_will(self, client_id: str, will: Will) -> None:
+        props, expires_at = message_properties(will.properties)
+        self.publish(
+            Message(will.topic, will.payload, will.qos, will.retain, client_id, props, expires_at)
+        )
+
+    def _publish_pending_will(self, session: Session) -> None:
+        will, session.pending_will = session.pending_will, None
+        session.will_timer = None
+        if will is not None and session.link is None:
+            self.publish_will(session.client_id, will)
+
+    def _expire(self, session: Session) -> None:
+        session.expiry_timer = None
+        if self.sessions.get(session.client_id) is session and session.link is None:
+            log.info("session %r expired", session.client_id)
+            self.end_session(session)
+
+    def end_session(self, session: Session) -> None:
+        """Forget the session and its subscriptions; a will still waiting goes out now."""
+        if self.sessions.get(session.client_id) is session:
+            del self.sessions[session.client_id]
+        for topic_filter in session.subscriptions:
+            self.tree.remove(topic_filter, session.client_id)
+        session.subscriptions.clear()
+        will, session.pending_will = session.pending_will, None
+        session.clear()
+        if will is not None and not self.closing:
+            self.publish_will(session.client_id, will)
+
+    def close(self) -> None:
+        """Stop all timers; no will is published while the broker shuts down."""
+        self.closing = True
+        for session in self.sessions.values():
+            session.cancel_timers()

@@ -1,0 +1,105 @@
+"""The asyncio TCP server: accepts connections and runs each one concurrently.
+
+`MqttServer` lives on whatever event loop starts it (``python -m
+edgekit.local.mqtt`` runs it under ``asyncio.run``; `Broker` on a thread).
+`close` never hangs: it stops listening, tells MQTT 5 clients the server is
+shutting down, aborts every connection and cancels their tasks with a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from edgekit.errors import LocalBackendError
+from edgekit.local.mqtt.connection import Connection
+from edgekit.local.mqtt.limits import BrokerLimits
+from edgekit.local.mqtt.router import Router
+
+log = logging.getLogger("edgekit.local.mqtt")
+
+
+class MqttServer:
+    """An MQTT 3.1.1/5.0 broker listening on ``host:port`` of the running event loop."""
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, limits: BrokerLimits | None = None
+    ) -> None:
+        self.host = host
+        self.requested_port = port
+        self.limits = limits or BrokerLimits()
+        self.router = Router(self.limits)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._connections: dict[asyncio.Task[None], Connection] = {}
+
+    async def start(self) -> int:
+        """Listen; returns the bound port (the OS picks one for port 0)."""
+        try:
+            self._server = await asyncio.start_server(
+                self._serve_client, self.host, self.requested_port
+            )
+        except OSError as exc:
+            raise LocalBackendError(
+                f"MQTT broker cannot listen on {self.host}:{self.requested_port}: {exc}; "
+                "pick another --port or stop what is using it"
+            ) from exc
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    async def _serve_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if self.router.closing:
+            writer.transport.abort()
+            return
+        connection = Connection(self.router, reader, writer, self.limits)
+        self._connections[task] = connection
+        try:
+            await connection.run()
+        except asyncio.CancelledError:
+            # Only close() cancels these tasks. Ending normally keeps Python 3.11's stream
+            # callback from logging the cancellation as an unhandled error.
+            log.debug("%r cancelled at shutdown", connection)
+        finally:
+            self._connections.pop(task, None)
+
+    @property
+    def connections(self) -> list[Connection]:
+        """The open connections (read it on the broker's loop, e.g. through `Broker.call`)."""
+        return list(self._connections.values())
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    async def close(self, deadline: float = 0.5) -> None:
+        """Stop listening, drop every client, and wait at most ``deadline`` seconds for them."""
+        self.router.close()
+        if self._server is not None:
+            # Stop accepting first, and give a connection accepted just now the few loop
+            # iterations it needs to reach _serve_client (which aborts it, as we are closing):
+            # Python 3.11 leaks the socket of a connection accepted by a server closed before
+            # the connection's transport attached to it.
+            loop = asyncio.get_running_loop()
+            for sock in self._server.sockets:
+                loop.remove_reader(sock.fileno())
+            for _ in range(4):
+                await asyncio.sleep(0)
+            self._server.close()
+        tasks = list(self._connections)
+        for connection in list(self._connections.values()):
+            connection.shutdown()  # aborts the transport: the task sees the connection lost
+        if tasks:
+            _, still = await asyncio.wait(tasks, timeout=deadline / 2)
+            for task in still:
+                task.cancel()
+            if still:
+                _, still = await asyncio.wait(still, timeout=deadline / 2)
+            if still:
+                log.warning("%d MQTT connections did not finish in %.1f s", len(still), deadline)
+        self._connections.clear()
+        for _ in range(2):  # aborted transports close their sockets in a callback
+            await asyncio.sleep(0)

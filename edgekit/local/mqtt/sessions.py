@@ -1,0 +1,224 @@
+"""Session state and the outgoing QoS flow of one client (MQTT spec 4.1, 4.3, 4.4).
+
+A session outlives its network connections when the client asked for it
+(3.1.1 clean session 0; 5.0 a non-zero session expiry interval). It owns the
+client's subscriptions, the QoS 1/2 deliveries sent but not yet acknowledged
+(``inflight``, resent with DUP on reconnect) and those waiting for a free slot
+in the in-flight window or for the client to come back (``pending``).
+
+Queueing policy (see `BrokerLimits`): QoS 0 goes straight to the connection or
+nowhere (it is not queued for offline clients). QoS 1/2 queue in ``pending``
+up to ``max_queued``; when that overflows while the client is connected, the
+client is disconnected (it is not keeping up); while it is offline, the
+oldest queued message is dropped and counted in ``dropped``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+from edgekit.local.mqtt.limits import BrokerLimits
+from edgekit.local.mqtt.packets import SubscriptionOptions, Will
+from edgekit.local.mqtt.properties import Properties
+
+log = logging.getLogger("edgekit.local.mqtt")
+
+
+@dataclass(slots=True)
+class Message:
+    """An application message as the broker routes it."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    sender: str | None = None  # client id, for the no-local option
+    properties: Properties = field(default_factory=dict)  # forwarded to MQTT 5 subscribers
+    expires_at: float | None = None  # time.monotonic() deadline from Message Expiry Interval
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires_at is not None and (now or time.monotonic()) >= self.expires_at
+
+
+@dataclass(slots=True)
+class Subscription:
+    topic_filter: str
+    options: SubscriptionOptions
+    identifier: int | None = None  # MQTT 5 subscription identifier
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One message on its way to one session, at the QoS it is delivered with."""
+
+    message: Message
+    qos: int
+    retain: bool
+    subscription_ids: tuple[int, ...] = ()
+    packet_id: int = 0
+    released: bool = False  # QoS 2: PUBREC received, PUBREL sent, awaiting PUBCOMP
+
+
+class Sent(Enum):
+    OK = 0
+    FULL = 1  # the connection's write buffer is over its limit
+    SKIPPED = 2  # too large for the client's Maximum Packet Size: discarded as delivered
+
+
+class Link(Protocol):
+    """What a session needs from the connection currently serving it."""
+
+    window: int  # in-flight QoS 1/2 deliveries allowed
+
+    def send_publish(self, delivery: Delivery, dup: bool = False) -> Sent: ...
+
+    def send_pubrel(self, packet_id: int) -> Sent: ...
+
+    def overflow(self, reason: str) -> None:
+        """Close the connection because the client does not keep up."""
+
+    def taken_over(self) -> None:
+        """Close the connection because a new one connected with the same client id."""
+
+
+class Session:
+    def __init__(self, client_id: str, limits: BrokerLimits) -> None:
+        self.client_id = client_id
+        self.limits = limits
+        self.subscriptions: dict[str, Subscription] = {}
+        self.inflight: dict[int, Delivery] = {}  # insertion order = send order
+        self.pending: deque[Delivery] = deque()
+        self.incoming_qos2: set[int] = set()  # PUBREC sent, awaiting PUBREL
+        self.expiry_interval = 0
+        self.link: Link | None = None
+        self.dropped = 0
+        self.ended = False
+        self.expiry_timer: asyncio.TimerHandle | None = None
+        self.will_timer: asyncio.TimerHandle | None = None
+        self.pending_will: Will | None = None
+        self._next_id = 1
+
+    def __repr__(self) -> str:
+        state = "online" if self.link else "offline"
+        return f"<Session {self.client_id!r} {state} inflight={len(self.inflight)}>"
+
+    # ------------------------------------------------------------ outgoing flow
+    def deliver(self, delivery: Delivery) -> None:
+        """Send now, queue, or drop ``delivery`` per the policy in the module docstring."""
+        if self.ended:
+            return
+        link = self.link
+        if delivery.qos == 0:
+            if link is not None:
+                link.send_publish(delivery)  # dropped by the link when its buffer is full
+            return
+        if link is None or self.pending or len(self.inflight) >= link.window:
+            self._queue(delivery)
+        else:
+            self._send_new(delivery, link)
+
+    def _queue(self, delivery: Delivery) -> None:
+        limit = self.limits.max_queued
+        if len(self.pending) >= limit and self.link is not None:
+            self._lose_link(f"{len(self.pending)} QoS 1/2 messages queued (limit {limit})")
+        if len(self.pending) >= limit:
+            self.pending.popleft()
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning(
+                    "session %r is offline with %d queued messages: dropped the oldest "
+                    "(%d dropped so far)",
+                    self.client_id,
+                    limit,
+                    self.dropped,
+                )
+        self.pending.append(delivery)
+
+    def _send_new(self, delivery: Delivery, link: Link) -> None:
+        delivery.packet_id = self._allocate_id()
+        self.inflight[delivery.packet_id] = delivery
+        sent = link.send_publish(delivery)
+        if sent is Sent.SKIPPED:
+            del self.inflight[delivery.packet_id]
+        elif sent is Sent.FULL:
+            self._lose_link("its outgoing buffer is full")
+
+    def _allocate_id(self) -> int:
+        packet_id = self._next_id
+        while packet_id in self.inflight:
+            packet_id = packet_id % 0xFFFF + 1
+        self._next_id = packet_id % 0xFFFF + 1
+        return packet_id
+
+    def _lose_link(self, reason: str) -> None:
+        link, self.link = self.link, None
+        if link is not None:
+            link.overflow(reason)
+
+    def pump(self) -> None:
+        """Move pending deliveries into the in-flight window while there is room."""
+        now = time.monotonic()
+        while self.pending and self.link is not None and len(self.inflight) < self.link.window:
+            delivery = self.pending.popleft()
+            if not delivery.message.expired(now):
+                self._send_new(delivery, self.link)
+
+    def attach(self, link: Link) -> None:
+        """A connection took this session: resend unacknowledged deliveries, then the queue."""
+        self.link = link
+        for delivery in list(self.inflight.values()):
+            if delivery.released:
+                sent = link.send_pubrel(delivery.packet_id)
+            else:
+                sent = link.send_publish(delivery, dup=True)
+            if sent is Sent.FULL:
+                self._lose_link("its outgoing buffer is full")
+                return
+            if sent is Sent.SKIPPED:
+                del self.inflight[delivery.packet_id]
+        self.pump()
+
+    # ------------------------------------------------------------ acknowledgements
+    def puback(self, packet_id: int) -> None:
+        delivery = self.inflight.get(packet_id)
+        if delivery is not None and delivery.qos == 1:
+            del self.inflight[packet_id]
+            self.pump()
+
+    def pubrec(self, packet_id: int, failed: bool) -> bool:
+        """PUBREC for a QoS 2 delivery; False if the packet id is unknown."""
+        delivery = self.inflight.get(packet_id)
+        if delivery is None or delivery.qos != 2:
+            return False
+        if failed:  # MQTT 5 reason >= 0x80: the client refused it; the flow ends here
+            del self.inflight[packet_id]
+            self.pump()
+        else:
+            delivery.released = True
+        return True
+
+    def pubcomp(self, packet_id: int) -> None:
+        delivery = self.inflight.get(packet_id)
+        if delivery is not None and delivery.released:
+            del self.inflight[packet_id]
+            self.pump()
+
+    # ------------------------------------------------------------ end of life
+    def cancel_timers(self) -> None:
+        for timer in (self.expiry_timer, self.will_timer):
+            if timer is not None:
+                timer.cancel()
+        self.expiry_timer = self.will_timer = None
+
+    def clear(self) -> None:
+        self.ended = True
+        self.cancel_timers()
+        self.inflight.clear()
+        self.pending.clear()
+        self.incoming_qos2.clear()

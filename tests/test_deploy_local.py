@@ -1,0 +1,271 @@
+"""Publish and deploy against the local backend: moto, the Greengrass emulator, a device runtime.
+
+The end-to-end test runs the real components on a local device: the model
+component unpacks a signed package, the agent serves it over gRPC, the inference
+app publishes results through IPC to the local broker, where paho receives them.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("awsiot.greengrasscoreipc")
+
+import paho.mqtt.client as paho  # noqa: E402
+
+from edgekit import clients  # noqa: E402
+from edgekit.compile.testing import build_tiny_model  # noqa: E402
+from edgekit.components import build_components, publish_components  # noqa: E402
+from edgekit.components.build import signing_keys  # noqa: E402
+from edgekit.deploy import deploy  # noqa: E402
+from edgekit.errors import ConfigurationError  # noqa: E402
+from edgekit.local import endpoints, process  # noqa: E402
+from edgekit.local.mqtt import Broker  # noqa: E402
+from edgekit.package import build_package  # noqa: E402
+from edgekit.recipes import parse_recipe  # noqa: E402
+from edgekit.schemas import validate_result  # noqa: E402
+from edgekit.settings import Settings  # noqa: E402
+
+pytestmark = pytest.mark.integration
+GROUP = "edgekit-e2e"
+THING = "e2e-device"
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Settings]]:
+    home = tmp_path_factory.mktemp("home")
+    endpoints.up(home)
+    try:
+        yield home, Settings(local_home=home, thing_group=GROUP)
+    finally:
+        endpoints.down(home)
+
+
+@pytest.fixture(scope="module")
+def model_package(local: tuple[Path, Settings]) -> Path:
+    home, settings = local
+    private, _ = signing_keys(None, settings)
+    model = build_tiny_model(home / "tiny.onnx")
+    return build_package(
+        model, name=settings.model_name, version="1.4.0", key=private, out=home / "m.tar.gz"
+    ).path
+
+
+def test_publish_twice_increments_versions(local: tuple[Path, Settings], tmp_path: Path) -> None:
+    home, settings = local
+    built = build_components(settings, out_dir=tmp_path, names=[settings.agent_component])
+    first = publish_components(settings, built, home=home)
+    second = publish_components(settings, built, home=home)
+    name = settings.agent_component
+    assert (first[name], second[name]) == ("1.0.0", "1.0.1")
+    greengrass = clients.client("greengrassv2", settings, home=home)
+    stored = greengrass.get_component(arn=second.details[name].arn, recipeOutputFormat="JSON")
+    recipe = parse_recipe(stored["recipe"])  # validates as the service stored it
+    artifact = recipe["Manifests"][0]["Artifacts"][0]
+    assert artifact["URI"].startswith(f"s3://{settings.project_name}-artifacts-")
+    assert "/1.0.1/" in artifact["URI"] and artifact["Algorithm"] == "SHA-256"
+    defaults = recipe["ComponentConfiguration"]["DefaultConfiguration"]
+    assert Path(defaults["PythonExecutable"]).exists()  # the local profile: this interpreter
+    assert "1.0.1" in second.table() and second.details[name].arn.endswith(":versions:1.0.1")
+
+
+def test_deploy_refuses_unknown_group_and_version(local: tuple[Path, Settings]) -> None:
+    home, settings = local
+    with pytest.raises(ConfigurationError, match="thing group nobody"):
+        deploy(settings, thing_group="nobody", home=home, wait=False)
+    clients.client("iot", settings, home=home).create_thing_group(thingGroupName="empty-group")
+    with pytest.raises(ConfigurationError, match="no version 9.9.9"):
+        deploy(
+            settings,
+            thing_group="empty-group",
+            components={settings.agent_component: "9.9.9"},
+            home=home,
+            wait=False,
+        )
+
+
+class Subscriber:
+    def __init__(self, port: int) -> None:
+        self.messages: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"e2e-{id(self)}")
+        self.client.on_message = lambda c, u, m: self.messages.put(json.loads(m.payload))
+        ready = threading.Event()
+        self.client.on_subscribe = lambda *a: ready.set()
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        # QoS 0 towards the test: amqtt 0.12 may stall a QoS 1 delivery session.
+        self.client.subscribe("qualityinspection/scratch-detection", 0)
+        assert ready.wait(10)
+
+    def take(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+        got: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(got) < count:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"received only {len(got)} of {count} results"
+            got.append(self.messages.get(timeout=remaining))
+        return got
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class Gate:
+    """Holds the broker's port while the broker is down: the device's MQTT client connects,
+    gets no CONNACK, and waits, so it cannot reach the restarted broker before the test's
+    subscriber does (which would make the first redelivered results unobservable)."""
+
+    def __init__(self, port: int) -> None:
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", port))
+        self.listener.listen(8)
+        self.listener.settimeout(0.05)
+        self.closing = threading.Event()
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while not self.closing.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close_listener(self) -> None:
+        # accept() in another thread would keep the socket listening after close(): stop it first.
+        self.closing.set()
+        self.thread.join(5)
+        self.listener.close()
+
+    def release(self) -> None:
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.mark.slow
+def test_end_to_end_results_config_update_and_outage(
+    local: tuple[Path, Settings], model_package: Path, tmp_path: Path
+) -> None:
+    from edgekit.local.device import add_device, device_logs
+
+    home, settings = local
+    started = time.monotonic()
+    add_device(THING, GROUP, home, settings=settings)
+    built = build_components(settings, out_dir=tmp_path, model_package=model_package)
+    published = publish_components(settings, built, home=home)
+    mqtt_port = endpoints.LocalEndpoints.load(home).mqtt_port
+    subscriber = Subscriber(mqtt_port)
+    result = deploy(
+        settings,
+        thing_group=GROUP,
+        configuration={settings.inference_component: {"InferenceInterval": 0.2}},
+        home=home,
+        timeout=120,
+    )
+    (device,) = result.devices
+    assert device.thing_name == THING and device.ready
+    assert device.components[settings.model_component] == (
+        published[settings.model_component],
+        "FINISHED",
+    )
+    assert device.components[settings.inference_component][1] == "RUNNING"
+    assert THING in result.table()
+
+    results = subscriber.take(5)
+    for msg in results:
+        validate_result(msg)
+        assert msg["thing_name"] == THING
+        assert msg["model"] == {"name": settings.model_name, "version": "1.4.0"}
+
+    # A configuration-only deployment: same versions, new values, no restart of the app.
+    deploy(
+        settings,
+        thing_group=GROUP,
+        configuration={
+            settings.inference_component: {"InferenceInterval": 0.1, "ScoreThreshold": 0.999}
+        },
+        home=home,
+        timeout=60,
+    )
+    deadline = time.monotonic() + 15
+    while True:
+        msg = subscriber.take(1)[0]
+        if all(d["score"] >= 0.999 for d in msg["detections"]) and msg["sequence"] > 0:
+            following = subscriber.take(3)
+            if all(d["score"] >= 0.999 for m in following for d in m["detections"]):
+                break
+        assert time.monotonic() < deadline, "the configuration update never took effect"
+    log = device_logs(THING, settings.inference_component, home)
+    assert log.count("inspecting ") == 1, "the app restarted instead of re-reading its config"
+
+    # The broker goes away for a while; nothing is lost and order is kept.
+    last_seen = subscriber.take(1)[0]["sequence"]
+    process.stop_process(home, "mqtt")
+    gate = Gate(mqtt_port)
+    broker: Broker | None = None
+    try:
+        subscriber.close()
+        # What reached the broker before it died, then what the device delivers afterwards.
+        before = []
+        while not subscriber.messages.empty():
+            before.append(subscriber.messages.get()["sequence"])
+        time.sleep(3.0)
+        gate.close_listener()
+        broker = Broker(host="127.0.0.1", port=mqtt_port).start()
+        after = Subscriber(mqtt_port)
+        gate.release()
+        received = [m["sequence"] for m in after.take(25, timeout=30)]
+        after.close()
+        sequences = [s for s in before + received if s > last_seen]
+        assert sequences, "nothing was delivered after the outage"
+        # In order and without gaps; a result the broker had already taken may come twice.
+        deduped = [s for i, s in enumerate(sequences) if s not in sequences[:i]]
+        assert deduped == list(range(last_seen + 1, last_seen + 1 + len(deduped))), sequences
+        assert len(deduped) >= 25
+    finally:
+        gate.release()
+        if not gate.closing.is_set():
+            gate.close_listener()
+        if broker is not None:
+            broker.stop()
+        endpoints.up(home)  # the broker process again, on its port, for the tests after this
+    assert time.monotonic() - started < 90
+
+
+@pytest.mark.slow
+def test_failed_deployment_names_the_device_and_rolls_back(local: tuple[Path, Settings]) -> None:
+    """A PublicKey the agent cannot read: the agent breaks, the device rolls back, we say why."""
+    from edgekit.deploy import DeviceDeploymentError
+
+    home, settings = local
+    from edgekit.local.device import list_devices
+
+    if not any(d.thing == THING and d.running for d in list_devices(home)):
+        pytest.skip("needs the device of the end-to-end test")
+    with pytest.raises(DeviceDeploymentError) as info:
+        deploy(
+            settings,
+            thing_group=GROUP,
+            configuration={settings.agent_component: {"PublicKey": "not a key"}},
+            home=home,
+            timeout=120,
+        )
+    assert info.value.device == THING
+    assert settings.agent_component in info.value.reason
+    assert f"edgekit local device logs {THING}" in str(info.value)
+    assert "rolled back" in info.value.reason
