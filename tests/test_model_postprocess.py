@@ -11,7 +11,7 @@ from PIL import Image
 from edgekit.data.types import Box
 from edgekit.errors import ModelError
 from edgekit.model.metadata import ModelInfo, Preprocessing
-from edgekit.model.postprocess import decode, nms, preprocess
+from edgekit.model.postprocess import decode, nms, normalize, preprocess
 from edgekit.model.targets import encode
 
 PRE = Preprocessing(input_name="image", height=256, width=384)
@@ -59,6 +59,20 @@ def test_preprocess_resizes_and_normalizes() -> None:
     assert x.shape == (1, 3, 256, 384) and x.dtype == np.float32
     assert x[0, 0].mean() == pytest.approx((128 / 255 - 0.5) / 0.25, abs=1e-5)
     assert x[0, 2].mean() == pytest.approx((1.0 - 0.5) / 0.25, abs=1e-5)
+
+
+def test_normalize_lookup_equals_the_direct_formula() -> None:
+    """The per-level lookup table must give bit-identical inputs to the direct float math."""
+    pre = Preprocessing(
+        input_name="x", height=16, width=24, mean=(0.1, 0.5, 0.9), std=(0.2, 0.3, 0.4)
+    )
+    image = np.random.default_rng(3).integers(0, 256, (16, 24, 3)).astype(np.uint8)
+    x = image.astype(np.float32)
+    x *= np.float32(pre.scale)
+    x -= np.asarray(pre.mean, dtype=np.float32)
+    x /= np.asarray(pre.std, dtype=np.float32)
+    expected = x.transpose(2, 0, 1)[None]
+    assert np.array_equal(normalize(image, pre), expected)
 
 
 def test_preprocess_accepts_gray_pil_and_rgba() -> None:
