@@ -2,9 +2,14 @@
 Greengrass v2 devices and bring their results back.
 
 The public API is what this module exports; everything else is internal.
+Names load lazily, so ``import edgekit`` stays fast and pulls in neither
+boto3, ONNX Runtime nor torch until they are used.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from edgekit.errors import (
     AgentError,
@@ -20,8 +25,79 @@ from edgekit.errors import (
     RecipeError,
     VerificationError,
 )
+from edgekit.settings import Settings
 
 __version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY: dict[str, str] = {
+    # data
+    "Box": "edgekit.data",
+    "Dataset": "edgekit.data",
+    "Detection": "edgekit.data",
+    "Sample": "edgekit.data",
+    "SyntheticTagScratches": "edgekit.data",
+    "iter_images": "edgekit.data",
+    "load_dataset": "edgekit.data",
+    "load_image": "edgekit.data",
+    "split_dataset": "edgekit.data",
+    "write_dataset": "edgekit.data",
+    # model
+    "EvalResult": "edgekit.model",
+    "Predictor": "edgekit.model.predict",
+    "default_model_path": "edgekit.model",
+    "evaluate": "edgekit.model",
+    "train": "edgekit.model.train",
+    # compile and package
+    "CompileReport": "edgekit.compile",
+    "compile_model": "edgekit.compile",
+    "Manifest": "edgekit.package",
+    "build_package": "edgekit.package",
+    "generate_keypair": "edgekit.package",
+    "open_package": "edgekit.package",
+    "verify_package": "edgekit.package",
+    # AWS resources, through edgekit.clients on either backend
+    "client": "edgekit.clients",
+    "session": "edgekit.clients",
+    "StackError": "edgekit.stack",
+    "delete_stack": "edgekit.stack",
+    "deploy_stack": "edgekit.stack",
+    "stack_outputs": "edgekit.stack",
+    "deprovision": "edgekit.provision",
+    "find_provisioned": "edgekit.provision",
+    "provision": "edgekit.provision",
+    "approve": "edgekit.registry",
+    "latest_approved": "edgekit.registry",
+    "register_model_version": "edgekit.registry",
+    "build_components": "edgekit.components",
+    "publish_components": "edgekit.components",
+    "deploy": "edgekit.deploy",
+    "wait_for_deployment": "edgekit.deploy",
+    # results
+    "LiveCollector": "edgekit.results",
+    "ResultsTable": "edgekit.results",
+    "collect": "edgekit.results",
+    "validate_result": "edgekit.schemas",
+    # on the device
+    "AgentClient": "edgekit.agent",
+    "AgentServer": "edgekit.agent",
+    # scheduled runs
+    "run_pipeline": "edgekit.pipeline",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'edgekit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "AgentError",
@@ -35,6 +111,8 @@ __all__ = [
     "PackageError",
     "ParityError",
     "RecipeError",
+    "Settings",
     "VerificationError",
     "__version__",
+    *sorted(_LAZY),
 ]
