@@ -79,17 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     env.set_defaults(handler=_env)
 
-    _mount_device_commands(commands)
+    # ``edgekit local device ...`` lives with the device runtime.
+    from edgekit.local.device.cli import register as register_device
 
-
-def _mount_device_commands(commands: argparse._SubParsersAction) -> None:
-    """``edgekit local device ...`` lives with the device runtime; mount it when present."""
-    try:
-        from edgekit.local.device.cli import register as register_device
-    except ModuleNotFoundError as exc:
-        if exc.name in {"edgekit.local.device", "edgekit.local.device.cli"}:
-            return  # the device runtime is not part of this installation
-        raise
     register_device(commands)
 
 
