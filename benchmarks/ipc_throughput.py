@@ -192,8 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         peer.on_subscribe = lambda *a: subscribed.set()
         peer.connect(broker.host, broker.port)
         peer.loop_start()
-        # QoS 0 on the broker -> peer leg (amqtt 0.12 can stall QoS 1 deliveries to fast clients).
-        peer.subscribe("bench/cloud", qos=0)
+        peer.subscribe("bench/cloud", qos=1)
         subscribed.wait(5)
 
         def publish_cloud(qos: str) -> Callable[[int], None]:

@@ -102,8 +102,7 @@ class Subscriber:
         self.client.on_subscribe = lambda *a: ready.set()
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
-        # QoS 0 towards the test: amqtt 0.12 may stall a QoS 1 delivery session.
-        self.client.subscribe("qualityinspection/scratch-detection", 0)
+        self.client.subscribe("qualityinspection/scratch-detection", 1)
         assert ready.wait(10)
 
     def take(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:

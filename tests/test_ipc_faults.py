@@ -365,7 +365,7 @@ def test_iot_core_subscriptions_survive_a_broker_restart(
         peer.on_subscribe = lambda *a: subscribed.set()
         peer.connect("127.0.0.1", port)
         peer.loop_start()
-        peer.subscribe("up/#", qos=0)  # see PahoPeer in test_ipc_server: amqtt QoS 1 delivery race
+        peer.subscribe("up/#", qos=1)
         assert subscribed.wait(5)
         peers.append(peer)
         return peer

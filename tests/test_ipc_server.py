@@ -127,9 +127,7 @@ class PahoPeer:
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()
 
-    # QoS 0 on the broker -> peer leg: amqtt 0.12 can lose a fast PUBACK for QoS 1 deliveries
-    # (it registers the waiter after sending), which stalls the session and its shutdown.
-    def subscribe(self, topic_filter: str, qos: int = 0) -> None:
+    def subscribe(self, topic_filter: str, qos: int = 1) -> None:
         _, mid = self.client.subscribe(topic_filter, qos)
         assert self._subacks.get(timeout=5) == mid
 
@@ -409,6 +407,8 @@ def test_publish_to_iot_core_reaches_an_mqtt_subscriber(
     got = {m.topic: m for m in (peer.messages.get(timeout=5), peer.messages.get(timeout=5))}
     assert got["results/dev1/image-1"].payload == b'{"defect": true}'
     assert got["results/dev1/image-2"].payload == b"\x00\x01"
+    # a QoS 1 subscription gets each message at the QoS it was published with
+    assert (got["results/dev1/image-1"].qos, got["results/dev1/image-2"].qos) == (0, 1)
 
     with ipc_raises(UnauthorizedError, "PublishToIoTCore.*results/dev2/x"):
         a.publish_to_iot_core(topic_name="results/dev2/x", qos="0", payload=b"")

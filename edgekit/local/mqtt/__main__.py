@@ -1,7 +1,9 @@
 """``python -m edgekit.local.mqtt --host 127.0.0.1 --port 0 --port-file F``.
 
 Serves until SIGTERM/SIGINT. With ``--port 0`` the OS picks a free port; it is
-written to ``--port-file`` once the broker accepts connections.
+written to ``--port-file`` once the broker accepts connections. With
+``--websocket-port P`` it also serves MQTT over WebSocket (``ws://host:P/mqtt``;
+0 picks a port, written to ``--websocket-port-file``).
 """
 
 from __future__ import annotations
@@ -26,15 +28,24 @@ def _write_port(path: Path, port: int) -> None:
 
 
 async def serve(
-    host: str, port: int, port_file: Path | None, limits: BrokerLimits | None = None
+    host: str,
+    port: int,
+    port_file: Path | None,
+    limits: BrokerLimits | None = None,
+    websocket_port: int | None = None,
+    websocket_port_file: Path | None = None,
 ) -> None:
-    server = MqttServer(host, port, limits)
+    server = MqttServer(host, port, limits, websocket_port)
     bound = await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    if port_file is not None:
+    if server.websocket_port is not None:
+        if websocket_port_file is not None:
+            _write_port(websocket_port_file, server.websocket_port)
+        print(f"edgekit MQTT broker websockets on ws://{host}:{server.websocket_port}/mqtt")
+    if port_file is not None:  # written last: a caller waiting for it finds both ready
         _write_port(port_file, bound)
     print(f"edgekit MQTT broker listening on {host}:{bound}", flush=True)
     try:
@@ -50,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--port-file", type=Path, help="write the bound port here when ready")
     parser.add_argument(
+        "--websocket-port", type=int, help="also serve MQTT over WebSocket here (0 picks a port)"
+    )
+    parser.add_argument(
+        "--websocket-port-file", type=Path, help="write the bound websocket port here when ready"
+    )
+    parser.add_argument(
         "--max-packet-size", type=int, default=BrokerLimits.max_packet_size, help="bytes"
     )
     parser.add_argument(
@@ -59,12 +76,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
+    if args.websocket_port_file is not None and args.websocket_port is None:
+        parser.error("--websocket-port-file needs --websocket-port (0 picks a free port)")
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     limits = BrokerLimits(max_packet_size=args.max_packet_size, allow_remote=args.allow_remote)
     try:
-        asyncio.run(serve(args.host, args.port, args.port_file, limits))
+        asyncio.run(
+            serve(
+                args.host,
+                args.port,
+                args.port_file,
+                limits,
+                args.websocket_port,
+                args.websocket_port_file,
+            )
+        )
     except LocalBackendError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1

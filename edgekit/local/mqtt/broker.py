@@ -3,7 +3,8 @@
 `Broker` runs an `MqttServer` (this package's own asyncio MQTT 3.1.1 + 5.0
 broker) on a thread and event loop of its own, so tests and notebooks need no
 event loop. Clients are anonymous and accepted from loopback only, like a
-developer's stand-in for IoT Core.
+developer's stand-in for IoT Core. With ``websocket_port`` (0 picks one) it
+also serves MQTT over WebSocket, the way IoT Core serves SigV4 clients.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 from edgekit.errors import LocalBackendError
 from edgekit.local.mqtt.limits import BrokerLimits
 from edgekit.local.mqtt.server import MqttServer
+from edgekit.local.mqtt.websocket import Handshake
 
 log = logging.getLogger("edgekit.local.mqtt")
 
@@ -33,12 +35,19 @@ class Broker:
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, limits: BrokerLimits | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        limits: BrokerLimits | None = None,
+        websocket_port: int | None = None,
     ) -> None:
         self.host = host
         self.limits = limits or BrokerLimits()
         self._requested_port = port
+        self._requested_websocket_port = websocket_port
         self._port: int | None = None
+        self._websocket_port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: MqttServer | None = None
@@ -51,6 +60,22 @@ class Broker:
         if self._port is None:
             raise LocalBackendError("the MQTT broker is not started; call start() first")
         return self._port
+
+    @property
+    def websocket_port(self) -> int:
+        """The MQTT-over-WebSocket port (clients use ``ws://host:port/mqtt``)."""
+        if self._websocket_port is None:
+            if self._requested_websocket_port is None:
+                raise LocalBackendError(
+                    "this MQTT broker has no websocket listener; create it with "
+                    "Broker(..., websocket_port=0)"
+                )
+            raise LocalBackendError("the MQTT broker is not started; call start() first")
+        return self._websocket_port
+
+    def websocket_handshakes(self) -> list[Handshake]:
+        """The most recent websocket upgrade requests accepted, oldest first (path, query...)."""
+        return self.call(lambda: list(self.server.websocket_handshakes))
 
     @property
     def endpoint(self) -> str:
@@ -95,8 +120,11 @@ class Broker:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
-        self._server = MqttServer(self.host, self._requested_port, self.limits)
+        self._server = MqttServer(
+            self.host, self._requested_port, self.limits, self._requested_websocket_port
+        )
         self._port = await self._server.start()
+        self._websocket_port = self._server.websocket_port
         self._started.set()
         try:
             await self._stop.wait()

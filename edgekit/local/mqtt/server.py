@@ -1,4 +1,7 @@
-"""The asyncio TCP server: accepts connections and runs each one concurrently.
+"""The asyncio server: accepts connections and runs each one concurrently.
+
+It listens on TCP and, if asked, on a second port for MQTT over WebSocket
+(`edgekit.local.mqtt.websocket`); both feed the same `Connection`.
 
 `MqttServer` lives on whatever event loop starts it (``python -m
 edgekit.local.mqtt`` runs it under ``asyncio.run``; `Broker` on a thread).
@@ -9,12 +12,18 @@ shutting down, aborts every connection and cancels their tasks with a deadline.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import logging
+from typing import Any
 
 from edgekit.errors import LocalBackendError
 from edgekit.local.mqtt.connection import Connection
 from edgekit.local.mqtt.limits import BrokerLimits
 from edgekit.local.mqtt.router import Router
+from edgekit.local.mqtt.websocket import MAX_HANDSHAKE_BYTES, Handshake, accept
+
+HANDSHAKES_KEPT = 64  # the most recent websocket upgrade requests, for inspection
 
 log = logging.getLogger("edgekit.local.mqtt")
 
@@ -23,15 +32,26 @@ class MqttServer:
     """An MQTT 3.1.1/5.0 broker listening on ``host:port`` of the running event loop."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, limits: BrokerLimits | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        limits: BrokerLimits | None = None,
+        websocket_port: int | None = None,
     ) -> None:
         self.host = host
         self.requested_port = port
+        self.requested_websocket_port = websocket_port
         self.limits = limits or BrokerLimits()
         self.router = Router(self.limits)
         self.port = 0
+        self.websocket_port: int | None = None
+        self.websocket_handshakes: collections.deque[Handshake] = collections.deque(
+            maxlen=HANDSHAKES_KEPT
+        )
         self._server: asyncio.Server | None = None
+        self._ws_server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], Connection] = {}
+        self._upgrading: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     async def start(self) -> int:
         """Listen; returns the bound port (the OS picks one for port 0)."""
@@ -45,9 +65,33 @@ class MqttServer:
                 "pick another --port or stop what is using it"
             ) from exc
         self.port = int(self._server.sockets[0].getsockname()[1])
+        if self.requested_websocket_port is not None:
+            try:
+                self._ws_server = await asyncio.start_server(
+                    self._serve_websocket,
+                    self.host,
+                    self.requested_websocket_port,
+                    limit=MAX_HANDSHAKE_BYTES,
+                )
+            except OSError as exc:
+                self._server.close()
+                raise LocalBackendError(
+                    f"MQTT broker cannot listen for websockets on {self.host}:"
+                    f"{self.requested_websocket_port}: {exc}; pick another --websocket-port "
+                    "or stop what is using it"
+                ) from exc
+            self.websocket_port = int(self._ws_server.sockets[0].getsockname()[1])
         return self.port
 
     async def _serve_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        if self.router.closing:
+            writer.transport.abort()
+            return
+        await self._run(Connection(self.router, reader, writer, self.limits))
+
+    async def _serve_websocket(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         task = asyncio.current_task()
@@ -55,7 +99,37 @@ class MqttServer:
         if self.router.closing:
             writer.transport.abort()
             return
-        connection = Connection(self.router, reader, writer, self.limits)
+        self._upgrading[task] = writer
+        try:
+            stream = await accept(
+                reader,
+                writer,
+                max_frame=self.limits.max_packet_size,
+                timeout=self.limits.connect_timeout,
+            )
+        except asyncio.CancelledError:
+            return  # close() during the handshake
+        finally:
+            self._upgrading.pop(task, None)
+        if stream is None:
+            return
+        if self.router.closing:
+            stream.transport.abort()
+            return
+        self.websocket_handshakes.append(stream.handshake)
+        pump = asyncio.create_task(stream.pump(), name=f"edgekit-mqtt-ws-{stream.handshake.peer}")
+        # `stream` stands in for the StreamWriter: Connection uses .transport and .get_extra_info
+        writer_like: Any = stream
+        try:
+            await self._run(Connection(self.router, stream.reader, writer_like, self.limits))
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([pump])
+
+    async def _run(self, connection: Connection) -> None:
+        task = asyncio.current_task()
+        assert task is not None
         self._connections[task] = connection
         try:
             await connection.run()
@@ -84,12 +158,17 @@ class MqttServer:
             # Python 3.11 leaks the socket of a connection accepted by a server closed before
             # the connection's transport attached to it.
             loop = asyncio.get_running_loop()
-            for sock in self._server.sockets:
-                loop.remove_reader(sock.fileno())
+            servers = [s for s in (self._server, self._ws_server) if s is not None]
+            for server in servers:
+                for sock in server.sockets:
+                    loop.remove_reader(sock.fileno())
             for _ in range(4):
                 await asyncio.sleep(0)
-            self._server.close()
-        tasks = list(self._connections)
+            for server in servers:
+                server.close()
+        for writer in list(self._upgrading.values()):
+            writer.transport.abort()  # its handshake read ends; the task returns
+        tasks = list(self._connections) + list(self._upgrading)
         for connection in list(self._connections.values()):
             connection.shutdown()  # aborts the transport: the task sees the connection lost
         if tasks:
