@@ -25,7 +25,12 @@ from edgekit.progress import progress
 
 #: The main job, in order. Each notebook runs alone too: it finds what exists
 #: and creates what is missing.
-STAGES: tuple[str, ...] = ("02_compile_and_package",)
+STAGES: tuple[str, ...] = (
+    "01_provision_device",
+    "02_compile_and_package",
+    "03_deploy_components",
+    "04_visualize_results",
+)
 
 
 class PipelineError(EdgekitError):
@@ -123,7 +128,14 @@ def run_pipeline(
     nb_dir = Path(notebooks_dir) if notebooks_dir else default_notebooks_dir()
     run_dir = Path(out_dir) if out_dir else new_run_dir(Path(runs_root))
     run_dir.mkdir(parents=True, exist_ok=True)
-    params = {**dict(parameters or {}), "backend": backend, "output_dir": str(run_dir.resolve())}
+    params = {
+        # a scheduled run has nobody to look at widgets; figures go next to the report
+        "interactive": False,
+        "figures_dir": str((run_dir / "figures").resolve()),
+        **dict(parameters or {}),
+        "backend": backend,
+        "output_dir": str(run_dir.resolve()),
+    }
     run = PipelineRun(out_dir=run_dir, parameters=params)
     (run_dir / "parameters.json").write_text(json.dumps(params, indent=2, default=str))
 
@@ -138,11 +150,13 @@ def run_pipeline(
                 )
             executed = run_dir / source.name
             started = time.monotonic()
+            declared = papermill.inspect_notebook(str(source))
             try:
                 papermill.execute_notebook(
                     str(source),
                     str(executed),
-                    parameters=params,
+                    # only what the notebook declares: papermill warns about the rest
+                    parameters={k: v for k, v in params.items() if k in declared},
                     kernel_name=kernel_name,
                     progress_bar=False,
                     log_output=log_output,
@@ -161,7 +175,7 @@ def run_pipeline(
                 )
                 _write_index(run)
                 raise PipelineError(
-                    f"{source.name}: cell {exc.exec_count or exc.cell_index} failed with "
+                    f"{source.name}: cell [{exc.exec_count or exc.cell_index}] failed with "
                     f"{exc.ename}: {exc.evalue}. The executed notebook is {executed}.",
                     notebook=source,
                     cell=exc.cell_index,

@@ -331,8 +331,10 @@ def upload_package(
 ) -> tuple[str, Any, str]:
     """Verify a package file and upload it; ``(s3 uri, manifest, sha256)``.
 
-    The key is ``<prefix>/<name>/<version>/<file name>``; the bucket is the argument,
-    else the artifact bucket components use (created on the local backend).
+    The key is ``<prefix>/<name>/<version>/<sha256[:16]>/<file name>``: content-addressed,
+    so re-packaging the same version never overwrites the object an earlier registered
+    model version points to. The bucket is the argument, else the artifact bucket
+    components use (created on the local backend).
     """
     from edgekit.components.profiles import profile_for
     from edgekit.package.verify import verify_package
@@ -345,9 +347,9 @@ def upload_package(
     s3 = _client("s3", settings, home)
     account = str(_client("sts", settings, home).get_caller_identity()["Account"])
     bucket = profile_for(settings).ensure_bucket(s3, bucket, account)
-    key = f"{prefix.strip('/')}/{manifest.name}/{manifest.version}/{path.name}"
-    s3.upload_file(str(path), bucket, key)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    key = f"{prefix.strip('/')}/{manifest.name}/{manifest.version}/{digest[:16]}/{path.name}"
+    s3.upload_file(str(path), bucket, key)
     return f"s3://{bucket}/{key}", manifest, digest
 
 

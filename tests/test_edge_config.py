@@ -29,6 +29,19 @@ def test_defaults_come_from_the_recipe_environment() -> None:
     assert config.results_topic == "qualityinspection/scratch-detection"
 
 
+def test_empty_socket_path_is_derived_from_the_agent_work_folder() -> None:
+    from edgekit.agent.paths import socket_for_work
+
+    env = {**ENV, "EDGEKIT_AGENT_SOCKET": "", "EDGEKIT_AGENT_WORK": "/home-a/work/agent"}
+    config = parse_config({}, env, thing_name="dev-7")
+    assert config.agent_socket == socket_for_work("/home-a/work/agent")
+    other = parse_config(
+        {}, {**env, "EDGEKIT_AGENT_WORK": "/home-b/work/agent"}, thing_name="dev-7"
+    )
+    assert other.agent_socket != config.agent_socket  # two device roots never share an agent
+    assert len(config.agent_socket) < 108
+
+
 def test_configuration_overrides() -> None:
     config = parse_config(
         {

@@ -265,7 +265,9 @@ def test_cli_register_list_approve_latest(
         assert main([*argv, "--bucket", "registry-cli"]) == 0
     out = capsys.readouterr().out
     assert "registered tag-scratch-detector 1.1.0 as version 2 of cli-detector" in out
-    assert "s3://registry-cli/edgekit/packages/tag-scratch-detector/1.1.0/pkg-1.1.0.tar.gz" in out
+    digest = hashlib.sha256(packages["built"]["1.1.0"].path.read_bytes()).hexdigest()
+    uri = f"s3://registry-cli/edgekit/packages/tag-scratch-detector/1.1.0/{digest[:16]}/pkg-1.1.0"
+    assert f"{uri}.tar.gz" in out
 
     assert main(["registry", "latest", *group]) == 1
     assert "no Approved version in cli-detector" in capsys.readouterr().out

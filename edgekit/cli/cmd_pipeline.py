@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,5 +36,10 @@ def _run(args: argparse.Namespace) -> int:
     )
     for stage in result.stages:
         print(f"{stage.name:32s} {'ok' if stage.ok else 'FAILED':6s} {stage.seconds:6.1f} s")
-    print(f"report: {result.report.resolve()}", file=sys.stderr)
+    results = result.out_dir / "results.jsonl"
+    if results.is_file():
+        with results.open(encoding="utf-8") as lines:
+            count = sum(1 for line in lines if line.strip())
+        print(f"results: {count} messages from the devices in {results.resolve()}")
+    print(f"report: {result.report.resolve()}")
     return 0

@@ -23,6 +23,7 @@ THING_VARIABLE = "{iot:thingName}"
 ENV_MODEL_PACKAGE = "EDGEKIT_MODEL_PACKAGE"
 ENV_MODEL_NAME = "EDGEKIT_MODEL_NAME"
 ENV_AGENT_SOCKET = "EDGEKIT_AGENT_SOCKET"
+ENV_AGENT_WORK = "EDGEKIT_AGENT_WORK"
 ENV_SAMPLE_IMAGES = "EDGEKIT_SAMPLE_IMAGES"
 ENV_SPOOL_DIR = "EDGEKIT_SPOOL_DIR"
 
@@ -153,10 +154,14 @@ def parse_config(
     if not model_name:
         raise ConfigurationError("configuration ModelName is empty; set the model's name")
     socket = _text(config, "AgentSocket", "").strip() or env.get(ENV_AGENT_SOCKET, "")
+    if not socket and env.get(ENV_AGENT_WORK):
+        from edgekit.agent.paths import socket_for_work
+
+        socket = socket_for_work(env[ENV_AGENT_WORK])
     if not socket:
         raise ConfigurationError(
-            f"configuration AgentSocket is empty and {ENV_AGENT_SOCKET} is not set; set the "
-            "model agent's unix socket path"
+            f"configuration AgentSocket is empty and neither {ENV_AGENT_SOCKET} nor "
+            f"{ENV_AGENT_WORK} is set; set the model agent's unix socket path"
         )
     spool_dir = env.get(ENV_SPOOL_DIR, "") or "spool"
     return AppConfig(
