@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean readme-figures
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,3 +31,10 @@ lint: $(VENV)/.test-installed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# The README's figures come from the newest demo run.
+FIGURES := detections defect_rate latency model_versions pr_curve_compiled model_latency evaluation_samples
+readme-figures:
+	@test -d runs/latest/figures || { echo "run 'make demo' first"; exit 1; }
+	mkdir -p docs/figures
+	for f in $(FIGURES); do cp runs/latest/figures/$$f.png docs/figures/; done
