@@ -2,13 +2,50 @@
 
 One implementation for the three places that read recipes: the local
 control plane (CreateComponentVersion), the local device runtime, and
-``edgekit components publish``. Validation follows the Greengrass component
-recipe reference and the service's recipe schema, and every problem names the
-field path (``Manifests[0].Artifacts[1].URI``) and what to do about it.
+``edgekit components publish``. Every problem names the field path
+(``Manifests[0].Artifacts[1].URI``) and what to do about it.
 
-Like the Greengrass service, recipe keys are matched case-insensitively
-(``componentName`` is ``ComponentName``); :func:`normalize_recipe` rewrites the
-known keys to their documented spelling so later code reads one spelling.
+What is checked, and where the rule comes from:
+
+* The recipe JSON Schema published with Greengrass's recipe library
+  (aws-greengrass-component-common) and the GDK CLI, which both validate with
+  every key lower-cased first: the four required top-level fields, no other top-level
+  fields, value types, ``RecipeFormatVersion`` ``2020-01-25``, ``ComponentName``
+  ``[a-zA-Z0-9-_.]``, at most 128 characters, ``ComponentVersion`` a string of at
+  most 64 characters, ``ComponentSource`` a Lambda ARN, every dependency with a
+  string ``VersionRequirement``, every artifact with a ``URI``, every Platform
+  value a string, lifecycle steps a string or a mapping with ``Script``
+  (``Script`` is optional only for ``aws.greengrass.plugin`` components),
+  ``Skipif`` ``onpath|exists ...``, ``Timeout`` an integer or a numeric string.
+* Greengrass's recipe parser (the same library): keys are matched case-insensitively, and so are
+  the enumerated values (``ComponentType``, ``DependencyType`` HARD/SOFT,
+  ``Unarchive`` NONE/ZIP, ``Permission`` Read/Execute NONE/OWNER/ALL);
+  :func:`normalize_recipe` rewrites both to their documented spelling so later
+  code reads one spelling. ``ComponentVersion`` is a semantic version whose
+  major, minor and patch are at most 999999; pre-release versions are valid
+  (AWS's own test framework publishes ``1.0.0-<test id>`` components). Artifact
+  URIs must parse as URIs (no spaces; ``%`` only as an escape).
+* The recipe reference: ``VersionRequirement`` is an npm-style range; only one
+  of ``Run`` / ``Startup``; artifact file names unique within a manifest; a
+  manifest for all platforms must be the last one; exact Platform values start
+  with a letter or digit (``*`` and ``/regex/`` aside); recipe variables that
+  name a component (``{name:configuration:/x}``) may name only a direct
+  dependency; configuration variables take a JSON pointer (``/x``).
+* The service quota: a recipe is at most 16 kB (the GDK CLI refuses to publish
+  more than 16,000 bytes); measured on the bytes sent to CreateComponentVersion.
+
+Where edgekit is deliberately stricter than the schema, it is because the value
+would be silently ignored or mangled rather than rejected, i.e. almost surely a
+typo: unknown keys inside a manifest, lifecycle, step, artifact, permission,
+dependency or ``ComponentConfiguration`` (the schema tolerates them, the
+device ignores them: a misspelt ``Skipif`` or a ``Start`` step just never
+runs); ``Setenv`` a mapping of strings, numbers or booleans (the schema also
+lets a plain string through, which the device ignores); ``DefaultConfiguration``
+a mapping or empty (``{configuration:/key}`` needs an object); ``RequiresPrivilege``
+``true``/``false``; ``Timeout`` above 0; dependency names that are valid component
+names; mapping keys that are strings (YAML reads ``on``/``no`` as booleans, which
+JSON would turn into ``"true"``/``"false"``); and the recipe-variable checks above
+(the device leaves an unknown variable in the script as literal text).
 """
 
 from __future__ import annotations
@@ -22,13 +59,14 @@ from typing import Any
 import yaml
 
 from edgekit import errors
-from edgekit.semver import VersionError, is_plain_version, parse_range, parse_version
+from edgekit.semver import VersionError, parse_range, parse_version
 
 __all__ = [
     "ARTIFACT_PERMISSIONS",
     "COMPONENT_TYPES",
     "LIFECYCLE_STEPS",
     "RECIPE_FORMAT_VERSION",
+    "RECIPE_MAX_BYTES",
     "RecipeError",
     "artifact_file_name",
     "dump_recipe",
@@ -57,6 +95,10 @@ STEP_FIELDS = ("Script", "Skipif", "RequiresPrivilege", "Timeout", "Setenv")
 ARTIFACT_PERMISSIONS = ("NONE", "OWNER", "ALL")
 UNARCHIVE_TYPES = ("NONE", "ZIP")
 ARTIFACT_SCHEMES = ("s3", "docker", "greengrass")
+DEPENDENCY_TYPES = ("HARD", "SOFT")
+PLUGIN_COMPONENT_TYPE = "aws.greengrass.plugin"
+# The Greengrass quota on a component recipe; the GDK CLI enforces it as 16,000 bytes.
+RECIPE_MAX_BYTES = 16_000
 
 _TOP_LEVEL = (
     "RecipeFormatVersion",
@@ -81,6 +123,20 @@ _LIFECYCLE_KEYS = ("Setenv", *LIFECYCLE_STEPS)
 _NAME_RE = re.compile(r"^[a-zA-Z0-9\-_.]+$")
 _LAMBDA_ARN_RE = re.compile(r"^arn:aws(-(cn|us-gov|iso(-[a-z])?))?:lambda:.*$")
 _SKIPIF_RE = re.compile(r"^(onpath|exists)\s+\S.*$", re.DOTALL)
+# Characters java.net.URI (how the service parses an artifact URI) refuses unescaped.
+_URI_ILLEGAL_RE = re.compile(r'[\s"<>\\^`{|}\x00-\x1f\x7f]')
+_URI_BAD_ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# A recipe variable: {[component:]namespace:rest}, see the recipe reference.
+_VARIABLE_RE = re.compile(
+    r"\{(?:(?P<dep>[A-Za-z0-9._-]+):)?(?P<ns>artifacts|work|configuration|kernel|iot):"
+    r"(?P<rest>[^{}\s]*)\}"
+)
+_VARIABLE_FORMS = {
+    "artifacts": ("path", "decompressedPath"),
+    "work": ("path",),
+    "kernel": ("rootPath",),
+    "iot": ("thingName",),
+}
 _MAX_VERSION_PART = 999_999
 
 
@@ -201,6 +257,16 @@ def _canonical(mapping: Mapping[str, Any], known: tuple[str, ...]) -> dict[str, 
     return out
 
 
+def _canonical_value(value: Any, choices: tuple[str, ...]) -> Any:
+    """``value`` in its documented spelling when it matches one of ``choices`` ignoring
+    case (the service reads these enumerations case-insensitively); else unchanged."""
+    if isinstance(value, str):
+        for choice in choices:
+            if value.lower() == choice.lower():
+                return choice
+    return value
+
+
 def _normalize_step(step: Any) -> Any:
     return _canonical(step, STEP_FIELDS) if isinstance(step, Mapping) else step
 
@@ -218,20 +284,29 @@ def _normalize_lifecycle(lifecycle: Any, *, selections: bool) -> Any:
 
 
 def normalize_recipe(recipe: Mapping[str, Any]) -> dict:
-    """A copy of ``recipe`` with every known key in its documented spelling.
+    """A copy of ``recipe`` with every known key, and every enumerated value
+    (ComponentType, DependencyType, Unarchive, Permission), in its documented spelling.
 
     Unknown keys and values are kept as they are (validation reports them).
     """
     out = _canonical(copy.deepcopy(dict(recipe)), _TOP_LEVEL)
+    if "ComponentType" in out:
+        out["ComponentType"] = _canonical_value(out["ComponentType"], COMPONENT_TYPES)
     config = out.get("ComponentConfiguration")
     if isinstance(config, Mapping):
         out["ComponentConfiguration"] = _canonical(config, _CONFIGURATION_KEYS)
     deps = out.get("ComponentDependencies")
     if isinstance(deps, Mapping):
-        out["ComponentDependencies"] = {
-            name: _canonical(dep, _DEPENDENCY_KEYS) if isinstance(dep, Mapping) else dep
-            for name, dep in deps.items()
-        }
+        new_deps: dict[Any, Any] = {}
+        for name, dep in deps.items():
+            if isinstance(dep, Mapping):
+                dep = _canonical(dep, _DEPENDENCY_KEYS)
+                if "DependencyType" in dep:
+                    dep["DependencyType"] = _canonical_value(
+                        dep["DependencyType"], DEPENDENCY_TYPES
+                    )
+            new_deps[name] = dep
+        out["ComponentDependencies"] = new_deps
     manifests = out.get("Manifests")
     if isinstance(manifests, list):
         new_manifests: list[Any] = []
@@ -248,8 +323,14 @@ def normalize_recipe(recipe: Mapping[str, Any]) -> dict:
                 for artifact in artifacts:
                     if isinstance(artifact, Mapping):
                         a = _canonical(artifact, _ARTIFACT_KEYS)
+                        if "Unarchive" in a:
+                            a["Unarchive"] = _canonical_value(a["Unarchive"], UNARCHIVE_TYPES)
                         if isinstance(a.get("Permission"), Mapping):
-                            a["Permission"] = _canonical(a["Permission"], _PERMISSION_KEYS)
+                            perm = _canonical(a["Permission"], _PERMISSION_KEYS)
+                            for key in _PERMISSION_KEYS:
+                                if key in perm:
+                                    perm[key] = _canonical_value(perm[key], ARTIFACT_PERMISSIONS)
+                            a["Permission"] = perm
                         new_artifacts.append(a)
                     else:
                         new_artifacts.append(artifact)
@@ -319,13 +400,17 @@ def _type_name(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
 def _unknown_keys(
     mapping: Mapping[str, Any], known: tuple[str, ...], path: str, p: _Problems
 ) -> None:
     for key in mapping:
         if key not in known:
             p.add(
-                f"{path}.{key}" if path else str(key),
+                _join(path, key),
                 f"is not a recipe field here; use one of {', '.join(known)} (check the spelling)",
             )
 
@@ -336,6 +421,28 @@ def _check_string(value: Any, path: str, p: _Problems, *, hint: str = "") -> boo
     extra = f"; {hint}" if hint else ""
     p.add(path, f"must be a string, got {_type_name(value)}{extra}")
     return False
+
+
+def _check_choice(value: Any, choices: tuple[str, ...], path: str, p: _Problems) -> None:
+    """An enumerated value: one of ``choices``, in any letter case (as the service reads it)."""
+    if not isinstance(value, str) or value.lower() not in {c.lower() for c in choices}:
+        p.add(path, f"{value!r} is not one of {', '.join(choices)}")
+
+
+def _check_keys_are_strings(value: Any, path: str, p: _Problems) -> None:
+    """JSON object keys are strings; YAML reads unquoted on/off/yes/no/1 as other types."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                p.add(
+                    _join(path, key),
+                    f"key {key!r} is {_type_name(key)}, not text (YAML reads unquoted "
+                    "yes/no/on/off/true/false and numbers as values); quote the key",
+                )
+            _check_keys_are_strings(item, _join(path, key), p)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_keys_are_strings(item, f"{path}[{i}]", p)
 
 
 def _check_setenv(value: Any, path: str, p: _Problems) -> None:
@@ -350,7 +457,9 @@ def _check_setenv(value: Any, path: str, p: _Problems) -> None:
             p.add(f"{path}.{name}", f"must be a string, number or boolean, got {_type_name(val)}")
 
 
-def _check_step(step: Any, path: str, p: _Problems, *, selections: bool) -> None:
+def _check_step(
+    step: Any, path: str, p: _Problems, *, selections: bool, script_required: bool
+) -> None:
     if isinstance(step, str):
         return
     if not isinstance(step, Mapping):
@@ -358,7 +467,10 @@ def _check_step(step: Any, path: str, p: _Problems, *, selections: bool) -> None
         return
     _unknown_keys(step, STEP_FIELDS, path, p)
     if "Script" not in step:
-        p.add(f"{path}.Script", "is required when the step is a mapping; add the command to run")
+        if script_required:
+            p.add(
+                f"{path}.Script", "is required when the step is a mapping; add the command to run"
+            )
     else:
         script = step["Script"]
         if selections and isinstance(script, Mapping):
@@ -388,7 +500,9 @@ def _check_step(step: Any, path: str, p: _Problems, *, selections: bool) -> None
         _check_setenv(step["Setenv"], f"{path}.Setenv", p)
 
 
-def _check_manifest_lifecycle(lifecycle: Any, path: str, p: _Problems) -> None:
+def _check_manifest_lifecycle(
+    lifecycle: Any, path: str, p: _Problems, *, script_required: bool
+) -> None:
     if not isinstance(lifecycle, Mapping):
         p.add(
             path,
@@ -401,12 +515,16 @@ def _check_manifest_lifecycle(lifecycle: Any, path: str, p: _Problems) -> None:
         if key == "Setenv":
             _check_setenv(value, f"{path}.Setenv", p)
         elif key in LIFECYCLE_STEPS:
-            _check_step(value, f"{path}.{key}", p, selections=False)
+            _check_step(
+                value, f"{path}.{key}", p, selections=False, script_required=script_required
+            )
     if "Run" in lifecycle and "Startup" in lifecycle:
         p.add(f"{path}.Startup", "a lifecycle may define Run or Startup, not both; keep one")
 
 
-def _check_global_lifecycle(lifecycle: Any, path: str, p: _Problems, depth: int = 0) -> None:
+def _check_global_lifecycle(
+    lifecycle: Any, path: str, p: _Problems, *, script_required: bool, depth: int = 0
+) -> None:
     if not isinstance(lifecycle, Mapping):
         p.add(
             path,
@@ -420,14 +538,65 @@ def _check_global_lifecycle(lifecycle: Any, path: str, p: _Problems, depth: int 
         if key == "Setenv":
             _check_setenv(value, f"{path}.Setenv", p)
         elif key in LIFECYCLE_STEPS:
-            _check_step(value, f"{path}.{key}", p, selections=True)
+            _check_step(value, f"{path}.{key}", p, selections=True, script_required=script_required)
         else:  # a selection key naming a sub-section of the lifecycle
-            _check_global_lifecycle(value, f"{path}.{key}", p, depth + 1)
+            _check_global_lifecycle(
+                value, f"{path}.{key}", p, script_required=script_required, depth=depth + 1
+            )
     if "Run" in lifecycle and "Startup" in lifecycle:
         p.add(f"{path}.Startup", "a lifecycle may define Run or Startup, not both; keep one")
 
 
+def _iter_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _iter_strings(item, _join(path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _iter_strings(item, f"{path}[{i}]")
+
+
+def _check_variables(
+    lifecycle: Any, path: str, p: _Problems, *, own_name: Any, dependencies: set[str]
+) -> None:
+    """Recipe variables in lifecycle text: a form the device knows, naming a direct
+    dependency (or nothing); the device leaves anything else as literal text."""
+    for where, text in _iter_strings(lifecycle, path):
+        for match in _VARIABLE_RE.finditer(text):
+            variable, dep, ns, rest = match[0], match["dep"], match["ns"], match["rest"]
+            if ns == "configuration":
+                if not rest.startswith("/"):
+                    p.add(
+                        where,
+                        f"{variable}: a configuration variable takes a JSON pointer that "
+                        f"starts with '/', e.g. {{configuration:/{rest}}}",
+                    )
+            elif rest not in _VARIABLE_FORMS[ns]:
+                forms = " or ".join(f"{{{ns}:{form}}}" for form in _VARIABLE_FORMS[ns])
+                p.add(where, f"{variable} is not a recipe variable; use {forms}")
+            if dep is None:
+                continue
+            if ns in ("kernel", "iot"):
+                p.add(where, f"{variable}: {{{ns}:...}} takes no component name; remove {dep}:")
+            elif dep != own_name and dep not in dependencies:
+                p.add(
+                    where,
+                    f"{variable} names {dep}, which is not in ComponentDependencies; a recipe "
+                    "variable may name only a direct dependency (or leave the name out to "
+                    "mean this component)",
+                )
+
+
 def _check_platform_value(value: Any, field: str, p: _Problems) -> None:
+    if isinstance(value, list):
+        p.add(
+            field,
+            "must be a single string (Greengrass platform attributes are strings); for "
+            "alternatives use a regular expression such as /linux|darwin/",
+        )
+        return
     if not _check_string(value, field, p, hint="quote the value"):
         return
     if value in ("*", "all", "any", "//"):
@@ -455,11 +624,46 @@ def _check_platform(platform: Any, path: str, p: _Problems) -> None:
         )
         return
     for key, value in platform.items():
-        if isinstance(value, list):  # a list of alternatives
-            for i, item in enumerate(value):
-                _check_platform_value(item, f"{path}.{key}[{i}]", p)
-        else:
-            _check_platform_value(value, f"{path}.{key}", p)
+        _check_platform_value(value, f"{path}.{key}", p)
+
+
+def _matches_every_platform(manifest: Mapping[str, Any]) -> bool:
+    platform = manifest.get("Platform")
+    if platform is None:
+        return True
+    if not isinstance(platform, Mapping):
+        return False
+    return all(
+        value == "*" or (key in ("os", "architecture") and value in ("all", "any"))
+        for key, value in platform.items()
+    )
+
+
+def _check_uri(uri: str, path: str, p: _Problems) -> str | None:
+    """Problems with an artifact URI; returns the artifact's file name when it has one."""
+    bad = _URI_ILLEGAL_RE.search(uri)
+    if bad:
+        p.add(
+            path,
+            f"{uri!r} is not a valid URI: {bad[0]!r} at position {bad.start()} must be "
+            "percent-encoded (a space is %20); better, rename the file",
+        )
+        return None
+    if _URI_BAD_ESCAPE_RE.search(uri):
+        p.add(path, f"{uri!r} is not a valid URI: '%' must start an escape such as %20 or %25")
+        return None
+    scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
+    if scheme not in ARTIFACT_SCHEMES:
+        p.add(path, f"{uri!r} must start with s3://, docker: or greengrass:")
+        return None
+    if scheme == "s3":
+        if not re.match(r"^s3://[^/]+/.*[^/]$", uri, re.IGNORECASE):
+            p.add(path, f"{uri!r} must name an object: s3://BUCKET/KEY")
+            return None
+        return artifact_file_name(uri)
+    if scheme == "greengrass":
+        return artifact_file_name(uri)
+    return None  # docker: images are not files in the artifacts folder
 
 
 def _check_artifact(artifact: Any, path: str, p: _Problems) -> str | None:
@@ -471,22 +675,9 @@ def _check_artifact(artifact: Any, path: str, p: _Problems) -> str | None:
     if "URI" not in artifact:
         p.add(f"{path}.URI", "is required; give the artifact location, e.g. s3://BUCKET/KEY")
     elif _check_string(artifact["URI"], f"{path}.URI", p):
-        uri = artifact["URI"]
-        scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
-        if scheme not in ARTIFACT_SCHEMES:
-            p.add(f"{path}.URI", f"{uri!r} must start with s3://, docker: or greengrass:")
-        elif scheme == "s3":
-            if not re.match(r"^s3://[^/]+/.*[^/]$", uri):
-                p.add(f"{path}.URI", f"{uri!r} must name an object: s3://BUCKET/KEY")
-            else:
-                name = artifact_file_name(uri)
-        elif scheme == "greengrass":
-            name = artifact_file_name(uri)
-    if "Unarchive" in artifact and artifact["Unarchive"] not in UNARCHIVE_TYPES:
-        p.add(
-            f"{path}.Unarchive",
-            f"{artifact['Unarchive']!r} is not one of {', '.join(UNARCHIVE_TYPES)}",
-        )
+        name = _check_uri(artifact["URI"], f"{path}.URI", p)
+    if "Unarchive" in artifact:
+        _check_choice(artifact["Unarchive"], UNARCHIVE_TYPES, f"{path}.Unarchive", p)
     if "Permission" in artifact:
         perm = artifact["Permission"]
         if not isinstance(perm, Mapping):
@@ -497,18 +688,15 @@ def _check_artifact(artifact: Any, path: str, p: _Problems) -> str | None:
         else:
             _unknown_keys(perm, _PERMISSION_KEYS, f"{path}.Permission", p)
             for key in _PERMISSION_KEYS:
-                if key in perm and perm[key] not in ARTIFACT_PERMISSIONS:
-                    p.add(
-                        f"{path}.Permission.{key}",
-                        f"{perm[key]!r} is not one of {', '.join(ARTIFACT_PERMISSIONS)}",
-                    )
+                if key in perm:
+                    _check_choice(perm[key], ARTIFACT_PERMISSIONS, f"{path}.Permission.{key}", p)
     for key in ("Digest", "Algorithm"):
         if key in artifact:
             _check_string(artifact[key], f"{path}.{key}", p)
     return name
 
 
-def _check_version(value: Any, p: _Problems, *, private: bool) -> None:
+def _check_version(value: Any, p: _Problems) -> None:
     path = "ComponentVersion"
     if isinstance(value, int | float) and not isinstance(value, bool):
         p.add(
@@ -528,18 +716,23 @@ def _check_version(value: Any, p: _Problems, *, private: bool) -> None:
     except VersionError:
         p.add(path, f"{value!r} is not a semantic version; use MAJOR.MINOR.PATCH such as '1.0.0'")
         return
-    if private and not is_plain_version(value):
-        p.add(
-            path,
-            f"{value!r}: component versions use MAJOR.MINOR.PATCH only (no pre-release "
-            "or build suffix), such as '1.0.0'",
-        )
     if max(version.core) > _MAX_VERSION_PART:
         p.add(path, f"{value!r}: major, minor and patch can't exceed {_MAX_VERSION_PART}")
 
 
-def _walk(recipe: Mapping[str, Any], p: _Problems, *, private: bool) -> None:
+def _check_size(size: int, p: _Problems) -> None:
+    if size > RECIPE_MAX_BYTES:
+        p.add(
+            "",
+            f"is {size:,} bytes; Greengrass accepts recipes up to 16 kB ({RECIPE_MAX_BYTES:,} "
+            "bytes): shorten the lifecycle scripts (move long ones into an artifact) or the "
+            "default configuration",
+        )
+
+
+def _walk(recipe: Mapping[str, Any], p: _Problems) -> None:
     _unknown_keys(recipe, _TOP_LEVEL, "", p)
+    _check_keys_are_strings(recipe, "", p)
 
     fmt = recipe.get("RecipeFormatVersion")
     if fmt is None:
@@ -547,7 +740,13 @@ def _walk(recipe: Mapping[str, Any], p: _Problems, *, private: bool) -> None:
             "RecipeFormatVersion",
             f"is required; add RecipeFormatVersion: '{RECIPE_FORMAT_VERSION}'",
         )
-    elif str(fmt) != RECIPE_FORMAT_VERSION:
+    elif not isinstance(fmt, str):
+        p.add(
+            "RecipeFormatVersion",
+            f"must be a string, got {_type_name(fmt)}; quote it: "
+            f"RecipeFormatVersion: '{RECIPE_FORMAT_VERSION}'",
+        )
+    elif fmt != RECIPE_FORMAT_VERSION:
         p.add("RecipeFormatVersion", f"{fmt!r} is not supported; use '{RECIPE_FORMAT_VERSION}'")
 
     name = recipe.get("ComponentName")
@@ -562,18 +761,25 @@ def _walk(recipe: Mapping[str, Any], p: _Problems, *, private: bool) -> None:
     if "ComponentVersion" not in recipe:
         p.add("ComponentVersion", "is required; give a version such as '1.0.0'")
     else:
-        _check_version(recipe["ComponentVersion"], p, private=private)
+        _check_version(recipe["ComponentVersion"], p)
 
     for key in ("ComponentDescription", "ComponentPublisher"):
-        if key in recipe and recipe[key] is not None:
-            _check_string(recipe[key], key, p)
+        if key in recipe:
+            _check_string(recipe[key], key, p, hint="write some text or leave the field out")
 
-    if "ComponentType" in recipe and recipe["ComponentType"] not in COMPONENT_TYPES:
+    component_type = recipe.get("ComponentType")
+    if "ComponentType" in recipe and (
+        not isinstance(component_type, str) or component_type.lower() not in COMPONENT_TYPES
+    ):
         p.add(
             "ComponentType",
-            f"{recipe['ComponentType']!r} is not one of "
+            f"{component_type!r} is not one of "
             f"{', '.join(COMPONENT_TYPES)} (leave it out: the service sets it)",
         )
+    # Only a plugin (runs inside the nucleus) may have lifecycle steps without a Script.
+    script_required = not (
+        isinstance(component_type, str) and component_type.lower() == PLUGIN_COMPONENT_TYPE
+    )
 
     if "ComponentSource" in recipe:
         source = recipe["ComponentSource"]
@@ -590,20 +796,21 @@ def _walk(recipe: Mapping[str, Any], p: _Problems, *, private: bool) -> None:
         else:
             _unknown_keys(config, _CONFIGURATION_KEYS, "ComponentConfiguration", p)
             default = config.get("DefaultConfiguration")
-            if "DefaultConfiguration" in config and not isinstance(default, Mapping):
+            if default is not None and not isinstance(default, Mapping):
                 p.add(
                     "ComponentConfiguration.DefaultConfiguration",
                     f"must be a mapping of configuration keys, got {_type_name(default)}",
                 )
             elif default is not None:
                 try:
-                    json.dumps(default)
+                    json.dumps(default, allow_nan=False)
                 except (TypeError, ValueError) as exc:
                     p.add(
                         "ComponentConfiguration.DefaultConfiguration",
                         f"must hold JSON values only: {exc}",
                     )
 
+    dependencies: set[str] = set()
     if "ComponentDependencies" in recipe:
         deps = recipe["ComponentDependencies"]
         if not isinstance(deps, Mapping):
@@ -617,6 +824,8 @@ def _walk(recipe: Mapping[str, Any], p: _Problems, *, private: bool) -> None:
                 path = f"ComponentDependencies.{dep_name}"
                 if not isinstance(dep_name, str) or not _NAME_RE.match(dep_name):
                     p.add(path, f"{dep_name!r} is not a valid component name")
+                else:
+                    dependencies.add(dep_name)
                 if not isinstance(dep, Mapping):
                     p.add(path, f"must be a mapping with VersionRequirement, got {_type_name(dep)}")
                     continue
@@ -632,13 +841,13 @@ def _walk(recipe: Mapping[str, Any], p: _Problems, *, private: bool) -> None:
                         parse_range(req)
                     except VersionError as exc:
                         p.add(f"{path}.VersionRequirement", str(exc))
-                if "DependencyType" in dep and dep["DependencyType"] not in ("HARD", "SOFT"):
-                    p.add(
-                        f"{path}.DependencyType", f"{dep['DependencyType']!r} is not HARD or SOFT"
+                if "DependencyType" in dep:
+                    _check_choice(
+                        dep["DependencyType"], DEPENDENCY_TYPES, f"{path}.DependencyType", p
                     )
 
     manifests = recipe.get("Manifests")
-    if manifests is None:
+    if "Manifests" not in recipe:
         p.add(
             "Manifests",
             "is required; list at least one manifest, e.g. "
@@ -657,8 +866,23 @@ def _walk(recipe: Mapping[str, Any], p: _Problems, *, private: bool) -> None:
                 _check_string(manifest["Name"], f"{path}.Name", p)
             if "Platform" in manifest:
                 _check_platform(manifest["Platform"], f"{path}.Platform", p)
+            if i < len(manifests) - 1 and _matches_every_platform(manifest):
+                p.add(
+                    f"{path}.Platform" if "Platform" in manifest else path,
+                    "matches every device, so the manifests after it are never used; move "
+                    "this manifest last (devices use the first manifest they match)",
+                )
             if "Lifecycle" in manifest:
-                _check_manifest_lifecycle(manifest["Lifecycle"], f"{path}.Lifecycle", p)
+                _check_manifest_lifecycle(
+                    manifest["Lifecycle"], f"{path}.Lifecycle", p, script_required=script_required
+                )
+                _check_variables(
+                    manifest["Lifecycle"],
+                    f"{path}.Lifecycle",
+                    p,
+                    own_name=name,
+                    dependencies=dependencies,
+                )
             if "Selections" in manifest:
                 sel = manifest["Selections"]
                 if isinstance(sel, list):
@@ -690,27 +914,52 @@ def _walk(recipe: Mapping[str, Any], p: _Problems, *, private: bool) -> None:
                         seen[file_name] = j
 
     if "Lifecycle" in recipe:
-        _check_global_lifecycle(recipe["Lifecycle"], "Lifecycle", p)
+        _check_global_lifecycle(
+            recipe["Lifecycle"], "Lifecycle", p, script_required=script_required
+        )
+        _check_variables(
+            recipe["Lifecycle"], "Lifecycle", p, own_name=name, dependencies=dependencies
+        )
 
 
-def recipe_problems(recipe: Mapping[str, Any], *, private: bool = True) -> list[tuple[str, str]]:
-    """Every ``(field path, message)`` wrong with a (normalized) recipe; [] when valid."""
+def recipe_problems(
+    recipe: Mapping[str, Any], *, private: bool = True, encoded_size: int | None = None
+) -> list[tuple[str, str]]:
+    """Every ``(field path, message)`` wrong with a recipe; [] when valid.
+
+    ``encoded_size``: the size in bytes of the recipe as it goes to CreateComponentVersion;
+    default: the size of ``dump_recipe(recipe, "JSON")``, which is what edgekit sends.
+    ``private`` is accepted for older callers and changes nothing: the service takes
+    pre-release versions for your own components too.
+    """
+    del private
     p = _Problems()
     if not isinstance(recipe, Mapping):
         return [("", f"must be a mapping, got {_type_name(recipe)}")]
-    _walk(normalize_recipe(recipe), p, private=private)
+    normalized = normalize_recipe(recipe)
+    _walk(normalized, p)
+    if encoded_size is None:
+        try:
+            encoded_size = len(dump_recipe(normalized, "JSON"))
+        except (TypeError, ValueError) as exc:
+            p.add("", f"holds values JSON can't represent ({exc}); use strings, numbers, lists")
+    if encoded_size is not None:
+        _check_size(encoded_size, p)
     return p.items
 
 
 def validate_recipe(
-    recipe: Mapping[str, Any], *, source: str = "recipe", private: bool = True
+    recipe: Mapping[str, Any],
+    *,
+    source: str = "recipe",
+    private: bool = True,
+    encoded_size: int | None = None,
 ) -> None:
     """Raise RecipeError naming the first bad field (all of them in ``.problems``).
 
-    ``private=True`` (a component you publish) requires a plain MAJOR.MINOR.PATCH
-    version, as the Greengrass service does for your own components.
+    ``encoded_size`` as in :func:`recipe_problems`; ``private`` has no effect.
     """
-    problems = recipe_problems(recipe, private=private)
+    problems = recipe_problems(recipe, private=private, encoded_size=encoded_size)
     if problems:
         field, message = problems[0]
         raise RecipeError(message, field=field or None, source=source, problems=problems)
@@ -719,9 +968,17 @@ def validate_recipe(
 def parse_recipe(
     data: bytes | str | Mapping[str, Any], *, source: str = "recipe", private: bool = True
 ) -> dict:
-    """Load, normalize and validate a recipe; returns the normalized dict."""
+    """Load, normalize and validate a recipe; returns the normalized dict.
+
+    Recipe text is held to the 16 kB quota as given (bytes as sent to the service).
+    """
+    size: int | None = None
+    if isinstance(data, bytes | bytearray):
+        size = len(data)
+    elif isinstance(data, str):
+        size = len(data.encode("utf-8"))
     recipe = normalize_recipe(load_recipe(data, source=source))
-    validate_recipe(recipe, source=source, private=private)
+    validate_recipe(recipe, source=source, private=private, encoded_size=size)
     return recipe
 
 
