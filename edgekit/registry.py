@@ -91,6 +91,10 @@ class ModelVersion:
         }
 
 
+# What SageMaker's Describe* calls answer for a group or package that does not exist.
+_NOT_FOUND_CODES = ("ValidationException", "ResourceNotFound")
+
+
 def _error_code(exc: Exception) -> str:
     return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
 
@@ -213,13 +217,9 @@ def ensure_group(
     """The ARN of model package group ``name``, created if it does not exist."""
     check_group_name(name)
     sm = _client("sagemaker", settings, home, client)
-    try:
-        return str(
-            sm.describe_model_package_group(ModelPackageGroupName=name)["ModelPackageGroupArn"]
-        )
-    except Exception as exc:
-        if _error_code(exc) not in ("ValidationException", "ResourceNotFound"):
-            raise
+    arn = _group_arn(sm, name)
+    if arn is not None:
+        return arn
     kwargs: dict[str, Any] = {"ModelPackageGroupName": name}
     kwargs["ModelPackageGroupDescription"] = description or (
         "edgekit model packages for Greengrass devices"
@@ -237,14 +237,15 @@ def ensure_group(
         raise
 
 
-def _group_exists(sm: Any, group: str) -> bool:
+def _group_arn(sm: Any, group: str) -> str | None:
+    """The ARN of model package group ``group``, or None where SageMaker has no such group."""
     try:
-        sm.describe_model_package_group(ModelPackageGroupName=group)
+        desc = sm.describe_model_package_group(ModelPackageGroupName=group)
     except Exception as exc:
-        if _error_code(exc) in ("ValidationException", "ResourceNotFound"):
-            return False
+        if _error_code(exc) in _NOT_FOUND_CODES:
+            return None
         raise
-    return True
+    return str(desc["ModelPackageGroupArn"])
 
 
 def build_create_request(
@@ -388,7 +389,7 @@ def describe_version(
     try:
         desc = sm.describe_model_package(ModelPackageName=arn)
     except Exception as exc:
-        if _error_code(exc) in ("ValidationException", "ResourceNotFound"):
+        if _error_code(exc) in _NOT_FOUND_CODES:
             raise RegistryError(f"model package {arn} not found: {_error_message(exc)}") from None
         raise
     return _to_version(desc)
@@ -457,7 +458,7 @@ def _summaries(sm: Any, group: str, status: str | None = None) -> Iterator[dict[
 
 def _require_group(sm: Any, group: str) -> None:
     check_group_name(group)
-    if not _group_exists(sm, group):
+    if _group_arn(sm, group) is None:
         raise RegistryError(
             f"model package group {group} does not exist; register a version first "
             "(register_model_version or `edgekit registry register`)"

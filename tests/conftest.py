@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from edgekit.local.mqtt import Broker
+    from edgekit.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 TAG_SCRATCHES = Path(
@@ -26,3 +33,77 @@ def tag_scratches() -> Path:
     if not (TAG_SCRATCHES / "labels.csv").is_file():
         pytest.skip(f"real data set not found at {TAG_SCRATCHES}")
     return TAG_SCRATCHES
+
+
+# ---------------------------------------------------------------- servers on loopback
+# Shared by several test modules. Module-scoped fixtures defined here still give each
+# test module its own server; a module may override one by defining the same name.
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """A ThreadedMotoServer on a free loopback port; its URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+# Variables that would steer boto3 or edgekit away from moto's test credentials.
+_AWS_ENV_TO_CLEAR = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "EDGEKIT_BACKEND",
+    "EDGEKIT_ARTIFACT_BUCKET",
+    "EDGEKIT_SAGEMAKER_ROLE_ARN",
+)
+
+
+@pytest.fixture
+def moto_settings(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
+    """AWS backend settings whose calls land on moto (botocore reads AWS_ENDPOINT_URL)."""
+    from edgekit import clients
+    from edgekit.settings import Settings
+
+    for name in _AWS_ENV_TO_CLEAR:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setattr(clients, "_sessions", {})  # no session cached with other credentials
+    return Settings(backend="aws", region="us-east-1")
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[Broker]:
+    """The local backend's MQTT broker, in-process on a free loopback port."""
+    from edgekit.local.mqtt import Broker
+
+    b = Broker(host="127.0.0.1", port=0).start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+@pytest.fixture(scope="module")
+def broker_endpoint(broker: Broker) -> str:
+    """The shared broker's ``host:port``."""
+    return broker.endpoint
+
+
+@pytest.fixture
+def sockdir() -> Iterator[Path]:
+    """A fresh folder under /tmp, so unix socket paths stay short; removed afterwards."""
+    d = Path(tempfile.mkdtemp(prefix="ekipc-", dir="/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)

@@ -40,16 +40,11 @@ class Cloud:
 
 
 @pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+def cloud(tmp_path_factory: pytest.TempPathFactory, moto_url: str) -> Iterator[Cloud]:
     import boto3
-    from moto.server import ThreadedMotoServer
 
     from edgekit.local.greengrass.server import GreengrassServer
 
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    moto_url = f"http://{host}:{port}"
     server = GreengrassServer(tmp_path_factory.mktemp("gg"), moto_url, REGION).start()
     kw = {"region_name": REGION, "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
     s3 = boto3.client("s3", endpoint_url=moto_url, **kw)
@@ -66,7 +61,6 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         )
     finally:
         server.stop()
-        moto.stop()
 
 
 def uniq(prefix: str) -> str:

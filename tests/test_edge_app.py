@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import queue
-import shutil
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,20 +37,6 @@ COMPONENT = "com.qualityinspection"
 RESULTS = "qualityinspection/scratch-detection"
 HEALTH = "qualityinspection/health"
 SOCKET_ENV = "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT"
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[Broker]:
-    b = Broker(host="127.0.0.1", port=0).start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="ekedge-", dir="/tmp"))  # unix socket paths stay short
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +131,7 @@ ACCESS = {
 
 def _start(
     broker: Broker,
-    short_dir: Path,
+    sockdir: Path,
     package: dict[str, Path],
     images: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -157,11 +140,11 @@ def _start(
     **config: Any,
 ) -> tuple[MemoryHost, InferenceApp, threading.Thread, list[int], list[Any]]:
     host = MemoryHost(thing_name="edge-test", mqtt_endpoint=broker.endpoint)
-    server = IpcServer(short_dir / "ipc.sock", host).start()
+    server = IpcServer(sockdir / "ipc.sock", host).start()
     agent = AgentServer(
-        short_dir / "agent.sock",
+        sockdir / "agent.sock",
         public_key or package["public_key"],
-        capture_dir=short_dir / "captures",
+        capture_dir=sockdir / "captures",
     ).start()
     token = host.add_component(
         COMPONENT, configuration=_config(images, **config), access_control=ACCESS
@@ -171,10 +154,10 @@ def _start(
     ipc = GreengrassIpc()
     env = {
         "EDGEKIT_MODEL_PACKAGE": str(package["dir"]),
-        "EDGEKIT_AGENT_SOCKET": str(short_dir / "agent.sock"),
-        "EDGEKIT_SPOOL_DIR": str(short_dir / "spool"),
+        "EDGEKIT_AGENT_SOCKET": str(sockdir / "agent.sock"),
+        "EDGEKIT_SPOOL_DIR": str(sockdir / "spool"),
     }
-    app = InferenceApp(ipc, thing_name="edge-test", env=env, work_dir=short_dir)
+    app = InferenceApp(ipc, thing_name="edge-test", env=env, work_dir=sockdir)
     code: list[int] = []
     thread = threading.Thread(target=lambda: code.append(app.run()), daemon=True)
     thread.start()
@@ -193,13 +176,13 @@ def _stop(app: InferenceApp, thread: threading.Thread, parts: list[Any]) -> None
 
 def test_results_health_skips_captures_and_config_updates(
     broker: Broker,
-    short_dir: Path,
+    sockdir: Path,
     package: dict[str, Path],
     images: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cloud = Cloud(broker)
-    host, app, thread, code, parts = _start(broker, short_dir, package, images, monkeypatch)
+    host, app, thread, code, parts = _start(broker, sockdir, package, images, monkeypatch)
     try:
         results = cloud.take(RESULTS, 6)
         for msg in results:
@@ -221,7 +204,7 @@ def test_results_health_skips_captures_and_config_updates(
         assert health["skipped"][0]["image_name"] == "broken.jpg"
         assert health["model"] == {"name": "tag-scratch-detector", "version": "2.0.1"}
         assert health["state"] == "running"
-        assert any((short_dir / "captures").iterdir())  # band [0, 1]: every image captured
+        assert any((sockdir / "captures").iterdir())  # band [0, 1]: every image captured
 
         # A configuration update applies without a restart: nothing under 0.999 remains.
         host.update_configuration(COMPONENT, [], {"ScoreThreshold": 0.999}, time.time())
@@ -245,21 +228,21 @@ def test_results_health_skips_captures_and_config_updates(
 
 def test_spool_keeps_results_across_restarts(
     broker: Broker,
-    short_dir: Path,
+    sockdir: Path,
     package: dict[str, Path],
     images: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cloud = Cloud(broker)
     host, app, thread, code, parts = _start(
-        broker, short_dir, package, images, monkeypatch, CaptureBand=[]
+        broker, sockdir, package, images, monkeypatch, CaptureBand=[]
     )
     try:
         first = cloud.take(RESULTS, 3)
     finally:
         _stop(app, thread, parts)
     host, app, thread, code, parts = _start(
-        broker, short_dir, package, images, monkeypatch, CaptureBand=[]
+        broker, sockdir, package, images, monkeypatch, CaptureBand=[]
     )
     try:
         second = cloud.take(RESULTS, 3)
@@ -274,13 +257,13 @@ def test_spool_keeps_results_across_restarts(
 
 def test_package_signed_by_another_key_is_fatal(
     broker: Broker,
-    short_dir: Path,
+    sockdir: Path,
     package: dict[str, Path],
     images: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     host, app, thread, code, parts = _start(
-        broker, short_dir, package, images, monkeypatch, public_key=package["other_key"]
+        broker, sockdir, package, images, monkeypatch, public_key=package["other_key"]
     )
     thread.join(20)
     try:

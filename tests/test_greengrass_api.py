@@ -41,19 +41,13 @@ def thing_arn(name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    s3 = boto3.client("s3", endpoint_url=url, **CREDS)
+def moto_url(moto_url: str) -> str:
+    """conftest's moto server, with the artifacts the test recipes point at."""
+    s3 = boto3.client("s3", endpoint_url=moto_url, **CREDS)
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key="hello/hello.py", Body=b"print('hello')\n")
     s3.put_object(Bucket=BUCKET, Key="hello/model.zip", Body=b"PK\x05\x06" + b"\0" * 18)
-    yield url
-    server.stop()
+    return moto_url
 
 
 @pytest.fixture

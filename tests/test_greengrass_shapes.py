@@ -151,13 +151,9 @@ NEVER_FILLED = {
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GreengrassServer, Any]]:
-    from moto.server import ThreadedMotoServer
-
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    moto_url = f"http://{host}:{port}"
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, moto_url: str
+) -> Iterator[tuple[GreengrassServer, Any]]:
     s3 = boto3.client("s3", endpoint_url=moto_url, **CREDS)
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key="app/run.py", Body=b"print('shape')\n")
@@ -165,7 +161,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Greengrass
     gg = boto3.client("greengrassv2", endpoint_url=server.url, **CREDS)
     yield server, gg
     server.stop()
-    moto.stop()
 
 
 def _device(server: GreengrassServer, method: str, path: str, body: Any) -> None:

@@ -10,11 +10,9 @@ import asyncio
 import json
 import logging
 import queue
-import shutil
 import socket
 import statistics
 import struct
-import tempfile
 import threading
 import time
 import zlib
@@ -50,13 +48,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 SOCKET_ENV = "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT"
 ALL_PUBSUB = {"aws.greengrass.ipc.pubsub": {"all": {"operations": ["*"], "resources": ["*"]}}}
 ALL_MQTT = {"aws.greengrass.ipc.mqttproxy": {"all": {"operations": ["*"], "resources": ["*"]}}}
-
-
-@pytest.fixture
-def sockdir() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="ekipc-", dir="/tmp"))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def _sdk_client(

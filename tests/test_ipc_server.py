@@ -11,8 +11,6 @@ import contextlib
 import datetime
 import queue
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -55,20 +53,6 @@ ALL_PUBSUB = {"aws.greengrass.ipc.pubsub": {"all": {"operations": ["*"], "resour
 
 
 # ---------------------------------------------------------------- fixtures and helpers
-@pytest.fixture(scope="module")
-def broker() -> Iterator[Broker]:
-    b = Broker(host="127.0.0.1", port=0).start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture
-def sockdir() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="ekipc-", dir="/tmp"))  # unix socket paths stay short
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
 @pytest.fixture
 def host(broker: Broker) -> MemoryHost:
     return MemoryHost(thing_name="dev1", mqtt_endpoint=broker.endpoint)

@@ -17,14 +17,12 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from edgekit import clients
 from edgekit.compile import CompileOptions, compile_model, read_compile_info
 from edgekit.compile.sagemaker_neo import NeoWarning
 from edgekit.compile.testing import build_tiny_model
@@ -43,38 +41,10 @@ ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/EdgekitNeoRole"
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def settings(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
-    """AWS backend settings whose calls land on moto (botocore reads AWS_ENDPOINT_URL)."""
-    for name in (
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_SECURITY_TOKEN",
-        "EDGEKIT_ARTIFACT_BUCKET",
-        "EDGEKIT_SAGEMAKER_ROLE_ARN",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setattr(clients, "_sessions", {})  # no session cached with other credentials
-    return Settings(backend="aws", region=REGION)
+def settings(moto_settings: Settings) -> Settings:
+    """AWS backend settings whose calls land on moto (conftest's ``moto_settings``)."""
+    return moto_settings
 
 
 @pytest.fixture

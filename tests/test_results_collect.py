@@ -38,21 +38,9 @@ def result(seq: int, thing: str = "dev-1", **extra: Any) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def broker() -> Iterator[str]:
-    """The local backend's broker, in-process; yields ``host:port``."""
-    from edgekit.local.mqtt import Broker
-
-    b = Broker(host="127.0.0.1", port=0).start()
-    try:
-        yield b.endpoint
-    finally:
-        b.stop()
-
-
 @pytest.fixture
-def publisher(broker: str) -> Iterator[Any]:
-    host, port = parse_endpoint(broker)
+def publisher(broker_endpoint: str) -> Iterator[Any]:
+    host, port = parse_endpoint(broker_endpoint)
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"test-pub-{time.time_ns()}")
     client.connect(host, port)
     client.loop_start()
@@ -85,8 +73,8 @@ def run_collect(**kwargs: Any) -> tuple[Future[ResultsTable], ThreadPoolExecutor
     return pool.submit(collect, Settings(), **kwargs), pool
 
 
-def test_collect_in_order_dedup_and_invalid(broker: str, publisher: Any) -> None:
-    sub = SignallingSubscriber(broker)
+def test_collect_in_order_dedup_and_invalid(broker_endpoint: str, publisher: Any) -> None:
+    sub = SignallingSubscriber(broker_endpoint)
     seen: list[int] = []
     future, pool = run_collect(
         subscriber=sub, max_messages=5, timeout=20, on_message=lambda r: seen.append(r["sequence"])
@@ -125,8 +113,8 @@ def test_collect_in_order_dedup_and_invalid(broker: str, publisher: Any) -> None
     }
 
 
-def test_collect_stops_at_timeout(broker: str) -> None:
-    sub = PahoSubscriber(broker)
+def test_collect_stops_at_timeout(broker_endpoint: str) -> None:
+    sub = PahoSubscriber(broker_endpoint)
     start = time.monotonic()
     with sub:
         table = collect(Settings(), subscriber=sub, max_messages=3, timeout=0.6)
@@ -136,13 +124,13 @@ def test_collect_stops_at_timeout(broker: str) -> None:
 
 
 def test_collect_from_settings_uses_env_endpoint(
-    broker: str, publisher: Any, monkeypatch: pytest.MonkeyPatch
+    broker_endpoint: str, publisher: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No subscriber given: the local transport finds the broker via EDGEKIT_MQTT_ENDPOINT."""
-    monkeypatch.setenv("EDGEKIT_MQTT_ENDPOINT", broker)
+    monkeypatch.setenv("EDGEKIT_MQTT_ENDPOINT", broker_endpoint)
     settings = Settings(backend="local")
     made = subscriber_for(settings)
-    assert isinstance(made, PahoSubscriber) and made.endpoint == broker
+    assert isinstance(made, PahoSubscriber) and made.endpoint == broker_endpoint
 
     stop = threading.Event()
 
@@ -184,13 +172,13 @@ def test_unreachable_broker_is_a_clear_error() -> None:
         PahoSubscriber("localhost")
 
 
-def test_bad_topic_filter(broker: str) -> None:
-    with PahoSubscriber(broker) as sub, pytest.raises(MqttError, match="not valid MQTT"):
+def test_bad_topic_filter(broker_endpoint: str) -> None:
+    with PahoSubscriber(broker_endpoint) as sub, pytest.raises(MqttError, match="not valid MQTT"):
         sub.subscribe("a/#/b", lambda m: None)
 
 
-def test_live_collector_keeps_latest(broker: str, publisher: Any) -> None:
-    sub = SignallingSubscriber(broker)
+def test_live_collector_keeps_latest(broker_endpoint: str, publisher: Any) -> None:
+    sub = SignallingSubscriber(broker_endpoint)
     heard: list[int] = []
     with sub, LiveCollector(Settings(), subscriber=sub, maxlen=3) as live:
         live.add_listener(lambda r: heard.append(r["sequence"]))
@@ -215,8 +203,8 @@ def test_live_collector_keeps_latest(broker: str, publisher: Any) -> None:
     assert sub._client is None  # closed by `with sub`
 
 
-def test_live_collector_survives_a_broken_listener(broker: str, publisher: Any) -> None:
-    sub = SignallingSubscriber(broker)
+def test_live_collector_survives_a_broken_listener(broker_endpoint: str, publisher: Any) -> None:
+    sub = SignallingSubscriber(broker_endpoint)
     with sub, LiveCollector(Settings(), subscriber=sub, maxlen=10) as live:
         live.add_listener(lambda r: 1 / 0)
         assert sub.subscribed.wait(10)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -32,19 +31,15 @@ AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-
 
 
 @pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
+def moto_url(moto_url: str) -> str:
+    """conftest's moto server, with edgekit's CloudFormation handlers registered.
 
+    moto runs in this process, so registering them before the first request is enough.
+    """
     from edgekit.local.moto_cloudformation import install
 
     install()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    return moto_url
 
 
 class Clients:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,17 +70,6 @@ def camera(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def broker() -> Iterator[str]:
-    from edgekit.local.mqtt import Broker
-
-    b = Broker(host="127.0.0.1", port=0).start()
-    try:
-        yield b.endpoint
-    finally:
-        b.stop()
-
-
 class SignallingSubscriber(PahoSubscriber):
     def __init__(self, endpoint: str) -> None:
         super().__init__(endpoint)
@@ -107,9 +95,11 @@ def publish(endpoint: str, payloads: list[dict[str, Any]]) -> None:
 
 @pytest.mark.integration
 @pytest.mark.timeout(60)
-def test_static_fallback_and_live_widget(broker: str, camera: Path, tmp_path: Path) -> None:
+def test_static_fallback_and_live_widget(
+    broker_endpoint: str, camera: Path, tmp_path: Path
+) -> None:
     pytest.importorskip("ipywidgets")
-    sub = SignallingSubscriber(broker)
+    sub = SignallingSubscriber(broker_endpoint)
     with sub, LiveCollector(Settings(), subscriber=sub, maxlen=10) as live:
         assert sub.subscribed.wait(10)
         waiting = live_view(live, camera, interactive=False)
@@ -119,7 +109,7 @@ def test_static_fallback_and_live_widget(broker: str, camera: Path, tmp_path: Pa
         view = live_view(live, camera, interactive=True, min_interval=0.05)
         assert isinstance(view, LiveView)
         try:
-            publish(broker, [result(1), result(2), result(3)])
+            publish(broker_endpoint, [result(1), result(2), result(3)])
             assert live.wait_for(3, timeout=10)
             deadline = time.monotonic() + 10
             while view.slider.max < 2 and time.monotonic() < deadline:
@@ -134,7 +124,7 @@ def test_static_fallback_and_live_widget(broker: str, camera: Path, tmp_path: Pa
             assert view.follow.value is False
             assert "2026-11-23T10:00:01.000Z" in view.caption.value
             assert bytes(view.image.value) != latest_png
-            publish(broker, [result(4)])
+            publish(broker_endpoint, [result(4)])
             assert live.wait_for(4, timeout=10)
             time.sleep(0.3)
             assert view.slider.max == 3 and view.slider.value == 0  # still where the user was

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-import stat
 import threading
 from concurrent import futures
 from pathlib import Path
@@ -28,6 +26,7 @@ from edgekit.agent.shm import SegmentCache
 from edgekit.agent.status import AgentStatusError, invalid_argument
 from edgekit.agent.tensors import DATA_TYPES, dtype_name, from_bytes, to_proto
 from edgekit.errors import AgentError
+from edgekit.unix_socket import clear_stale_socket
 
 log = logging.getLogger(__name__)
 
@@ -302,22 +301,13 @@ class AgentServer:
             return self
 
     def _remove_stale_socket(self) -> None:
-        try:
-            mode = self.socket_path.lstat().st_mode
-        except FileNotFoundError:
+        state = clear_stale_socket(self.socket_path)
+        if state == "free":
             return
-        if not stat.S_ISSOCK(mode):
+        if state == "not a socket":
             raise AgentError(
                 f"{self.socket_path} exists and is not a socket; remove it or choose another path"
             )
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(str(self.socket_path))
-        except OSError:
-            self.socket_path.unlink()  # left behind by an agent that died: safe to replace
-            return
-        finally:
-            probe.close()
         raise AgentError(
             f"another process is serving on {self.socket_path}; stop it or choose another path"
         )

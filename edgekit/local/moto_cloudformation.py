@@ -45,10 +45,37 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from typing import Any
+from typing import Any, ClassVar
 
 _installed = False
 _lock = threading.Lock()
+
+
+class _ExtendsMotoModel:
+    """What a handler that extends moto's own handler for a type takes from it unchanged.
+
+    The name property and the ``GetAtt`` attributes are moto's, and the resource objects
+    are moto's too. List it *before* ``CloudFormationModel`` in the bases: moto only looks
+    at direct subclasses of ``CloudFormationModel``.
+    """
+
+    moto_model: ClassVar[Any]
+    resource_type: ClassVar[str]
+
+    @classmethod
+    def cloudformation_name_type(cls) -> str:
+        return cls.moto_model.cloudformation_name_type()
+
+    @classmethod
+    def cloudformation_type(cls) -> str:
+        return cls.resource_type
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return cls.moto_model.has_cfn_attr(attr)
+
+    def is_created(self) -> bool:
+        return True
 
 
 def install() -> None:
@@ -378,7 +405,7 @@ def _define_handlers() -> list[type]:
         def is_created(self) -> bool:
             return True
 
-    class InstanceResource(CloudFormationModel):
+    class InstanceResource(_ExtendsMotoModel, CloudFormationModel):
         """``AWS::EC2::Instance``: moto's handler, plus SecurityGroupIds and MetadataOptions.
 
         The resource object stays moto's own ``Instance`` (so Ref, GetAtt, tagging and
@@ -386,17 +413,8 @@ def _define_handlers() -> list[type]:
         to RunInstances.
         """
 
-        @staticmethod
-        def cloudformation_name_type() -> str:
-            return Instance.cloudformation_name_type()
-
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::EC2::Instance"
-
-        @classmethod
-        def has_cfn_attr(cls, attr: str) -> bool:
-            return Instance.has_cfn_attr(attr)
+        moto_model = Instance
+        resource_type = "AWS::EC2::Instance"
 
         @classmethod
         def create_from_cloudformation_json(  # type: ignore[misc]
@@ -456,24 +474,12 @@ def _define_handlers() -> list[type]:
             backend = ec2_backends[account_id][region_name]
             backend.terminate_instances([resource_name])
 
-        def is_created(self) -> bool:
-            return True
-
-    class BucketResource(CloudFormationModel):
+    class BucketResource(_ExtendsMotoModel, CloudFormationModel):
         """``AWS::S3::Bucket``: moto's handler, plus versioning, public access block and
         ownership controls (the resource object stays moto's ``FakeBucket``)."""
 
-        @staticmethod
-        def cloudformation_name_type() -> str:
-            return FakeBucket.cloudformation_name_type()
-
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::S3::Bucket"
-
-        @classmethod
-        def has_cfn_attr(cls, attr: str) -> bool:
-            return FakeBucket.has_cfn_attr(attr)
+        moto_model = FakeBucket
+        resource_type = "AWS::S3::Bucket"
 
         @staticmethod
         def _apply(bucket: FakeBucket, properties: dict[str, Any], region_name: str) -> None:
@@ -530,24 +536,12 @@ def _define_handlers() -> list[type]:
                 resource_name, cloudformation_json, account_id, region_name
             )
 
-        def is_created(self) -> bool:
-            return True
-
-    class IoTPolicyResource(CloudFormationModel):
+    class IoTPolicyResource(_ExtendsMotoModel, CloudFormationModel):
         """``AWS::IoT::Policy``: moto's handler stored a template's PolicyDocument (a
         mapping) as Python text; AWS stores JSON, so the document is serialized first."""
 
-        @staticmethod
-        def cloudformation_name_type() -> str:
-            return FakePolicy.cloudformation_name_type()
-
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::IoT::Policy"
-
-        @classmethod
-        def has_cfn_attr(cls, attr: str) -> bool:
-            return FakePolicy.has_cfn_attr(attr)
+        moto_model = FakePolicy
+        resource_type = "AWS::IoT::Policy"
 
         @staticmethod
         def _json_document(cloudformation_json: dict[str, Any]) -> dict[str, Any]:
@@ -599,9 +593,6 @@ def _define_handlers() -> list[type]:
                 account_id, region_name
             )
 
-        def is_created(self) -> bool:
-            return True
-
     iam_handlers = _define_iam_handlers()
     return [
         ThingGroupResource,
@@ -633,20 +624,11 @@ def _define_iam_handlers() -> list[type]:
             policy = AWSManagedPolicy.from_data(name, account_id, region_name, data)
             iam.managed_policies[policy.arn] = policy
 
-    class RoleResource(CloudFormationModel):
+    class RoleResource(_ExtendsMotoModel, CloudFormationModel):
         """``AWS::IAM::Role``: moto's handler plus ``ManagedPolicyArns``."""
 
-        @staticmethod
-        def cloudformation_name_type() -> str:
-            return Role.cloudformation_name_type()
-
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::IAM::Role"
-
-        @classmethod
-        def has_cfn_attr(cls, attr: str) -> bool:
-            return Role.has_cfn_attr(attr)
+        moto_model = Role
+        resource_type = "AWS::IAM::Role"
 
         @staticmethod
         def _sync_managed(role: Role, arns: list[str], account_id: str, region_name: str) -> None:
@@ -712,24 +694,12 @@ def _define_iam_handlers() -> list[type]:
                 resource_name, cloudformation_json, account_id, region_name
             )
 
-        def is_created(self) -> bool:
-            return True
-
-    class ManagedPolicyResource(CloudFormationModel):
+    class ManagedPolicyResource(_ExtendsMotoModel, CloudFormationModel):
         """``AWS::IAM::ManagedPolicy``: moto's creation; deletion detaches it from the
         roles, users and groups the resource attached it to, then deletes it."""
 
-        @staticmethod
-        def cloudformation_name_type() -> str:
-            return ManagedPolicy.cloudformation_name_type()
-
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::IAM::ManagedPolicy"
-
-        @classmethod
-        def has_cfn_attr(cls, attr: str) -> bool:
-            return ManagedPolicy.has_cfn_attr(attr)
+        moto_model = ManagedPolicy
+        resource_type = "AWS::IAM::ManagedPolicy"
 
         @classmethod
         def create_from_cloudformation_json(  # type: ignore[misc]
@@ -785,9 +755,6 @@ def _define_iam_handlers() -> list[type]:
             for role in attached.get("roles", []):
                 iam.detach_role_policy(policy.arn, role)
             iam.delete_policy(policy.arn)
-
-        def is_created(self) -> bool:
-            return True
 
     return [RoleResource, ManagedPolicyResource]
 

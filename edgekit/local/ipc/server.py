@@ -19,8 +19,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
-import stat
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +30,7 @@ from edgekit.local.ipc.handlers import OperationRouter
 from edgekit.local.ipc.host import IpcHost
 from edgekit.local.ipc.mqtt_bridge import MqttBridge
 from edgekit.local.ipc.rpc import RpcConnection, SendQueuePolicy
+from edgekit.unix_socket import clear_stale_socket
 
 log = logging.getLogger(__name__)
 
@@ -165,23 +164,13 @@ class IpcServer:
 
     def _remove_stale_socket(self) -> None:
         """Remove a socket file left by a dead server; refuse to take over a live one."""
-        try:
-            mode = self.socket_path.lstat().st_mode
-        except FileNotFoundError:
+        state = clear_stale_socket(self.socket_path, probe_timeout=1.0)
+        if state == "free":
             return
-        if not stat.S_ISSOCK(mode):
+        if state == "not a socket":
             raise LocalBackendError(
                 f"{self.socket_path} exists and is not a socket; remove it or choose another path"
             )
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.settimeout(1.0)
-            probe.connect(str(self.socket_path))
-        except OSError:
-            self.socket_path.unlink()  # nobody listening: stale
-            return
-        finally:
-            probe.close()
         raise LocalBackendError(
             f"another IPC server is already serving {self.socket_path}; stop that device first"
         )
