@@ -26,6 +26,18 @@ def default_local_home() -> Path:
     return Path(base) / "edgekit"
 
 
+def _aws_region(profile: str | None) -> str | None:
+    """The region boto3 itself would use (AWS_REGION, AWS_DEFAULT_REGION, the profile)."""
+    import botocore.session
+
+    return botocore.session.Session(profile=profile).get_config_variable("region")
+
+
+# Where the region comes from when neither a parameter nor EDGEKIT_REGION sets it: on
+# AWS, the same place as for any boto3 program; the local backend keeps the default.
+_DEFAULT_REGION = {"aws": _aws_region}
+
+
 @dataclass(frozen=True)
 class Settings:
     backend: Backend = "local"
@@ -64,6 +76,13 @@ class Settings:
                 + ", ".join(f.name for f in dataclasses.fields(cls))
             )
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if "region" not in values:
+            backend = values.get("backend", cls.backend)
+            default = _DEFAULT_REGION.get(backend)
+            if default is not None:
+                region = default(values.get("aws_profile"))
+                if region:
+                    values["region"] = region
         return cls(**values)
 
     def replace(self, **changes: Any) -> Settings:

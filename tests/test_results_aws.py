@@ -300,7 +300,10 @@ def test_mqtt5_subscriber_end_to_end_over_signed_websockets(ws_broker: Broker) -
     assert len(table) == 3
     ids = [r["message_id"] for r in table]
     assert len(set(ids)) == 3  # each was sent twice; repeats dropped
-    assert table.duplicates >= 2
+    # Each message is sent twice. The subscription may start between the two copies of the
+    # first one and collect() stops at the third new message, so only the second message's
+    # repeat is sure to have arrived and been dropped.
+    assert table.duplicates >= 1
     assert results == table.results
     # close() ended the session (expiry 0): the broker keeps nothing for us
     _wait(
