@@ -272,6 +272,7 @@ def wait_for_deployment(
 ) -> DeploymentResult:
     """Poll every core device of the target group until all are done; DeploymentError if not."""
     from edgekit import clients
+    from edgekit.provision import device_backend
 
     greengrass = greengrass or clients.client("greengrassv2", settings, home=home)
     started = time.monotonic()
@@ -294,11 +295,7 @@ def wait_for_deployment(
                     result.devices = [
                         status if t == thing else done.get(t, DeviceStatus(t)) for t in things
                     ]
-                    hint = (
-                        f"; see `edgekit local device logs {thing}` (and the component logs)"
-                        if settings.backend == "local"
-                        else f"; see /greengrass/v2/logs on {thing}"
-                    )
+                    hint = device_backend(settings, home).deploy_failed_hint(thing)
                     raise DeviceDeploymentError(
                         f"deployment {result.deployment_id} {status.execution_status} on "
                         f"{thing}: {status.reason or 'no reason given'}{hint}",
@@ -323,7 +320,7 @@ def wait_for_deployment(
                 raise DeploymentError(
                     f"deployment {result.deployment_id}: {', '.join(pending)} did not finish "
                     f"within {timeout:.0f} s; check the devices are running"
-                    + (" (`edgekit local device list`)" if settings.backend == "local" else "")
+                    + device_backend(settings, home).running_hint
                 )
             time.sleep(poll)
     result.devices = [done[t] for t in things]

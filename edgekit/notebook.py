@@ -151,9 +151,7 @@ def ensure_devices(
         found = find_provisioned(settings, stack_name)
     if found is not None and found.things and found.healthy:
         return Devices(found, created=False)
-    count = device_count if settings.backend == "local" else 1
-    if found is not None and settings.backend == "local":
-        count = max(count, len(found.things))
+    count = backend.device_count(device_count, len(found.things) if found is not None else None)
     made = provision(
         settings,
         stack_name=stack_name,
@@ -420,37 +418,16 @@ def failing_component(settings: Settings, reason: str) -> str | None:
 
 def log_location(settings: Settings, thing: str, component: str | None) -> str:
     """Where a component's log is, in words, for the backend."""
-    log_file = f"{component}.log" if component else "greengrass.log"
-    if settings.backend == "local":
-        return (
-            f"`edgekit local device logs {thing}"
-            + (f" {component}`" if component else "`")
-            + f" (the file is <local home>/devices/{thing}/logs/{log_file})"
-        )
-    group = (
-        f"/aws/greengrass/UserComponent/{settings.region}/{component}"
-        if component
-        else f"/aws/greengrass/GreengrassSystemComponent/{settings.region}/System"
-    )
-    return (
-        f"on the device: /greengrass/v2/logs/{log_file} (connect to the instance with SSM "
-        f"Session Manager); in CloudWatch Logs, if aws.greengrass.LogManager is deployed: log "
-        f"group {group}, stream /YYYY/MM/DD/thing/{thing}"
-    )
+    from edgekit.provision import device_backend
+
+    return device_backend(settings).log_location(thing, component)
 
 
 def log_tail(settings: Settings, thing: str, component: str | None, lines: int = 20) -> str:
     """The last ``lines`` of the component's log on a local device ('' elsewhere or if absent)."""
-    if settings.backend != "local":
-        return ""
-    from edgekit.local.device import device_logs
+    from edgekit.provision import device_backend
 
-    try:
-        return device_logs(thing, component, settings_home(settings), tail=lines)
-    except ConfigurationError:
-        if component is None:
-            return ""
-        return device_logs(thing, None, settings_home(settings), tail=lines)
+    return device_backend(settings).log_tail(thing, component, lines)
 
 
 def settings_home(settings: Settings) -> Path | None:
@@ -719,24 +696,13 @@ def device_image_dir(settings: Settings, things: Iterable[str] = ()) -> Path | N
     """On the local backend, the sample images the inference component unpacked on a device.
 
     ``<device root>/packages/artifacts-unarchived/<inference component>/<version>/
-    sample-images``, for the version each device runs; None if no device has them.
+    sample-images``, for the version each device runs; None if no device has them (and
+    always on AWS, whose devices are not on this machine).
     """
-    if settings.backend != "local":
-        return None
-    from edgekit.local.device import list_devices
-    from edgekit.local.device.paths import DeviceLayout
+    from edgekit.provision import device_backend
 
-    wanted = set(things)
-    for device in list_devices(settings_home(settings)):
-        if wanted and device.thing not in wanted:
-            continue
-        version = device.components.get(settings.inference_component)
-        if not version:
-            continue
-        folder = (
-            DeviceLayout.of(device.root).unarchived(settings.inference_component, version)
-            / SAMPLE_IMAGES_FOLDER
-        )
+    unpacked = device_backend(settings).unarchived_dirs(settings.inference_component, things)
+    for folder in (d / SAMPLE_IMAGES_FOLDER for d in unpacked):
         if _has_images(folder):
             return folder
     return None

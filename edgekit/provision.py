@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from edgekit.errors import ConfigurationError, EdgekitError, LocalBackendError
@@ -215,6 +216,26 @@ class DeviceBackend(Protocol):
     def not_ready_hint(self, thing: str, outputs: Mapping[str, str]) -> str:
         """Where to look when ``thing`` does not come up."""
 
+    def device_count(self, requested: int, existing: int | None) -> int:
+        """How many devices to provision when ``requested`` are asked for and a stack with
+        ``existing`` things is already there (None: no stack yet)."""
+
+    def log_location(self, thing: str, component: str | None) -> str:
+        """Where a component's log (``greengrass.log`` for None) is on ``thing``, in words."""
+
+    def log_tail(self, thing: str, component: str | None, lines: int = 20) -> str:
+        """The last ``lines`` of that log when this machine can read it, else ''."""
+
+    def deploy_failed_hint(self, thing: str) -> str:
+        """What a failed deployment's error adds about where to look on ``thing``."""
+
+    #: What a "devices did not finish" error adds (how to check they run).
+    running_hint: str
+
+    def unarchived_dirs(self, component: str, things: Iterable[str] = ()) -> list[Path]:
+        """The unpacked artifacts of ``component`` (the version each device runs) on the
+        devices this machine hosts (only ``things`` if given); [] when it hosts none."""
+
 
 def local_home_of(settings: Settings, home: Home = None) -> Home:
     """The home the local backend uses for ``settings``, resolved like `edgekit.clients`."""
@@ -231,6 +252,7 @@ class LocalDevices:
     wait_timeout = 60.0
     wait_poll = 0.5
     stack_poll = 1.0
+    running_hint = " (`edgekit local device list`)"
 
     def __init__(self, settings: Settings, home: Home = None) -> None:
         self.settings = settings
@@ -298,6 +320,44 @@ class LocalDevices:
         where = f"`edgekit local device logs {thing}`"
         return f"see {where}" + (f"; last lines:\n{tail}" if tail else "")
 
+    def device_count(self, requested: int, existing: int | None) -> int:
+        return requested if existing is None else max(requested, existing)
+
+    def log_location(self, thing: str, component: str | None) -> str:
+        log_file = f"{component}.log" if component else "greengrass.log"
+        return (
+            f"`edgekit local device logs {thing}"
+            + (f" {component}`" if component else "`")
+            + f" (the file is <local home>/devices/{thing}/logs/{log_file})"
+        )
+
+    def log_tail(self, thing: str, component: str | None, lines: int = 20) -> str:
+        from edgekit.local.device import device_logs
+
+        try:
+            return device_logs(thing, component, self.home, tail=lines)
+        except ConfigurationError:
+            if component is None:
+                return ""
+            return device_logs(thing, None, self.home, tail=lines)
+
+    def deploy_failed_hint(self, thing: str) -> str:
+        return f"; see `edgekit local device logs {thing}` (and the component logs)"
+
+    def unarchived_dirs(self, component: str, things: Iterable[str] = ()) -> list[Path]:
+        from edgekit.local.device import list_devices
+        from edgekit.local.device.paths import DeviceLayout
+
+        wanted = set(things)
+        dirs = []
+        for device in list_devices(self.home):
+            if wanted and device.thing not in wanted:
+                continue
+            version = device.components.get(component)
+            if version:
+                dirs.append(DeviceLayout.of(device.root).unarchived(component, version))
+        return dirs
+
     # The runtime's IoT thing was created by add_device; on AWS the installer makes it.
     @staticmethod
     def _thing_exists(iot: Any, thing: str) -> bool:
@@ -326,6 +386,7 @@ class Ec2Device:
     wait_timeout = 900.0
     wait_poll = 10.0
     stack_poll = 10.0
+    running_hint = ""
 
     def __init__(self, settings: Settings, home: Home = None) -> None:
         self.settings = settings
@@ -373,6 +434,32 @@ class Ec2Device:
             f"connect to {instance} with SSM Session Manager and read "
             "/var/log/edgekit-userdata.log and /greengrass/v2/logs/greengrass.log"
         )
+
+    def device_count(self, requested: int, existing: int | None) -> int:
+        return 1
+
+    def log_location(self, thing: str, component: str | None) -> str:
+        log_file = f"{component}.log" if component else "greengrass.log"
+        region = self.settings.region
+        group = (
+            f"/aws/greengrass/UserComponent/{region}/{component}"
+            if component
+            else f"/aws/greengrass/GreengrassSystemComponent/{region}/System"
+        )
+        return (
+            f"on the device: /greengrass/v2/logs/{log_file} (connect to the instance with SSM "
+            f"Session Manager); in CloudWatch Logs, if aws.greengrass.LogManager is deployed: "
+            f"log group {group}, stream /YYYY/MM/DD/thing/{thing}"
+        )
+
+    def log_tail(self, thing: str, component: str | None, lines: int = 20) -> str:
+        return ""  # the log is on the EC2 instance, not on this machine
+
+    def deploy_failed_hint(self, thing: str) -> str:
+        return f"; see /greengrass/v2/logs on {thing}"
+
+    def unarchived_dirs(self, component: str, things: Iterable[str] = ()) -> list[Path]:
+        return []  # the devices are EC2 instances: nothing of theirs is on this machine
 
 
 _BACKENDS: dict[str, type[LocalDevices] | type[Ec2Device]] = {

@@ -176,8 +176,9 @@ def local_role_name(settings: Settings) -> str:
 def ensure_local_role(settings: Settings, *, home: Any = None) -> str:
     """The local backend's stand-in execution role in moto's IAM (created on first use)."""
     from edgekit import clients
+    from edgekit.components.profiles import profile_for
 
-    if settings.backend != "local":
+    if not profile_for(settings).stand_in_role:
         raise ConfigurationError("ensure_local_role is for the local backend only")
     iam = clients.client("iam", settings, home=home)
     name = local_role_name(settings)
@@ -228,9 +229,11 @@ def studio_defaults(
 ) -> StudioDefaults:
     """The execution role and bucket for SageMaker jobs and uploads (see the module doc)."""
     from edgekit.components.profiles import default_bucket as project_bucket
+    from edgekit.components.profiles import profile_for
 
     settings = settings or Settings.from_env()
-    use_sdk = settings.backend == "aws" and in_studio(metadata_path)
+    profile = profile_for(settings)
+    use_sdk = profile.studio_sdk and in_studio(metadata_path)
     account: str | None = None
 
     if role_arn:
@@ -243,7 +246,7 @@ def studio_defaults(
         found, caller, account = _role_from_sts(settings, home)
         if found is not None:
             role, role_source = found, "sts"
-        elif settings.backend == "local":
+        elif profile.stand_in_role:
             role, role_source = ensure_local_role(settings, home=home), "local"
         else:
             raise ConfigurationError(

@@ -372,24 +372,22 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def download_artifact(s3: Any, uri: str, out_dir: Path, *, backend: str, job_name: str) -> Path:
-    """Download the Neo output ``uri`` into ``out_dir``; CompileError if it is not there."""
+def download_artifact(
+    s3: Any, uri: str, out_dir: Path, *, missing_hint: str, job_name: str
+) -> Path:
+    """Download the Neo output ``uri`` into ``out_dir``; CompileError if it is not there.
+
+    ``missing_hint`` (the backend profile's ``neo_missing_artifact_hint``) ends that error.
+    """
     bucket, key = parse_s3_uri(uri)
     try:
         s3.head_object(Bucket=bucket, Key=key)
     except Exception as exc:
         if _error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
             raise
-        hint = (
-            " The local backend's SageMaker (moto) records compilation jobs but runs no Neo "
-            "compiler, so no artifact exists; compile with backend=aws, or use an "
-            "onnxruntime target locally."
-            if backend == "local"
-            else " Check the job's CloudWatch logs (/aws/sagemaker/CompilationJobs)."
-        )
         raise CompileError(
             f"compilation job {job_name} reports COMPLETED but its artifact {uri} does not "
-            f"exist.{hint}"
+            f"exist.{missing_hint}"
         ) from None
     name = key.rsplit("/", 1)[-1]
     if not name.endswith(".tar.gz"):
@@ -445,7 +443,8 @@ class SageMakerNeoCompiler(Compiler):
         s3 = clients.client("s3", settings, home=home)
         sagemaker = clients.client("sagemaker", settings, home=home)
         account = str(clients.client("sts", settings, home=home).get_caller_identity()["Account"])
-        bucket = profile_for(settings).ensure_bucket(s3, defaults.bucket, account)
+        profile = profile_for(settings)
+        bucket = profile.ensure_bucket(s3, defaults.bucket, account)
 
         input_key = f"{prefix}/{job_name}/input/model.tar.gz"
         input_uri = f"s3://{bucket}/{input_key}"
@@ -481,7 +480,11 @@ class SageMakerNeoCompiler(Compiler):
                 "ModelArtifacts.S3ModelArtifacts"
             )
         artifact = download_artifact(
-            s3, artifact_uri, out_dir, backend=settings.backend, job_name=job_name
+            s3,
+            artifact_uri,
+            out_dir,
+            missing_hint=profile.neo_missing_artifact_hint,
+            job_name=job_name,
         )
         reference = out_dir / SOURCE_COPY
         if reference.resolve() != source.resolve():

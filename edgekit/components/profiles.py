@@ -7,7 +7,10 @@ The calls are the same on both backends; only a few facts differ:
   the interpreter edgekit runs in, so the device runtime needs no installs;
 - which bucket holds the artifacts and whether edgekit may create it: locally
   edgekit creates it on first use; on AWS it must exist (the device stack's
-  ``ArtifactBucket`` output, or ``--bucket``).
+  ``ArtifactBucket`` output, or ``--bucket``);
+- for SageMaker jobs (``edgekit.studio``, Neo compilation): whether the SageMaker
+  SDK's Studio defaults apply, whether edgekit may make a stand-in execution role,
+  and why a completed Neo job can lack its artifact (moto runs no Neo compiler).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from edgekit.errors import ConfigurationError
 from edgekit.settings import Settings
@@ -33,6 +36,12 @@ def default_bucket(settings: Settings, account: str) -> str:
 
 class BackendProfile(Protocol):
     name: str
+    #: The SageMaker SDK's Studio defaults (execution role, default bucket) apply.
+    studio_sdk: bool
+    #: Without a role from STS, edgekit may create a stand-in SageMaker execution role.
+    stand_in_role: bool
+    #: Why a COMPLETED compilation job's artifact may be missing, and what to do.
+    neo_missing_artifact_hint: str
 
     def python_executable(self) -> str:
         """``PythonExecutable`` default of the agent and inference components."""
@@ -45,6 +54,13 @@ class BackendProfile(Protocol):
 class LocalProfile:
     settings: Settings
     name: str = "local"
+    studio_sdk: ClassVar[bool] = False
+    stand_in_role: ClassVar[bool] = True
+    neo_missing_artifact_hint: ClassVar[str] = (
+        " The local backend's SageMaker (moto) records compilation jobs but runs no Neo "
+        "compiler, so no artifact exists; compile with backend=aws, or use an "
+        "onnxruntime target locally."
+    )
 
     def python_executable(self) -> str:
         return sys.executable
@@ -67,6 +83,11 @@ class LocalProfile:
 class AwsProfile:
     settings: Settings
     name: str = "aws"
+    studio_sdk: ClassVar[bool] = True
+    stand_in_role: ClassVar[bool] = False
+    neo_missing_artifact_hint: ClassVar[str] = (
+        " Check the job's CloudWatch logs (/aws/sagemaker/CompilationJobs)."
+    )
 
     def python_executable(self) -> str:
         return os.environ.get("EDGEKIT_DEVICE_PYTHON", "python3")
