@@ -229,8 +229,13 @@ class S3Artifacts:
 # --- the backend ----------------------------------------------------------------------
 
 
-def _paginate(items: list[Any], next_token: str | None, max_results: int | None) -> tuple:
-    """Slice ``items`` for one page; tokens are opaque base64 offsets."""
+def _paginate(
+    key: str, items: list[Any], next_token: str | None, max_results: int | None
+) -> dict[str, Any]:
+    """One page of a List* response: ``{key: page}`` plus ``nextToken`` when more remain.
+
+    Tokens are opaque base64 offsets.
+    """
     start = 0
     if next_token:
         try:
@@ -239,13 +244,11 @@ def _paginate(items: list[Any], next_token: str | None, max_results: int | None)
             raise field_error("nextToken", "is not a token this service returned") from exc
         if start < 0 or start > len(items):
             raise field_error("nextToken", "is out of range; start the listing again")
-    size = max_results or 50
-    page = items[start : start + size]
-    end = start + size
-    token = None
+    end = start + (max_results or 50)
+    out: dict[str, Any] = {key: items[start:end]}
     if end < len(items):
-        token = base64.urlsafe_b64encode(f"offset:{end}".encode()).decode()
-    return page, token
+        out["nextToken"] = base64.urlsafe_b64encode(f"offset:{end}".encode()).decode()
+    return out
 
 
 def _version_key(version: str) -> Any:
@@ -594,11 +597,7 @@ class GreengrassBackend:
                             "latestVersion": entry,
                         }
                     )
-        page, token = _paginate(rows, next_token, max_results)
-        out: dict[str, Any] = {"components": page}
-        if token:
-            out["nextToken"] = token
-        return out
+        return _paginate("components", rows, next_token, max_results)
 
     def list_component_versions(
         self, *, arn: str, max_results: int | None = None, next_token: str | None = None
@@ -617,11 +616,7 @@ class GreengrassBackend:
                 {"componentName": name, "componentVersion": v, "arn": versions[v]["arn"]}
                 for v in sorted(versions, key=_version_key, reverse=True)
             ]
-        page, token = _paginate(rows, next_token, max_results)
-        out: dict[str, Any] = {"componentVersions": page}
-        if token:
-            out["nextToken"] = token
-        return out
+        return _paginate("componentVersions", rows, next_token, max_results)
 
     def delete_component(self, *, arn: str) -> dict[str, Any]:
         with self._lock:
@@ -908,11 +903,7 @@ class GreengrassBackend:
                     if k in d
                 }
                 rows.append(row)
-        page, token = _paginate(rows, next_token, max_results)
-        out: dict[str, Any] = {"deployments": page}
-        if token:
-            out["nextToken"] = token
-        return out
+        return _paginate("deployments", rows, next_token, max_results)
 
     def cancel_deployment(self, *, deployment_id: str) -> dict[str, Any]:
         with self._lock:
@@ -1008,11 +999,7 @@ class GreengrassBackend:
                 summary = self._device_summary(d)
                 summary.pop("coreVersion", None)
                 rows.append(summary)
-        page, token = _paginate(rows, next_token, max_results)
-        out: dict[str, Any] = {"coreDevices": page}
-        if token:
-            out["nextToken"] = token
-        return out
+        return _paginate("coreDevices", rows, next_token, max_results)
 
     def delete_core_device(self, *, core_device_thing_name: str) -> dict[str, Any]:
         with self._lock:
@@ -1036,11 +1023,7 @@ class GreengrassBackend:
                 key=lambda r: r["modifiedTimestamp"],
                 reverse=True,
             )
-        page, token = _paginate(rows, next_token, max_results)
-        out: dict[str, Any] = {"effectiveDeployments": page}
-        if token:
-            out["nextToken"] = token
-        return out
+        return _paginate("effectiveDeployments", rows, next_token, max_results)
 
     def list_installed_components(
         self,
@@ -1059,11 +1042,7 @@ class GreengrassBackend:
                 if not root_only or c.get("isRoot")
             ]
         rows.sort(key=lambda c: c["componentName"])
-        page, token = _paginate(rows, next_token, max_results)
-        out: dict[str, Any] = {"installedComponents": page}
-        if token:
-            out["nextToken"] = token
-        return out
+        return _paginate("installedComponents", rows, next_token, max_results)
 
     # ================= tags =================
 
