@@ -162,6 +162,20 @@ def _existing_image(root: Path, ref: str, path: Path, line: int) -> Path:
     return image
 
 
+def _sample(
+    root: Path, ref: str, boxes: tuple[Box, ...], width: int, height: int, path: Path, line: int
+) -> Sample:
+    """A labeled image from either reader, its file checked to exist."""
+    return Sample(
+        image_path=_existing_image(root, ref, path, line),
+        width=width,
+        height=height,
+        boxes=boxes,
+        group=group_of(ref),
+        source_ref=ref,
+    )
+
+
 def read_labels_csv(path: str | Path) -> Dataset:
     """Read a Ground Truth CSV export; image paths are relative to the CSV's folder."""
     csv_path = Path(path)
@@ -223,17 +237,7 @@ def read_labels_csv(path: str | Path) -> Dataset:
                 ) from exc
             boxes = parse_boxes(items, width=width, height=height, path=csv_path, line=line)
             ref = row["source_ref"].strip()
-            image = _existing_image(root, ref, csv_path, line)
-            samples.append(
-                Sample(
-                    image_path=image,
-                    width=width,
-                    height=height,
-                    boxes=boxes,
-                    group=group_of(ref),
-                    source_ref=ref,
-                )
-            )
+            samples.append(_sample(root, ref, boxes, width, height, csv_path, line))
     return Dataset(root=root, samples=samples)
 
 
@@ -331,17 +335,7 @@ def read_manifest(path: str | Path, *, label_attribute: str | None = None) -> Da
                         path=str(manifest),
                         line=line,
                     ) from exc
-        image = _existing_image(root, ref, manifest, line)
-        samples.append(
-            Sample(
-                image_path=image,
-                width=width,
-                height=height,
-                boxes=boxes,
-                group=group_of(ref),
-                source_ref=ref,
-            )
-        )
+        samples.append(_sample(root, ref, boxes, width, height, manifest, line))
     dataset = Dataset(root=root, samples=samples)
     if labels:
         dataset.labels = dict(sorted(labels.items()))
