@@ -13,14 +13,9 @@ import re
 import shlex
 import sys
 
+from edgekit.local.home import add_home_option
+
 _PLAIN = re.compile(r"^[A-Za-z0-9_./:@%+,=-]*$")
-HOME_HELP = "state folder (default: $EDGEKIT_LOCAL_HOME or ~/.local/state/edgekit)"
-
-
-def _add_home(parser: argparse.ArgumentParser) -> None:
-    # SUPPRESS: `edgekit local --home D up` and `edgekit local up --home D` both work,
-    # and a sub-command without the flag does not reset the group's value.
-    parser.add_argument("--home", metavar="DIR", default=argparse.SUPPRESS, help=HOME_HELP)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "so notebooks and tests use the same boto3 calls as on AWS."
         ),
     )
-    _add_home(local)
+    add_home_option(local)
     local.set_defaults(handler=lambda args: _help(local))
     commands = local.add_subparsers(dest="local_command", metavar="COMMAND")
 
@@ -41,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start the local endpoints (idempotent)",
         description="Start what is not running, keep what answers, print the endpoints.",
     )
-    _add_home(up)
+    add_home_option(up)
     up.add_argument(
         "--region",
         help="AWS region (default: $EDGEKIT_REGION, else the running one, else us-east-1)",
@@ -55,14 +50,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "down",
         help="stop the local endpoints and every local device runtime (idempotent)",
     )
-    _add_home(down)
+    add_home_option(down)
     down.set_defaults(handler=_down)
 
     status = commands.add_parser(
         "status",
         help="show each process: pid, endpoint, alive, answering (exit 1 if one is down)",
     )
-    _add_home(status)
+    add_home_option(status)
     status.set_defaults(handler=_status)
 
     env = commands.add_parser(
@@ -70,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="print the environment that points boto3/AWS CLI at the local endpoints",
         description='Use it as: eval "$(edgekit local env)"',
     )
-    _add_home(env)
+    add_home_option(env)
     env.add_argument(
         "--format",
         choices=("export", "dotenv", "json"),

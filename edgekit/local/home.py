@@ -16,6 +16,7 @@ home/.lock              serializes concurrent `local up` / `local down`
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import errno
 import fcntl
@@ -42,6 +43,18 @@ def local_home(path: str | os.PathLike[str] | None = None) -> Path:
     from edgekit.settings import Settings
 
     return Settings.from_env().local_home.absolute()
+
+
+HOME_HELP = "state folder (default: $EDGEKIT_LOCAL_HOME or ~/.local/state/edgekit)"
+
+
+def add_home_option(parser: argparse.ArgumentParser) -> None:
+    """``--home DIR`` on a command of the ``edgekit local`` tree.
+
+    SUPPRESS: `edgekit local --home D up` and `edgekit local up --home D` both work,
+    and a sub-command without the flag does not reset the group's value.
+    """
+    parser.add_argument("--home", metavar="DIR", default=argparse.SUPPRESS, help=HOME_HELP)
 
 
 def check_name(name: str) -> str:

@@ -8,11 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-HOME_HELP = "state folder (default: $EDGEKIT_LOCAL_HOME or ~/.local/state/edgekit)"
-
-
-def _add_home(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--home", metavar="DIR", default=argparse.SUPPRESS, help=HOME_HELP)
+from edgekit.local.home import add_home_option
 
 
 def register(local_subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +17,7 @@ def register(local_subparsers: argparse._SubParsersAction) -> None:
         help="add, remove, list local Greengrass core devices and read their logs",
         description="Each local device is one detached runtime process per IoT thing.",
     )
-    _add_home(device)
+    add_home_option(device)
     device.set_defaults(handler=lambda args: (device.print_help(), 2)[1])
     commands = device.add_subparsers(dest="device_command", metavar="COMMAND")
 
@@ -30,7 +26,7 @@ def register(local_subparsers: argparse._SubParsersAction) -> None:
         help="register a thing (and its group) and start its device runtime",
         description="Idempotent: a running device is left as it is.",
     )
-    _add_home(add)
+    add_home_option(add)
     add.add_argument("thing", help="IoT thing name")
     add.add_argument("--thing-group", help="thing group (default: Settings thing_group)")
     add.add_argument("--poll", type=float, default=0.5, help="deployment poll interval (s)")
@@ -38,7 +34,7 @@ def register(local_subparsers: argparse._SubParsersAction) -> None:
     add.set_defaults(handler=_add)
 
     remove = commands.add_parser("remove", help="stop a device runtime (and its components)")
-    _add_home(remove)
+    add_home_option(remove)
     remove.add_argument("thing")
     remove.add_argument(
         "--purge", action="store_true", help="also delete its root and the core device"
@@ -46,11 +42,11 @@ def register(local_subparsers: argparse._SubParsersAction) -> None:
     remove.set_defaults(handler=_remove)
 
     lst = commands.add_parser("list", help="list local devices")
-    _add_home(lst)
+    add_home_option(lst)
     lst.set_defaults(handler=_list)
 
     logs = commands.add_parser("logs", help="print a device's runtime log or a component's log")
-    _add_home(logs)
+    add_home_option(logs)
     logs.add_argument("thing")
     logs.add_argument("component", nargs="?", help="component name (default: the runtime log)")
     logs.add_argument("--tail", type=int, help="only the last N lines")
