@@ -12,7 +12,9 @@ import importlib
 from typing import Any
 
 from edgekit.errors import (
+    AccessDeniedError,
     AgentError,
+    AwsServiceError,
     CompileError,
     ConfigurationError,
     DataError,
@@ -23,6 +25,7 @@ from edgekit.errors import (
     PackageError,
     ParityError,
     RecipeError,
+    ResourceNotFoundError,
     VerificationError,
 )
 from edgekit.settings import Settings
@@ -100,7 +103,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AccessDeniedError",
     "AgentError",
+    "AwsServiceError",
     "CompileError",
     "ConfigurationError",
     "DataError",
@@ -111,6 +116,7 @@ __all__ = [
     "PackageError",
     "ParityError",
     "RecipeError",
+    "ResourceNotFoundError",
     "Settings",
     "VerificationError",
     "__version__",

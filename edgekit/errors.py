@@ -61,3 +61,18 @@ class LocalBackendError(EdgekitError):
 
 class AgentError(EdgekitError):
     """The model agent refused a request or could not be reached."""
+
+
+class AwsServiceError(EdgekitError):
+    """An AWS (or emulated AWS) call failed; ``code`` is the service's error code."""
+
+    code: str = ""
+    resource: str = ""
+
+
+class ResourceNotFoundError(AwsServiceError):
+    """An AWS resource edgekit needs does not exist (yet, or any more)."""
+
+
+class AccessDeniedError(AwsServiceError):
+    """AWS refused a call for want of credentials or permissions."""

@@ -1,0 +1,73 @@
+"""Small file helpers every subsystem shares: content hashes, atomic writes, log tails.
+
+Owns: how edgekit hashes a file, replaces a file atomically and reads the end of a log.
+Must not import anything from edgekit (it sits below every other module).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+CHUNK = 1 << 20
+LOG_TAIL_LINES = 20
+_TAIL_BYTES = 64 * 1024
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, fsync: bool = True) -> Path:
+    """Write, fsync and rename: readers see the old file or the new one, never a torn one."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return target
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str, *, fsync: bool = True) -> Path:
+    """`write_bytes_atomic` for UTF-8 text."""
+    return write_bytes_atomic(path, text.encode(), fsync=fsync)
+
+
+def write_json_atomic(
+    path: str | os.PathLike[str], data: Any, *, indent: int | None = 1, fsync: bool = True
+) -> Path:
+    """`write_bytes_atomic` for a JSON document (sorted keys, so diffs stay small)."""
+    text = json.dumps(data, indent=indent, sort_keys=True)
+    return write_text_atomic(path, text, fsync=fsync)
+
+
+def log_tail(path: str | os.PathLike[str], lines: int = LOG_TAIL_LINES, *, offset: int = 0) -> str:
+    """The last ``lines`` lines of a log from byte ``offset`` on ('' if it cannot be read).
+
+    Reads at most the last 64 KiB, so a huge log costs no more than a small one.
+    """
+    try:
+        with Path(path).open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(offset, size - _TAIL_BYTES))
+            data = fh.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode(errors="replace").rstrip().splitlines()[-lines:])
