@@ -117,12 +117,11 @@ def _aws(settings: Settings, home: str | os.PathLike[str] | None) -> EndpointRes
 
 def _local(settings: Settings, home: str | os.PathLike[str] | None) -> EndpointResolver:
     from edgekit.local.endpoints import LocalEndpoints
-    from edgekit.settings import default_local_home
 
     # An explicit home wins; then a local_home set on purpose in Settings; then
     # EDGEKIT_LOCAL_HOME; then the per-user default (local_home() does the last two).
-    if home is None and settings.local_home != default_local_home():
-        home = settings.local_home
+    if home is None:
+        home = settings.home
     return LocalEndpointsResolver(LocalEndpoints.load(home), region=settings.region)
 
 

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 from edgekit.errors import ConfigurationError, EdgekitError, LocalBackendError
 from edgekit.progress import progress as progress_bar
-from edgekit.settings import Settings, default_local_home
+from edgekit.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ def local_home_of(settings: Settings, home: Home = None) -> Home:
     """The home the local backend uses for ``settings``, resolved like `edgekit.clients`."""
     if home is not None:
         return home
-    if settings.local_home != default_local_home():
+    if settings.local_home is not None:
         return settings.local_home
     return None  # EDGEKIT_LOCAL_HOME, else the per-user default
 

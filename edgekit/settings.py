@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,10 +20,27 @@ Backend = Literal["local", "aws"]
 BACKENDS: tuple[str, ...] = ("local", "aws")
 
 
+LOCAL_HOME_ENV = "EDGEKIT_LOCAL_HOME"
+
+
 def default_local_home() -> Path:
     """Per-user folder for the local backend's state (endpoints, devices, keys)."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "edgekit"
+
+
+def resolve_local_home(path: str | os.PathLike[str] | None = None) -> Path:
+    """The one rule for the local backend's state folder.
+
+    An explicit ``path`` (``Settings.local_home``, ``--home``) wins; else
+    ``$EDGEKIT_LOCAL_HOME``; else the per-user default. Always absolute.
+    """
+    if path is not None and str(path) != "":
+        return Path(path).expanduser().absolute()
+    env = os.environ.get(LOCAL_HOME_ENV)
+    if env:
+        return Path(env).expanduser().absolute()
+    return default_local_home().absolute()
 
 
 def _aws_region(profile: str | None) -> str | None:
@@ -50,7 +67,8 @@ class Settings:
     inference_component: str = "com.qualityinspection"
     results_topic: str = "qualityinspection/scratch-detection"
     health_topic: str = "qualityinspection/health"
-    local_home: Path = field(default_factory=default_local_home)
+    # None: $EDGEKIT_LOCAL_HOME, else the per-user default (see `resolve_local_home`).
+    local_home: Path | None = None
     aws_profile: str | None = None
 
     def __post_init__(self) -> None:
@@ -59,7 +77,10 @@ class Settings:
                 f"backend={self.backend!r} is not known; use one of {', '.join(BACKENDS)} "
                 "(parameter 'backend' or EDGEKIT_BACKEND)"
             )
-        object.__setattr__(self, "local_home", Path(self.local_home).expanduser())
+        if self.local_home is not None and str(self.local_home) != "":
+            object.__setattr__(self, "local_home", Path(self.local_home).expanduser())
+        else:
+            object.__setattr__(self, "local_home", None)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -84,6 +105,11 @@ class Settings:
                 if region:
                     values["region"] = region
         return cls(**values)
+
+    @property
+    def home(self) -> Path:
+        """The local backend's state folder these settings use (`resolve_local_home`)."""
+        return resolve_local_home(self.local_home)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -65,7 +65,7 @@ class BuiltComponent:
 
 
 def default_key_dir(settings: Settings) -> Path:
-    return settings.local_home / "keys"
+    return settings.home / "keys"
 
 
 def signing_keys(key_dir: str | os.PathLike[str] | None, settings: Settings) -> tuple[Path, Path]:

@@ -28,21 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.errors import ConfigurationError, LocalBackendError
+from edgekit.settings import LOCAL_HOME_ENV, resolve_local_home
 
-HOME_ENV = "EDGEKIT_LOCAL_HOME"
+HOME_ENV = LOCAL_HOME_ENV
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 
 
 def local_home(path: str | os.PathLike[str] | None = None) -> Path:
-    """The explicit ``path``, else ``$EDGEKIT_LOCAL_HOME``, else ``Settings().local_home``."""
-    if path is not None and str(path) != "":
-        return Path(path).expanduser().absolute()
-    env = os.environ.get(HOME_ENV)
-    if env:
-        return Path(env).expanduser().absolute()
-    from edgekit.settings import Settings
-
-    return Settings.from_env().local_home.absolute()
+    """The explicit ``path``, else ``$EDGEKIT_LOCAL_HOME``, else the per-user default."""
+    return resolve_local_home(path)
 
 
 HOME_HELP = "state folder (default: $EDGEKIT_LOCAL_HOME or ~/.local/state/edgekit)"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgekit.results.subscriber import ResultsSubscriber
-from edgekit.settings import Settings, default_local_home
+from edgekit.settings import Settings
 
 MQTT_ENDPOINT_ENV = "EDGEKIT_MQTT_ENDPOINT"
 Home = str | os.PathLike[str] | None
@@ -31,8 +31,7 @@ def local_mqtt_endpoint(settings: Settings, home: Home = None) -> str:
         env = os.environ.get(MQTT_ENDPOINT_ENV, "").strip()
         if env:
             return env
-        if settings.local_home != default_local_home():
-            home = settings.local_home
+        home = settings.home
     return LocalEndpoints.load(home).mqtt
 
 
