@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("awsiot.greengrasscoreipc")
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ipc_throughput.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "ipc_throughput.py"
 
 
 @pytest.mark.integration
