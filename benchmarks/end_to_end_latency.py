@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ep = endpoints.up(home)
         settings = Settings(local_home=home, thing_group=group)
-        add_device("bench-device", group, home, settings=settings)
+        add_device("bench-device", group, home)
         package = None
         if args.model == "tiny":
             from edgekit.compile.testing import build_tiny_model

@@ -280,7 +280,7 @@ class LocalDevices:
         from edgekit.local.device import add_device
 
         for thing in things:
-            add_device(thing, group, self.home, settings=self.settings)
+            add_device(thing, group, self.home)
 
     def remove_devices(self, things: Sequence[str]) -> list[str]:
         from edgekit.local.device import list_devices, remove_device
@@ -298,7 +298,7 @@ class LocalDevices:
             )
             if not existed:
                 continue
-            remove_device(thing, self.home, purge=True, settings=self.settings)
+            remove_device(thing, self.home, purge=True)
             if iot is not None:
                 self._delete_thing(iot, thing)
             removed.append(thing)

@@ -164,7 +164,7 @@ def test_end_to_end_results_config_update_and_outage(
 
     home, settings = local
     started = time.monotonic()
-    add_device(THING, GROUP, home, settings=settings)
+    add_device(THING, GROUP, home)
     built = build_components(settings, out_dir=tmp_path, model_package=model_package)
     published = publish_components(settings, built, home=home)
     mqtt_port = endpoints.LocalEndpoints.load(home).mqtt_port

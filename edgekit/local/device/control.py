@@ -14,16 +14,20 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from edgekit.awsapi import error_code, paginate_calls
 from edgekit.errors import LocalBackendError
+from edgekit.local import boto
 from edgekit.local.device.failures import DeploymentFailure
+from edgekit.local.endpoints import ACCOUNT_ID
 
-DEFAULT_ACCOUNT = "123456789012"
+DEFAULT_ACCOUNT = ACCOUNT_ID
 HTTP_TIMEOUT = 10.0
-
-_session_lock = threading.Lock()
-_botocore_session: Any = None
+NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "ResourceNotFound", "NoSuchEntity"})
 
 
 class ControlPlaneUnavailable(LocalBackendError):
@@ -32,32 +36,6 @@ class ControlPlaneUnavailable(LocalBackendError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status  # the HTTP status when it answered with an error
-
-
-def _boto_client(service: str, endpoint: str, region: str) -> Any:
-    """A boto3 client on one shared botocore session (loading botocore's data once)."""
-    global _botocore_session
-    import boto3
-    import botocore.session
-    from botocore.config import Config
-
-    with _session_lock:
-        if _botocore_session is None:
-            _botocore_session = botocore.session.get_session()
-        session = boto3.Session(botocore_session=_botocore_session)
-        return session.client(
-            service,
-            endpoint_url=endpoint,
-            region_name=region,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(
-                retries={"mode": "standard", "max_attempts": 3},
-                connect_timeout=3,
-                read_timeout=30,
-                s3={"addressing_style": "path"},
-            ),
-        )
 
 
 def artifact_request_name(uri: str) -> str:
@@ -147,45 +125,51 @@ class ControlPlane:
     def _greengrass(self) -> Any:
         with self._lock:
             if self._gg is None:
-                self._gg = _boto_client("greengrassv2", self.greengrass_url, self.region)
+                self._gg = boto.client("greengrassv2", self.greengrass_url, self.region)
             return self._gg
 
     def _iot_client(self) -> Any:
         with self._lock:
             if self._iot is None:
-                self._iot = _boto_client("iot", self.aws_endpoint, self.region)
+                self._iot = boto.client("iot", self.aws_endpoint, self.region)
             return self._iot
 
-    def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
-
+    def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        """``fn(**kwargs)``; KeyError when the resource does not exist."""
         try:
             return fn(**kwargs)
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("ResourceNotFoundException", "ResourceNotFound", "NoSuchEntity"):
+            if error_code(exc) in NOT_FOUND_CODES:
                 raise KeyError(what) from exc
             raise ControlPlaneUnavailable(f"{what} failed: {exc}") from exc
         except BotoCoreError as exc:
             raise ControlPlaneUnavailable(f"{what} failed: {exc}") from exc
 
+    def _items(
+        self, what: str, fn: Callable[..., Any], key: str, **kwargs: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of every page of a list call (`_call` for each page)."""
+
+        def page(**page_kwargs: Any) -> Any:
+            return self._call(what, fn, **page_kwargs)
+
+        yield from paginate_calls(page, key, **kwargs)
+
     def thing_groups(self) -> list[str] | None:
         """The thing's groups; None if AWS IoT does not know the thing (yet, or any more)."""
         iot = self._iot_client()
-        groups: list[str] = []
-        kwargs: dict[str, Any] = {"thingName": self.thing}
-        while True:
-            try:
-                page = self._call(
-                    "ListThingGroupsForThing", iot.list_thing_groups_for_thing, **kwargs
+        try:
+            return [
+                g["groupName"]
+                for g in self._items(
+                    "ListThingGroupsForThing",
+                    iot.list_thing_groups_for_thing,
+                    "thingGroups",
+                    thingName=self.thing,
                 )
-            except KeyError:
-                return None
-            groups.extend(g["groupName"] for g in page.get("thingGroups", []))
-            token = page.get("nextToken")
-            if not token:
-                return groups
-            kwargs["nextToken"] = token
+            ]
+        except KeyError:
+            return None
 
     def recipe(self, name: str, version: str) -> dict[str, Any]:
         gg = self._greengrass()
@@ -211,19 +195,17 @@ class ControlPlane:
     def versions(self, name: str) -> list[str]:
         gg = self._greengrass()
         out: list[str] = []
-        kwargs: dict[str, Any] = {"arn": self.component_arn(name)}
-        while True:
-            try:
-                page = self._call(
-                    f"ListComponentVersions {name}", gg.list_component_versions, **kwargs
-                )
-            except KeyError:
-                return out
-            out.extend(v["componentVersion"] for v in page.get("componentVersions", []))
-            token = page.get("nextToken")
-            if not token:
-                return out
-            kwargs["nextToken"] = token
+        try:
+            for v in self._items(
+                f"ListComponentVersions {name}",
+                gg.list_component_versions,
+                "componentVersions",
+                arn=self.component_arn(name),
+            ):
+                out.append(v["componentVersion"])
+        except KeyError:
+            pass  # not published (any more): the versions listed so far
+        return out
 
     def artifact_url(self, name: str, version: str, uri: str) -> str:
         gg = self._greengrass()

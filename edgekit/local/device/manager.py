@@ -17,8 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from edgekit.awsapi import error_code
 from edgekit.errors import ConfigurationError, LocalBackendError
-from edgekit.local import process
+from edgekit.local import boto, process
+from edgekit.local.device.paths import DeviceLayout, remove_root
+from edgekit.local.endpoints import LocalEndpoints
 from edgekit.local.home import HomeLayout, check_name
 from edgekit.settings import Settings
 
@@ -43,31 +48,18 @@ class DeviceInfo:
         return self.pid is not None
 
 
-def _settings(home: str | os.PathLike[str] | None, settings: Settings | None) -> Settings:
-    from edgekit.local.endpoints import LocalEndpoints
-
-    endpoints = LocalEndpoints.load(home)
-    base = settings or Settings.from_env()
-    return base.replace(backend="local", region=endpoints.region)
-
-
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
 def _create_if_missing(describe: Any, create: Any) -> None:
     """``describe()``, and ``create()`` if that says not found (a concurrent create is fine)."""
     try:
         describe()
         return
-    except Exception as exc:
-        if _error_code(exc) not in ("ResourceNotFoundException", "ResourceNotFound"):
+    except ClientError as exc:
+        if error_code(exc) not in ("ResourceNotFoundException", "ResourceNotFound"):
             raise
     try:
         create()
-    except Exception as exc:
-        if _error_code(exc) != "ResourceAlreadyExistsException":
+    except ClientError as exc:
+        if error_code(exc) != "ResourceAlreadyExistsException":
             raise
 
 
@@ -89,27 +81,22 @@ def add_device(
     group: str | None = None,
     home: str | os.PathLike[str] | None = None,
     *,
-    settings: Settings | None = None,
     poll: float = 0.5,
     timeout: float = 60.0,
 ) -> DeviceInfo:
     """Register ``thing`` in ``group`` and start its runtime; idempotent.
 
-    ``group`` defaults to ``Settings.thing_group``. Raises LocalBackendError if the
-    local endpoints are not running or the runtime does not report within
-    ``timeout`` seconds (the message carries the runtime's log tail).
+    ``group`` defaults to ``Settings.from_env().thing_group`` ('' for none). Raises
+    LocalBackendError if the local endpoints are not running or the runtime does not
+    report within ``timeout`` seconds (the message carries the runtime's log tail).
     """
-    from edgekit import clients
-    from edgekit.local.endpoints import LocalEndpoints
-
     check_name(thing)
     if poll <= 0:
         raise ConfigurationError(f"poll={poll} must be a positive number of seconds")
     layout = HomeLayout.of(home).ensure()
     endpoints = LocalEndpoints.load(layout.root)
-    resolved = _settings(layout.root, settings)
-    group = group if group is not None else resolved.thing_group
-    iot = clients.client("iot", resolved, home=layout.root)
+    group = group if group is not None else Settings.from_env().thing_group
+    iot = boto.for_endpoints(endpoints, "iot")
     register_thing(thing, group or None, iot)
     name = process_name(thing)
     root = layout.device_root(thing)
@@ -127,13 +114,13 @@ def add_device(
         "--account-id", endpoints.account_id,
         "--poll", str(poll),
     )  # fmt: skip
-    greengrass = clients.client("greengrassv2", resolved, home=layout.root)
+    greengrass = boto.for_endpoints(endpoints, "greengrassv2")
     started = time.time()
 
     def reported() -> bool:
         try:
             device = greengrass.get_core_device(coreDeviceThingName=thing)
-        except Exception:
+        except (ClientError, BotoCoreError):  # not reported yet, or the emulator is busy
             return False
         stamp = device.get("lastStatusUpdateTimestamp")
         return stamp is None or stamp.timestamp() >= started - 1.0
@@ -149,7 +136,6 @@ def remove_device(
     home: str | os.PathLike[str] | None = None,
     *,
     purge: bool = False,
-    settings: Settings | None = None,
     timeout: float = 30.0,
 ) -> bool:
     """Stop the runtime of ``thing`` (its components stop with it); True if one was running.
@@ -159,26 +145,20 @@ def remove_device(
     layout = HomeLayout.of(home)
     stopped = process.stop_process(layout.root, process_name(thing), timeout=timeout)
     if purge:
-        from edgekit.local.device.paths import DeviceLayout
-        from edgekit.local.device.runtime import remove_root
-
         root = layout.device_root(thing)
         socket = DeviceLayout.of(root).socket_path
         if socket.parent == Path("/tmp"):
             socket.unlink(missing_ok=True)
         remove_root(root)
         try:
-            from edgekit import clients
-
-            greengrass = clients.client(
-                "greengrassv2", _settings(layout.root, settings), home=layout.root
-            )
+            endpoints = LocalEndpoints.load(layout.root)
         except LocalBackendError:
             return stopped  # endpoints down: nothing to delete there
+        greengrass = boto.for_endpoints(endpoints, "greengrassv2")
         try:
             greengrass.delete_core_device(coreDeviceThingName=thing)
-        except Exception as exc:
-            if _error_code(exc) != "ResourceNotFoundException":
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
                 raise LocalBackendError(
                     f"could not delete core device {thing} in the local control plane: {exc}"
                 ) from exc
@@ -225,8 +205,6 @@ def device_logs(
     tail: int | None = None,
 ) -> str:
     """A component's log (or the runtime's ``greengrass.log``); the last ``tail`` lines."""
-    from edgekit.local.device.paths import DeviceLayout
-
     layout = HomeLayout.of(home)
     device = DeviceLayout.of(layout.device_root(thing))
     path = device.runtime_log if component is None else device.component_log(component)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,3 +79,9 @@ class DeviceLayout:
         for folder in (self.recipes_dir, self.logs_dir, self.state_file.parent, self.root / "work"):
             folder.mkdir(parents=True, exist_ok=True)
         return self
+
+
+def remove_root(root: Path) -> None:
+    """Delete a device root, read-only artifact files included."""
+    if root.exists():
+        shutil.rmtree(root, ignore_errors=True)
