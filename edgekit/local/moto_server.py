@@ -15,6 +15,16 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+from edgekit.files import write_text_atomic
+from edgekit.local import moto_cloudformation
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edgekit.local.moto_server")
@@ -22,16 +32,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--port-file", type=Path, help="write the bound port here when ready")
     args = parser.parse_args(argv)
-
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
-    from werkzeug.serving import make_server
-
-    from edgekit.local import moto_cloudformation
-
     moto_cloudformation.install()  # the device stack's resource types, as on AWS
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server(
@@ -48,9 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _shutdown)
     signal.signal(signal.SIGINT, _shutdown)
     if args.port_file is not None:
-        tmp = args.port_file.with_name(f".{args.port_file.name}.tmp")
-        tmp.write_text(f"{port}\n")
-        os.replace(tmp, args.port_file)
+        write_text_atomic(args.port_file, f"{port}\n", fsync=False)
     print(f"edgekit moto server listening on http://{args.host}:{port}", flush=True)
     server.serve_forever(poll_interval=0.1)  # a quick `local down`
     server.server_close()
