@@ -48,7 +48,33 @@ class VerificationError(PackageError):
 
 
 class RecipeError(EdgekitError):
-    """A Greengrass component recipe is invalid."""
+    """A Greengrass component recipe is invalid.
+
+    ``source`` names the recipe (a file, ``inlineRecipe``...), ``field`` the path of the
+    first bad field (``Manifests[0].Platform.os``) or None, ``reason`` the bare message;
+    ``problems`` lists every ``(field, message)`` found, so a service can return them
+    all at once (as the ValidationException ``fields`` list).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        source: str | None = None,
+        problems: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self.field = field
+        self.source = source
+        self.reason = message
+        self.problems = problems if problems is not None else [(field or "", message)]
+        where = ": ".join(part for part in (source, field) if part)
+        text = f"{where}: {message}" if where else message
+        if len(self.problems) > 1:
+            more = "; ".join(f"{f}: {m}" for f, m in self.problems[1:6])
+            extra = len(self.problems) - 6
+            text += f" (also: {more}{f'; and {extra} more' if extra > 0 else ''})"
+        super().__init__(text)
 
 
 class DeploymentError(EdgekitError):

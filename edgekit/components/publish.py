@@ -21,7 +21,7 @@ from edgekit.components.build import BuiltComponent
 from edgekit.components.profiles import profile_for
 from edgekit.errors import DeploymentError
 from edgekit.progress import progress
-from edgekit.semver import parse_version
+from edgekit.recipes.semver import parse_version
 from edgekit.settings import Settings
 
 DEFAULT_PREFIX = "edgekit/components"

@@ -1,25 +1,45 @@
-"""Reading a component recipe the way a core device does.
+"""A component recipe as the device runtime uses it: typed steps, artifacts, dependencies.
 
-A device picks the first manifest whose ``Platform`` it satisfies (exact value,
-``*`` for anything, or ``/regex/``), takes that manifest's lifecycle, or the
-global lifecycle narrowed by the manifest's ``Selections``, and that manifest's
-artifacts. Recipe keys are matched case-insensitively, as the nucleus does.
+What a recipe means (which manifest a platform selects, which lifecycle and
+artifacts come with it, case-insensitive recipe keys) is decided by
+:mod:`edgekit.recipes`, the same code the local control plane uses; this module
+adapts the result to the runtime's types (:class:`ResolvedRecipe`, :class:`Step`,
+:class:`Artifact`) and describes this machine's platform (:func:`device_platform`).
 """
 
 from __future__ import annotations
 
 import platform as _platform
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from edgekit.errors import DeploymentError
+from edgekit.recipes import (
+    normalize_recipe,
+    platform_matches,
+    resolve_lifecycle,
+    select_manifest,
+)
 
-# Lifecycle keys the runtime understands (lower case); anything else at a level
-# of the global lifecycle is a selection key.
+__all__ = [
+    "DEFAULT_TIMEOUTS",
+    "STEP_FIELDS",
+    "STEP_KEYS",
+    "Artifact",
+    "Dependency",
+    "ResolvedRecipe",
+    "Step",
+    "ci_get",
+    "device_platform",
+    "is_provided",
+    "parse_step",
+    "platform_matches",
+    "resolve_recipe",
+]
+
+# Lifecycle keys the runtime understands (lower case).
 STEP_KEYS = ("setenv", "bootstrap", "install", "startup", "run", "shutdown", "recover")
 STEP_FIELDS = ("script", "timeout", "setenv", "skipif", "requiresprivilege")
-_KNOWN = set(STEP_KEYS) | set(STEP_FIELDS)
 
 # Default timeouts from the recipe reference (seconds); None = no timeout (Run).
 DEFAULT_TIMEOUTS: dict[str, float | None] = {
@@ -69,46 +89,6 @@ def ci_get(mapping: Any, key: str, default: Any = None) -> Any:
         if isinstance(k, str) and k.lower() == low:
             return v
     return default
-
-
-def platform_matches(requirement: dict[str, Any] | None, attrs: dict[str, str]) -> bool:
-    if not requirement:
-        return True
-    for key, wanted in requirement.items():
-        wanted = str(wanted)
-        actual = attrs.get(str(key).lower()) if str(key).lower() in attrs else attrs.get(key)
-        if wanted == "*":
-            continue
-        if actual is None:
-            return False
-        if len(wanted) >= 2 and wanted.startswith("/") and wanted.endswith("/"):
-            if not re.fullmatch(wanted[1:-1], actual):
-                return False
-        elif wanted.lower() != actual.lower():
-            return False
-    return True
-
-
-def _select(node: Any, selections: list[str], in_setenv: bool = False) -> Any:
-    """Narrow a global lifecycle to the manifest's selection keys."""
-    if not isinstance(node, dict) or in_setenv:
-        return node
-    known = {k: v for k, v in node.items() if str(k).lower() in _KNOWN}
-    others = {str(k).lower(): v for k, v in node.items() if str(k).lower() not in _KNOWN}
-    result: dict[str, Any] = {}
-    for key, value in known.items():
-        result[key] = _select(value, selections, in_setenv=str(key).lower() == "setenv")
-    if others:
-        for sel in selections:
-            if sel.lower() in others:
-                chosen = _select(others[sel.lower()], selections)
-                if isinstance(chosen, dict):
-                    for k, v in chosen.items():
-                        result.setdefault(k, v)
-                elif not result:
-                    return chosen  # a selection directly holding a script string
-                break
-    return result
 
 
 @dataclass(frozen=True)
@@ -223,41 +203,38 @@ def _lower_lifecycle(lifecycle: Any, where: str) -> dict[str, Any]:
 
 
 def resolve_recipe(recipe: dict[str, Any], attrs: dict[str, str]) -> ResolvedRecipe:
-    """Pick the manifest for this platform; DeploymentError if none matches."""
-    name = str(ci_get(recipe, "ComponentName", ""))
-    version = str(ci_get(recipe, "ComponentVersion", ""))
+    """Pick the manifest for this platform; DeploymentError if none matches.
+
+    Manifest selection and lifecycle lookup are :mod:`edgekit.recipes`'s (the rules
+    the control plane applies too); this only turns the result into device types.
+    """
+    normalized = normalize_recipe(recipe) if isinstance(recipe, dict) else {}
+    name = str(normalized.get("ComponentName", ""))
+    version = str(normalized.get("ComponentVersion", ""))
     where = f"component {name} {version}"
     deps: dict[str, Dependency] = {}
-    for dep_name, spec in (ci_get(recipe, "ComponentDependencies") or {}).items():
+    for dep_name, spec in (normalized.get("ComponentDependencies") or {}).items():
         spec = spec or {}
         dep_type = str(ci_get(spec, "DependencyType", "HARD") or "HARD").upper()
         deps[dep_name] = Dependency(
             dep_name, str(ci_get(spec, "VersionRequirement", "*") or "*"), dep_type
         )
-    defaults = ci_get(ci_get(recipe, "ComponentConfiguration") or {}, "DefaultConfiguration") or {}
+    defaults = ci_get(normalized.get("ComponentConfiguration") or {}, "DefaultConfiguration") or {}
     if not isinstance(defaults, dict):
         raise DeploymentError(f"{where}: DefaultConfiguration must be an object")
-    manifests = ci_get(recipe, "Manifests") or []
-    chosen: dict[str, Any] | None = None
-    for manifest in manifests:
-        if platform_matches(ci_get(manifest, "Platform"), attrs):
-            chosen = manifest
-            break
+    chosen = select_manifest(normalized, attrs)
     if chosen is None:
-        if manifests or ci_get(recipe, "Lifecycle") is None:
+        if normalized.get("Manifests") or normalized.get("Lifecycle") is None:
             raise DeploymentError(
                 f"{where} has no manifest for this device's platform "
                 f"(os={attrs.get('os')}, architecture={attrs.get('architecture')}); "
                 "add a manifest with a matching Platform or one without Platform"
             )
         chosen = {}
-    lifecycle = ci_get(chosen, "Lifecycle")
-    if lifecycle is None and ci_get(recipe, "Lifecycle") is not None:
-        selections = [str(s) for s in (ci_get(chosen, "Selections") or ["all"])]
-        lifecycle = _select(ci_get(recipe, "Lifecycle"), selections)
+    lifecycle = resolve_lifecycle(normalized, chosen)
     artifacts: list[Artifact] = []
-    for art in ci_get(chosen, "Artifacts") or []:
-        uri = ci_get(art, "URI") or ci_get(art, "Uri")
+    for art in chosen.get("Artifacts") or []:
+        uri = ci_get(art, "URI")
         if not isinstance(uri, str) or not uri:
             raise DeploymentError(f"{where}: an artifact has no URI")
         perm = ci_get(art, "Permission") or {}

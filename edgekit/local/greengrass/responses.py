@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import functools
 import json
 import logging
 import re
@@ -22,27 +21,18 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from botocore.model import OperationModel, ServiceModel, Shape
+from botocore.model import OperationModel, Shape
 
 from edgekit.local.greengrass import urls
-from edgekit.local.greengrass.models import (
-    GreengrassBackend,
+from edgekit.local.greengrass.api_model import service_model
+from edgekit.local.greengrass.errors import (
+    GreengrassApiError,
     InternalServerException,
-    ServiceError,
     ValidationException,
 )
+from edgekit.local.greengrass.models import GreengrassBackend
 
 log = logging.getLogger(__name__)
-
-SERVICE = "greengrassv2"
-
-
-@functools.cache
-def service_model() -> ServiceModel:
-    """botocore's greengrassv2 model: the single source of truth for the wire format."""
-    import botocore.session
-
-    return botocore.session.get_session().get_service_model(SERVICE)
 
 
 @dataclass
@@ -275,7 +265,7 @@ def _json_response(status: int, payload: Any, request_id: str) -> HttpResponse:
     return HttpResponse(status, body, headers)
 
 
-def error_response(error: ServiceError, request_id: str) -> HttpResponse:
+def error_response(error: GreengrassApiError, request_id: str) -> HttpResponse:
     payload = error.body()
     headers = {
         "x-amzn-RequestId": request_id,
@@ -362,7 +352,7 @@ class GreengrassResponses:
             status = int(op.http.get("responseCode", 200))
             payload = to_json(op.output_shape, result) if op.output_shape is not None else {}
             return _json_response(status, payload, request_id)
-        except ServiceError as exc:
+        except GreengrassApiError as exc:
             return error_response(exc, request_id)
         except Exception as exc:  # a bug: report it as AWS would, and keep serving
             log.exception("internal error handling %s %s", method, target)
@@ -390,7 +380,7 @@ class GreengrassResponses:
         return self.backend.report_deployment_status(thing, labels["deploymentId"], payload)
 
 
-class _UnknownOperation(ServiceError):
+class _UnknownOperation(GreengrassApiError):
     code = "UnknownOperationException"
     status = 404
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from edgekit.errors import LocalBackendError
 from edgekit.local.greengrass.models import DEFAULT_ACCOUNT_ID, GreengrassBackend
+from edgekit.local.greengrass.responses import GreengrassResponses
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,6 @@ class GreengrassServer:
         *,
         account_id: str = DEFAULT_ACCOUNT_ID,
     ) -> None:
-        from edgekit.local.greengrass.responses import GreengrassResponses
-
         self.backend = GreengrassBackend(state_dir, aws_endpoint, region, account_id)
         self.responses = GreengrassResponses(self.backend)
         self.host = host

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from edgekit.local.greengrass.api_model import service_model
+
 PRIVATE_PREFIX = "/_edgekit"
 
 # (method, template, handler name) of the private device API used by edgekit's device runtime.
@@ -66,8 +68,6 @@ def compile_template(template: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
 @functools.cache
 def routes() -> tuple[Route, ...]:
     """Every route: private ones first, then each operation of the service model."""
-    from edgekit.local.greengrass.responses import service_model
-
     table: list[Route] = []
     for method, template, name in PRIVATE_ROUTES:
         pattern, labels = compile_template(template)

@@ -1,10 +1,10 @@
-"""npm-style version ranges (edgekit.semver), as Greengrass VersionRequirement uses them."""
+"""npm-style version ranges (edgekit.recipes.semver), as Greengrass VersionRequirement uses them."""
 
 from __future__ import annotations
 
 import pytest
 
-from edgekit.semver import (
+from edgekit.recipes.semver import (
     Version,
     VersionError,
     is_plain_version,

@@ -1,0 +1,85 @@
+"""Reading recipe text (JSON or YAML) into a dict, and writing it back."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from edgekit.errors import RecipeError
+
+__all__ = ["dump_recipe", "load_recipe"]
+
+
+class _RecipeYamlLoader(yaml.SafeLoader):
+    """SafeLoader that keeps unquoted dates as text: ``RecipeFormatVersion: 2020-01-25``
+    is the string '2020-01-25' for Greengrass, not a date."""
+
+
+_RecipeYamlLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_recipe(data: bytes | str | Mapping[str, Any], *, source: str = "recipe") -> dict:
+    """Read a recipe from JSON or YAML text (or copy a mapping); no validation.
+
+    Raises RecipeError naming ``source`` and the line of a syntax error.
+    """
+    if isinstance(data, Mapping):
+        return copy.deepcopy(dict(data))
+    if isinstance(data, bytes | bytearray):
+        try:
+            text = bytes(data).decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise RecipeError(
+                f"is not UTF-8 text (byte {exc.start}); save the recipe as UTF-8 JSON or YAML",
+                source=source,
+            ) from None
+    elif isinstance(data, str):
+        text = data
+    else:
+        raise RecipeError(
+            f"expected recipe text or a dict, got {type(data).__name__}", source=source
+        )
+    if not text.strip():
+        raise RecipeError("is empty; write the recipe as a JSON or YAML document", source=source)
+    json_error: json.JSONDecodeError | None = None
+    if text.lstrip().startswith("{"):
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as exc:
+            json_error = exc  # maybe a YAML flow mapping; YAML gets a try below
+    if json_error is not None or not text.lstrip().startswith("{"):
+        try:
+            loaded = yaml.load(text, Loader=_RecipeYamlLoader)  # noqa: S506 - safe loader subclass
+        except yaml.YAMLError as exc:
+            if json_error is not None:
+                raise RecipeError(
+                    f"is not valid JSON: {json_error.msg} at line {json_error.lineno} column "
+                    f"{json_error.colno}",
+                    source=source,
+                ) from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise RecipeError(f"is not valid YAML: {problem}{where}", source=source) from None
+    if not isinstance(loaded, dict):
+        raise RecipeError(
+            f"must be a JSON object / YAML mapping at the top level, got {type(loaded).__name__}",
+            source=source,
+        )
+    return loaded
+
+
+def dump_recipe(recipe: Mapping[str, Any], fmt: str = "JSON") -> bytes:
+    """Serialize a recipe as JSON or YAML bytes (key order kept)."""
+    if fmt.upper() == "YAML":
+        return yaml.safe_dump(dict(recipe), sort_keys=False, allow_unicode=True).encode("utf-8")
+    if fmt.upper() == "JSON":
+        return json.dumps(recipe, indent=2, ensure_ascii=False).encode("utf-8")
+    raise RecipeError(f"unknown recipe format {fmt!r}; use JSON or YAML", source="recipe")
