@@ -1,24 +1,21 @@
-"""Loaded models: verify a package, create its ONNX Runtime session, run it.
+"""The models an agent serves: load verified packages by name, describe their tensors.
 
 A model is loaded only from a package whose signature and file hashes check
-out against the agent's public key. The model bytes are read once and
-hashed again before ONNX Runtime sees them, so a folder package cannot be
-swapped between the check and the load. Each model gets one
-``InferenceSession``, created at load; ``InferenceSession.run`` is
-thread-safe, so concurrent Predicts run in parallel.
+out against the agent's public key (:func:`edgekit.package.load_model`, which
+also picks the runtime from the manifest's ``runtime`` field and hashes the
+model bytes again before the runtime sees them). Each model gets one runtime
+session, created at load; sessions are thread-safe, so concurrent Predicts
+run in parallel.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
-
-import numpy as np
 
 from edgekit.agent.status import (
     AgentStatusError,
@@ -27,11 +24,16 @@ from edgekit.agent.status import (
     invalid_argument,
     not_found,
 )
-from edgekit.agent.tensors import ORT_TYPES, dtype_name, format_shape, ort_shape, shape_matches
-from edgekit.errors import PackageError, VerificationError
+from edgekit.agent.tensors import DATA_TYPES, dtype_name, format_shape, shape_matches
+from edgekit.errors import ModelError, PackageError, VerificationError
+from edgekit.model.loaded import LoadedModel
+from edgekit.package import load_model
+from edgekit.runtimes import TensorInfo
 
 MODEL_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 """Model names, as the original API defines them."""
+
+_DATA_TYPE_OF = {dtype: value for value, dtype in DATA_TYPES.items()}
 
 
 @dataclass(frozen=True)
@@ -42,23 +44,6 @@ class TensorSpec:
 
     def describe(self) -> str:
         return f"{dtype_name(self.data_type)} {format_shape(self.shape)}"
-
-
-@dataclass
-class LoadedModel:
-    name: str
-    url: str
-    package_root: Path  # where the package was loaded from (a temporary copy is removed)
-    version: str
-    session: Any  # onnxruntime.InferenceSession
-    inputs: list[TensorSpec]
-    outputs: list[TensorSpec]
-    manifest: Any = field(repr=False, default=None)
-
-    def run(self, feeds: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
-        names = [o.name for o in self.outputs]
-        results = self.session.run(names, feeds)
-        return list(zip(names, results, strict=True))
 
 
 def package_path(url: str) -> Path:
@@ -78,17 +63,30 @@ def package_path(url: str) -> Path:
     return Path(url)
 
 
-def _specs(values: list[Any], model: str, kind: str) -> list[TensorSpec]:
+def _specs(values: list[TensorInfo], model: str, kind: str) -> list[TensorSpec]:
     specs = []
     for value in values:
-        data_type = ORT_TYPES.get(value.type)
+        data_type = _DATA_TYPE_OF.get(value.dtype) if value.dtype is not None else None
         if data_type is None:
             raise failed_precondition(
-                f"model {model!r}: {kind} {value.name!r} has type {value.type}, which the agent "
-                "API cannot describe (UINT8, INT16, INT32, INT64, FLOAT16, FLOAT32, FLOAT64)"
+                f"model {model!r}: {kind} {value.name!r} has type "
+                f"{value.type_name or value.dtype}, which the agent API cannot describe "
+                "(UINT8, INT16, INT32, INT64, FLOAT16, FLOAT32, FLOAT64)"
             )
-        specs.append(TensorSpec(value.name, data_type, ort_shape(value.shape)))
+        specs.append(TensorSpec(value.name, data_type, list(value.shape)))
     return specs
+
+
+def input_specs(model: LoadedModel) -> list[TensorSpec]:
+    """The model's inputs as the agent API describes them."""
+    assert model.session is not None  # the agent only holds models it runs
+    return _specs(list(model.session.inputs), model.name, "input")
+
+
+def output_specs(model: LoadedModel) -> list[TensorSpec]:
+    """The model's outputs as the agent API describes them."""
+    assert model.session is not None
+    return _specs(list(model.session.outputs), model.name, "output")
 
 
 class ModelRegistry:
@@ -143,56 +141,27 @@ class ModelRegistry:
                 self._loading.discard(name)
 
     def _open(self, name: str, url: str, path: Path) -> LoadedModel:
-        from edgekit.package import open_package
-
         if not path.exists():
             raise not_found(f"no model package at {path}")
         try:
-            opened = open_package(path, public_key=self._public_key)
+            model = load_model(
+                path,
+                name=name,
+                public_key=self._public_key,
+                source=url,
+                threads=self._intra_op_threads or None,
+            )
         except VerificationError as exc:
             raise failed_precondition(f"package {path} failed verification: {exc}") from None
         except PackageError as exc:
             raise failed_precondition(f"package {path} cannot be opened: {exc}") from None
-        try:
-            manifest = opened.manifest
-            runtime = str(manifest.runtime)
-            if not runtime.startswith("onnxruntime"):
-                raise failed_precondition(
-                    f"package {path} is compiled for runtime {runtime!r}; this agent runs "
-                    "ONNX Runtime models (compile with an onnxruntime target)"
-                )
-            data = opened.model_path.read_bytes()
-            expected = manifest.files[manifest.model_file].sha256
-            if hashlib.sha256(data).hexdigest() != expected:
-                raise failed_precondition(
-                    f"{opened.model_path}: changed after verification; refusing to load it"
-                )
-            session = self._session(data, name, path)
-            return LoadedModel(
-                name=name,
-                url=url,
-                package_root=path,
-                version=str(manifest.version),
-                session=session,
-                inputs=_specs(session.get_inputs(), name, "input"),
-                outputs=_specs(session.get_outputs(), name, "output"),
-                manifest=manifest,
-            )
-        finally:
-            opened.close()  # the session holds the model in memory; drop any temporary copy
-
-    def _session(self, data: bytes, name: str, path: Path) -> Any:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if self._intra_op_threads:
-            options.intra_op_num_threads = self._intra_op_threads
-        try:
-            return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime's exception types are not importable
+        except ModelError as exc:
             raise failed_precondition(
-                f"package {path}: ONNX Runtime cannot load model {name!r}: {exc}"
+                f"package {path} cannot be run by this agent: {exc}"
             ) from None
+        input_specs(model)  # refuse, at load, tensors the API cannot describe
+        output_specs(model)
+        return model
 
 
 def check_input(spec: TensorSpec, data_type: int, shape: list[int], *, model: str) -> None:

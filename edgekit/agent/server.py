@@ -21,11 +21,18 @@ import numpy as np
 
 from edgekit.agent import agent_pb2, agent_pb2_grpc
 from edgekit.agent.capture import CapturedData, CapturedTensor, CaptureStore, CaptureUploader
-from edgekit.agent.models import LoadedModel, ModelRegistry, TensorSpec, check_input
+from edgekit.agent.models import (
+    ModelRegistry,
+    TensorSpec,
+    check_input,
+    input_specs,
+    output_specs,
+)
 from edgekit.agent.shm import SegmentCache
 from edgekit.agent.status import AgentStatusError, invalid_argument
 from edgekit.agent.tensors import DATA_TYPES, dtype_name, from_bytes, to_proto
 from edgekit.errors import AgentError
+from edgekit.model.loaded import LoadedModel
 from edgekit.unix_socket import clear_stale_socket
 
 log = logging.getLogger(__name__)
@@ -39,10 +46,10 @@ def _model_proto(model: LoadedModel) -> agent_pb2.Model:
         return agent_pb2.TensorMetadata(name=spec.name, data_type=spec.data_type, shape=spec.shape)
 
     return agent_pb2.Model(
-        url=model.url,
+        url=model.source,
         name=model.name,
-        input_tensor_metadatas=[meta(s) for s in model.inputs],
-        output_tensor_metadatas=[meta(s) for s in model.outputs],
+        input_tensor_metadatas=[meta(s) for s in input_specs(model)],
+        output_tensor_metadatas=[meta(s) for s in output_specs(model)],
     )
 
 
@@ -71,12 +78,13 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         raise invalid_argument(f"{what}: carries no data (set byte_data or shared_memory_handle)")
 
     def _feeds(self, model: LoadedModel, tensors: Any) -> dict[str, np.ndarray]:
-        specs = {s.name: s for s in model.inputs}
+        inputs = input_specs(model)
+        specs = {s.name: s for s in inputs}
         feeds: dict[str, np.ndarray] = {}
-        if len(tensors) != len(model.inputs):
+        if len(tensors) != len(inputs):
             raise invalid_argument(
-                f"model {model.name!r} takes {len(model.inputs)} input tensor(s) "
-                f"({', '.join(s.name for s in model.inputs)}), the request has {len(tensors)}"
+                f"model {model.name!r} takes {len(inputs)} input tensor(s) "
+                f"({', '.join(s.name for s in inputs)}), the request has {len(tensors)}"
             )
         for position, tensor in enumerate(tensors):
             has_meta = tensor.HasField("tensor_metadata")
@@ -86,10 +94,10 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
                 if spec is None:
                     raise invalid_argument(
                         f"model {model.name!r} has no input named {meta.name!r}; its inputs: "
-                        + ", ".join(f"{s.name} ({s.describe()})" for s in model.inputs)
+                        + ", ".join(f"{s.name} ({s.describe()})" for s in inputs)
                     )
             else:
-                spec = model.inputs[position]  # metadata is optional: match by position
+                spec = inputs[position]  # metadata is optional: match by position
             if spec.name in feeds:
                 raise invalid_argument(f"input {spec.name!r} is given twice")
             if has_meta:
@@ -155,7 +163,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             model = self.registry.load(request.name, request.url)
         except AgentStatusError as exc:
             self._abort(context, "LoadModel", exc)
-        log.info("loaded model %s %s from %s", model.name, model.version, model.url)
+        log.info("loaded model %s %s from %s", model.name, model.version, model.source)
         return agent_pb2.LoadModelResponse(model=_model_proto(model))
 
     def UnLoadModel(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802

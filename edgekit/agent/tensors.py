@@ -1,4 +1,4 @@
-"""Tensors on the wire: the API's DataType enum, numpy dtypes and ONNX Runtime types.
+"""Tensors on the wire: the API's DataType enum and numpy dtypes.
 
 The original API knows seven element types; a model whose inputs or outputs
 use any other type cannot be described to a client, so the agent refuses to
@@ -37,16 +37,6 @@ DATA_TYPE_NAMES: dict[int, str] = {
     6: "FLOAT64",
 }
 _BY_DTYPE: dict[np.dtype, int] = {dtype: value for value, dtype in DATA_TYPES.items()}
-# ONNX Runtime's type strings for the same element types.
-ORT_TYPES: dict[str, int] = {
-    "tensor(uint8)": 0,
-    "tensor(int16)": 1,
-    "tensor(int32)": 2,
-    "tensor(int64)": 3,
-    "tensor(float16)": 4,
-    "tensor(float)": 5,
-    "tensor(double)": 6,
-}
 
 
 def data_type_of(dtype: np.dtype | type) -> int:
@@ -74,11 +64,6 @@ def shape_matches(model_shape: Sequence[int], given: Sequence[int]) -> bool:
     if len(model_shape) != len(given):
         return False
     return all(m < 0 or m == g for m, g in zip(model_shape, given, strict=True))
-
-
-def ort_shape(shape: Sequence[object]) -> list[int]:
-    """ONNX Runtime's shape (ints, symbolic names or None) as API dimensions (-1 if open)."""
-    return [int(d) if isinstance(d, int) and d >= 0 else -1 for d in shape]
 
 
 def to_proto(

@@ -20,6 +20,7 @@ import numpy as np
 from edgekit.data.images import load_image
 from edgekit.data.types import Detection
 from edgekit.errors import AgentError, DataError, ModelError
+from edgekit.model.loaded import LoadedModel
 from edgekit.model.metadata import ModelInfo
 from edgekit.model.postprocess import decode, preprocess
 
@@ -28,14 +29,6 @@ log = logging.getLogger(__name__)
 
 class SkipImage(Exception):
     """This image cannot be inspected (unreadable, truncated...); skip and count it."""
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    name: str
-    version: str
-    info: ModelInfo
-    package: Path
 
 
 @dataclass
@@ -104,12 +97,19 @@ class Inspector:
             current = None
         if current is None:
             self.agent.load_model(name, url)
-        self.model = LoadedModel(name=name, version=version, info=info, package=package)
+        self.model = LoadedModel(
+            name=name,
+            version=version,
+            package=package,
+            source=url,
+            runtime=str(manifest.get("runtime") or ""),
+            info=info,
+        )
         log.info("model %s %s ready (package %s)", name, version, package)
         return self.model
 
     def _predict(self, name: str, tensor: np.ndarray) -> dict[str, np.ndarray]:
-        inputs = {self.require().info.preprocessing.input_name: tensor}
+        inputs = {self._info().preprocessing.input_name: tensor}
         if self.use_shared_memory:
             try:
                 return self.agent.predict(name, inputs, shared_memory=True)
@@ -124,9 +124,14 @@ class Inspector:
         return self.agent.predict(name, inputs)
 
     def require(self) -> LoadedModel:
-        if self.model is None:
+        if self.model is None or self.model.info is None:
             raise ModelError("no model loaded; call Inspector.load first")
         return self.model
+
+    def _info(self) -> ModelInfo:
+        info = self.require().info
+        assert info is not None  # require() checked it
+        return info
 
     def inspect(
         self,
@@ -138,6 +143,7 @@ class Inspector:
     ) -> Inspection:
         """Inspect one image; SkipImage if it cannot be read. Agent errors propagate."""
         model = self.require()
+        info = self._info()
         read_time = time.time()
         start = time.perf_counter()
         try:
@@ -145,14 +151,14 @@ class Inspector:
             rgb = load_image(path)
         except (DataError, OSError) as exc:
             raise SkipImage(str(exc).removeprefix(f"{path}: ")) from exc
-        tensor = preprocess(rgb, model.info.preprocessing)
+        tensor = preprocess(rgb, info.preprocessing)
         t_pre = time.perf_counter()
         outputs = self._predict(model.name, tensor)
         t_inf = time.perf_counter()
-        threshold = model.info.score_threshold if score_threshold is None else score_threshold
+        threshold = info.score_threshold if score_threshold is None else score_threshold
         floor = threshold if band_low is None else min(threshold, band_low)
         height, width = rgb.shape[:2]
-        found = decode(outputs, model.info, (width, height), floor)
+        found = decode(outputs, info, (width, height), floor)
         t_dec = time.perf_counter()
         detections = [d for d in found if d.score >= threshold]
         return Inspection(

@@ -1,12 +1,20 @@
 """The scratch detector: train (PyTorch), export to ONNX, predict, evaluate.
 
-Importing this package never imports torch or onnxruntime: training lives in
-:mod:`edgekit.model.train` (needs the ``[train]`` extra) and inference in
-:mod:`edgekit.model.predict` (ONNX Runtime, loaded when a Predictor is made).
+Owns: the detector, its training and ONNX export, the edgekit metadata in a
+model file, pre/post-processing, evaluation, :class:`~edgekit.model.predict.Predictor`
+(a model *file* on a runtime from :mod:`edgekit.runtimes`) and
+:class:`~edgekit.model.loaded.LoadedModel`, the one record of a loaded model.
+
+Must not import: edgekit.compile, edgekit.package, edgekit.agent, edgekit.edge,
+the AWS/workflow modules or the CLI (model packages are opened one layer up,
+by :func:`edgekit.package.load_predictor`). Importing this package never
+imports torch or onnxruntime: training lives in :mod:`edgekit.model.train`
+(needs the ``[train]`` extra) and the runtime is loaded when a Predictor is made.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +30,8 @@ from edgekit.model.metadata import ModelInfo, Preprocessing, read_model_info, wr
 from edgekit.model.postprocess import decode, preprocess
 
 if TYPE_CHECKING:  # pragma: no cover
-    from edgekit.model.predict import Predictor, predict_folder, resolve_model_path
+    from edgekit.model.loaded import LoadedModel
+    from edgekit.model.predict import Predictor, model_file, predict_folder
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 
@@ -38,19 +47,23 @@ def default_model_path() -> Path:
     return path
 
 
-_LAZY = {"Predictor", "predict_folder", "resolve_model_path"}
+_LAZY = {
+    "LoadedModel": "edgekit.model.loaded",
+    "Predictor": "edgekit.model.predict",
+    "model_file": "edgekit.model.predict",
+    "predict_folder": "edgekit.model.predict",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from edgekit.model import predict
-
-        return getattr(predict, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'edgekit.model' has no attribute {name!r}")
 
 
 __all__ = [
     "EvalResult",
+    "LoadedModel",
     "ModelInfo",
     "Predictor",
     "Preprocessing",
@@ -59,10 +72,10 @@ __all__ = [
     "default_model_path",
     "evaluate",
     "iou",
+    "model_file",
     "predict_folder",
     "preprocess",
     "read_model_info",
-    "resolve_model_path",
     "synthetic_validation",
     "write_model_info",
 ]

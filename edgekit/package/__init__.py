@@ -16,6 +16,7 @@ from edgekit.package.keys import (
     load_private_key,
     load_public_key,
 )
+from edgekit.package.loading import load_model, load_predictor, resolve_model_path
 from edgekit.package.manifest import FileEntry, Manifest, validate_version
 from edgekit.package.verify import OpenedPackage, open_package, verify_package
 
@@ -29,9 +30,12 @@ __all__ = [
     "build_package",
     "generate_keypair",
     "key_id",
+    "load_model",
+    "load_predictor",
     "load_private_key",
     "load_public_key",
     "open_package",
+    "resolve_model_path",
     "validate_version",
     "verify_package",
 ]

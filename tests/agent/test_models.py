@@ -14,7 +14,6 @@ from edgekit.agent.tensors import (
     data_type_of,
     format_shape,
     from_bytes,
-    ort_shape,
     shape_matches,
     to_proto,
 )
@@ -35,7 +34,6 @@ def test_shapes() -> None:
     assert shape_matches([1, -1, 4], [1, 7, 4])
     assert not shape_matches([1, 3, 4], [1, 3])
     assert not shape_matches([1, 3, 4], [1, 3, 5])
-    assert ort_shape([1, "batch", None, 4]) == [1, -1, -1, 4]
     assert format_shape([1, -1]) == "[1, -1]"
     with pytest.raises(AgentStatusError, match="12 bytes given"):
         from_bytes(b"\0" * 12, 5, [2, 2], name="x")

@@ -13,9 +13,10 @@ from PIL import Image
 from edgekit.errors import EdgekitError, ModelError
 from edgekit.model import default_model_path
 from edgekit.model.evaluate import iou
-from edgekit.model.predict import Predictor, predict_folder, resolve_model_path
+from edgekit.model.predict import Predictor, model_file, predict_folder
+from edgekit.package import load_predictor, resolve_model_path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -135,13 +136,27 @@ def test_model_package_is_accepted(tmp_path: Path) -> None:
         key=keys.private_key,
         out=tmp_path / "p.tar.gz",
     )
-    predictor = Predictor(built.path, threads=1)  # unpacked only while the session loads
+    predictor = load_predictor(built.path, threads=1)  # unpacked only while the session loads
     assert predictor.model_path == built.path
+    assert predictor.runtime == "onnxruntime"  # chosen by the manifest's runtime field
     assert predictor.info.labels == {0: "scratch"}
     package.open_package(built.path, dest=tmp_path / "unpacked")
     onnx_path = resolve_model_path(tmp_path / "unpacked")  # a package folder
     assert onnx_path.suffix == ".onnx" and onnx_path.is_relative_to(tmp_path / "unpacked")
-    assert Predictor(tmp_path / "unpacked", threads=1).info == predictor.info
+    assert load_predictor(tmp_path / "unpacked", threads=1).info == predictor.info
+
+
+def test_predictor_takes_model_files_and_points_packages_to_the_package_layer(
+    tmp_path: Path,
+) -> None:
+    """model/ must not import edgekit.package: a package given to Predictor says where to go."""
+    assert model_file(None) == default_model_path()
+    for package in (tmp_path, tmp_path / "p.tar.gz"):
+        package.touch() if package.suffix else None
+        with pytest.raises(ModelError, match="edgekit.package.load_predictor"):
+            Predictor(package)
+    with pytest.raises(ModelError, match="known runtimes: onnxruntime"):
+        Predictor(default_model_path(), runtime="dlr")
 
 
 def test_predict_cli(

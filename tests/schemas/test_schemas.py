@@ -22,7 +22,7 @@ from edgekit.schemas import (
     validate_result,
 )
 
-DESIGN = Path(__file__).resolve().parents[2] / "shared" / "DESIGN.md"
+DESIGN = Path(__file__).resolve().parents[3] / "shared" / "DESIGN.md"
 
 
 def design_example() -> dict[str, Any]:
