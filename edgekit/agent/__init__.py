@@ -1,14 +1,22 @@
 """The model agent: an open home for the SageMaker Edge Manager agent's gRPC API.
 
-``AgentServer`` serves ``AWS.SageMaker.Edge.Agent`` on a unix socket and runs
-verified model packages with ONNX Runtime; ``AgentClient`` is a numpy-friendly
-client. Clients generated from the original agent.proto work unchanged.
-Names are imported lazily so ``import edgekit.agent`` needs neither grpc nor
-onnxruntime.
+Owns: ``AgentServer``, which serves ``AWS.SageMaker.Edge.Agent`` on a unix
+socket and runs verified model packages on the runtime their manifest names
+(through :mod:`edgekit.runtimes`); ``AgentClient``, a numpy-friendly client;
+shared-memory tensors, data capture, and the gRPC contract in
+:mod:`edgekit.agent.protos` (``agent.proto`` and its generated modules, also
+also ``from edgekit.agent import agent_pb2, agent_pb2_grpc``). Clients
+generated from the original agent.proto work unchanged. Names are imported
+lazily so ``import edgekit.agent`` needs neither grpc nor onnxruntime.
+
+Must not import: edgekit.edge, the AWS/workflow modules (clients, deploy,
+provision, components, studio, ...), edgekit.local or the CLI. It may import
+edgekit.package, edgekit.model and edgekit.runtimes (the layers below it).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,6 +32,11 @@ _EXPORTS = {
     "CaptureStore": "edgekit.agent.capture",
     "CaptureUploader": "edgekit.agent.capture",
 }
+# The generated gRPC modules, by their historical names (they live in protos/).
+_MODULES = {
+    "agent_pb2": "edgekit.agent.protos.agent_pb2",
+    "agent_pb2_grpc": "edgekit.agent.protos.agent_pb2_grpc",
+}
 
 __all__ = [
     "AgentClient",
@@ -35,9 +48,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return importlib.import_module(_MODULES[name])
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'edgekit.agent' has no attribute {name!r}")
-    import importlib
-
     return getattr(importlib.import_module(module), name)

@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from edgekit.agent import agent_pb2, agent_pb2_grpc
+from edgekit.agent.protos import agent_pb2, agent_pb2_grpc
 from edgekit.agent.shm import SharedMemoryPool
 from edgekit.agent.status import AgentStatusError
 from edgekit.agent.tensors import DATA_TYPE_NAMES, DATA_TYPES, data_type_of, to_proto

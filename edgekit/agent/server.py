@@ -19,7 +19,6 @@ from typing import Any
 import grpc
 import numpy as np
 
-from edgekit.agent import agent_pb2, agent_pb2_grpc
 from edgekit.agent.capture import CapturedData, CapturedTensor, CaptureStore, CaptureUploader
 from edgekit.agent.models import (
     ModelRegistry,
@@ -28,6 +27,7 @@ from edgekit.agent.models import (
     input_specs,
     output_specs,
 )
+from edgekit.agent.protos import agent_pb2, agent_pb2_grpc
 from edgekit.agent.shm import SegmentCache
 from edgekit.agent.status import AgentStatusError, invalid_argument
 from edgekit.agent.tensors import DATA_TYPES, dtype_name, from_bytes, to_proto

@@ -8,14 +8,11 @@ load it rather than fail at the first Predict.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edgekit.agent.protos import agent_pb2
 from edgekit.agent.status import invalid_argument
-
-if TYPE_CHECKING:  # pragma: no cover
-    from edgekit.agent import agent_pb2
 
 # DataType enum value -> numpy dtype (values from the original agent.proto).
 DATA_TYPES: dict[int, np.dtype] = {
@@ -70,8 +67,6 @@ def to_proto(
     array: np.ndarray, name: str, tensor: agent_pb2.Tensor | None = None
 ) -> agent_pb2.Tensor:
     """Fill (or create) a Tensor with metadata and the array's bytes in C order."""
-    from edgekit.agent import agent_pb2
-
     out = tensor if tensor is not None else agent_pb2.Tensor()
     array = np.ascontiguousarray(array)
     meta = out.tensor_metadata

@@ -11,6 +11,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgekit.compile.testing import build_tiny_model
+from edgekit.package import build_package, generate_keypair
+from edgekit.package.keys import PRIVATE_KEY_NAME, PUBLIC_KEY_NAME
+
 
 @dataclass(frozen=True)
 class SignedPackage:
@@ -41,16 +45,11 @@ def signed_package(
 
     Keys are generated in ``key_dir`` (default ``workdir/keys``) unless they exist there.
     """
-    from edgekit.package import build_package, generate_keypair
-    from edgekit.package.keys import PRIVATE_KEY_NAME, PUBLIC_KEY_NAME
-
     work = Path(workdir)
     keys = Path(key_dir) if key_dir is not None else work / "keys"
     if not (keys / PRIVATE_KEY_NAME).is_file():
         generate_keypair(keys)
     if model is None:
-        from edgekit.compile.testing import build_tiny_model
-
         model_path = build_tiny_model(
             work / f"{name}-model" / "model.onnx", height=height, width=width
         )

@@ -202,9 +202,9 @@ def test_generated_modules_import_as_a_package_only() -> None:
     from pathlib import Path
 
     text = Path(agent_pb2_grpc.__file__).read_text(encoding="utf-8")
-    assert "from edgekit.agent import agent_pb2 as agent__pb2" in text
+    assert "from edgekit.agent.protos import agent_pb2 as agent__pb2" in text
     assert "\nimport agent_pb2" not in text
-    code = "import edgekit.agent.agent_pb2_grpc as g; print(g.AgentStub.__name__)"
+    code = "import edgekit.agent.protos.agent_pb2_grpc as g; print(g.AgentStub.__name__)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/"
     )
@@ -307,3 +307,18 @@ def test_a_client_built_from_the_original_contract_works() -> None:
             channel.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_generated_modules_sit_with_their_proto_and_keep_their_public_names() -> None:
+    from pathlib import Path
+
+    from edgekit.agent import protos
+    from edgekit.agent.protos import agent_pb2 as direct
+
+    folder = Path(protos.__file__).parent
+    assert {"agent.proto", "generate.py", "agent_pb2.py", "agent_pb2_grpc.py"} <= {
+        p.name for p in folder.iterdir()
+    }
+    assert agent_pb2 is direct and Path(agent_pb2_grpc.__file__).parent == folder
+    for module in (agent_pb2, agent_pb2_grpc):
+        assert "DO NOT EDIT" in Path(module.__file__).read_text(encoding="utf-8")[:200]

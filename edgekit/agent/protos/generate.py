@@ -1,10 +1,11 @@
 """Generate ``agent_pb2.py`` and ``agent_pb2_grpc.py`` from ``agent.proto``.
 
-The generated modules are committed, so devices need protobuf and grpcio but
-not grpcio-tools. Run ``python -m edgekit.agent.protos.generate`` after
-editing the .proto, and ``--check`` (as the tests do) to prove the committed
-files match it. protoc writes ``import agent_pb2`` into the gRPC module, which
-only works with the folder on ``sys.path``; we rewrite it to a package import.
+The generated modules sit next to the .proto in this folder and are committed,
+so devices need protobuf and grpcio but not grpcio-tools (the dev extra).
+Run ``python -m edgekit.agent.protos.generate`` after editing the .proto,
+and ``--check`` (as the tests do) to prove the committed files match it.
+protoc writes ``import agent_pb2`` into the gRPC module, which only works
+with the folder on ``sys.path``; we rewrite it to a package import.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from edgekit.errors import ConfigurationError
 
 PROTO_DIR = Path(__file__).resolve().parent
 PROTO = PROTO_DIR / "agent.proto"
-PACKAGE_DIR = PROTO_DIR.parent
+PACKAGE_DIR = PROTO_DIR  # the generated modules live beside the .proto
 OUTPUTS = ("agent_pb2.py", "agent_pb2_grpc.py")
 _BARE_IMPORT = "import agent_pb2 as agent__pb2"
-_PACKAGE_IMPORT = "from edgekit.agent import agent_pb2 as agent__pb2"
+_PACKAGE_IMPORT = "from edgekit.agent.protos import agent_pb2 as agent__pb2"
 # Lines that name the generator's version; they differ between grpcio-tools releases
 # without changing the contract, so --check compares them only with --strict.
 _VERSION_LINE = re.compile(

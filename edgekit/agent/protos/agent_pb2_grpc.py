@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from edgekit.agent import agent_pb2 as agent__pb2
+from edgekit.agent.protos import agent_pb2 as agent__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
