@@ -6,6 +6,9 @@ next, so a notebook user can fix the input without reading a traceback.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 
 class EdgekitError(Exception):
     """Base class of every error edgekit raises on purpose."""
@@ -102,3 +105,29 @@ class ResourceNotFoundError(AwsServiceError):
 
 class AccessDeniedError(AwsServiceError):
     """AWS refused a call for want of credentials or permissions."""
+
+
+class DeviceDeploymentError(DeploymentError):
+    """A device reported the deployment failed; ``device`` and ``reason`` say which and why.
+
+    ``result`` is the `edgekit.deploy.DeploymentResult` with every device's status.
+    """
+
+    def __init__(self, message: str, *, device: str, reason: str, result: Any) -> None:
+        super().__init__(message)
+        self.device = device
+        self.reason = reason
+        self.result = result
+
+
+class NoResultsError(EdgekitError):
+    """No result message arrived from devices that should be publishing."""
+
+
+class PipelineError(EdgekitError):
+    """A notebook of the pipeline failed; ``notebook`` and ``cell`` say where."""
+
+    def __init__(self, message: str, *, notebook: Path, cell: int | None = None) -> None:
+        super().__init__(message)
+        self.notebook = notebook
+        self.cell = cell

@@ -18,9 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nbformat
+import papermill
 import yaml
+from nbconvert import HTMLExporter
+from papermill.exceptions import PapermillExecutionError
 
-from edgekit.errors import ConfigurationError, EdgekitError
+from edgekit.errors import ConfigurationError, PipelineError
 from edgekit.progress import progress
 
 #: The main job, in order. Each notebook runs alone too: it finds what exists
@@ -31,15 +35,6 @@ STAGES: tuple[str, ...] = (
     "03_deploy_components",
     "04_visualize_results",
 )
-
-
-class PipelineError(EdgekitError):
-    """A notebook of the pipeline failed."""
-
-    def __init__(self, message: str, *, notebook: Path, cell: int | None = None) -> None:
-        super().__init__(message)
-        self.notebook = notebook
-        self.cell = cell
 
 
 @dataclass
@@ -122,9 +117,6 @@ def run_pipeline(
     log_output: bool = False,
 ) -> PipelineRun:
     """Execute ``stages`` in order; raise PipelineError naming the notebook and cell on failure."""
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     nb_dir = Path(notebooks_dir) if notebooks_dir else default_notebooks_dir()
     run_dir = Path(out_dir) if out_dir else new_run_dir(Path(runs_root))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -195,9 +187,6 @@ def run_pipeline(
 def _to_html(notebook: Path) -> Path | None:
     if not notebook.is_file():
         return None
-    import nbformat
-    from nbconvert import HTMLExporter
-
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(notebook), as_version=4))
     target = notebook.with_suffix(".html")
     target.write_text(body, encoding="utf-8")

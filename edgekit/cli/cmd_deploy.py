@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from edgekit.errors import ConfigurationError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -34,8 +36,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _configuration(items: list[str] | None) -> dict[str, dict]:
-    from edgekit.errors import ConfigurationError
-
     config: dict[str, dict] = {}
     for item in items or []:
         name, sep, text = item.partition("=")
@@ -50,6 +50,7 @@ def _configuration(items: list[str] | None) -> dict[str, dict]:
 
 
 def _deploy(args: argparse.Namespace) -> int:
+    # Imported when the command runs: `edgekit --help` should not load boto3.
     from edgekit.deploy import deploy, parse_component_args
     from edgekit.settings import Settings
 

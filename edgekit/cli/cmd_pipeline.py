@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgekit.handover import RESULTS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("pipeline", help="run the notebooks end to end with papermill")
@@ -24,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Imported when the command runs: papermill and nbconvert take a while to load.
     from edgekit.pipeline import load_parameters, run_pipeline
 
     result = run_pipeline(
@@ -36,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     for stage in result.stages:
         print(f"{stage.name:32s} {'ok' if stage.ok else 'FAILED':6s} {stage.seconds:6.1f} s")
-    results = result.out_dir / "results.jsonl"
+    results = result.out_dir / RESULTS
     if results.is_file():
         with results.open(encoding="utf-8") as lines:
             count = sum(1 for line in lines if line.strip())

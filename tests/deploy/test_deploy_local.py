@@ -27,8 +27,9 @@ from edgekit.compile.testing import build_tiny_model  # noqa: E402
 from edgekit.components import build_components, publish_components  # noqa: E402
 from edgekit.components.build import signing_keys  # noqa: E402
 from edgekit.deploy import deploy  # noqa: E402
-from edgekit.errors import ConfigurationError  # noqa: E402
+from edgekit.errors import ConfigurationError, DeviceDeploymentError  # noqa: E402
 from edgekit.local import endpoints, process  # noqa: E402
+from edgekit.local.device import add_device, device_logs, list_devices  # noqa: E402
 from edgekit.local.mqtt import Broker  # noqa: E402
 from edgekit.package import build_package  # noqa: E402
 from edgekit.recipes import parse_recipe  # noqa: E402
@@ -63,11 +64,11 @@ def model_package(local: tuple[Path, Settings]) -> Path:
 def test_publish_twice_increments_versions(local: tuple[Path, Settings], tmp_path: Path) -> None:
     home, settings = local
     built = build_components(settings, out_dir=tmp_path, names=[settings.agent_component])
-    first = publish_components(settings, built, home=home)
-    second = publish_components(settings, built, home=home)
+    first = publish_components(settings, built)
+    second = publish_components(settings, built)
     name = settings.agent_component
     assert (first[name], second[name]) == ("1.0.0", "1.0.1")
-    greengrass = clients.client("greengrassv2", settings, home=home)
+    greengrass = clients.client("greengrassv2", settings)
     stored = greengrass.get_component(arn=second.details[name].arn, recipeOutputFormat="JSON")
     recipe = parse_recipe(stored["recipe"])  # validates as the service stored it
     artifact = recipe["Manifests"][0]["Artifacts"][0]
@@ -81,14 +82,13 @@ def test_publish_twice_increments_versions(local: tuple[Path, Settings], tmp_pat
 def test_deploy_refuses_unknown_group_and_version(local: tuple[Path, Settings]) -> None:
     home, settings = local
     with pytest.raises(ConfigurationError, match="thing group nobody"):
-        deploy(settings, thing_group="nobody", home=home, wait=False)
-    clients.client("iot", settings, home=home).create_thing_group(thingGroupName="empty-group")
+        deploy(settings, thing_group="nobody", wait=False)
+    clients.client("iot", settings).create_thing_group(thingGroupName="empty-group")
     with pytest.raises(ConfigurationError, match="no version 9.9.9"):
         deploy(
             settings,
             thing_group="empty-group",
             components={settings.agent_component: "9.9.9"},
-            home=home,
             wait=False,
         )
 
@@ -160,20 +160,17 @@ class Gate:
 def test_end_to_end_results_config_update_and_outage(
     local: tuple[Path, Settings], model_package: Path, tmp_path: Path
 ) -> None:
-    from edgekit.local.device import add_device, device_logs
-
     home, settings = local
     started = time.monotonic()
     add_device(THING, GROUP, home)
     built = build_components(settings, out_dir=tmp_path, model_package=model_package)
-    published = publish_components(settings, built, home=home)
+    published = publish_components(settings, built)
     mqtt_port = endpoints.LocalEndpoints.load(home).mqtt_port
     subscriber = Subscriber(mqtt_port)
     result = deploy(
         settings,
         thing_group=GROUP,
         configuration={settings.inference_component: {"InferenceInterval": 0.2}},
-        home=home,
         timeout=120,
     )
     (device,) = result.devices
@@ -198,7 +195,6 @@ def test_end_to_end_results_config_update_and_outage(
         configuration={
             settings.inference_component: {"InferenceInterval": 0.1, "ScoreThreshold": 0.999}
         },
-        home=home,
         timeout=60,
     )
     deadline = time.monotonic() + 15
@@ -249,11 +245,7 @@ def test_end_to_end_results_config_update_and_outage(
 @pytest.mark.slow
 def test_failed_deployment_names_the_device_and_rolls_back(local: tuple[Path, Settings]) -> None:
     """A PublicKey the agent cannot read: the agent breaks, the device rolls back, we say why."""
-    from edgekit.deploy import DeviceDeploymentError
-
     home, settings = local
-    from edgekit.local.device import list_devices
-
     if not any(d.thing == THING and d.running for d in list_devices(home)):
         pytest.skip("needs the device of the end-to-end test")
     with pytest.raises(DeviceDeploymentError) as info:
@@ -261,7 +253,6 @@ def test_failed_deployment_names_the_device_and_rolls_back(local: tuple[Path, Se
             settings,
             thing_group=GROUP,
             configuration={settings.agent_component: {"PublicKey": "not a key"}},
-            home=home,
             timeout=120,
         )
     assert info.value.device == THING

@@ -60,8 +60,12 @@ def test_pipeline_runs_the_main_job_on_the_local_backend(
     finally:
         down(home)
     printed = capsys.readouterr().out
-    for stage in ("01_provision_device", "02_compile_and_package", "03_deploy_components",
-                  "04_visualize_results"):
+    for stage in (
+        "01_provision_device",
+        "02_compile_and_package",
+        "03_deploy_components",
+        "04_visualize_results",
+    ):
         assert (out / f"{stage}.html").is_file()
         assert stage in (out / "report.html").read_text()
     results = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]

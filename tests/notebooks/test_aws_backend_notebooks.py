@@ -38,7 +38,7 @@ from edgekit.local.mqtt import Broker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 VENV_BIN = Path(sys.executable).parent
 STACK = "edgekit-device"

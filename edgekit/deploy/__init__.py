@@ -1,0 +1,82 @@
+"""Greengrass deployments of edgekit's three components, and what the devices report.
+
+Owns: creating a deployment for a thing group (`create`), waiting for every core device
+(`wait`), each device's status from the control plane (`status`: effective deployments,
+installed components, table rows), why a device failed and what it runs after the
+rollback (`diagnose`), and a deployment as a JSON record (`record`).
+
+Must not import: the notebooks' workflow (`edgekit.workflow`), the hand-over files,
+`edgekit.cli`, `edgekit.viz`, or the local emulators (`edgekit.local`): it talks to
+Greengrass through `edgekit.clients` only, on either backend.
+"""
+
+from __future__ import annotations
+
+from edgekit.deploy.create import (
+    DEFAULT_INFERENCE_INTERVAL,
+    MODEL_RESET,
+    deploy,
+    inference_configuration,
+    parse_component_args,
+    resolve_versions,
+    thing_group_arn,
+)
+from edgekit.deploy.diagnose import (
+    Failure,
+    device_log_tail,
+    explain_failure,
+    failing_component,
+    log_location,
+)
+from edgekit.deploy.record import deployment_record
+from edgekit.deploy.status import (
+    DONE_STATUSES,
+    FAILED_STATUSES,
+    READY_STATES,
+    DeploymentResult,
+    DeviceStatus,
+    component_roles,
+    core_devices,
+    deployment_columns,
+    deployment_rows,
+    device_status,
+    execution_status,
+    installed_components,
+    installed_rows,
+)
+from edgekit.deploy.wait import NO_DEVICE_GRACE, POLL_INTERVAL, wait_for_deployment
+from edgekit.errors import DeploymentError, DeviceDeploymentError
+
+__all__ = [
+    "DEFAULT_INFERENCE_INTERVAL",
+    "DONE_STATUSES",
+    "FAILED_STATUSES",
+    "MODEL_RESET",
+    "NO_DEVICE_GRACE",
+    "POLL_INTERVAL",
+    "READY_STATES",
+    "DeploymentError",
+    "DeploymentResult",
+    "DeviceDeploymentError",
+    "DeviceStatus",
+    "Failure",
+    "component_roles",
+    "core_devices",
+    "deploy",
+    "deployment_columns",
+    "deployment_record",
+    "deployment_rows",
+    "device_log_tail",
+    "device_status",
+    "execution_status",
+    "explain_failure",
+    "failing_component",
+    "inference_configuration",
+    "installed_components",
+    "installed_rows",
+    "log_location",
+    "parse_component_args",
+    "resolve_versions",
+    "thing_group_arn",
+    "wait_for_deployment",
+]

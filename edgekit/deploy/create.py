@@ -1,0 +1,189 @@
+"""Create a deployment of edgekit's three components to a thing group.
+
+``deploy`` creates one Greengrass deployment for the thing group (the latest
+published version of each component unless versions are given), with
+``failureHandlingPolicy: ROLLBACK`` so a device that cannot run the new set
+goes back to the previous one, and with ``wait=True`` waits for every device
+(`edgekit.deploy.wait`).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from edgekit import clients
+from edgekit.awsapi import error_code, map_client_error
+from edgekit.components.publish import (
+    account_id,
+    component_arn,
+    component_versions,
+    latest_version,
+)
+from edgekit.deploy.status import DeploymentResult
+from edgekit.deploy.wait import wait_for_deployment
+from edgekit.errors import ConfigurationError, DeploymentError
+from edgekit.settings import Settings
+
+# The model component's name and version follow each new recipe, not an older deployment.
+MODEL_RESET = ["/ModelName", "/ModelVersion"]
+#: Seconds between two images of the inference app unless a deployment says otherwise.
+DEFAULT_INFERENCE_INTERVAL = 0.2
+
+
+def thing_group_arn(iot: Any, group: str) -> str:
+    """The ARN of thing group ``group`` (ConfigurationError, saying how to make it, if none)."""
+    try:
+        return str(iot.describe_thing_group(thingGroupName=group)["thingGroupArn"])
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            raise ConfigurationError(
+                f"thing group {group} does not exist; create the device first (`edgekit local "
+                "device add THING --thing-group GROUP` locally, or the device stack on AWS)"
+            ) from exc
+        raise map_client_error(exc, f"thing group {group}", "describe it") from exc
+
+
+def parse_component_args(items: list[str] | None) -> dict[str, str]:
+    """``["name=1.0.2", ...]`` -> ``{name: version}`` (ConfigurationError on a bad item)."""
+    result: dict[str, str] = {}
+    for item in items or []:
+        name, sep, version = item.partition("=")
+        if not sep or not name.strip() or not version.strip():
+            raise ConfigurationError(f"--components {item!r}: write NAME=VERSION")
+        result[name.strip()] = version.strip()
+    return result
+
+
+def resolve_versions(
+    settings: Settings, greengrass: Any, account: str, versions: Mapping[str, str] | None
+) -> dict[str, str]:
+    """The given versions, and the latest published one for every other edgekit component."""
+    names = (settings.model_component, settings.agent_component, settings.inference_component)
+    given = dict(versions or {})
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise ConfigurationError(
+            f"--components names {', '.join(unknown)}, not one of {', '.join(names)}"
+        )
+    published = {
+        name: component_versions(greengrass, component_arn(settings, account, name))
+        for name in names
+    }
+    for name, version in given.items():  # a wrong pin is the more useful error
+        if version not in published[name]:
+            raise ConfigurationError(
+                f"component {name} has no version {version}; published: "
+                + (", ".join(sorted(published[name])) or "none")
+            )
+    resolved: dict[str, str] = {}
+    for name in names:
+        latest = given.get(name) or latest_version(published[name])
+        if latest is None:
+            raise ConfigurationError(
+                f"component {name} is not published yet; run `edgekit components publish`"
+            )
+        resolved[name] = latest
+    return resolved
+
+
+def _component_spec(
+    settings: Settings, name: str, version: str, configuration: Mapping[str, Any]
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"componentVersion": version}
+    update: dict[str, Any] = {}
+    if name in configuration:
+        merge = configuration[name]
+        if not isinstance(merge, Mapping):
+            raise ConfigurationError(f"configuration for {name} must be a mapping, got {merge!r}")
+        update["merge"] = json.dumps(merge)
+    if name == settings.model_component:
+        update["reset"] = list(MODEL_RESET)
+    if update:
+        spec["configurationUpdate"] = update
+    return spec
+
+
+def deploy(
+    settings: Settings | None = None,
+    *,
+    thing_group: str | None = None,
+    components: Mapping[str, str] | None = None,
+    configuration: Mapping[str, Mapping[str, Any]] | None = None,
+    wait: bool = True,
+    timeout: float = 600.0,
+    deployment_name: str | None = None,
+) -> DeploymentResult:
+    """Deploy edgekit's three components to ``thing_group`` (default: Settings.thing_group).
+
+    ``components``: ``{name: version}`` to pin (others: latest published).
+    ``configuration``: ``{name: {key: value}}`` merged into the components'
+    configuration (Greengrass ``configurationUpdate.merge``). The local home, on the local
+    backend, is ``settings.home``.
+    """
+    settings = settings or Settings.from_env()
+    group = thing_group or settings.thing_group
+    greengrass = clients.client("greengrassv2", settings)
+    iot = clients.client("iot", settings)
+    group_arn = thing_group_arn(iot, group)
+    account = account_id(settings)
+    versions = resolve_versions(settings, greengrass, account, components)
+    config = dict(configuration or {})
+    unknown = sorted(set(config) - set(versions))
+    if unknown:
+        raise ConfigurationError(
+            f"configuration for {', '.join(unknown)}: not one of {', '.join(versions)}"
+        )
+    name = deployment_name or f"{settings.project_name}-{group}-{uuid.uuid4().hex[:8]}"
+    try:
+        answer = greengrass.create_deployment(
+            targetArn=group_arn,
+            deploymentName=name,
+            components={
+                n: _component_spec(settings, n, v, config) for n, v in sorted(versions.items())
+            },
+            deploymentPolicies={
+                "failureHandlingPolicy": "ROLLBACK",
+                "componentUpdatePolicy": {"timeoutInSeconds": 60, "action": "NOTIFY_COMPONENTS"},
+                "configurationValidationPolicy": {"timeoutInSeconds": 60},
+            },
+        )
+    except ClientError as exc:
+        raise map_client_error(
+            exc,
+            f"thing group {group}",
+            "create a deployment (CreateDeployment)",
+            hint="check the components' versions and the thing group",
+            default=DeploymentError,
+        ) from exc
+    result = DeploymentResult(str(answer["deploymentId"]), group_arn, versions)
+    if not wait:
+        return result
+    return wait_for_deployment(settings, result, timeout=timeout, greengrass=greengrass)
+
+
+def inference_configuration(
+    settings: Settings,
+    *,
+    inference_interval: float = DEFAULT_INFERENCE_INTERVAL,
+    score_threshold: float | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The ``configuration`` argument of ``deploy``: interval and threshold of the app.
+
+    ``ScoreThreshold`` is always sent, ``null`` meaning "the package's threshold", so a
+    threshold set by an earlier deployment does not linger.
+    """
+    if inference_interval < 0:
+        raise ConfigurationError(f"inference_interval={inference_interval} must be >= 0 seconds")
+    if score_threshold is not None and not 0.0 <= score_threshold <= 1.0:
+        raise ConfigurationError(f"score_threshold={score_threshold} must be in [0, 1] or None")
+    return {
+        settings.inference_component: {
+            "InferenceInterval": float(inference_interval),
+            "ScoreThreshold": None if score_threshold is None else float(score_threshold),
+        }
+    }
