@@ -77,7 +77,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _compile(args: argparse.Namespace) -> int:
     from edgekit.compile import CompileOptions, ParityWarning, compile_model
+    from edgekit.neo import neo_account
 
+    extra: dict[str, object] = {"device": args.device} if args.device else {}
+    if args.target == "sagemaker-neo":  # the compiler takes the account; the wiring is here
+        extra["aws"] = neo_account()
     with warnings.catch_warnings():
         # The table below says FAILED (forced); a second warning line adds nothing.
         warnings.simplefilter("ignore", ParityWarning)
@@ -91,7 +95,7 @@ def _compile(args: argparse.Namespace) -> int:
             golden_count=args.golden_count,
             force=args.force,
             max_ap50_drop=args.max_ap50_drop,
-            options=CompileOptions(extra={"device": args.device}) if args.device else None,
+            options=CompileOptions(extra=extra) if extra else None,
         )
     print(report.table())
     return 0

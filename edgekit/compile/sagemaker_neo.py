@@ -13,14 +13,19 @@ URIs) from that file, and a device without DLR refuses the package by its
 ``runtime``. This machine cannot run a Neo artifact, so the parity check is
 recorded as skipped.
 
-Every AWS call goes through :func:`edgekit.clients.client`. On the local backend
-the calls land on moto, which accepts the job and reports it COMPLETED at once
-but compiles nothing and writes no artifact: the compiler then fails, naming the
-S3 URI, because there is nothing honest to download. Neo needs ``backend=aws``.
+The AWS account comes from the caller as a :class:`NeoAccount` (the S3 and
+SageMaker clients, the execution role, an existing bucket): this module never
+builds clients or reads settings itself. :func:`edgekit.neo.neo_account` wires
+one from edgekit's settings, on either backend. On the local backend the calls
+land on moto, which accepts the job and reports it COMPLETED at once but
+compiles nothing and writes no artifact: the compiler then fails, naming the S3
+URI, because there is nothing honest to download. Neo needs ``backend=aws``.
 
-Options (``CompileOptions.extra``): ``device`` (required), ``bucket``, ``role_arn``,
-``prefix``, ``job_name``, ``compiler_options`` (dict or JSON), ``framework_version``,
-``max_runtime_s``, ``poll_interval_s``, ``timeout_s``, ``settings``, ``home``.
+Options (``CompileOptions.extra``): ``device`` (required), ``aws`` (required: a
+NeoAccount, or a callable ``connect(role_arn=..., bucket=...)`` returning one,
+called once the inputs are checked), ``bucket``, ``role_arn``, ``prefix``,
+``job_name``, ``compiler_options`` (dict or JSON), ``framework_version``,
+``max_runtime_s``, ``poll_interval_s``, ``timeout_s``.
 """
 
 from __future__ import annotations
@@ -40,9 +45,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgekit.awsapi import error_code, is_not_found
 from edgekit.compile.base import CompiledModel, CompileOptions, Compiler, register_compiler
-from edgekit.compile.metadata import sha256_file
 from edgekit.errors import CompileError, ConfigurationError
+from edgekit.files import sha256_file
+from edgekit.model.metadata import read_model_info
 from edgekit.progress import progress
 
 TARGET = "sagemaker-neo"
@@ -75,6 +82,38 @@ _ARCH_ALIASES = {
     "arm_eabi": "ARM_EABI",
 }
 _NVIDIA_OPTIONS = ("gpu-code", "trt-ver", "cuda-ver")
+
+
+@dataclass(frozen=True)
+class NeoAccount:
+    """What a Neo compilation needs from an AWS account; the caller builds it.
+
+    ``bucket`` must exist; ``missing_artifact_hint`` ends the error raised when
+    a COMPLETED job left no artifact (the local backend says why it cannot).
+    """
+
+    s3: Any
+    sagemaker: Any
+    role_arn: str
+    bucket: str
+    region: str
+    backend: str = "aws"
+    missing_artifact_hint: str = ""
+
+
+NeoConnect = Callable[..., NeoAccount]
+"""``connect(*, role_arn: str | None, bucket: str | None) -> NeoAccount``."""
+
+
+def _account(value: Any, *, role_arn: str | None, bucket: str | None) -> NeoAccount:
+    if isinstance(value, NeoAccount):
+        return value
+    if callable(value):
+        return value(role_arn=role_arn, bucket=bucket)
+    raise ConfigurationError(
+        "sagemaker-neo needs an AWS account: pass CompileOptions(extra={'aws': "
+        "edgekit.neo.neo_account(settings)}) (the edgekit compile command does this)"
+    )
 
 
 class NeoWarning(UserWarning):
@@ -206,8 +245,6 @@ def data_input_config(source: Path) -> dict[str, list[int]]:
     preprocessing size: Neo compiles for one static shape.
     """
     import onnx
-
-    from edgekit.model.metadata import read_model_info
 
     pre = read_model_info(source).preprocessing
     proto = onnx.load(str(source), load_external_data=False)
@@ -362,10 +399,6 @@ def wait_for_compilation(
             sleep(poll_interval_s)
 
 
-def _error_code(exc: Exception) -> str:
-    return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.isoformat()
@@ -382,8 +415,8 @@ def download_artifact(
     bucket, key = parse_s3_uri(uri)
     try:
         s3.head_object(Bucket=bucket, Key=key)
-    except Exception as exc:
-        if _error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+    except Exception as exc:  # the caller's client: botocore is not imported here
+        if not is_not_found(exc):
             raise
         raise CompileError(
             f"compilation job {job_name} reports COMPLETED but its artifact {uri} does not "
@@ -411,11 +444,6 @@ class SageMakerNeoCompiler(Compiler):
     description = "SageMaker Neo compilation job for a device or platform (output runs on DLR)"
 
     def compile(self, source: Path, out_dir: Path, options: CompileOptions) -> CompiledModel:
-        from edgekit import clients
-        from edgekit.components.profiles import profile_for
-        from edgekit.settings import Settings
-        from edgekit.studio import studio_defaults
-
         extra = dict(options.extra)
         target = parse_device(str(extra.get("device") or ""))
         compiler_options = compiler_options_json(target, extra.get("compiler_options"))
@@ -429,22 +457,14 @@ class SageMakerNeoCompiler(Compiler):
                 NeoWarning,
                 stacklevel=2,
             )
-        settings = extra.get("settings") or Settings.from_env()
-        home = extra.get("home")
         job_name = check_job_name(str(extra.get("job_name") or default_job_name(target)))
         prefix = str(extra.get("prefix") or DEFAULT_PREFIX).strip("/")
         max_runtime_s = int(extra.get("max_runtime_s") or DEFAULT_MAX_RUNTIME_S)
         poll_s = float(extra.get("poll_interval_s") or DEFAULT_POLL_INTERVAL_S)
         timeout_s = float(extra.get("timeout_s") or max_runtime_s + 300)
 
-        defaults = studio_defaults(
-            settings, role_arn=extra.get("role_arn"), bucket=extra.get("bucket"), home=home
-        )
-        s3 = clients.client("s3", settings, home=home)
-        sagemaker = clients.client("sagemaker", settings, home=home)
-        account = str(clients.client("sts", settings, home=home).get_caller_identity()["Account"])
-        profile = profile_for(settings)
-        bucket = profile.ensure_bucket(s3, defaults.bucket, account)
+        aws = _account(extra.get("aws"), role_arn=extra.get("role_arn"), bucket=extra.get("bucket"))
+        s3, sagemaker, bucket = aws.s3, aws.sagemaker, aws.bucket
 
         input_key = f"{prefix}/{job_name}/input/model.tar.gz"
         input_uri = f"s3://{bucket}/{input_key}"
@@ -455,7 +475,7 @@ class SageMakerNeoCompiler(Compiler):
 
         request = build_compilation_request(
             job_name=job_name,
-            role_arn=defaults.role_arn,
+            role_arn=aws.role_arn,
             input_s3_uri=input_uri,
             output_s3_uri=output_uri,
             target=target,
@@ -466,8 +486,8 @@ class SageMakerNeoCompiler(Compiler):
         )
         try:
             job_arn = str(sagemaker.create_compilation_job(**request)["CompilationJobArn"])
-        except Exception as exc:
-            if not hasattr(exc, "response"):
+        except Exception as exc:  # the caller's client: botocore is not imported here
+            if not error_code(exc):
                 raise
             raise CompileError(f"SageMaker refused compilation job {job_name}: {exc}") from exc
         desc = wait_for_compilation(
@@ -483,7 +503,7 @@ class SageMakerNeoCompiler(Compiler):
             s3,
             artifact_uri,
             out_dir,
-            missing_hint=profile.neo_missing_artifact_hint,
+            missing_hint=aws.missing_artifact_hint,
             job_name=job_name,
         )
         reference = out_dir / SOURCE_COPY
@@ -501,9 +521,9 @@ class SageMakerNeoCompiler(Compiler):
             "data_input_config": input_config,
             "job_name": job_name,
             "job_arn": job_arn,
-            "role_arn": defaults.role_arn,
-            "region": settings.region,
-            "backend": settings.backend,
+            "role_arn": aws.role_arn,
+            "region": aws.region,
+            "backend": aws.backend,
             "input_s3_uri": input_uri,
             "output_s3_uri": output_uri,
             "artifact_s3_uri": artifact_uri,

@@ -352,3 +352,29 @@ def test_describe_errors_propagate(sagemaker: Any) -> None:
         )
         with pytest.raises(ClientError, match="Could not find"):
             wait_for_compilation(sagemaker, "job-1", sleep=lambda s: None)
+
+
+@pytest.mark.filterwarnings("ignore::edgekit.compile.sagemaker_neo.NeoWarning")
+def test_without_an_account_the_error_says_what_to_pass(tmp_path: Path) -> None:
+    from edgekit.compile import CompileOptions
+    from edgekit.compile.testing import build_tiny_model
+    from edgekit.errors import ConfigurationError
+
+    tiny = build_tiny_model(tmp_path / "tiny.onnx", seed=5)
+    compiler = get_compiler("sagemaker-neo")
+    with pytest.raises(ConfigurationError, match=r"extra=\{'aws': edgekit.neo.neo_account"):
+        compiler.compile(tiny, tmp_path / "out", CompileOptions(extra={"device": "ml_c5"}))
+
+
+def test_the_compile_layer_reaches_no_higher_layer() -> None:
+    """Neo's AWS wiring lives in edgekit.neo; the compiler gets a NeoAccount from its caller."""
+    import ast
+
+    import edgekit.compile.sagemaker_neo as neo
+
+    tree = ast.parse(Path(neo.__file__).read_text(encoding="utf-8"))
+    imported = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    } | {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    higher = ("edgekit.clients", "edgekit.components", "edgekit.studio", "edgekit.settings")
+    assert not [m for m in imported if m.startswith(higher) or m == "edgekit"]

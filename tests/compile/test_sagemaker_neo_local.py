@@ -21,6 +21,7 @@ from edgekit import clients
 from edgekit.cli import main
 from edgekit.compile import CompileOptions, compile_model, read_compile_info
 from edgekit.compile.testing import build_tiny_model
+from edgekit.neo import neo_account
 from edgekit.settings import Settings
 
 pytestmark = [
@@ -110,7 +111,14 @@ def test_the_local_path_completes_when_an_artifact_exists(
         model,
         "sagemaker-neo",
         tmp_path / "out",
-        options=CompileOptions(extra={"device": "ml_m5", "job_name": job, "poll_interval_s": 0.01}),
+        options=CompileOptions(
+            extra={
+                "device": "ml_m5",
+                "job_name": job,
+                "poll_interval_s": 0.01,
+                "aws": neo_account(settings),
+            }
+        ),
     )
     assert report.status == "skipped"
     info = read_compile_info(tmp_path / "out" / "model.onnx")

@@ -27,6 +27,7 @@ from edgekit.compile import CompileOptions, compile_model, read_compile_info
 from edgekit.compile.sagemaker_neo import NeoWarning
 from edgekit.compile.testing import build_tiny_model
 from edgekit.errors import CompileError, ConfigurationError
+from edgekit.neo import neo_account
 from edgekit.settings import Settings
 
 pytestmark = [
@@ -71,7 +72,7 @@ def _options(settings: Settings, job: str, **extra: Any) -> CompileOptions:
         extra={
             "device": "ml_c5",
             "job_name": job,
-            "settings": settings,
+            "aws": neo_account(settings),
             "poll_interval_s": 0.01,
             **extra,
         }
