@@ -29,6 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from edgekit.settings import Settings
+
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 FINAL = ("SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "CANCELED", "COMPLETED")
@@ -46,8 +48,9 @@ def publish_components(home: Path, suffix: str) -> tuple[str, str]:
     """A library with a ZIP artifact and an app that depends on it; returns their names."""
     from edgekit import clients
 
-    s3 = clients.client("s3", home=home)
-    gg = clients.client("greengrassv2", home=home)
+    settings = Settings.from_env(backend="local").replace(local_home=home)
+    s3 = clients.client("s3", settings)
+    gg = clients.client("greengrassv2", settings)
     bucket = f"edgekit-bench-{suffix}"
     s3.create_bucket(Bucket=bucket)
     lib, app = f"com.bench.Lib{suffix}", f"com.bench.App{suffix}"
@@ -109,7 +112,7 @@ def run_round(home: Path, count: int, app: str, poll: float, timeout: float) -> 
     from edgekit import clients
     from edgekit.local.device.manager import add_device, remove_device
 
-    gg = clients.client("greengrassv2", home=home)
+    gg = clients.client("greengrassv2", Settings.from_env(backend="local").replace(local_home=home))
     tag = uuid.uuid4().hex[:6]
     group = f"bench-{count}-{tag}"
     things = [f"bench-{count}-{tag}-{i:02d}" for i in range(count)]

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                 out=home / "tiny.tar.gz",
             ).path  # fmt: skip
         built = build_components(settings, out_dir=home / "build", model_package=package)
-        publish_components(settings, built, home=home)
+        publish_components(settings, built)
 
         received: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
         client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="latency-bench")
@@ -99,7 +99,6 @@ def main(argv: list[str] | None = None) -> int:
                         "HealthInterval": 5.0,
                     }
                 },
-                home=home,
                 timeout=300,
             )
             time.sleep(args.warmup)

@@ -11,7 +11,6 @@ resolver decides only *where* it lands and with which credentials:
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -102,27 +101,22 @@ class LocalEndpointsResolver:
         return Config(**LOCAL_CONFIG)
 
 
-def resolver(
-    settings: Settings | None = None, *, home: str | os.PathLike[str] | None = None
-) -> EndpointResolver:
-    """The resolver for ``settings.backend`` (local: reads ``home/endpoints.json``)."""
+def resolver(settings: Settings | None = None) -> EndpointResolver:
+    """The resolver for ``settings.backend`` (local: reads ``settings.home/endpoints.json``)."""
     settings = settings or Settings.from_env()
     factory = _RESOLVERS[settings.backend]
-    return factory(settings, home)
+    return factory(settings)
 
 
-def _aws(settings: Settings, home: str | os.PathLike[str] | None) -> EndpointResolver:
+def _aws(settings: Settings) -> EndpointResolver:
     return AwsResolver(region=settings.region, profile=settings.aws_profile)
 
 
-def _local(settings: Settings, home: str | os.PathLike[str] | None) -> EndpointResolver:
+def _local(settings: Settings) -> EndpointResolver:
     from edgekit.local.endpoints import LocalEndpoints
 
-    # An explicit home wins; then a local_home set on purpose in Settings; then
-    # EDGEKIT_LOCAL_HOME; then the per-user default (local_home() does the last two).
-    if home is None:
-        home = settings.home
-    return LocalEndpointsResolver(LocalEndpoints.load(home), region=settings.region)
+    # settings.home is the one rule: local_home, else EDGEKIT_LOCAL_HOME, else the default.
+    return LocalEndpointsResolver(LocalEndpoints.load(settings.home), region=settings.region)
 
 
 _RESOLVERS = {"aws": _aws, "local": _local}
@@ -145,20 +139,16 @@ def _session_for(res: EndpointResolver) -> boto3.Session:
         return sess
 
 
-def session(
-    settings: Settings | None = None, *, home: str | os.PathLike[str] | None = None
-) -> boto3.Session:
+def session(settings: Settings | None = None) -> boto3.Session:
     """A boto3 Session for the backend of ``settings`` (a fresh one, yours to keep)."""
     import boto3
 
-    return boto3.Session(**resolver(settings, home=home).session_kwargs())
+    return boto3.Session(**resolver(settings).session_kwargs())
 
 
 def client(
     service: str,
     settings: Settings | None = None,
-    *,
-    home: str | os.PathLike[str] | None = None,
     **kwargs: Any,
 ) -> Any:
     """A boto3 client for ``service`` on the backend of ``settings``; same calls either way.
@@ -166,7 +156,7 @@ def client(
     ``kwargs`` go to ``session.client`` (e.g. a different ``config``) and win over
     the resolver's choices.
     """
-    res = resolver(settings, home=home)
+    res = resolver(settings)
     options: dict[str, Any] = {"config": res.config(), **res.client_kwargs(service), **kwargs}
     sess = _session_for(res)
     with _lock:
@@ -176,12 +166,10 @@ def client(
 def resource(
     service: str,
     settings: Settings | None = None,
-    *,
-    home: str | os.PathLike[str] | None = None,
     **kwargs: Any,
 ) -> Any:
     """A boto3 resource (e.g. ``resource("s3").Bucket(...)``), resolved like `client`."""
-    res = resolver(settings, home=home)
+    res = resolver(settings)
     options: dict[str, Any] = {"config": res.config(), **res.client_kwargs(service), **kwargs}
     sess = _session_for(res)
     with _lock:

@@ -107,6 +107,39 @@ class AccessDeniedError(AwsServiceError):
     """AWS refused a call for want of credentials or permissions."""
 
 
+class StackError(EdgekitError):
+    """A CloudFormation stack could not be deployed, read or deleted; names the resource."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        stack: str | None = None,
+        status: str | None = None,
+        logical_id: str | None = None,
+        resource_type: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.stack = stack
+        self.status = status
+        self.logical_id = logical_id
+        self.resource_type = resource_type
+        self.reason = reason
+
+
+class ProvisionError(EdgekitError):
+    """Devices did not come up as healthy core devices, or a provisioned stack is unusable."""
+
+
+class RegistryError(EdgekitError):
+    """The model registry refused a request or holds something edgekit cannot read."""
+
+
+class PublishError(DeploymentError):
+    """A Greengrass component version could not be created."""
+
+
 class DeviceDeploymentError(DeploymentError):
     """A device reported the deployment failed; ``device`` and ``reason`` say which and why.
 

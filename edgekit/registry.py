@@ -11,6 +11,10 @@ package's S3 URI (CreateModelPackage refuses ``SourceUri`` together with an
 ``InferenceSpecification``). ``CustomerMetadataProperties`` carry the edgekit facts
 (name, semver, the package's SHA-256, runtime, AP50, the S3 URI), because model
 package versions take no tags and ``ListModelPackages`` returns no ``SourceUri``.
+
+Owns: model package groups and versions, their approval, and moving package files
+to and from S3 for them. Refused SageMaker/S3 calls become edgekit errors through
+:mod:`edgekit.awsapi`. Must not import ``deploy``, ``provision`` or ``workflow``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgekit.errors import ConfigurationError, EdgekitError, PackageError
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import ClientError
+
+from edgekit import clients
+from edgekit.awsapi import error_code, error_message, is_not_found, map_client_error, paginate
+from edgekit.components.profiles import profile_for
+from edgekit.errors import ConfigurationError, EdgekitError, PackageError, RegistryError
+from edgekit.files import sha256_file
+from edgekit.package.verify import verify_package
 from edgekit.settings import Settings
 
 APPROVED = "Approved"
@@ -47,10 +59,6 @@ KEY_TARGET = "edgekit:compile-target"
 _GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _S3_URI = re.compile(r"^s3://([^/]+)/(.+)$")
 _METADATA_EXTRA = set("_.:/=+-@ ")
-
-
-class RegistryError(EdgekitError):
-    """The model registry refused a request or holds something edgekit cannot read."""
 
 
 @dataclass(frozen=True)
@@ -91,25 +99,20 @@ class ModelVersion:
         }
 
 
-# What SageMaker's Describe* calls answer for a group or package that does not exist.
-_NOT_FOUND_CODES = ("ValidationException", "ResourceNotFound")
+def _sagemaker_not_found(exc: BaseException) -> bool:
+    """SageMaker's Describe* calls answer ValidationException for a name that does not exist."""
+    return error_code(exc) == "ValidationException" or is_not_found(exc)
 
 
-def _error_code(exc: Exception) -> str:
-    return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
+def _registry_error(exc: BaseException, resource: str, action: str, hint: str = "") -> EdgekitError:
+    """The edgekit error for a refused registry call (RegistryError unless denied/not found)."""
+    return map_client_error(exc, resource, action, hint=hint, default=RegistryError)
 
 
-def _error_message(exc: Exception) -> str:
-    error = (getattr(exc, "response", None) or {}).get("Error", {})
-    return str(error.get("Message") or exc)
-
-
-def _client(service: str, settings: Settings | None, home: Any, client: Any = None) -> Any:
+def _client(service: str, settings: Settings | None, client: Any = None) -> Any:
     if client is not None:
         return client
-    from edgekit import clients
-
-    return clients.client(service, settings or Settings.from_env(), home=home)
+    return clients.client(service, settings or Settings.from_env())
 
 
 def check_group_name(name: str) -> str:
@@ -190,13 +193,13 @@ def s3_object_sha256(s3: Any, uri: str) -> str:
     bucket, key = parse_s3_uri(uri)
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    except Exception as exc:
-        if _error_code(exc) in ("NoSuchKey", "404", "NoSuchBucket", "NotFound"):
+    except ClientError as exc:
+        if is_not_found(exc):
             raise RegistryError(
                 f"{uri} does not exist; upload the package first (upload_package or "
                 "`edgekit registry register`)"
             ) from None
-        raise
+        raise _registry_error(exc, uri, "read it") from exc
     digest = hashlib.sha256()
     try:
         for chunk in iter(lambda: body.read(1 << 20), b""):
@@ -211,12 +214,11 @@ def ensure_group(
     settings: Settings | None = None,
     *,
     description: str | None = None,
-    home: Any = None,
     client: Any = None,
 ) -> str:
     """The ARN of model package group ``name``, created if it does not exist."""
     check_group_name(name)
-    sm = _client("sagemaker", settings, home, client)
+    sm = _client("sagemaker", settings, client)
     arn = _group_arn(sm, name)
     if arn is not None:
         return arn
@@ -226,25 +228,25 @@ def ensure_group(
     )
     try:
         return str(sm.create_model_package_group(**kwargs)["ModelPackageGroupArn"])
-    except Exception as exc:
+    except ClientError as exc:
         # Another notebook created it between the two calls.
-        if _error_code(exc) in ("ResourceInUse", "ConflictException") or "already exists" in (
-            _error_message(exc)
+        if error_code(exc) in ("ResourceInUse", "ConflictException") or "already exists" in (
+            error_message(exc)
         ):
-            return str(
-                sm.describe_model_package_group(ModelPackageGroupName=name)["ModelPackageGroupArn"]
-            )
-        raise
+            found = _group_arn(sm, name)
+            if found is not None:
+                return found
+        raise _registry_error(exc, f"model package group {name}", "create it") from exc
 
 
 def _group_arn(sm: Any, group: str) -> str | None:
     """The ARN of model package group ``group``, or None where SageMaker has no such group."""
     try:
         desc = sm.describe_model_package_group(ModelPackageGroupName=group)
-    except Exception as exc:
-        if _error_code(exc) in _NOT_FOUND_CODES:
+    except ClientError as exc:
+        if _sagemaker_not_found(exc):
             return None
-        raise
+        raise _registry_error(exc, f"model package group {group}", "describe it") from exc
     return str(desc["ModelPackageGroupArn"])
 
 
@@ -283,7 +285,6 @@ def register_model_version(
     approval_status: str = PENDING,
     description: str | None = None,
     sha256: str | None = None,
-    home: Any = None,
 ) -> ModelVersion:
     """Register the package at ``package_s3_uri`` as the next version of ``group``.
 
@@ -292,8 +293,8 @@ def register_model_version(
     """
     check_group_name(group)
     check_approval_status(approval_status)
-    s3 = _client("s3", settings, home)
-    sm = _client("sagemaker", settings, home)
+    s3 = _client("s3", settings)
+    sm = _client("sagemaker", settings)
     actual = s3_object_sha256(s3, package_s3_uri)
     expected = sha256 or getattr(manifest, "sha256", None)  # a BuiltPackage knows its hash
     if expected and expected != actual:
@@ -302,7 +303,7 @@ def register_model_version(
             "upload the package again"
         )
     metadata = customer_metadata(manifest, sha256=actual, package_s3_uri=package_s3_uri)
-    ensure_group(group, settings, home=home, client=sm)
+    ensure_group(group, settings, client=sm)
     request = build_create_request(
         group=group,
         package_s3_uri=package_s3_uri,
@@ -312,13 +313,11 @@ def register_model_version(
     )
     try:
         arn = str(sm.create_model_package(**request)["ModelPackageArn"])
-    except Exception as exc:
-        if not hasattr(exc, "response"):
-            raise
-        raise RegistryError(
-            f"SageMaker refused to register {package_s3_uri} in {group}: {_error_message(exc)}"
+    except ClientError as exc:
+        raise _registry_error(
+            exc, f"model package group {group}", f"register {package_s3_uri} in it"
         ) from exc
-    return describe_version(arn, settings, home=home, client=sm)
+    return describe_version(arn, settings, client=sm)
 
 
 def upload_package(
@@ -328,7 +327,6 @@ def upload_package(
     public_key: Any,
     bucket: str | None = None,
     prefix: str = DEFAULT_PACKAGE_PREFIX,
-    home: Any = None,
 ) -> tuple[str, Any, str]:
     """Verify a package file and upload it; ``(s3 uri, manifest, sha256)``.
 
@@ -337,20 +335,26 @@ def upload_package(
     model version points to. The bucket is the argument, else the artifact bucket
     components use (created on the local backend).
     """
-    from edgekit.components.profiles import profile_for
-    from edgekit.package.verify import verify_package
-
     settings = settings or Settings.from_env()
     path = Path(package)
     if not path.is_file():
         raise PackageError(f"{path}: package file not found")
     manifest = verify_package(path, public_key)
-    s3 = _client("s3", settings, home)
-    account = str(_client("sts", settings, home).get_caller_identity()["Account"])
+    s3 = _client("s3", settings)
+    try:
+        account = str(_client("sts", settings).get_caller_identity()["Account"])
+    except ClientError as exc:
+        raise map_client_error(exc, "the AWS account", "read the caller identity") from exc
     bucket = profile_for(settings).ensure_bucket(s3, bucket, account)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_file(path)
     key = f"{prefix.strip('/')}/{manifest.name}/{manifest.version}/{digest[:16]}/{path.name}"
-    s3.upload_file(str(path), bucket, key)
+    try:
+        s3.upload_file(str(path), bucket, key)
+    except (ClientError, S3UploadFailedError) as exc:
+        raise RegistryError(
+            f"{path}: cannot upload it to s3://{bucket}/{key}: {exc}; check the bucket "
+            "(--bucket) and the s3:PutObject permission"
+        ) from exc
     return f"s3://{bucket}/{key}", manifest, digest
 
 
@@ -383,16 +387,22 @@ def _to_version(desc: Mapping[str, Any], group_hint: str | None = None) -> Model
 
 
 def describe_version(
-    arn: str, settings: Settings | None = None, *, home: Any = None, client: Any = None
+    arn: str, settings: Settings | None = None, *, client: Any = None
 ) -> ModelVersion:
-    sm = _client("sagemaker", settings, home, client)
+    """One version, by its model package ARN."""
+    return _to_version(_describe_package(_client("sagemaker", settings, client), arn))
+
+
+def _describe_package(sm: Any, arn: str) -> Mapping[str, Any]:
     try:
-        desc = sm.describe_model_package(ModelPackageName=arn)
-    except Exception as exc:
-        if _error_code(exc) in _NOT_FOUND_CODES:
-            raise RegistryError(f"model package {arn} not found: {_error_message(exc)}") from None
-        raise
-    return _to_version(desc)
+        return dict(sm.describe_model_package(ModelPackageName=arn))
+    except ClientError as exc:
+        if _sagemaker_not_found(exc):
+            raise RegistryError(
+                f"model package {arn} not found: {error_message(exc)}; list the versions with "
+                "`edgekit registry list --group GROUP`"
+            ) from None
+        raise _registry_error(exc, f"model package {arn}", "describe it") from exc
 
 
 def set_approval(
@@ -401,13 +411,12 @@ def set_approval(
     settings: Settings | None = None,
     *,
     description: str | None = None,
-    home: Any = None,
     client: Any = None,
 ) -> ModelVersion:
     """Set the approval status of one version; returns it as now stored."""
     check_approval_status(status)
-    sm = _client("sagemaker", settings, home, client)
-    current = sm.describe_model_package(ModelPackageName=arn)
+    sm = _client("sagemaker", settings, client)
+    current = _describe_package(sm, arn)
     request: dict[str, Any] = {"ModelPackageArn": arn, "ModelApprovalStatus": status}
     if description:
         request["ApprovalDescription"] = description
@@ -416,8 +425,11 @@ def set_approval(
         # Unchanged values: a no-op on AWS; moto's UpdateModelPackage replaces the whole
         # map with what the request carries, and would otherwise drop edgekit's metadata.
         request["CustomerMetadataProperties"] = dict(props)
-    sm.update_model_package(**request)
-    return describe_version(arn, settings, home=home, client=sm)
+    try:
+        sm.update_model_package(**request)
+    except ClientError as exc:
+        raise _registry_error(exc, f"model package {arn}", f"set it to {status}") from exc
+    return describe_version(arn, settings, client=sm)
 
 
 def approve(
@@ -425,11 +437,10 @@ def approve(
     settings: Settings | None = None,
     *,
     description: str | None = None,
-    home: Any = None,
     client: Any = None,
 ) -> ModelVersion:
     """Approve a version for deployment."""
-    return set_approval(arn, APPROVED, settings, description=description, home=home, client=client)
+    return set_approval(arn, APPROVED, settings, description=description, client=client)
 
 
 def reject(
@@ -437,14 +448,13 @@ def reject(
     settings: Settings | None = None,
     *,
     description: str | None = None,
-    home: Any = None,
     client: Any = None,
 ) -> ModelVersion:
     """Reject a version: :func:`latest_approved` skips it from now on."""
-    return set_approval(arn, REJECTED, settings, description=description, home=home, client=client)
+    return set_approval(arn, REJECTED, settings, description=description, client=client)
 
 
-def _summaries(sm: Any, group: str, status: str | None = None) -> Iterator[dict[str, Any]]:
+def _summaries(sm: Any, group: str, status: str | None = None) -> Iterator[Mapping[str, Any]]:
     kwargs: dict[str, Any] = {
         "ModelPackageGroupName": group,
         "SortBy": "CreationTime",
@@ -452,8 +462,10 @@ def _summaries(sm: Any, group: str, status: str | None = None) -> Iterator[dict[
     }
     if status is not None:
         kwargs["ModelApprovalStatus"] = check_approval_status(status)
-    for page in sm.get_paginator("list_model_packages").paginate(**kwargs):
-        yield from page.get("ModelPackageSummaryList", [])
+    try:
+        yield from paginate(sm, "list_model_packages", "ModelPackageSummaryList", **kwargs)
+    except ClientError as exc:
+        raise _registry_error(exc, f"model package group {group}", "list its versions") from exc
 
 
 def _require_group(sm: Any, group: str) -> None:
@@ -470,14 +482,13 @@ def list_versions(
     settings: Settings | None = None,
     *,
     status: str | None = None,
-    home: Any = None,
     client: Any = None,
 ) -> list[ModelVersion]:
     """Every version of ``group`` (optionally only one approval status), newest first."""
-    sm = _client("sagemaker", settings, home, client)
+    sm = _client("sagemaker", settings, client)
     _require_group(sm, group)
     versions = [
-        _to_version(sm.describe_model_package(ModelPackageName=s["ModelPackageArn"]), group)
+        _to_version(_describe_package(sm, s["ModelPackageArn"]), group)
         for s in _summaries(sm, group, status)
     ]
     return sorted(versions, key=lambda v: v.version, reverse=True)
@@ -488,29 +499,28 @@ def find_version(
     version: int,
     settings: Settings | None = None,
     *,
-    home: Any = None,
     client: Any = None,
 ) -> ModelVersion:
     """Version number ``version`` of ``group``."""
-    sm = _client("sagemaker", settings, home, client)
+    sm = _client("sagemaker", settings, client)
     _require_group(sm, group)
     for summary in _summaries(sm, group):
         if int(summary.get("ModelPackageVersion") or -1) == int(version):
-            return describe_version(summary["ModelPackageArn"], settings, home=home, client=sm)
+            return describe_version(summary["ModelPackageArn"], settings, client=sm)
     raise RegistryError(f"model package group {group} has no version {version}")
 
 
 def latest_approved(
-    group: str, settings: Settings | None = None, *, home: Any = None, client: Any = None
+    group: str, settings: Settings | None = None, *, client: Any = None
 ) -> ModelVersion | None:
     """The Approved version with the highest version number, or None if none is approved."""
-    sm = _client("sagemaker", settings, home, client)
+    sm = _client("sagemaker", settings, client)
     _require_group(sm, group)
     approved = [s for s in _summaries(sm, group, APPROVED) if s.get("ModelPackageVersion")]
     if not approved:
         return None
     newest = max(approved, key=lambda s: int(s["ModelPackageVersion"]))
-    found = describe_version(newest["ModelPackageArn"], settings, home=home, client=sm)
+    found = describe_version(newest["ModelPackageArn"], settings, client=sm)
     if found.approval_status != APPROVED:  # changed between the two calls
         raise RegistryError(
             f"{found.arn} is now {found.approval_status}; run latest_approved again"
@@ -522,8 +532,6 @@ def download_package(
     version: ModelVersion,
     dest: str | os.PathLike[str],
     settings: Settings | None = None,
-    *,
-    home: Any = None,
 ) -> Path:
     """Download a version's package into folder ``dest``, checking the registered SHA-256.
 
@@ -538,8 +546,17 @@ def download_package(
     target = folder / key.rsplit("/", 1)[-1]
     partial = target.with_name(target.name + ".partial")
     try:
-        _client("s3", settings, home).download_file(bucket, key, str(partial))
-        digest = hashlib.sha256(partial.read_bytes()).hexdigest()
+        try:
+            _client("s3", settings).download_file(bucket, key, str(partial))
+        except ClientError as exc:
+            raise _registry_error(
+                exc,
+                version.package_s3_uri,
+                "download it",
+                hint=f"version {version.version} of {version.group} points at it; "
+                "register the package again if it was deleted",
+            ) from exc
+        digest = sha256_file(partial)
         if version.sha256 and digest != version.sha256:
             raise PackageError(
                 f"{version.package_s3_uri}: SHA-256 {digest} differs from the registered "

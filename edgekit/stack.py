@@ -5,6 +5,11 @@ one), so an unchanged template and parameters are a no-op instead of an error, a
 same calls work against AWS and against the local moto endpoint. Waiting streams the
 stack's events into a progress bar; a failure raises :class:`StackError` naming the
 first resource that failed and why, with what to do next.
+
+Owns: deploying, reading and deleting stacks. Parameter rules live in
+:mod:`edgekit.stack_parameters`, event streaming and failure messages in
+:mod:`edgekit.stack_events`; botocore errors become edgekit errors through
+:mod:`edgekit.awsapi`. Imports nothing above ``clients`` (no provision, deploy, notebook).
 """
 
 from __future__ import annotations
@@ -13,21 +18,32 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from edgekit.errors import EdgekitError
+from botocore.exceptions import ClientError
+
+from edgekit.awsapi import error_code, error_message, is_not_found, map_client_error, paginate
+from edgekit.clients import client as make_client
+from edgekit.errors import StackError
 from edgekit.progress import progress as progress_bar
-
-if TYPE_CHECKING:
-    from edgekit.settings import Settings
+from edgekit.resources import cloudformation_template
+from edgekit.settings import Settings
+from edgekit.stack_events import (
+    WHAT_TO_DO,
+    EventStream,
+    failure_error,
+    first_failure,
+    stack_call_error,
+)
+from edgekit.stack_parameters import device_parameters, validate_parameters
 
 log = logging.getLogger(__name__)
 
-#: The Greengrass core device template shipped in the repository.
-DEFAULT_TEMPLATE = Path(__file__).resolve().parents[1] / "cloudformation" / "greengrass-device.yaml"
+#: The Greengrass core device template installed with edgekit (cloudformation/ in the repo).
+DEFAULT_TEMPLATE = cloudformation_template(must_exist=False)
 
 # CloudFormation refuses a TemplateBody larger than this; bigger ones need TemplateURL.
 MAX_TEMPLATE_BODY = 51_200
@@ -45,52 +61,6 @@ FAILED = {
     "IMPORT_ROLLBACK_FAILED",
 }
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
-# Secondary failures: resources CloudFormation stopped because another one failed.
-_CANCELLED = ("Resource creation cancelled", "Resource update cancelled")
-
-_WHAT_TO_DO = {
-    "ROLLBACK_COMPLETE": (
-        "the stack could not be created and was rolled back; fix the cause and deploy again "
-        "(edgekit deletes a stack left in ROLLBACK_COMPLETE before retrying), or run "
-        "`edgekit stack delete --name {name}`"
-    ),
-    "ROLLBACK_FAILED": (
-        "the failed create could not be rolled back; delete the stack "
-        "(`edgekit stack delete --name {name}`), retaining resources it cannot delete"
-    ),
-    "UPDATE_ROLLBACK_COMPLETE": (
-        "the update was rolled back and the stack runs its previous template again; "
-        "fix the cause and deploy again"
-    ),
-    "UPDATE_ROLLBACK_FAILED": (
-        "the update could not be rolled back; fix the resource, then continue the rollback "
-        "(`aws cloudformation continue-update-rollback --stack-name {name}`)"
-    ),
-    "DELETE_FAILED": (
-        "fix or empty the resource named above, then run `edgekit stack delete --name {name}` again"
-    ),
-}
-
-
-class StackError(EdgekitError):
-    """A stack could not be deployed, read or deleted; names the resource and the reason."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        stack: str | None = None,
-        status: str | None = None,
-        logical_id: str | None = None,
-        resource_type: str | None = None,
-        reason: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.stack = stack
-        self.status = status
-        self.logical_id = logical_id
-        self.resource_type = resource_type
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -160,128 +130,41 @@ def template_parameters(template_path: str | Path) -> dict[str, dict[str, Any]]:
     return dict(parsed.get("Parameters") or {})
 
 
-def _as_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ",".join(_as_text(v) for v in value)
-    return str(value)
-
-
-def validate_parameters(
-    declared: Mapping[str, Mapping[str, Any]],
-    given: Mapping[str, Any],
-    *,
-    template: str | Path = "template",
-    existing: Iterable[str] = (),
-) -> list[dict[str, Any]]:
-    """CloudFormation ``Parameters`` for ``given``, or StackError naming the bad parameter.
-
-    Unknown names, missing required values (no ``Default``) and values outside
-    ``AllowedValues``/``AllowedPattern``/length limits fail here, before AWS is called.
-    A required parameter the stack already has (``existing``) keeps its previous value.
-    """
-    known = ", ".join(sorted(declared)) or "none"
-    unknown = sorted(set(given) - set(declared))
-    if unknown:
-        raise StackError(
-            f"{template}: unknown parameter(s) {', '.join(unknown)}; the template declares: {known}"
-        )
-    existing = set(existing)
-    result: list[dict[str, Any]] = []
-    missing: list[str] = []
-    for name, decl in declared.items():
-        if name in given:
-            value = _as_text(given[name])
-            _check_value(name, value, decl, template)
-            result.append({"ParameterKey": name, "ParameterValue": value})
-        elif "Default" in decl:
-            continue  # CloudFormation applies the default
-        elif name in existing:
-            result.append({"ParameterKey": name, "UsePreviousValue": True})
-        else:
-            missing.append(name)
-    if missing:
-        raise StackError(
-            f"{template}: missing required parameter(s) {', '.join(missing)} (no Default in "
-            "the template); pass them, e.g. --param "
-            + " --param ".join(f"{m}=..." for m in missing)
-        )
-    return result
-
-
-def _check_value(name: str, value: str, decl: Mapping[str, Any], template: str | Path) -> None:
-    allowed = decl.get("AllowedValues")
-    if allowed is not None and value not in [_as_text(a) for a in allowed]:
-        raise StackError(
-            f"{template}: parameter {name}={value!r} is not one of "
-            + ", ".join(_as_text(a) for a in allowed)
-        )
-    pattern = decl.get("AllowedPattern")
-    if pattern is not None and re.fullmatch(pattern, value) is None:
-        hint = decl.get("ConstraintDescription") or decl.get("Description") or ""
-        raise StackError(
-            f"{template}: parameter {name}={value!r} does not match {pattern}"
-            + (f" ({hint})" if hint else "")
-        )
-    for key, ok in (
-        ("MinLength", lambda n: len(value) >= n),
-        ("MaxLength", lambda n: len(value) <= n),
-    ):
-        if key in decl and not ok(int(decl[key])):
-            raise StackError(f"{template}: parameter {name}={value!r} breaks {key}={decl[key]}")
-    if decl.get("Type") == "Number":
-        try:
-            float(value)
-        except ValueError:
-            raise StackError(f"{template}: parameter {name}={value!r} is not a number") from None
-
-
-def device_parameters(settings: Settings, **overrides: Any) -> dict[str, str]:
-    """Parameters of the shipped device template that follow from ``settings``."""
-    params = {
-        "ProjectName": settings.project_name,
-        "ThingGroupName": settings.thing_group,
-        "TopicPrefix": settings.results_topic.split("/", 1)[0],
-    }
-    params.update({k: _as_text(v) for k, v in overrides.items() if v is not None})
-    return params
-
-
 # --------------------------------------------------------------------------------------
 # Reading stacks
 
 
 def _client(client: Any, service: str, settings: Settings | None) -> Any:
-    if client is not None:
-        return client
-    from edgekit.clients import client as make_client
-
-    return make_client(service, settings)
-
-
-def _error_code(exc: Exception) -> str:
-    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-
-
-def _error_message(exc: Exception) -> str:
-    return str(getattr(exc, "response", {}).get("Error", {}).get("Message", exc))
+    return client if client is not None else make_client(service, settings)
 
 
 def _describe(cfn: Any, name: str) -> dict[str, Any] | None:
-    from botocore.exceptions import ClientError
-
     try:
         stacks = cfn.describe_stacks(StackName=name)["Stacks"]
     except ClientError as exc:
-        if _error_code(exc) == "ValidationError" and "does not exist" in _error_message(exc):
+        # CloudFormation says "Stack with id X does not exist" as a ValidationError.
+        if error_code(exc) == "ValidationError" and "does not exist" in error_message(exc):
             return None
-        raise StackError(f"stack {name}: cannot describe it: {_error_message(exc)}") from exc
+        raise stack_call_error(exc, name, "describe it") from exc
     return stacks[0] if stacks else None
 
 
-def _outputs(stack: Mapping[str, Any]) -> dict[str, str]:
-    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}
+def describe_stack(
+    name: str, *, client: Any = None, settings: Settings | None = None
+) -> dict[str, Any] | None:
+    """The stack's DescribeStacks entry (status, parameters, outputs), or None if absent."""
+    return _describe(_client(client, "cloudformation", settings), name)
+
+
+def outputs_of(stack: Mapping[str, Any] | None) -> dict[str, str]:
+    """A described stack's outputs as a dict ({} for None)."""
+    return {o["OutputKey"]: o["OutputValue"] for o in (stack or {}).get("Outputs") or []}
+
+
+def parameters_of(stack: Mapping[str, Any] | None) -> dict[str, str]:
+    """A described stack's parameter values as a dict ({} for None)."""
+    declared = (stack or {}).get("Parameters") or []
+    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in declared}
 
 
 def stack_status(name: str, *, client: Any = None, settings: Settings | None = None) -> str | None:
@@ -300,94 +183,18 @@ def stack_outputs(
             f"stack {name} does not exist; deploy it first (`edgekit stack deploy --name {name}`)",
             stack=name,
         )
-    return _outputs(stack)
+    return outputs_of(stack)
 
 
 # --------------------------------------------------------------------------------------
 # Events
 
 
-class _EventStream:
-    """New stack events, oldest first, since the newest event seen at construction."""
-
-    def __init__(self, cfn: Any, stack_id: str) -> None:
-        self.cfn = cfn
-        self.stack_id = stack_id
-        self.seen: set[str] = set()
-        newest = self._pages()
-        first = next(newest, None)
-        newest.close()
-        self.baseline = first["EventId"] if first else None
-
-    def _pages(self) -> Iterator[dict[str, Any]]:
-        paginator = self.cfn.get_paginator("describe_stack_events")
-        for page in paginator.paginate(StackName=self.stack_id):
-            yield from page["StackEvents"]
-
-    def poll(self) -> list[dict[str, Any]]:
-        from botocore.exceptions import ClientError
-
-        fresh: list[dict[str, Any]] = []
-        try:
-            for event in self._pages():  # newest first
-                if event["EventId"] == self.baseline or event["EventId"] in self.seen:
-                    break
-                fresh.append(event)
-        except ClientError as exc:
-            # Some endpoints (moto) forget a deleted stack's events; AWS keeps them.
-            if "does not exist" not in _error_message(exc):
-                raise
-        for event in fresh:
-            self.seen.add(event["EventId"])
-        return list(reversed(fresh))
-
-
-def first_failure(events: Sequence[Mapping[str, Any]], stack_name: str) -> Mapping[str, Any] | None:
-    """The event of the resource that failed first (its own reason, not a cancellation)."""
-    failed = [
-        e
-        for e in events
-        if str(e.get("ResourceStatus", "")).endswith("_FAILED")
-        and e.get("LogicalResourceId") != stack_name
-    ]
-    for event in failed:
-        if not str(event.get("ResourceStatusReason", "")).startswith(_CANCELLED):
-            return event
-    return failed[0] if failed else None
-
-
-def _failure_error(
-    action: str, name: str, status: str, events: Sequence[Mapping[str, Any]], stack_reason: str
-) -> StackError:
-    event = first_failure(events, name)
-    todo = _WHAT_TO_DO.get(status, "see the stack's events in the CloudFormation console")
-    if event is not None:
-        logical = str(event.get("LogicalResourceId"))
-        rtype = str(event.get("ResourceType"))
-        reason = str(event.get("ResourceStatusReason") or "no reason given")
-        return StackError(
-            f"stack {name}: {action} failed ({status}): {logical} ({rtype}) "
-            f"{event.get('ResourceStatus')}: {reason}. What to do: {todo.format(name=name)}",
-            stack=name,
-            status=status,
-            logical_id=logical,
-            resource_type=rtype,
-            reason=reason,
-        )
-    reason = stack_reason or "no reason given"
-    return StackError(
-        f"stack {name}: {action} failed ({status}): {reason}. What to do: {todo.format(name=name)}",
-        stack=name,
-        status=status,
-        reason=reason,
-    )
-
-
 def _wait(
     cfn: Any,
     name: str,
     stack_id: str,
-    events: _EventStream,
+    events: EventStream,
     *,
     action: str,
     total: int | None,
@@ -420,7 +227,7 @@ def _wait(
                         bar.update(bar.total - bar.n)  # emulators may not emit resource events
                     return stack
                 history.extend(events.poll())
-                raise _failure_error(
+                raise failure_error(
                     action, name, status, history, str((stack or {}).get("StackStatusReason", ""))
                 )
             if time.monotonic() > deadline:
@@ -494,22 +301,16 @@ def deploy_stack(
             name=name,
             stack_id=str(current.get("StackId", "")),
             status=str(current.get("StackStatus", "")),
-            outputs=_outputs(current),
+            outputs=outputs_of(current),
             changed=False,
         )
     change_set_id, stack_id, total = change_set
 
-    events = _EventStream(cfn, stack_id)
-    from botocore.exceptions import ClientError
-
+    events = EventStream(cfn, stack_id)
     try:
         cfn.execute_change_set(ChangeSetName=change_set_id)
     except ClientError as exc:
-        raise StackError(
-            f"stack {name}: CloudFormation refused to run the change set: {_error_message(exc)}",
-            stack=name,
-            reason=_error_message(exc),
-        ) from exc
+        raise stack_call_error(exc, name, "run the change set") from exc
     final = _wait(
         cfn,
         name,
@@ -523,7 +324,7 @@ def deploy_stack(
     )
     assert final is not None
     return StackResult(
-        name=name, stack_id=stack_id, status=str(final["StackStatus"]), outputs=_outputs(final)
+        name=name, stack_id=stack_id, status=str(final["StackStatus"]), outputs=outputs_of(final)
     )
 
 
@@ -546,7 +347,7 @@ def _check_updatable(name: str, status: str) -> None:
             status=status,
         )
     if status in {"ROLLBACK_FAILED", "UPDATE_ROLLBACK_FAILED", "DELETE_FAILED"}:
-        todo = _WHAT_TO_DO[status].format(name=name)
+        todo = WHAT_TO_DO[status].format(name=name)
         raise StackError(
             f"stack {name} is in {status} and cannot be updated; {todo}", stack=name, status=status
         )
@@ -562,8 +363,6 @@ def _create_change_set(
     change_set_type: str,
 ) -> tuple[str, str, int] | None:
     """Create and wait for a change set; (id, stack id, number of changes), None if empty."""
-    from botocore.exceptions import ClientError
-
     change_set_name = f"edgekit-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     request: dict[str, Any] = {
         "StackName": name,
@@ -579,11 +378,7 @@ def _create_change_set(
     try:
         created = cfn.create_change_set(**request)
     except ClientError as exc:
-        raise StackError(
-            f"stack {name}: cannot create a change set: {_error_message(exc)}",
-            stack=name,
-            reason=_error_message(exc),
-        ) from exc
+        raise stack_call_error(exc, name, "create a change set") from exc
     change_set_id, stack_id = created["Id"], created["StackId"]
 
     delay = 0.2
@@ -614,62 +409,65 @@ def _create_change_set(
 # Delete
 
 
-def _stack_resources(cfn: Any, stack_id: str) -> list[dict[str, Any]]:
-    paginator = cfn.get_paginator("list_stack_resources")
-    return [
-        summary
-        for page in paginator.paginate(StackName=stack_id)
-        for summary in page["StackResourceSummaries"]
-    ]
+def _stack_resources(cfn: Any, stack_id: str) -> list[Mapping[str, Any]]:
+    return list(paginate(cfn, "list_stack_resources", "StackResourceSummaries", StackName=stack_id))
 
 
 def empty_bucket(s3: Any, bucket: str) -> int:
     """Delete every object version and delete marker in ``bucket``; how many were removed."""
-    from botocore.exceptions import ClientError
-
     removed = 0
-    paginator = s3.get_paginator("list_object_versions")
     try:
-        for page in paginator.paginate(Bucket=bucket):
-            batch = [
-                {"Key": item["Key"], "VersionId": item["VersionId"]}
-                for kind in ("Versions", "DeleteMarkers")
-                for item in page.get(kind) or []
-            ]
-            for start in range(0, len(batch), 1000):
-                chunk = batch[start : start + 1000]
-                answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
-                errors = answer.get("Errors") or []
-                if errors:
-                    first = errors[0]
-                    raise StackError(
-                        f"bucket {bucket}: cannot delete {first.get('Key')} "
-                        f"(version {first.get('VersionId')}): {first.get('Message')}"
-                    )
-                removed += len(chunk)
+        for kind in ("Versions", "DeleteMarkers"):
+            batch: list[dict[str, str]] = []
+            for item in paginate(s3, "list_object_versions", kind, Bucket=bucket):
+                batch.append({"Key": item["Key"], "VersionId": item["VersionId"]})
+                if len(batch) == _DELETE_BATCH:
+                    removed += _delete_objects(s3, bucket, batch)
+                    batch = []
+            if batch:
+                removed += _delete_objects(s3, bucket, batch)
     except ClientError as exc:
-        if _error_code(exc) == "NoSuchBucket":
+        if error_code(exc) == "NoSuchBucket":
             return removed
-        raise StackError(f"bucket {bucket}: cannot empty it: {_error_message(exc)}") from exc
+        raise map_client_error(
+            exc, f"bucket {bucket}", "empty it", default=StackError, hint=_BUCKET_HINT
+        ) from exc
     return removed
+
+
+# DeleteObjects takes at most 1000 keys per request.
+_DELETE_BATCH = 1000
+_BUCKET_HINT = "empty the bucket by hand, or delete with --keep-objects and remove it later"
+
+
+def _delete_objects(s3: Any, bucket: str, batch: list[dict[str, str]]) -> int:
+    answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+    errors = answer.get("Errors") or []
+    if errors:
+        first = errors[0]
+        raise StackError(
+            f"bucket {bucket}: cannot delete {first.get('Key')} "
+            f"(version {first.get('VersionId')}): {first.get('Message')}; {_BUCKET_HINT}"
+        )
+    return len(batch)
 
 
 def detach_iot_policy(iot: Any, policy_name: str) -> list[str]:
     """Detach an IoT policy from every target (e.g. device certificates); the targets."""
-    from botocore.exceptions import ClientError
-
     targets: list[str] = []
     try:
-        paginator = iot.get_paginator("list_targets_for_policy")
-        for page in paginator.paginate(policyName=policy_name):
-            targets.extend(page.get("targets") or [])
+        targets.extend(paginate(iot, "list_targets_for_policy", "targets", policyName=policy_name))
         for target in targets:
             iot.detach_policy(policyName=policy_name, target=target)
     except ClientError as exc:
-        if _error_code(exc) == "ResourceNotFoundException":
+        if is_not_found(exc):
             return targets
-        raise StackError(
-            f"IoT policy {policy_name}: cannot detach it: {_error_message(exc)}"
+        raise map_client_error(
+            exc,
+            f"IoT policy {policy_name}",
+            "detach it",
+            default=StackError,
+            hint="detach it from its certificates in the IoT console, then delete again",
         ) from exc
     return targets
 
@@ -715,17 +513,11 @@ def delete_stack(
             for target in detach_iot_policy(iot, physical):
                 log.info("IoT policy %s: detached from %s", physical, target)
 
-    events = _EventStream(cfn, stack_id)
-    from botocore.exceptions import ClientError
-
+    events = EventStream(cfn, stack_id)
     try:
         cfn.delete_stack(StackName=stack_id)
     except ClientError as exc:
-        raise StackError(
-            f"stack {name}: cannot delete it: {_error_message(exc)}",
-            stack=name,
-            reason=_error_message(exc),
-        ) from exc
+        raise stack_call_error(exc, name, "delete it") from exc
     _wait(
         cfn,
         name,
@@ -746,11 +538,14 @@ __all__ = [
     "StackResult",
     "delete_stack",
     "deploy_stack",
+    "describe_stack",
     "detach_iot_policy",
     "device_parameters",
     "empty_bucket",
     "first_failure",
     "load_template",
+    "outputs_of",
+    "parameters_of",
     "stack_outputs",
     "stack_status",
     "template_parameters",

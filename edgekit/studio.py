@@ -14,6 +14,10 @@ then the Studio SDK (backend ``aws`` only), then the fallback (STS caller role;
 ``<project>-artifacts-<account>-<region>``; on the local backend a role created in
 moto's IAM). The Studio SDK is never asked on the local backend: it would talk to
 real AWS, while every other call lands on loopback.
+
+Owns: which execution role and bucket SageMaker work uses, and the IAM permissions the
+notebooks' role needs. Imports ``clients``, ``awsapi`` and ``components.profiles``; never
+``compile``, ``deploy`` or ``notebook`` (they call it, not the other way round).
 """
 
 from __future__ import annotations
@@ -26,6 +30,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from edgekit import clients
+from edgekit.awsapi import ACCESS_DENIED_CODES, error_code, map_client_error
+from edgekit.components.profiles import default_bucket as project_bucket
+from edgekit.components.profiles import profile_for
 from edgekit.errors import ConfigurationError
 from edgekit.settings import Settings
 
@@ -33,7 +43,7 @@ from edgekit.settings import Settings
 METADATA_FILE = Path("/opt/ml/metadata/resource-metadata.json")
 ROLE_ENV = "EDGEKIT_SAGEMAKER_ROLE_ARN"
 BUCKET_ENV = "EDGEKIT_ARTIFACT_BUCKET"  # the same variable component publishing reads
-INSTALL_HINT = "pip install edgekit[aws]"
+INSTALL_HINT = "pip install 'edgekit-inspection[aws]'"
 
 # Trust policy of the role edgekit creates on the local backend: what SageMaker needs to
 # assume a role, so the local state looks like a correctly prepared account.
@@ -173,37 +183,44 @@ def local_role_name(settings: Settings) -> str:
     return f"{settings.project_name}-sagemaker-execution"[:64]
 
 
-def ensure_local_role(settings: Settings, *, home: Any = None) -> str:
+def ensure_local_role(settings: Settings) -> str:
     """The local backend's stand-in execution role in moto's IAM (created on first use)."""
-    from edgekit import clients
-    from edgekit.components.profiles import profile_for
-
     if not profile_for(settings).stand_in_role:
         raise ConfigurationError("ensure_local_role is for the local backend only")
-    iam = clients.client("iam", settings, home=home)
+    iam = clients.client("iam", settings)
     name = local_role_name(settings)
     try:
         return str(iam.get_role(RoleName=name)["Role"]["Arn"])
-    except Exception as exc:
-        if _error_code(exc) != "NoSuchEntity":
-            raise
-    created = iam.create_role(
-        RoleName=name,
-        AssumeRolePolicyDocument=json.dumps(SAGEMAKER_TRUST_POLICY),
-        Description="edgekit local backend: stand-in SageMaker execution role",
-    )
+    except ClientError as exc:
+        if error_code(exc) != "NoSuchEntity":
+            raise map_client_error(exc, f"IAM role {name}", "read it") from exc
+    try:
+        created = iam.create_role(
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps(SAGEMAKER_TRUST_POLICY),
+            Description="edgekit local backend: stand-in SageMaker execution role",
+        )
+    except ClientError as exc:
+        raise map_client_error(
+            exc, f"IAM role {name}", "create it", hint="check that `edgekit local up` runs"
+        ) from exc
     return str(created["Role"]["Arn"])
 
 
-def _error_code(exc: Exception) -> str:
-    return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
+def _caller_identity(settings: Settings) -> dict[str, Any]:
+    try:
+        return dict(clients.client("sts", settings).get_caller_identity())
+    except ClientError as exc:
+        raise map_client_error(
+            exc,
+            f"the AWS account ({settings.backend} backend, {settings.region})",
+            "read the caller identity (sts:GetCallerIdentity)",
+        ) from exc
 
 
-def _role_from_sts(settings: Settings, home: Any) -> tuple[str | None, str, str]:
+def _role_from_sts(settings: Settings) -> tuple[str | None, str, str]:
     """(role ARN or None, caller ARN, account) from STS GetCallerIdentity."""
-    from edgekit import clients
-
-    identity = clients.client("sts", settings, home=home).get_caller_identity()
+    identity = _caller_identity(settings)
     caller = str(identity["Arn"])
     account = str(identity["Account"])
     role = role_arn_from_caller(caller)
@@ -211,11 +228,12 @@ def _role_from_sts(settings: Settings, home: Any) -> tuple[str | None, str, str]
         # STS drops the role's path; IAM knows the exact ARN (needs iam:GetRole).
         name = role.rsplit("/", 1)[-1]
         try:
-            iam = clients.client("iam", settings, home=home)
+            iam = clients.client("iam", settings)
             role = str(iam.get_role(RoleName=name)["Role"]["Arn"])
-        except Exception as exc:
-            if _error_code(exc) not in ("AccessDenied", "AccessDeniedException", "NoSuchEntity"):
-                raise
+        except ClientError as exc:
+            code = error_code(exc)
+            if code not in ACCESS_DENIED_CODES and code != "NoSuchEntity":
+                raise map_client_error(exc, f"IAM role {name}", "read it") from exc
     return role, caller, account
 
 
@@ -225,12 +243,8 @@ def studio_defaults(
     role_arn: str | None = None,
     bucket: str | None = None,
     metadata_path: str | os.PathLike[str] | None = None,
-    home: Any = None,
 ) -> StudioDefaults:
     """The execution role and bucket for SageMaker jobs and uploads (see the module doc)."""
-    from edgekit.components.profiles import default_bucket as project_bucket
-    from edgekit.components.profiles import profile_for
-
     settings = settings or Settings.from_env()
     profile = profile_for(settings)
     use_sdk = profile.studio_sdk and in_studio(metadata_path)
@@ -243,11 +257,11 @@ def studio_defaults(
     elif use_sdk:
         role, role_source = check_role_arn(execution_role(), source="SageMaker SDK"), "studio"
     else:
-        found, caller, account = _role_from_sts(settings, home)
+        found, caller, account = _role_from_sts(settings)
         if found is not None:
             role, role_source = found, "sts"
         elif profile.stand_in_role:
-            role, role_source = ensure_local_role(settings, home=home), "local"
+            role, role_source = ensure_local_role(settings), "local"
         else:
             raise ConfigurationError(
                 f"no SageMaker execution role: the caller {caller} is not an IAM role; pass "
@@ -263,11 +277,7 @@ def studio_defaults(
         name, bucket_source = default_bucket(), "studio"
     else:
         if account is None:
-            from edgekit import clients
-
-            account = str(
-                clients.client("sts", settings, home=home).get_caller_identity()["Account"]
-            )
+            account = str(_caller_identity(settings)["Account"])
         name, bucket_source = project_bucket(settings, account), "default"
     return StudioDefaults(role, name, role_source, bucket_source)
 

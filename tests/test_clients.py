@@ -65,8 +65,8 @@ def test_local_client_config(home: Path) -> None:
     assert cfg.s3["addressing_style"] == "path"
 
 
-def test_home_argument_and_env_variable(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert clients.client("s3", Settings(), home=home).meta.endpoint_url == MOTO
+def test_home_in_settings_and_env_variable(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert clients.client("s3", Settings().replace(local_home=home)).meta.endpoint_url == MOTO
     monkeypatch.setenv("EDGEKIT_LOCAL_HOME", str(home))
     assert clients.client("s3").meta.endpoint_url == MOTO  # Settings.from_env() + env home
 
@@ -105,3 +105,11 @@ def test_explicit_kwargs_win(home: Path) -> None:
 def test_resource(home: Path) -> None:
     s3 = clients.resource("s3", Settings(local_home=home))
     assert s3.meta.client.meta.endpoint_url == MOTO
+
+
+def test_no_home_keyword_beside_settings() -> None:
+    """One rule for the home: it travels in Settings, never as a second argument."""
+    import inspect
+
+    for function in (clients.client, clients.resource, clients.session, clients.resolver):
+        assert "home" not in inspect.signature(function).parameters, function.__name__

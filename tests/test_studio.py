@@ -79,13 +79,15 @@ def test_the_default_marker_is_the_documented_path() -> None:
 
 def test_missing_sdk_says_how_to_install_it(no_sdk: None) -> None:
     for call in (studio.sagemaker_sdk, studio.execution_role, studio.default_bucket):
-        with pytest.raises(ConfigurationError, match=re.escape("pip install edgekit[aws]")):
+        hint = re.escape("pip install 'edgekit-inspection[aws]'")
+        with pytest.raises(ConfigurationError, match=hint):
             call()
 
 
 def test_in_studio_on_aws_without_the_sdk_is_a_clear_error(no_sdk: None, studio_file: Path) -> None:
     settings = Settings(backend="aws", region=REGION)
-    with pytest.raises(ConfigurationError, match=r"pip install edgekit\[aws\].*EDGEKIT_SAGEMAKER"):
+    hint = r"pip install 'edgekit-inspection\[aws\]'.*EDGEKIT_SAGEMAKER"
+    with pytest.raises(ConfigurationError, match=hint):
         studio.studio_defaults(settings, metadata_path=studio_file)
 
 

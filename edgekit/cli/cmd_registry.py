@@ -65,9 +65,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Any:
+    """Settings from the environment and the flags; ``--home`` is the local backend's home."""
     from edgekit.settings import Settings
 
-    return Settings.from_env(backend=args.backend, region=args.region)
+    return Settings.from_env(backend=args.backend, region=args.region, local_home=args.home)
 
 
 def _table(versions: list[Any]) -> str:
@@ -92,7 +93,7 @@ def _table(versions: list[Any]) -> str:
 def _list(args: argparse.Namespace) -> int:
     from edgekit.registry import list_versions
 
-    versions = list_versions(args.group, _settings(args), status=args.status, home=args.home)
+    versions = list_versions(args.group, _settings(args), status=args.status)
     if args.json:
         print(json.dumps([v.to_json() for v in versions], indent=2))
     elif not versions:
@@ -109,16 +110,14 @@ def _set_status(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if args.arn:
-        target = describe_version(args.arn, settings, home=args.home)
+        target = describe_version(args.arn, settings)
         if target.group != args.group:
             raise ConfigurationError(
                 f"{args.arn} belongs to group {target.group}, not {args.group}; nothing changed"
             )
     else:
-        target = find_version(args.group, args.model_version, settings, home=args.home)
-    version = set_approval(
-        target.arn, args.status, settings, description=args.description, home=args.home
-    )
+        target = find_version(args.group, args.model_version, settings)
+    version = set_approval(target.arn, args.status, settings, description=args.description)
     print(f"{version.arn}: {version.approval_status} (semver {version.semver or '-'})")
     return 0
 
@@ -126,7 +125,7 @@ def _set_status(args: argparse.Namespace) -> int:
 def _latest(args: argparse.Namespace) -> int:
     from edgekit.registry import latest_approved
 
-    version = latest_approved(args.group, _settings(args), home=args.home)
+    version = latest_approved(args.group, _settings(args))
     if version is None:
         if args.json:
             print("null")
@@ -148,7 +147,7 @@ def _register(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     uri, manifest, digest = upload_package(
-        settings, args.package, public_key=args.public_key, bucket=args.bucket, home=args.home
+        settings, args.package, public_key=args.public_key, bucket=args.bucket
     )
     version = register_model_version(
         settings,
@@ -158,7 +157,6 @@ def _register(args: argparse.Namespace) -> int:
         approval_status=APPROVED if args.approve else PENDING,
         description=args.description,
         sha256=digest,
-        home=args.home,
     )
     print(
         f"registered {manifest.name} {manifest.version} as version {version.version} "

@@ -6,6 +6,12 @@
 
 Recipe templates live in ``component/<ComponentName>/recipe.yaml``; see
 ``component/README.md`` for what each component does on the device.
+
+Owns: ``templates`` (the recipe templates), ``artifacts`` (wheel, sample images),
+``build`` (artifacts and recipes on disk, no network), ``profiles`` (what differs per
+backend when publishing) and ``publish`` (upload, version, CreateComponentVersion).
+Must not import ``deploy``, ``provision``, ``registry``, ``compile`` or ``workflow``:
+they use components, not the other way round.
 """
 
 from __future__ import annotations
@@ -14,10 +20,10 @@ from edgekit.components.build import BuiltComponent, build_components, default_k
 from edgekit.components.publish import (
     PublishedComponent,
     PublishedComponents,
-    PublishError,
     next_version,
     publish_components,
 )
+from edgekit.errors import PublishError
 
 __all__ = [
     "BuiltComponent",

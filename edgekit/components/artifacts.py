@@ -17,12 +17,17 @@ import io
 import zipfile
 from pathlib import Path
 
+from PIL import Image
+
+import edgekit
+from edgekit.data.synthetic import render
 from edgekit.errors import PackageError
 
 # Files of the package that go into the wheel (pyproject's package-data patterns).
 PACKAGE_DATA = (".py", ".onnx", ".json", ".yaml", ".yml", ".md", ".proto", ".png", ".jpg", ".txt")
-# Not needed on a device (the model comes from the model component) and large.
-WHEEL_EXCLUDE = ("model/shipped/",)
+# Not needed on a device: the model comes from the model component and is large; the
+# templates and notebooks (edgekit/resources.py) are for the machine that publishes.
+WHEEL_EXCLUDE = ("model/shipped/", "_resources/")
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 SAMPLE_IMAGES = 12
 SAMPLE_SEED = 2024
@@ -56,8 +61,6 @@ def package_files(package_dir: Path) -> dict[str, Path]:
 
 def build_wheel(out_dir: str | Path, *, package_dir: Path | None = None) -> Path:
     """Write ``edgekit-<version>-py3-none-any.whl`` into ``out_dir``; returns its path."""
-    import edgekit
-
     package_dir = package_dir or Path(edgekit.__file__).resolve().parent
     version = edgekit.__version__
     dist_info = f"edgekit-{version}.dist-info"
@@ -101,10 +104,6 @@ def sample_images_zip(
     out_dir: str | Path, *, count: int = SAMPLE_IMAGES, seed: int = SAMPLE_SEED
 ) -> Path:
     """``sample-images.zip``: ``count`` synthetic JPEG tag images (deterministic)."""
-    from PIL import Image
-
-    from edgekit.data.synthetic import render
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "sample-images.zip"
@@ -117,11 +116,3 @@ def sample_images_zip(
             _zip_write(zf, f"tag-{i:03d}.jpg", buffer.getvalue())
     tmp.replace(path)
     return path
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

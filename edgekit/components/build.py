@@ -21,6 +21,11 @@ from typing import Any
 from edgekit.components import artifacts
 from edgekit.components.templates import ROLES, Template, shared_file
 from edgekit.errors import ConfigurationError, PackageError
+from edgekit.files import sha256_file
+from edgekit.model import default_model_path
+from edgekit.package import build_package, generate_keypair, key_id, load_public_key, open_package
+from edgekit.package.keys import PRIVATE_KEY_NAME, PUBLIC_KEY_NAME
+from edgekit.recipes import validate_recipe
 from edgekit.settings import Settings
 
 # Filled at publish time; the build validates with these stand-ins.
@@ -70,9 +75,6 @@ def default_key_dir(settings: Settings) -> Path:
 
 def signing_keys(key_dir: str | os.PathLike[str] | None, settings: Settings) -> tuple[Path, Path]:
     """(private, public) PEM paths in ``key_dir``; a new pair is made on first use."""
-    from edgekit.package import generate_keypair
-    from edgekit.package.keys import PRIVATE_KEY_NAME, PUBLIC_KEY_NAME
-
     folder = Path(key_dir) if key_dir is not None else default_key_dir(settings)
     private, public = folder / PRIVATE_KEY_NAME, folder / PUBLIC_KEY_NAME
     if not private.exists() and not public.exists():
@@ -88,12 +90,8 @@ def _model_package(
     settings: Settings, model_package: str | os.PathLike[str] | None, private: Path, out: Path
 ) -> Path:
     """The package file in ``out``: the given one (checked) or the shipped model, packaged."""
-    from edgekit.package import build_package, key_id, load_public_key, open_package
-
     out.mkdir(parents=True, exist_ok=True)
     if model_package is None:
-        from edgekit.model import default_model_path
-
         target = out / f"{settings.model_name}-{SHIPPED_MODEL_VERSION}.tar.gz"
         return build_package(
             default_model_path(),
@@ -124,8 +122,6 @@ def _model_package(
 
 
 def _manifest(package: Path) -> Any:
-    from edgekit.package import open_package
-
     with open_package(package) as opened:
         return opened.manifest
 
@@ -145,8 +141,6 @@ def build_components(
     signed with the key in ``key_dir`` (default ``<local home>/keys``, created on first
     use). The public half goes into the agent's ``PublicKey`` configuration.
     """
-    from edgekit.recipes import validate_recipe
-
     settings = settings or Settings.from_env()
     folder = Path(templates_dir) if templates_dir is not None else None
     role_of = {
@@ -192,7 +186,7 @@ def build_components(
                 MODEL_NAME=manifest.name,
                 MODEL_VERSION=manifest.version,
                 PACKAGE_FILE=package.name,
-                PACKAGE_SHA256=artifacts.file_sha256(package),
+                PACKAGE_SHA256=sha256_file(package),
             )
             files.append(package)
         else:

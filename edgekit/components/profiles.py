@@ -20,14 +20,16 @@ import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+from botocore.exceptions import ClientError
+
+from edgekit.awsapi import is_not_found, map_client_error
 from edgekit.errors import ConfigurationError
 from edgekit.settings import Settings
 
 BUCKET_ENV = "EDGEKIT_ARTIFACT_BUCKET"
 
 
-def _error_code(exc: Exception) -> str:
-    return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
+_LOCAL_HINT = "check that the local endpoints run (`edgekit local status`)"
 
 
 def default_bucket(settings: Settings, account: str) -> str:
@@ -69,13 +71,18 @@ class LocalProfile:
         bucket = bucket or os.environ.get(BUCKET_ENV) or default_bucket(self.settings, account)
         try:
             s3.head_bucket(Bucket=bucket)
-        except Exception as exc:
-            if _error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
-                raise
+        except ClientError as exc:
+            if not is_not_found(exc):
+                raise map_client_error(exc, f"artifact bucket {bucket}", "read it") from exc
             kwargs: dict[str, Any] = {"Bucket": bucket}
             if self.settings.region != "us-east-1":
                 kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.settings.region}
-            s3.create_bucket(**kwargs)
+            try:
+                s3.create_bucket(**kwargs)
+            except ClientError as error:
+                raise map_client_error(
+                    error, f"artifact bucket {bucket}", "create it", hint=_LOCAL_HINT
+                ) from error
         return bucket
 
 
@@ -96,13 +103,19 @@ class AwsProfile:
         bucket = bucket or os.environ.get(BUCKET_ENV) or default_bucket(self.settings, account)
         try:
             s3.head_bucket(Bucket=bucket)
-        except Exception as exc:
-            if _error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
+        except ClientError as exc:
+            if is_not_found(exc):
                 raise ConfigurationError(
                     f"artifact bucket {bucket} does not exist; pass --bucket with the device "
                     f"stack's ArtifactBucket output (or set {BUCKET_ENV})"
                 ) from exc
-            raise
+            raise map_client_error(
+                exc,
+                f"artifact bucket {bucket}",
+                "read it",
+                hint="HeadBucket answers 403 for a bucket of another account: pick another "
+                f"--bucket (or {BUCKET_ENV}), or grant s3:ListBucket on it",
+            ) from exc
         return bucket
 
 

@@ -6,31 +6,33 @@ to ``s3://<bucket>/<prefix>/<component>/<version>/<file>``: one key per
 version, so an old version's recorded digest always matches its object.
 Every rendered recipe is validated with :func:`edgekit.recipes.validate_recipe`
 before anything is created. All calls go through :mod:`edgekit.clients`, so
-this runs unchanged against AWS and the local endpoints.
+this runs unchanged against AWS and the local endpoints; refused calls become
+edgekit errors through :mod:`edgekit.awsapi`.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import ClientError
+
+from edgekit import clients
+from edgekit.awsapi import is_not_found, map_client_error, paginate
 from edgekit.components.build import BuiltComponent
 from edgekit.components.profiles import profile_for
-from edgekit.errors import DeploymentError
+from edgekit.errors import PublishError
 from edgekit.progress import progress
+from edgekit.recipes import dump_recipe, validate_recipe
 from edgekit.recipes.semver import parse_version
 from edgekit.settings import Settings
 
 DEFAULT_PREFIX = "edgekit/components"
 FIRST_VERSION = "1.0.0"
 DEPLOYABLE_TIMEOUT = 300.0
-
-
-class PublishError(DeploymentError):
-    """A component version could not be created."""
 
 
 @dataclass(frozen=True)
@@ -56,14 +58,16 @@ class PublishedComponents(dict[str, str]):
         return "\n".join(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}" for r in rows)
 
 
-def _code(exc: Exception) -> str:
-    return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
-
-
-def account_id(settings: Settings, *, home: Any = None) -> str:
-    from edgekit import clients
-
-    return str(clients.client("sts", settings, home=home).get_caller_identity()["Account"])
+def account_id(settings: Settings) -> str:
+    """The account the backend of ``settings`` calls land in (STS GetCallerIdentity)."""
+    try:
+        return str(clients.client("sts", settings).get_caller_identity()["Account"])
+    except ClientError as exc:
+        raise map_client_error(
+            exc,
+            f"the AWS account ({settings.backend} backend, {settings.region})",
+            "read the caller identity (sts:GetCallerIdentity)",
+        ) from exc
 
 
 def component_arn(settings: Settings, account: str, name: str, version: str | None = None) -> str:
@@ -73,15 +77,13 @@ def component_arn(settings: Settings, account: str, name: str, version: str | No
 
 def component_versions(greengrass: Any, arn: str) -> list[str]:
     """Every version of the component ``arn`` in the registry ([] if it does not exist)."""
-    versions: list[str] = []
     try:
-        for page in greengrass.get_paginator("list_component_versions").paginate(arn=arn):
-            versions += [str(v["componentVersion"]) for v in page.get("componentVersions", [])]
-    except Exception as exc:
-        if _code(exc) == "ResourceNotFoundException":
+        rows = list(paginate(greengrass, "list_component_versions", "componentVersions", arn=arn))
+    except ClientError as exc:
+        if is_not_found(exc):
             return []
-        raise
-    return versions
+        raise map_client_error(exc, f"component {arn}", "list its versions") from exc
+    return [str(v["componentVersion"]) for v in rows]
 
 
 def latest_version(versions: Iterable[str]) -> str | None:
@@ -108,7 +110,10 @@ def _wait_deployable(greengrass: Any, arn: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     delay = 0.2
     while True:
-        status = greengrass.describe_component(arn=arn).get("status") or {}
+        try:
+            status = greengrass.describe_component(arn=arn).get("status") or {}
+        except ClientError as exc:
+            raise map_client_error(exc, f"component version {arn}", "read its state") from exc
         state = status.get("componentState")
         if state in (None, "DEPLOYABLE"):
             return
@@ -130,23 +135,19 @@ def publish_components(
     *,
     bucket: str | None = None,
     prefix: str = DEFAULT_PREFIX,
-    home: str | os.PathLike[str] | None = None,
 ) -> PublishedComponents:
     """Upload, version and create every built component; returns ``{name: version}``.
 
     ``bucket``: the argument, else ``EDGEKIT_ARTIFACT_BUCKET``, else
     ``<project>-artifacts-<account>-<region>`` (created on the local backend).
     """
-    from edgekit import clients
-    from edgekit.recipes import dump_recipe, validate_recipe
-
     settings = settings or Settings.from_env()
     if not built:
         raise PublishError("nothing to publish: build_components returned no components")
     profile = profile_for(settings)
-    account = account_id(settings, home=home)
-    s3 = clients.client("s3", settings, home=home)
-    greengrass = clients.client("greengrassv2", settings, home=home)
+    account = account_id(settings)
+    s3 = clients.client("s3", settings)
+    greengrass = clients.client("greengrassv2", settings)
     bucket = profile.ensure_bucket(s3, bucket, account)
     prefix = prefix.strip("/")
 
@@ -186,17 +187,26 @@ def publish_components(
             uris = []
             for path in comp.artifacts:
                 key = f"{prefix}/{comp.name}/{version}/{path.name}"
-                s3.upload_file(str(path), bucket, key)
+                try:
+                    s3.upload_file(str(path), bucket, key)
+                except (ClientError, S3UploadFailedError) as exc:
+                    raise PublishError(
+                        f"{path}: cannot upload it to s3://{bucket}/{key}: {exc}; check the "
+                        "bucket (--bucket) and the s3:PutObject permission"
+                    ) from exc
                 uris.append(f"s3://{bucket}/{key}")
                 bar.update(1)
             try:
                 answer = greengrass.create_component_version(
                     inlineRecipe=dump_recipe(recipes[comp.name], "JSON")
                 )
-            except Exception as exc:
-                message = (getattr(exc, "response", None) or {}).get("Error", {}).get("Message")
-                raise PublishError(
-                    f"CreateComponentVersion {comp.name} {version} failed: {message or exc}"
+            except ClientError as exc:
+                raise map_client_error(
+                    exc,
+                    f"component {comp.name} {version}",
+                    "create it (CreateComponentVersion)",
+                    default=PublishError,
+                    hint="fix the recipe or the artifact named in the message, then publish again",
                 ) from exc
             arn = str(answer.get("arn") or component_arn(settings, account, comp.name, version))
             _wait_deployable(greengrass, arn, DEPLOYABLE_TIMEOUT)

@@ -6,6 +6,11 @@
 
 The backend picks the transport (paho to the local broker, or awscrt over SigV4
 websockets to AWS IoT Core); the calls are the same.
+
+Owns: ``subscriber`` (the transport protocol), ``local``/``aws`` (the two transports),
+``transports`` (which one a backend uses), ``intake`` and ``table`` (validating and
+tabulating messages), ``collect`` and ``live`` (gathering them). Must not import
+``deploy``, ``provision``, ``workflow`` or ``viz``: they read results, not the reverse.
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from edgekit.errors import ConfigurationError
 from edgekit.local.mqtt.topics import matches, topic_filter_error
 from edgekit.results.subscriber import (
@@ -59,8 +61,6 @@ _PERMISSIONS = "check that your IAM identity allows iot:Connect, iot:Subscribe a
 
 def iot_data_endpoint(iot_client: Any) -> str:
     """The account's ATS data endpoint (``xxxx-ats.iot.<region>.amazonaws.com``)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
         answer = iot_client.describe_endpoint(endpointType=ENDPOINT_TYPE)
     except (BotoCoreError, ClientError) as exc:

@@ -12,7 +12,7 @@ from edgekit.progress import progress
 from edgekit.results.intake import Intake
 from edgekit.results.subscriber import Message, ResultsSubscriber
 from edgekit.results.table import ResultsTable
-from edgekit.results.transports import Home, subscriber_for
+from edgekit.results.transports import subscriber_for
 from edgekit.schemas import RESULT
 from edgekit.settings import Settings
 
@@ -30,7 +30,6 @@ def collect(
     validate: bool = True,
     schema: str = RESULT,
     subscriber: ResultsSubscriber | None = None,
-    home: Home = None,
     desc: str = "results",
 ) -> ResultsTable:
     """Subscribe to the results topic and gather messages until ``max_messages`` or ``timeout``.
@@ -54,7 +53,7 @@ def collect(
     settings = settings or Settings.from_env()
     topic = topic or settings.results_topic
     owned = subscriber is None
-    sub = subscriber_for(settings, home=home) if subscriber is None else subscriber
+    sub = subscriber_for(settings) if subscriber is None else subscriber
     inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
     intake = Intake(validate=validate, schema=schema)
     deadline = None if timeout is None else time.monotonic() + timeout

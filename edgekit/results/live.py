@@ -19,7 +19,7 @@ from edgekit.errors import EdgekitError
 from edgekit.results.intake import Intake
 from edgekit.results.subscriber import Message, ResultsSubscriber
 from edgekit.results.table import ResultsTable
-from edgekit.results.transports import Home, subscriber_for
+from edgekit.results.transports import subscriber_for
 from edgekit.schemas import RESULT
 from edgekit.settings import Settings
 
@@ -46,7 +46,6 @@ class LiveCollector:
         validate: bool = True,
         schema: str = RESULT,
         subscriber: ResultsSubscriber | None = None,
-        home: Home = None,
     ) -> None:
         if maxlen < 1:
             raise EdgekitError(f"LiveCollector maxlen={maxlen} must be at least 1")
@@ -55,7 +54,6 @@ class LiveCollector:
         self.maxlen = maxlen
         self._owned = subscriber is None
         self._subscriber = subscriber
-        self._home = home
         self._intake = Intake(
             validate=validate, schema=schema, keep_results=False, max_invalid=maxlen
         )
@@ -77,7 +75,7 @@ class LiveCollector:
         if self.running:
             return self
         if self._subscriber is None:
-            self._subscriber = subscriber_for(self.settings, home=self._home)
+            self._subscriber = subscriber_for(self.settings)
         self._subscriber.connect()
         self._thread = threading.Thread(target=self._work, name="edgekit-live-results", daemon=True)
         self._thread.start()

@@ -18,11 +18,10 @@ from edgekit.provision import (
     default_thing_prefix,
     device_backend,
     edgekit_component_names,
-    local_home_of,
+    order_things,
     provision,
     thing_names,
 )
-from edgekit.provision import _order_things as order_things
 from edgekit.settings import Settings
 
 
@@ -69,10 +68,12 @@ def test_one_strategy_per_backend() -> None:
     assert Ec2Device(Settings(backend="aws")).remove_devices(["x"]) == []
 
 
-def test_local_home_follows_explicit_then_settings(tmp_path) -> None:
-    assert local_home_of(Settings(), tmp_path) == tmp_path
-    assert local_home_of(Settings(local_home=tmp_path)) == tmp_path
-    assert local_home_of(Settings()) is None  # left to EDGEKIT_LOCAL_HOME / the default
+def test_local_devices_follow_the_one_home_rule(tmp_path, monkeypatch) -> None:
+    """Settings.local_home, else EDGEKIT_LOCAL_HOME: the rule of settings.resolve_local_home."""
+    assert LocalDevices(Settings(local_home=tmp_path)).home == tmp_path.absolute()
+    monkeypatch.setenv("EDGEKIT_LOCAL_HOME", str(tmp_path / "env"))
+    assert LocalDevices(Settings()).home == (tmp_path / "env").absolute()
+    assert LocalDevices(Settings(local_home=tmp_path / "mine")).home == tmp_path / "mine"
 
 
 def _provisioned() -> Provisioned:

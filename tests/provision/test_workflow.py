@@ -50,7 +50,7 @@ def _pids(home: Path) -> dict[str, int | None]:
 
 def test_provision_find_again_and_deprovision(home: Path, settings: Settings) -> None:
     started = time.monotonic()
-    result = provision(settings, device_count=2, progress=False, home=home)
+    result = provision(settings, device_count=2, progress=False)
     took = time.monotonic() - started
 
     assert result.stack_name == "edgekit-device"
@@ -60,18 +60,18 @@ def test_provision_find_again_and_deprovision(home: Path, settings: Settings) ->
     assert {d.status for d in result.devices} == {"HEALTHY"}
     assert result.outputs["ThingName"] == THINGS[0]
     # The core devices are in the thing group, as deployments will see them.
-    greengrass = clients.client("greengrassv2", settings, home=home)
+    greengrass = clients.client("greengrassv2", settings)
     listed = greengrass.list_core_devices(thingGroupArn=result.thing_group_arn)["coreDevices"]
     assert sorted((d["coreDeviceThingName"], d["status"]) for d in listed) == [
         (t, "HEALTHY") for t in THINGS
     ]
     # The bucket is the stack's, and it exists.
-    clients.client("s3", settings, home=home).head_bucket(Bucket=result.bucket)
+    clients.client("s3", settings).head_bucket(Bucket=result.bucket)
     pids = _pids(home)
     assert set(pids) == set(THINGS) and all(pids.values())
     print(f"provisioned 2 local devices in {took:.1f} s")
 
-    found = find_provisioned(settings, home=home)
+    found = find_provisioned(settings)
     assert found is not None
     assert (found.stack_name, found.things, found.bucket) == (
         result.stack_name,
@@ -81,10 +81,10 @@ def test_provision_find_again_and_deprovision(home: Path, settings: Settings) ->
     assert found.outputs == result.outputs and found.healthy
 
     # Again: the stack is unchanged and the running devices are kept.
-    cfn = clients.client("cloudformation", settings, home=home)
+    cfn = clients.client("cloudformation", settings)
     stack_id = cfn.describe_stacks(StackName=result.stack_name)["Stacks"][0]["StackId"]
     started = time.monotonic()
-    again = provision(settings, device_count=2, progress=False, home=home)
+    again = provision(settings, device_count=2, progress=False)
     assert time.monotonic() - started < 5.0
     assert again.things == THINGS and again.bucket == result.bucket
     assert cfn.describe_stacks(StackName=result.stack_name)["Stacks"][0]["StackId"] == stack_id
@@ -92,23 +92,23 @@ def test_provision_find_again_and_deprovision(home: Path, settings: Settings) ->
 
     # A device that stopped is started again; the other one is left alone.
     remove_device(THINGS[1], home)
-    repaired = provision(settings, device_count=2, progress=False, home=home)
+    repaired = provision(settings, device_count=2, progress=False)
     assert repaired.healthy
     now = _pids(home)
     assert now[THINGS[0]] == pids[THINGS[0]]
     assert now[THINGS[1]] not in (None, pids[THINGS[1]])
 
-    gone = deprovision(settings, home=home, progress=False)
+    gone = deprovision(settings, progress=False)
     assert gone.stack_deleted and gone.removed_devices == THINGS
-    assert find_provisioned(settings, home=home) is None
+    assert find_provisioned(settings) is None
     assert list_devices(home) == []
     assert greengrass.list_core_devices()["coreDevices"] == []
     assert set(process.running(home)) == {"moto", "greengrass", "mqtt"}
-    iot = clients.client("iot", settings, home=home)
+    iot = clients.client("iot", settings)
     assert [t["thingName"] for t in iot.list_things()["things"]] == []
 
     # Nothing left: a second deprovision is a quiet no-op.
-    twice = deprovision(settings, home=home, progress=False)
+    twice = deprovision(settings, progress=False)
     assert not twice.stack_deleted and twice.removed_devices == ()
 
 
@@ -129,8 +129,8 @@ def test_cleanup_cancels_group_deployments_and_deletes_every_version(
     home: Path, settings: Settings
 ) -> None:
     endpoints.up(home, region=settings.region)
-    greengrass = clients.client("greengrassv2", settings, home=home)
-    iot = clients.client("iot", settings, home=home)
+    greengrass = clients.client("greengrassv2", settings)
+    iot = clients.client("iot", settings)
     group = "cleanup-group"
     group_arn = iot.create_thing_group(thingGroupName=group)["thingGroupArn"]
     other_arn = iot.create_thing_group(thingGroupName="other-group")["thingGroupArn"]
@@ -142,13 +142,13 @@ def test_cleanup_cancels_group_deployments_and_deletes_every_version(
     ours = greengrass.create_deployment(targetArn=group_arn, components=spec)["deploymentId"]
     theirs = greengrass.create_deployment(targetArn=other_arn, components=spec)["deploymentId"]
 
-    assert cancel_deployments(settings, group, home=home) == [ours]
+    assert cancel_deployments(settings, group) == [ours]
     assert greengrass.get_deployment(deploymentId=ours)["deploymentStatus"] == "CANCELED"
     assert greengrass.get_deployment(deploymentId=theirs)["deploymentStatus"] == "ACTIVE"
-    assert cancel_deployments(settings, group, home=home) == []
+    assert cancel_deployments(settings, group) == []
 
-    deleted = delete_components(settings, home=home)
+    deleted = delete_components(settings)
     assert sorted(deleted) == [(name, "1.0.0"), (name, "1.0.1")]
     left: list[Any] = greengrass.list_components()["components"]
     assert [c["componentName"] for c in left] == ["someone.else"]
-    assert delete_components(settings, home=home) == []
+    assert delete_components(settings) == []

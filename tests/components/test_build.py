@@ -21,7 +21,7 @@ from edgekit.package import build_package, generate_keypair, verify_package
 from edgekit.recipes import normalize_recipe, validate_recipe
 from edgekit.settings import Settings
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def test_wheel_and_images(built: dict) -> None:
     wheel = next(p for n, p in files.items() if n.endswith(".whl"))
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
-        assert "edgekit/edge/app.py" in names and "edgekit/agent/agent_pb2.py" in names
+        assert "edgekit/edge/app.py" in names and "edgekit/agent/protos/agent_pb2.py" in names
         assert "edgekit/schemas/result.schema.json" in names
         assert not any("__pycache__" in n or n.startswith("edgekit/model/shipped/") for n in names)
         record = zf.read("edgekit-0.1.0.dist-info/RECORD").decode()
