@@ -82,7 +82,7 @@ def compile_cached(source: Path, target: str, work: Path, *, quick: bool) -> tup
     import warnings
 
     from edgekit.compile import ParityWarning, compile_model
-    from edgekit.compile.metadata import sha256_file
+    from edgekit.files import sha256_file
 
     sha = sha256_file(source)
     golden = 20 if quick else 200
@@ -103,7 +103,7 @@ def torch_weights_file(source: Path, work: Path) -> Path:
     """The eager model's state dict saved as PyTorch would ship it (for the size column)."""
     import torch
 
-    from edgekit.compile.metadata import sha256_file
+    from edgekit.files import sha256_file
     from edgekit.model.torch_weights import load_detector
 
     path = work / "torch" / f"{sha256_file(source)[:12]}.pt"

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.agent.status import AgentStatusError, invalid_argument
+from edgekit.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -330,9 +331,8 @@ class CaptureStore:
 
     @staticmethod
     def _save(folder: Path, record: dict[str, Any]) -> None:
-        tmp = folder / (RECORD_NAME + ".tmp")
-        tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, folder / RECORD_NAME)
+        text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+        write_text_atomic(folder / RECORD_NAME, text, fsync=False)
 
     # -- upload thread ---------------------------------------------------------
     def _schedule(self, capture_id: str, when: float) -> None:

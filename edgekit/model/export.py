@@ -11,6 +11,7 @@ import onnx
 import torch
 
 from edgekit.errors import ModelError
+from edgekit.files import write_bytes_atomic
 from edgekit.model.detector import ExportWrapper, ScratchDetector
 from edgekit.model.metadata import ModelInfo, write_model_info
 
@@ -52,11 +53,7 @@ def export_onnx(model: ScratchDetector, path: str | Path, info: ModelInfo) -> Pa
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as exc:
         raise ModelError(f"{path}: exported graph failed onnx.checker: {exc}") from exc
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(proto.SerializeToString())
-    tmp.replace(path)
-    return path
+    return write_bytes_atomic(path, proto.SerializeToString())
 
 
 def _inline_shared_initializers(proto: onnx.ModelProto) -> None:

@@ -13,15 +13,15 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgekit.compile.metadata import read_compile_info, sha256_file
+from edgekit.compile.metadata import read_compile_info
 from edgekit.errors import ModelError, PackageError
+from edgekit.files import sha256_file
 from edgekit.package.archive import write_archive
 from edgekit.package.keys import PrivateKeyLike, key_id, load_private_key
 from edgekit.package.manifest import (
@@ -250,5 +250,4 @@ def build_package(
     ]
     entries += [(n, files[n]) for n in sorted(files)]
     write_archive(out_path, entries)
-    digest = hashlib.sha256(out_path.read_bytes()).hexdigest()
-    return BuiltPackage(path=out_path, manifest=manifest, sha256=digest)
+    return BuiltPackage(path=out_path, manifest=manifest, sha256=sha256_file(out_path))

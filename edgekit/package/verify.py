@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edgekit.errors import PackageError, VerificationError
+from edgekit.files import sha256_file
 from edgekit.package.archive import check_member_name, safe_extract
 from edgekit.package.keys import PublicKeyLike, key_id, load_public_key
 from edgekit.package.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest
@@ -74,14 +74,6 @@ def _read_signature(path: Path) -> bytes:
             f"have {SIGNATURE_SIZE})"
         )
     return signature
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _signature_error(
@@ -139,7 +131,7 @@ def verify_folder(root: Path, public_key: PublicKeyLike | None) -> Manifest:
         if not path.is_file():
             raise VerificationError(f"{path}: listed in {MANIFEST_NAME} but missing")
         entry = manifest.files[name]
-        if path.stat().st_size != entry.size or _sha256(path) != entry.sha256:
+        if path.stat().st_size != entry.size or sha256_file(path) != entry.sha256:
             raise VerificationError(
                 f"{path}: SHA-256 differs from {MANIFEST_NAME}; the file was changed after "
                 "signing. Rebuild or re-download the package."
