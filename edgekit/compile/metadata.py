@@ -8,26 +8,19 @@ self-describing for ``predict``, ``package`` and the device.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import ModelError
+from edgekit.files import sha256_file, write_bytes_atomic
+from edgekit.model.metadata import read_model_info, write_model_info
 
 if TYPE_CHECKING:
     import onnx
 
 COMPILE_KEY = "edgekit.compile"
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _load(model: str | os.PathLike[str] | onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
@@ -84,18 +77,9 @@ def stamp_compiled_model(
     The copied info's ``source_sha256`` becomes the hash of ``source``: the model
     this file was made from.
     """
-    import onnx
-
-    from edgekit.model.metadata import read_model_info, write_model_info
-
     info = read_model_info(source)
     info = info.replace(source_sha256=source_sha256 or sha256_file(source))
     proto, _ = _load(compiled)
     write_model_info(proto, info)
     set_compile_info(proto, compile_info)
-    tmp = compiled.with_name(compiled.name + ".partial")
-    try:
-        onnx.save(proto, str(tmp))
-        os.replace(tmp, compiled)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_bytes_atomic(compiled, proto.SerializeToString())

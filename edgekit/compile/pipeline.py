@@ -10,10 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from edgekit.compile.base import CompileOptions, get_compiler
-from edgekit.compile.metadata import sha256_file, stamp_compiled_model
+from edgekit.compile.metadata import stamp_compiled_model
 from edgekit.compile.parity import DEFAULT_GOLDEN_COUNT, DEFAULT_MAX_AP50_DROP, check_parity
 from edgekit.compile.report import CompileReport
 from edgekit.errors import CompileError, ParityError
+from edgekit.files import sha256_file
 
 
 class ParityWarning(UserWarning):
