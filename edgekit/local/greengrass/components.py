@@ -19,7 +19,7 @@ from edgekit.local.greengrass.errors import (
     field_error,
 )
 from edgekit.local.greengrass.state import BackendState
-from edgekit.local.greengrass.store import paginate, version_key
+from edgekit.local.greengrass.store import paginate
 from edgekit.recipes import (
     VersionError,
     best_version,
@@ -227,7 +227,7 @@ class ComponentsMixin(BackendState):
                     versions = self.components[name]
                     if not versions:
                         continue
-                    latest = versions[max(versions, key=version_key)]
+                    latest = versions[newest_first(versions)[0]]
                     entry = {
                         k: copy.deepcopy(latest[k])
                         for k in ("creationTimestamp", "description", "publisher", "platforms")
@@ -259,7 +259,7 @@ class ComponentsMixin(BackendState):
                 )
             rows = [
                 {"componentName": name, "componentVersion": v, "arn": versions[v]["arn"]}
-                for v in sorted(versions, key=version_key, reverse=True)
+                for v in newest_first(versions)
             ]
         return paginate("componentVersions", rows, next_token, max_results)
 

@@ -15,11 +15,10 @@ from typing import Any
 
 from edgekit.errors import EdgekitError
 from edgekit.local.greengrass.errors import field_error
-from edgekit.recipes import VersionError, parse_version
 
 STATE_FORMAT = 1
 
-__all__ = ["STATE_FORMAT", "atomic_write_json", "load_state", "paginate", "version_key"]
+__all__ = ["STATE_FORMAT", "atomic_write_json", "load_state", "paginate"]
 
 
 def atomic_write_json(path: Path, data: Any, *, durable: bool = True) -> None:
@@ -75,10 +74,3 @@ def paginate(
     if end < len(items):
         out["nextToken"] = base64.urlsafe_b64encode(f"offset:{end}".encode()).decode()
     return out
-
-
-def version_key(version: str) -> Any:
-    try:
-        return (1, parse_version(version))
-    except VersionError:
-        return (0, version)
