@@ -1,2 +1,14 @@
-"""The local backend: emulated AWS endpoints, a Greengrass v2 control plane,
-an MQTT broker and a device runtime, all on loopback."""
+"""The local backend: emulated AWS endpoints, a Greengrass v2 control plane, an MQTT
+broker and device runtimes, all on loopback.
+
+Owns: the local home (``home``), starting and stopping the detached servers
+(``endpoints``, ``process``, ``moto_server`` with ``moto_cloudformation``), boto3 clients
+on the local endpoints for the backend's own use (``boto``), and the subsystems
+``greengrass`` (control plane), ``mqtt`` (broker), ``ipc`` (Greengrass IPC) and
+``device`` (the nucleus).
+
+Must not import the layers above it (``edgekit.clients``, ``deploy``, ``provision``,
+``components``, ``notebook``, ``cli``...): it builds what it needs from the local
+endpoints itself. It may use the foundation: ``errors``, ``files``, ``awsapi``,
+``settings``, ``recipes``, ``unix_socket``.
+"""

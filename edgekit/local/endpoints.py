@@ -22,8 +22,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from edgekit.errors import ConfigurationError, LocalBackendError
+from edgekit.files import write_text_atomic
 from edgekit.local import process
 from edgekit.local.home import HomeLayout, home_lock, local_home
+from edgekit.local.mqtt.broker import mqtt_ping
 
 HOST = "127.0.0.1"
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -189,8 +191,6 @@ def _greengrass_answers(url: str) -> bool:
 
 
 def _mqtt_answers(endpoint: str) -> bool:
-    from edgekit.local.mqtt.broker import mqtt_ping
-
     host, _, port = endpoint.rpartition(":")
     return bool(port.isdigit()) and mqtt_ping(host, int(port))
 
@@ -385,7 +385,8 @@ def up(
     if problem is not None:
         raise LocalBackendError(
             f"cannot start the Greengrass v2 control-plane emulator ({GREENGRASS_MODULE}): "
-            f"{problem}; install edgekit completely (pip install -e .) so "
+            f"{problem}; reinstall edgekit (pip install edgekit-inspection, or "
+            "pip install -e . in a checkout) so "
             f"`python -m {GREENGRASS_MODULE}` runs, then retry `edgekit local up`"
         )
     layout = HomeLayout.of(home)
@@ -424,9 +425,8 @@ def up(
             mqtt=endpoints[MQTT],
             home=layout.root,
         )
-        tmp = layout.endpoints_file.with_name(f".endpoints.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-        os.replace(tmp, layout.endpoints_file)
+        text = json.dumps(result.to_dict(), indent=2) + "\n"
+        write_text_atomic(layout.endpoints_file, text, fsync=False)
         return result
 
 

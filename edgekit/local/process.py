@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.errors import LocalBackendError
+from edgekit.files import log_tail, write_text_atomic
 from edgekit.local.home import HomeLayout
 
 Ready = Callable[[], bool]
@@ -161,28 +162,10 @@ def running(home: str | os.PathLike[str] | None) -> dict[str, int]:
     return result
 
 
-def log_tail(path: Path, *, offset: int = 0, lines: int = LOG_TAIL_LINES) -> str:
-    """The last ``lines`` lines of a log from ``offset`` on (for error messages)."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(offset)
-            data = fh.read()
-    except OSError:
-        return ""
-    text = data.decode(errors="replace").rstrip()
-    return "\n".join(text.splitlines()[-lines:])
-
-
 def _failure(name: str, what: str, log: Path, offset: int) -> LocalBackendError:
-    tail = log_tail(log, offset=offset)
+    tail = log_tail(log, LOG_TAIL_LINES, offset=offset)
     detail = f"\n--- last lines of {log} ---\n{tail}" if tail else f" (log {log} is empty)"
     return LocalBackendError(f"process {name!r} {what}{detail}")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def start_process(
@@ -235,7 +218,7 @@ def start_process(
             raise LocalBackendError(f"cannot start process {name!r} ({argv[0]}): {exc}") from exc
     _children[proc.pid] = proc
     record = ProcessRecord(name, proc.pid, process_start_ticks(proc.pid), argv, time.time())
-    _write_atomic(layout.pid_file(name), record.to_json())
+    write_text_atomic(layout.pid_file(name), record.to_json(), fsync=False)
     if ready is None:
         return proc.pid
 

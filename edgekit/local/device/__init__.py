@@ -1,9 +1,18 @@
 """The local device runtime: a Greengrass core device (nucleus) per IoT thing.
 
-``DeviceRuntime`` runs one device (in a thread, or as ``python -m
-edgekit.local.device``); ``manager`` registers things and starts runtimes
-detached in the local home; ``cli`` adds ``edgekit local device ...``.
-Heavy modules load on first use so ``import edgekit`` stays fast.
+Owns: ``runtime`` (`DeviceRuntime`, one device, in a thread or as ``python -m
+edgekit.local.device``), assembled from ``planning`` (what a deployment needs),
+``supervision`` (running the components' ``lifecycle``), ``deployments`` (polling,
+applying, rolling back), ``status`` (reports) and ``ipc_host`` (the IPC server's host);
+the device's side of the control plane (``control``), artifacts, configuration,
+recipe interpolation, its on-disk layout (``paths``) and saved state (``store``);
+``manager`` registers things and starts runtimes detached in the local home; ``cli``
+adds ``edgekit local device ...``. Recipe semantics come from ``edgekit.recipes``
+(through ``recipe`` and ``resolver``).
+
+Must not import ``edgekit.clients`` or any layer above the local backend, nor the
+Greengrass emulator (``edgekit.local.greengrass``: the device talks to it over HTTP only).
+Heavy modules load on first use of the names below, so ``import edgekit`` stays fast.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ import sys
 import threading
 from types import FrameType
 
+from edgekit.errors import EdgekitError
+from edgekit.local.device.runtime import DeviceRuntime
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -42,9 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    from edgekit.errors import EdgekitError
-    from edgekit.local.device.runtime import DeviceRuntime
-
     done = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:

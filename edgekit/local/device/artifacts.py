@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import os
 import shutil
 import stat
@@ -22,6 +21,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from edgekit.files import sha256_file
 from edgekit.local.device.failures import DeploymentFailure
 from edgekit.local.device.recipe import Artifact, ResolvedRecipe
 
@@ -34,11 +34,8 @@ UrlFor = Callable[[ResolvedRecipe, Artifact], str]
 
 
 def _digest_b64(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK), b""):
-            h.update(chunk)
-    return base64.b64encode(h.digest()).decode()
+    """The base64 SHA-256 a recipe's artifact ``Digest`` holds."""
+    return base64.b64encode(bytes.fromhex(sha256_file(path))).decode()
 
 
 def _expected_digest(recipe: ResolvedRecipe, art: Artifact) -> str | None:

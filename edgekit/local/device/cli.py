@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from edgekit.local.device.manager import add_device, device_logs, list_devices, remove_device
 from edgekit.local.home import add_home_option
 
 
@@ -58,8 +59,6 @@ def _home(args: argparse.Namespace) -> str | None:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from edgekit.local.device.manager import add_device
-
     info = add_device(
         args.thing, args.thing_group, _home(args), poll=args.poll, timeout=args.timeout
     )
@@ -68,8 +67,6 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    from edgekit.local.device.manager import remove_device
-
     stopped = remove_device(args.thing, _home(args), purge=args.purge)
     state = "stopped" if stopped else "was not running"
     print(f"device {args.thing} {state}" + ("; root and core device deleted" if args.purge else ""))
@@ -77,8 +74,6 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from edgekit.local.device.manager import list_devices
-
     devices = list_devices(_home(args))
     if not devices:
         print("no local devices; add one with `edgekit local device add THING`")
@@ -91,7 +86,5 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    from edgekit.local.device.manager import device_logs
-
     sys.stdout.write(device_logs(args.thing, args.component, _home(args), tail=args.tail))
     return 0

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from edgekit.files import write_json_atomic
 
 STATE_FORMAT = 1
 
@@ -79,17 +80,6 @@ class DeviceState:
             pending=data.get("pending"),
             unreported=dict(data.get("unreported") or {}),
         )
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write, fsync and rename: readers see the old file or the new one, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def load_state(path: Path) -> DeviceState:

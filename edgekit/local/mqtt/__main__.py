@@ -11,20 +11,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
 
 from edgekit.errors import LocalBackendError
+from edgekit.files import write_text_atomic
 from edgekit.local.mqtt.limits import BrokerLimits
 from edgekit.local.mqtt.server import MqttServer
 
 
 def _write_port(path: Path, port: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(f"{port}\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, f"{port}\n", fsync=False)
 
 
 async def serve(

@@ -692,6 +692,7 @@ def test_manager_and_cli_run_a_detached_device(tmp_path: Path, capsys: Any) -> N
     from edgekit.cli import main
     from edgekit.local import endpoints
     from edgekit.local.device.manager import add_device, device_logs, list_devices, remove_device
+    from edgekit.settings import Settings
 
     if not endpoints.greengrass_available():
         pytest.skip("the Greengrass emulator is not importable")
@@ -704,10 +705,11 @@ def test_manager_and_cli_run_a_detached_device(tmp_path: Path, capsys: Any) -> N
         again = add_device(thing, group, home)  # idempotent
         assert again.pid == info.pid
 
-        iot = clients.client("iot", home=home)
+        settings = Settings(backend="local", region=REGION, local_home=home)
+        iot = clients.client("iot", settings)
         groups = iot.list_thing_groups_for_thing(thingName=thing)["thingGroups"]
         assert [g["groupName"] for g in groups] == [group]
-        gg = clients.client("greengrassv2", home=home)
+        gg = clients.client("greengrassv2", settings)
         comp = uniq("com.test.Cli")
         recipe = {
             "RecipeFormatVersion": "2020-01-25",

@@ -1,0 +1,59 @@
+"""edgekit.local.device.artifacts: archives unpacked safely, with permissions."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgekit.local.device.artifacts import archive_folder_name, safe_unzip
+from edgekit.local.device.failures import DeploymentFailure
+from edgekit.local.device.recipe import (
+    Artifact,
+    resolve_recipe,
+)
+
+
+def _recipe(name: str, version: str, deps: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "ComponentName": name,
+        "ComponentVersion": version,
+        "ComponentDependencies": {
+            d: {"VersionRequirement": r, "DependencyType": "HARD"} for d, r in (deps or {}).items()
+        },
+        "Manifests": [{"Lifecycle": {}}],
+    }
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+ART = Artifact("s3://b/models.zip", "ZIP", None, None, "ALL", "OWNER")
+
+
+def test_safe_unzip_unpacks_with_permissions(tmp_path: Path) -> None:
+    archive = tmp_path / "models.zip"
+    archive.write_bytes(_zip({"m/a.txt": b"a", "run.sh": b"echo"}))
+    recipe = resolve_recipe(_recipe("c", "1.0.0"), {"os": "linux"})
+    dest = tmp_path / "out" / archive_folder_name("models.zip")
+    safe_unzip(archive, dest, ART, recipe)
+    assert (dest / "m" / "a.txt").read_text() == "a"
+    assert (dest / "run.sh").stat().st_mode & 0o777 == 0o744
+
+
+@pytest.mark.parametrize("evil", ["../escape.txt", "/abs/path.txt", "a/../../x"])
+def test_safe_unzip_refuses_paths_outside(tmp_path: Path, evil: str) -> None:
+    archive = tmp_path / "evil.zip"
+    archive.write_bytes(_zip({evil: b"x"}))
+    recipe = resolve_recipe(_recipe("c", "1.0.0"), {"os": "linux"})
+    with pytest.raises(DeploymentFailure, match="outside the unpack folder"):
+        safe_unzip(archive, tmp_path / "out" / "evil", ART, recipe)
+    assert not (tmp_path / "escape.txt").exists()
