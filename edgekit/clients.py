@@ -15,13 +15,14 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from edgekit.local.endpoints import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, LocalEndpoints
 from edgekit.settings import Settings
 
+# boto3 and botocore take a few hundred milliseconds to import: they load with the
+# first session or client, so `import edgekit` and the CLI's --help stay fast.
 if TYPE_CHECKING:
     import boto3
     from botocore.config import Config
-
-    from edgekit.local.endpoints import LocalEndpoints
 
 # Retries in botocore's "standard" mode back off on throttling and transient errors;
 # timeouts keep a notebook cell from hanging on a dead endpoint.
@@ -84,8 +85,6 @@ class LocalEndpointsResolver:
     region: str
 
     def session_kwargs(self) -> dict[str, Any]:
-        from edgekit.local.endpoints import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY
-
         return {
             "region_name": self.region,
             "aws_access_key_id": DUMMY_ACCESS_KEY_ID,
@@ -113,8 +112,6 @@ def _aws(settings: Settings) -> EndpointResolver:
 
 
 def _local(settings: Settings) -> EndpointResolver:
-    from edgekit.local.endpoints import LocalEndpoints
-
     # settings.home is the one rule: local_home, else EDGEKIT_LOCAL_HOME, else the default.
     return LocalEndpointsResolver(LocalEndpoints.load(settings.home), region=settings.region)
 

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from botocore.exceptions import ClientError
 
+from edgekit import clients
 from edgekit.awsapi import error_code, error_message, is_not_found, map_client_error, paginate
-from edgekit.clients import client as make_client
 from edgekit.errors import StackError
 from edgekit.progress import progress as progress_bar
 from edgekit.resources import cloudformation_template
@@ -78,29 +79,32 @@ class StackResult:
 # Templates and parameters (checked before any call to AWS)
 
 
+def _short_form(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    """``!Ref X`` as ``{"Ref": X}``, ``!Sub ...`` as ``{"Fn::Sub": ...}`` (the long form)."""
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt":  # !GetAtt Res.Attr is the long form's [Res, Attr]
+            return {name: value.split(".", 1)}
+        return {name: value}
+    if isinstance(node, yaml.SequenceNode):
+        return {name: loader.construct_sequence(node, deep=True)}
+    return {name: loader.construct_mapping(node, deep=True)}
+
+
+class _CfnYamlLoader(yaml.SafeLoader):
+    """SafeLoader plus CloudFormation's short-form tags (!Ref, !Sub...), read as data."""
+
+
+_CfnYamlLoader.add_multi_constructor("!", _short_form)
+
+
 class _TemplateLoader:
     """A YAML loader that reads CloudFormation's short-form tags (!Ref, !Sub...) as data."""
 
     @staticmethod
     def load(text: str) -> Any:
-        import yaml
-
-        class Loader(yaml.SafeLoader):
-            pass
-
-        def tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-            name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-            if isinstance(node, yaml.ScalarNode):
-                value = loader.construct_scalar(node)
-                if suffix == "GetAtt":  # !GetAtt Res.Attr is the long form's [Res, Attr]
-                    return {name: value.split(".", 1)}
-                return {name: value}
-            if isinstance(node, yaml.SequenceNode):
-                return {name: loader.construct_sequence(node, deep=True)}
-            return {name: loader.construct_mapping(node, deep=True)}
-
-        Loader.add_multi_constructor("!", tag)
-        return yaml.load(text, Loader=Loader)  # noqa: S506 - SafeLoader subclass
+        return yaml.load(text, Loader=_CfnYamlLoader)  # noqa: S506 - SafeLoader subclass
 
 
 def load_template(template_path: str | Path) -> tuple[str, dict[str, Any]]:
@@ -135,7 +139,7 @@ def template_parameters(template_path: str | Path) -> dict[str, dict[str, Any]]:
 
 
 def _client(client: Any, service: str, settings: Settings | None) -> Any:
-    return client if client is not None else make_client(service, settings)
+    return client if client is not None else clients.client(service, settings)
 
 
 def _describe(cfn: Any, name: str) -> dict[str, Any] | None:
