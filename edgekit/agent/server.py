@@ -33,6 +33,7 @@ from edgekit.agent.status import AgentStatusError, invalid_argument
 from edgekit.agent.tensors import DATA_TYPES, dtype_name, from_bytes, to_proto
 from edgekit.errors import AgentError
 from edgekit.model.loaded import LoadedModel
+from edgekit.package import load_public_key
 from edgekit.unix_socket import clear_stale_socket
 
 log = logging.getLogger(__name__)
@@ -248,8 +249,6 @@ class AgentServer:
         *,
         intra_op_threads: int = 0,
     ) -> None:
-        from edgekit.package import load_public_key
-
         self.socket_path = Path(socket_path)
         if len(os.fsencode(self.socket_path.absolute())) > UNIX_SOCKET_LIMIT:
             raise AgentError(

@@ -14,9 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.data.groundtruth import load_dataset
+from edgekit.data.images import iter_images, load_image
+from edgekit.data.synthetic import SyntheticTagScratches
 from edgekit.data.types import Box
 from edgekit.errors import CompileError
 from edgekit.model.metadata import Preprocessing
+from edgekit.model.postprocess import preprocess
 
 LABEL_PATTERNS = ("labels.csv", "*.manifest", "*.jsonl", "*.csv")
 
@@ -40,8 +44,6 @@ def is_labeled_dataset(path: Path) -> bool:
 def iter_source(source: Path | None, *, count: int, seed: int) -> Iterator[LabeledImage]:
     """Images from ``source`` (all of them, or the first ``count`` for synthetic ones)."""
     if source is None:
-        from edgekit.data.synthetic import SyntheticTagScratches
-
         synthetic = SyntheticTagScratches(count, seed=seed)
         for index in range(count):
             image, boxes = synthetic[index]
@@ -51,9 +53,6 @@ def iter_source(source: Path | None, *, count: int, seed: int) -> Iterator[Label
     if not source.exists():
         raise CompileError(f"{source}: image folder or data set not found")
     if is_labeled_dataset(source):
-        from edgekit.data.groundtruth import load_dataset
-        from edgekit.data.images import load_image
-
         dataset = load_dataset(source)
         if not dataset.samples:
             raise CompileError(f"{source}: the data set has no labeled images")
@@ -61,8 +60,6 @@ def iter_source(source: Path | None, *, count: int, seed: int) -> Iterator[Label
             image = np.asarray(load_image(sample.image_path))
             yield LabeledImage(sample.image_path.name, image, tuple(sample.boxes))
         return
-    from edgekit.data.images import iter_images
-
     found = False
     for path, image in iter_images(source):
         found = True
@@ -94,8 +91,6 @@ class CalibrationImages:
     def __init__(
         self, source: Path | None, *, preprocessing: Preprocessing, count: int, seed: int
     ) -> None:
-        from edgekit.model.postprocess import preprocess
-
         self.input_name = preprocessing.input_name
         self.description = describe_source(source, count=count, seed=seed)
         # For a folder or data set, ``count`` caps how many images are used (the first ones).

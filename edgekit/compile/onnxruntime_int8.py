@@ -22,7 +22,9 @@ import tempfile
 from pathlib import Path
 
 from edgekit.compile.base import CompiledModel, CompileOptions, Compiler, register_compiler
+from edgekit.compile.images import CalibrationImages
 from edgekit.errors import CompileError
+from edgekit.model.metadata import read_model_info
 
 OUTPUT_NAME = "model.onnx"
 MAX_STRIDE = 8
@@ -47,9 +49,6 @@ class OnnxRuntimeInt8Compiler(Compiler):
             quantize_static,
         )
         from onnxruntime.quantization.shape_inference import quant_pre_process
-
-        from edgekit.compile.images import CalibrationImages
-        from edgekit.model.metadata import read_model_info
 
         methods = {
             "minmax": CalibrationMethod.MinMax,

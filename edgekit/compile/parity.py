@@ -24,7 +24,17 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.compile.images import LabeledImage, describe_source, iter_source
 from edgekit.data.types import Box, Detection
+from edgekit.model.evaluate import (
+    AP_MIN_SCORE,
+    VALIDATION_SEED,
+    average_precision,
+    iou,
+    synthetic_validation,
+)
+from edgekit.model.predict import Predictor
+from edgekit.progress import progress
 
 DEFAULT_MAX_AP50_DROP = 0.02
 DEFAULT_GOLDEN_COUNT = 200
@@ -76,8 +86,6 @@ class ParityResult:
 
 def _pairs(source_dets: list[Detection], compiled_dets: list[Detection]) -> tuple[list[float], int]:
     """Absolute score differences of matched detections, and the number matched."""
-    from edgekit.model.evaluate import iou
-
     diffs: list[float] = []
     used = np.zeros(len(compiled_dets), dtype=bool)
     for det in sorted(source_dets, key=lambda d: -d.score):
@@ -107,16 +115,6 @@ def check_parity(
     ``golden`` is a Ground Truth data set or an image folder; None means the
     fixed synthetic validation set (``golden_count`` images, seed 1000).
     """
-    from edgekit.compile.images import LabeledImage, describe_source, iter_source
-    from edgekit.model.evaluate import (
-        AP_MIN_SCORE,
-        VALIDATION_SEED,
-        average_precision,
-        synthetic_validation,
-    )
-    from edgekit.model.predict import Predictor
-    from edgekit.progress import progress
-
     started = time.perf_counter()
     src = Predictor(source)
     cmp = Predictor(compiled)

@@ -9,12 +9,15 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
+from edgekit import __version__
 from edgekit.compile.base import CompileOptions, get_compiler
 from edgekit.compile.metadata import stamp_compiled_model
 from edgekit.compile.parity import DEFAULT_GOLDEN_COUNT, DEFAULT_MAX_AP50_DROP, check_parity
 from edgekit.compile.report import CompileReport
 from edgekit.errors import CompileError, ParityError
 from edgekit.files import sha256_file
+from edgekit.model import default_model_path
+from edgekit.model.metadata import read_model_info
 
 
 class ParityWarning(UserWarning):
@@ -49,16 +52,8 @@ def compile_model(
     """
     import onnxruntime
 
-    from edgekit import __version__
-    from edgekit.model.metadata import read_model_info
-
     started = time.perf_counter()
-    if model is None:
-        from edgekit.model import default_model_path
-
-        source = default_model_path()
-    else:
-        source = Path(model).expanduser()
+    source = default_model_path() if model is None else Path(model).expanduser()
     if not source.is_file():
         raise CompileError(f"{source}: source model not found (give an .onnx file)")
     read_model_info(source)  # fail early, naming the file, if it is not an edgekit model

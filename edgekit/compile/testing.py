@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.model.metadata import ModelInfo, Preprocessing, write_model_info
+
 INPUT_NAME = "image"
 
 
@@ -32,8 +34,6 @@ def build_tiny_model(
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
-
-    from edgekit.model.metadata import ModelInfo, Preprocessing, write_model_info
 
     rng = np.random.default_rng(seed)
     inits: list[onnx.TensorProto] = []

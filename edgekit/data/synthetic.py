@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from edgekit.data.groundtruth import write_labels_csv
 from edgekit.data.types import Box, Dataset, Sample
 from edgekit.errors import DataError
 
@@ -344,7 +345,6 @@ def write_dataset(
     The CSV has the same columns and annotation literal as the real export, so
     :func:`edgekit.data.load_dataset` reads both alike. Returns the CSV path.
     """
-    from edgekit.data.groundtruth import write_labels_csv
     from edgekit.progress import progress
 
     if count < 0:

@@ -20,6 +20,7 @@ model agent for a prediction, and publishes one result message per image to
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -33,9 +34,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from edgekit.agent.client import AgentClient
 from edgekit.edge.config import AppConfig, parse_config
 from edgekit.edge.health import DEGRADED, RUNNING, STARTING, STOPPING, Health
 from edgekit.edge.inference import Inspection, Inspector, SkipImage
+from edgekit.edge.ipc import GreengrassIpc
 from edgekit.edge.spool import Spool
 from edgekit.errors import AgentError, ConfigurationError, EdgekitError, ModelError
 
@@ -478,14 +481,10 @@ class InferenceApp:
 
 
 def _replace(config: AppConfig, **changes: Any) -> AppConfig:
-    import dataclasses
-
     return dataclasses.replace(config, **changes)
 
 
 def _default_agent(socket_path: str) -> Any:
-    from edgekit.agent.client import AgentClient
-
     return AgentClient(socket_path, timeout=30.0)
 
 
@@ -495,8 +494,6 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stdout,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from edgekit.edge.ipc import GreengrassIpc
-
     thing = os.environ.get("AWS_IOT_THING_NAME", "")
     if not thing:
         log.error("AWS_IOT_THING_NAME is not set: run this app as a Greengrass component")

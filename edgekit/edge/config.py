@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgekit.agent.paths import socket_for_work
 from edgekit.errors import ConfigurationError
 
 THING_VARIABLE = "{iot:thingName}"
@@ -155,8 +156,6 @@ def parse_config(
         raise ConfigurationError("configuration ModelName is empty; set the model's name")
     socket = _text(config, "AgentSocket", "").strip() or env.get(ENV_AGENT_SOCKET, "")
     if not socket and env.get(ENV_AGENT_WORK):
-        from edgekit.agent.paths import socket_for_work
-
         socket = socket_for_work(env[ENV_AGENT_WORK])
     if not socket:
         raise ConfigurationError(

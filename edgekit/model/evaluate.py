@@ -23,8 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.data.groundtruth import load_dataset
+from edgekit.data.images import load_image
+from edgekit.data.split import split_dataset
+from edgekit.data.synthetic import SyntheticTagScratches
 from edgekit.data.types import Box, Dataset, Detection, Sample
 from edgekit.errors import DataError
+from edgekit.model.metadata import DEFAULT_SCORE_THRESHOLD
 
 VALIDATION_SEED = 1000
 #: Lowest score kept when ranking detections for AP; below it a detection cannot matter.
@@ -213,8 +218,6 @@ class EvalResult:
 
 def synthetic_validation(count: int = 200) -> Any:
     """The fixed synthetic validation set (seed 1000) used by train, evaluate, compile parity."""
-    from edgekit.data.synthetic import SyntheticTagScratches
-
     return SyntheticTagScratches(count, seed=VALIDATION_SEED)
 
 
@@ -225,8 +228,6 @@ def _iter_samples(data: Any) -> Iterable[tuple[str, Any, list[Box]]]:
     seed = getattr(data, "seed", None)
     for i, item in enumerate(data):
         if isinstance(item, Sample):
-            from edgekit.data.images import load_image
-
             yield (
                 Path(item.image_path).name,
                 lambda p=item.image_path: load_image(p),
@@ -254,7 +255,6 @@ def evaluate(
     defaults to the model's own. AP uses every detection down to
     ``AP_MIN_SCORE``.
     """
-    from edgekit.model.metadata import DEFAULT_SCORE_THRESHOLD
     from edgekit.progress import progress
 
     predict: Callable[[Any], list[Detection]]
@@ -338,9 +338,6 @@ def evaluation_data(data: str | Path, split: str = "val", count: int = 200) -> A
         return synthetic_validation(count)
     if split not in ("val", "all"):
         raise DataError(f"split {split!r} is not known; use 'val' or 'all'")
-    from edgekit.data.groundtruth import load_dataset
-    from edgekit.data.split import split_dataset
-
     dataset = load_dataset(data)
     if split == "all":
         return dataset

@@ -28,6 +28,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from edgekit.data.groundtruth import load_dataset
+from edgekit.data.images import load_image
+from edgekit.data.split import split_dataset
+from edgekit.data.synthetic import render
 from edgekit.data.types import Box
 from edgekit.errors import ConfigurationError, DataError
 from edgekit.model import augment as aug
@@ -44,8 +48,10 @@ from edgekit.model.evaluate import (
     evaluate,
     synthetic_validation,
 )
+from edgekit.model.export import export_onnx
 from edgekit.model.metadata import DEFAULT_SCORE_THRESHOLD, ModelInfo, Preprocessing
 from edgekit.model.postprocess import normalize, resize
+from edgekit.model.predict import Predictor
 from edgekit.model.targets import encode
 from edgekit.progress import progress
 
@@ -152,8 +158,6 @@ def regression_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tens
 def _synthetic_source(
     seed: int, per_epoch: int
 ) -> Callable[[int, int], tuple[np.ndarray, list[Box]]]:
-    from edgekit.data.synthetic import render
-
     if seed == VALIDATION_SEED:
         raise ConfigurationError(
             f"seed {VALIDATION_SEED} renders the synthetic validation set; pick another --seed"
@@ -166,10 +170,6 @@ def _synthetic_source(
 
 
 def _real_source(path: Path, limit: int | None) -> tuple[Callable, int, Any, dict[str, Any]]:
-    from edgekit.data.groundtruth import load_dataset
-    from edgekit.data.images import load_image
-    from edgekit.data.split import split_dataset
-
     dataset = load_dataset(path)
     train_set, val_set = split_dataset(dataset, val_fraction=VAL_FRACTION, seed=SPLIT_SEED)
     samples = list(train_set.samples)[:limit] if limit else list(train_set.samples)
@@ -233,9 +233,6 @@ def train(
     cap on the real training images), ``val_count`` the number of synthetic
     validation images; both exist to make smoke tests fast.
     """
-    from edgekit.model.export import export_onnx
-    from edgekit.model.predict import Predictor
-
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from typing import Any
 from edgekit.compile.metadata import read_compile_info
 from edgekit.errors import ModelError, PackageError
 from edgekit.files import sha256_file
+from edgekit.model.metadata import read_model_info
 from edgekit.package.archive import write_archive
 from edgekit.package.keys import PrivateKeyLike, key_id, load_private_key
 from edgekit.package.manifest import (
@@ -174,8 +175,6 @@ def build_manifest(
     signing_key_id: str | None = None,
 ) -> tuple[Manifest, dict[str, Path]]:
     """The manifest for a model folder or file, and the files it lists."""
-    from edgekit.model.metadata import read_model_info
-
     validate_name(name)
     validate_version(version)
     root, files, model_file = collect_model_files(Path(model))
