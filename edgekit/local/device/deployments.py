@@ -22,7 +22,7 @@ from edgekit.local.device.control import ControlPlane, ControlPlaneUnavailable
 from edgekit.local.device.failures import DeploymentFailure
 from edgekit.local.device.lifecycle import ComponentService
 from edgekit.local.device.paths import DeviceLayout
-from edgekit.local.device.planning import Plan
+from edgekit.local.device.planning import Plan, Planner
 from edgekit.local.device.store import ComponentRecord, DeviceState
 from edgekit.local.device.supervision import Interrupted
 
@@ -36,6 +36,7 @@ class DeploymentsMixin:
     groups: list[str]
     group_refresh: float
     poll: float
+    planner: Planner
     services: dict[str, ComponentService]
     state: DeviceState
     log: logging.Logger
@@ -187,7 +188,7 @@ class DeploymentsMixin:
             for name, comp in (doc.get("components") or {}).items()
         }
         try:
-            plan = self._plan(new_targets, updates)
+            plan = self.planner.plan(new_targets, updates, self.state.components)
         except DeploymentFailure as failure:
             self._finish(
                 deployment_id,
@@ -272,7 +273,7 @@ class DeploymentsMixin:
         detailed = "FAILED_ROLLBACK_COMPLETE"
         try:
             rollback = Plan({n: copy.deepcopy(r) for n, r in previous.components.items()})
-            rollback.specs = self._build_specs(rollback)
+            rollback.specs = self.planner.build_specs(rollback)
             for spec in rollback.specs.values():
                 spec.bootstrap = False
             changed = self._switch(rollback, fresh_errors=True)
@@ -296,7 +297,7 @@ class DeploymentsMixin:
         )
         targets = {a: d for a, d in self.state.targets.items() if a != arn}
         try:
-            plan = self._plan(targets, {})
+            plan = self.planner.plan(targets, {}, self.state.components)
             changed = self._switch(plan)
             self._await(plan, changed)
         except DeploymentFailure as exc:
@@ -322,7 +323,7 @@ class DeploymentsMixin:
         with self._apply_lock:
             plan = Plan(self._live_records())
             try:
-                plan.specs = self._build_specs(plan)
+                plan.specs = self.planner.build_specs(plan)
                 self._switch(plan)
             except (DeploymentFailure, Interrupted, OSError) as exc:
                 self.log.error("applying a configuration update failed: %s", exc)

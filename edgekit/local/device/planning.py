@@ -3,7 +3,8 @@
 Resolves the root components of every target into versions and configurations
 (``resolver``), fetches recipes (cached under the device root) and artifacts, and
 builds each component's interpolated lifecycle (`ComponentSpec`). Planning changes
-nothing that runs; `supervision` makes the services match a plan.
+nothing that runs; `supervision` makes the services match a plan. `Planner` holds no
+state of the runtime: the runtime passes in what is committed.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from edgekit.local.device.recipe import (
     resolve_recipe,
 )
 from edgekit.local.device.resolver import resolve
-from edgekit.local.device.store import ComponentRecord, DeviceState
+from edgekit.local.device.store import ComponentRecord
 
 
 @dataclass
@@ -69,16 +70,23 @@ def topological(specs: dict[str, ComponentSpec]) -> list[str]:
     return order
 
 
-class PlanningMixin:
-    """The planning part of `DeviceRuntime` (it reads the runtime's state, never changes it)."""
+class Planner:
+    """Plans for one device: reads recipes (cached in memory and under the root), never runs."""
 
-    thing_name: str
-    layout: DeviceLayout
-    cloud: ControlPlane
-    platform: dict[str, str]
-    state: DeviceState
-    log: logging.Logger
-    _recipes: dict[tuple[str, str], ResolvedRecipe]
+    def __init__(
+        self,
+        thing_name: str,
+        layout: DeviceLayout,
+        cloud: ControlPlane,
+        platform: dict[str, str],
+        log: logging.Logger,
+    ) -> None:
+        self.thing_name = thing_name
+        self.layout = layout
+        self.cloud = cloud
+        self.platform = platform
+        self.log = log
+        self._recipes: dict[tuple[str, str], ResolvedRecipe] = {}
 
     def _roots(self, targets: dict[str, dict[str, Any]]) -> dict[str, str]:
         """Root components over all targets; the thing's own deployment wins a conflict."""
@@ -97,29 +105,38 @@ class PlanningMixin:
                 roots[name] = str(version)
         return roots
 
-    def _plan(self, targets: dict[str, dict[str, Any]], updates: dict[str, dict[str, Any]]) -> Plan:
-        """Resolve versions and configuration, fetch recipes and artifacts; changes nothing."""
+    def plan(
+        self,
+        targets: dict[str, dict[str, Any]],
+        updates: dict[str, dict[str, Any]],
+        current: dict[str, ComponentRecord],
+    ) -> Plan:
+        """The components ``targets`` need, from the ``current`` (committed) ones.
+
+        Resolves versions and configuration (``updates``: each component's
+        configurationUpdate), fetches recipes and artifacts; changes nothing that runs.
+        """
         roots = self._roots(targets)
-        installed = {n: r.version for n, r in self.state.components.items()}
-        recipes, provided = resolve(roots, self._recipe_for, self.cloud.versions, installed)
+        installed = {n: r.version for n, r in current.items()}
+        recipes, provided = resolve(roots, self.recipe, self.cloud.versions, installed)
         records: dict[str, ComponentRecord] = {}
         for name, recipe in recipes.items():
-            current = self.state.components.get(name)
+            record = current.get(name)
             config = resolve_configuration(
-                None if current is None else current.configuration,
+                None if record is None else record.configuration,
                 recipe.default_configuration,
                 updates.get(name),
                 name,
             )
             records[name] = ComponentRecord(recipe.version, config, name in roots)
         for name, version in provided.items():
-            current = self.state.components.get(name)
+            record = current.get(name)
             config = resolve_configuration(
-                None if current is None else current.configuration, None, updates.get(name), name
+                None if record is None else record.configuration, None, updates.get(name), name
             )
             records[name] = ComponentRecord(version, config, name in roots, provided=True)
         plan = Plan(records)
-        plan.specs = self._build_specs(plan)
+        plan.specs = self.build_specs(plan)
         topological(plan.specs)
         for spec in plan.specs.values():
             prepare_artifacts(
@@ -130,7 +147,8 @@ class PlanningMixin:
             )
         return plan
 
-    def _recipe_for(self, name: str, version: str) -> ResolvedRecipe:
+    def recipe(self, name: str, version: str) -> ResolvedRecipe:
+        """The recipe of ``name`` ``version`` resolved for this device's platform."""
         key = (name, version)
         cached = self._recipes.get(key)
         if cached is not None:
@@ -159,7 +177,7 @@ class PlanningMixin:
             work=self.layout.work(name),
         )
 
-    def _build_specs(self, plan: Plan, only: list[str] | None = None) -> dict[str, ComponentSpec]:
+    def build_specs(self, plan: Plan, only: list[str] | None = None) -> dict[str, ComponentSpec]:
         """Interpolated lifecycles for the non-provided components of ``plan``."""
         records = plan.records
         specs: dict[str, ComponentSpec] = {}
@@ -167,7 +185,7 @@ class PlanningMixin:
             record = records[name]
             if record.provided:
                 continue
-            recipe = self._recipe_for(name, record.version)
+            recipe = self.recipe(name, record.version)
             direct = [name] + [
                 d for d in recipe.dependencies if d in records and not records[d].provided
             ]

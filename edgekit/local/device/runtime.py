@@ -10,11 +10,13 @@ with the previous set running and applies that deployment again.
 It also hosts the IPC server (``edgekit.local.ipc``): it implements
 ``edgekit.local.ipc.host.IpcHost`` (tokens, configuration, state updates).
 
-The class is assembled from one mixin per purpose: `planning` (what a deployment
-needs), `supervision` (running the components), `deployments` (polling, applying,
-rolling back), `status` (reports to the control plane) and `ipc_host` (the IPC
-server's host). This module owns the runtime's own lifecycle: its root lock, its
-log, booting the saved components and stopping.
+The runtime's parts live in one module each: `planning.Planner` works out what a
+deployment needs (versions, configuration, recipes, artifacts, lifecycles) and holds
+no runtime state; the runtime class itself is assembled from one mixin per purpose
+over the shared device state: `supervision` (running the components), `deployments`
+(polling, applying, rolling back), `status` (reports to the control plane) and
+`ipc_host` (the IPC server's host). This module owns the runtime's own lifecycle: its
+root lock, its log, booting the saved components and stopping.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ from edgekit.local.device.failures import DeploymentFailure
 from edgekit.local.device.ipc_host import IpcHostMixin
 from edgekit.local.device.lifecycle import ComponentService, ComponentSpec
 from edgekit.local.device.paths import DeviceLayout
-from edgekit.local.device.planning import Plan, PlanningMixin, topological
-from edgekit.local.device.recipe import ResolvedRecipe, device_platform
+from edgekit.local.device.planning import Plan, Planner, topological
+from edgekit.local.device.recipe import device_platform
 from edgekit.local.device.status import StatusMixin
 from edgekit.local.device.store import DeviceState, load_state, save_state
 from edgekit.local.device.supervision import SupervisionMixin, kill_orphans
@@ -44,7 +46,7 @@ from edgekit.local.ipc.host import ConfigListener
 from edgekit.local.ipc.server import IpcServer
 
 
-class DeviceRuntime(IpcHostMixin, StatusMixin, DeploymentsMixin, PlanningMixin, SupervisionMixin):
+class DeviceRuntime(IpcHostMixin, StatusMixin, DeploymentsMixin, SupervisionMixin):
     """One Greengrass core device. ``start()`` runs it in background threads; ``stop()`` ends it.
 
     ``poll`` is the deployment polling interval, ``settle`` how long a component
@@ -91,7 +93,6 @@ class DeviceRuntime(IpcHostMixin, StatusMixin, DeploymentsMixin, PlanningMixin, 
         self._token_of: dict[str, str] = {}  # component -> token
         self._listeners: list[ConfigListener] = []
         self._config_times: dict[tuple[str, tuple[str, ...]], float] = {}
-        self._recipes: dict[tuple[str, str], ResolvedRecipe] = {}
         self._boot_errors: dict[str, tuple[str, str]] = {}
         self._lock = threading.RLock()  # state, services dict, tokens
         self._apply_lock = threading.Lock()  # one deployment / reconfiguration at a time
@@ -101,6 +102,7 @@ class DeviceRuntime(IpcHostMixin, StatusMixin, DeploymentsMixin, PlanningMixin, 
         self._status_ok = False
         self._last_error: dict[str, float] = {}
         self.log = self._make_logger()
+        self.planner = Planner(thing, self.layout, self.cloud, self.platform, self.log)
 
     # --- logging ---------------------------------------------------------------------------
 
@@ -212,7 +214,7 @@ class DeviceRuntime(IpcHostMixin, StatusMixin, DeploymentsMixin, PlanningMixin, 
         specs: dict[str, ComponentSpec] = {}
         for name in records:
             try:
-                specs.update(self._build_specs(Plan(records), only=[name]))
+                specs.update(self.planner.build_specs(Plan(records), only=[name]))
             except (DeploymentError, OSError, ControlPlaneUnavailable) as exc:
                 self._boot_errors[name] = (records[name].version, str(exc))
                 self.log.error("cannot restore component %s: %s", name, exc)

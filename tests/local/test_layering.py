@@ -1,0 +1,86 @@
+"""The local backend's import rules (issue #10): no imports back up a layer, none at runtime
+between subsystems that must stay independent. Read from the source, so a lazy import
+inside a function counts too."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import edgekit
+
+PACKAGE = Path(edgekit.__file__).parent
+LOCAL = PACKAGE / "local"
+
+# Layers above the local backend: the local backend builds what it needs itself.
+ABOVE_LOCAL = (
+    "edgekit.clients",
+    "edgekit.cli",
+    "edgekit.components",
+    "edgekit.deploy",
+    "edgekit.notebook",
+    "edgekit.pipeline",
+    "edgekit.provision",
+    "edgekit.stack",
+    "edgekit.studio",
+    "edgekit.workflow",
+)
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _under(module: str, prefixes: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def _violations(folder: Path, forbidden: tuple[str, ...]) -> list[str]:
+    return sorted(
+        f"{path.relative_to(PACKAGE.parent)} imports {module}"
+        for path in folder.rglob("*.py")
+        for module in _imports(path)
+        if _under(module, forbidden)
+    )
+
+
+@pytest.mark.parametrize(
+    ("folder", "forbidden"),
+    [
+        # The whole local backend: nothing from the layers above it.
+        ("local", ABOVE_LOCAL),
+        # The device talks to the Greengrass emulator over HTTP only.
+        ("local/device", ("edgekit.local.greengrass",)),
+        # IPC is hosted by the device runtime, never the other way round.
+        ("local/ipc", ("edgekit.local.device", "edgekit.local.greengrass")),
+        # The broker is below IPC and the device runtime.
+        (
+            "local/mqtt",
+            ("edgekit.local.device", "edgekit.local.ipc", "edgekit.local.greengrass"),
+        ),
+        # The moto handlers run inside moto's process and need nothing else of edgekit.
+        (
+            "local/moto_cloudformation",
+            ("edgekit.local.device", "edgekit.local.ipc", "edgekit.local.mqtt", *ABOVE_LOCAL),
+        ),
+    ],
+)
+def test_no_imports_back_up_a_layer(folder: str, forbidden: tuple[str, ...]) -> None:
+    assert _violations(PACKAGE / folder, forbidden) == []
+
+
+def test_the_rule_sees_a_violation(tmp_path: Path) -> None:
+    module = tmp_path / "bad.py"
+    module.write_text("def f():\n    from edgekit import clients\n    return clients\n")
+    assert _imports(module) >= {"edgekit", "edgekit.clients"}
+    assert _under("edgekit.clients", ABOVE_LOCAL) and not _under("edgekit.clientsx", ABOVE_LOCAL)
