@@ -388,14 +388,20 @@ def _create_change_set(
     delay = 0.2
     deadline = time.monotonic() + 600
     while True:
-        described = cfn.describe_change_set(ChangeSetName=change_set_id)
+        try:
+            described = cfn.describe_change_set(ChangeSetName=change_set_id)
+        except ClientError as exc:
+            raise stack_call_error(exc, name, "read its change set") from exc
         status = described["Status"]
         if status == "CREATE_COMPLETE":
             return change_set_id, stack_id, len(described.get("Changes") or [])
         if status == "FAILED":
             reason = str(described.get("StatusReason") or "")
             if any(marker in reason for marker in NO_CHANGES):
-                cfn.delete_change_set(ChangeSetName=change_set_id)
+                try:
+                    cfn.delete_change_set(ChangeSetName=change_set_id)
+                except ClientError as exc:
+                    raise stack_call_error(exc, name, "delete its empty change set") from exc
                 return None
             raise StackError(
                 f"stack {name}: change set failed: {reason or 'no reason given'}",
@@ -413,8 +419,13 @@ def _create_change_set(
 # Delete
 
 
-def _stack_resources(cfn: Any, stack_id: str) -> list[Mapping[str, Any]]:
-    return list(paginate(cfn, "list_stack_resources", "StackResourceSummaries", StackName=stack_id))
+def _stack_resources(cfn: Any, name: str, stack_id: str) -> list[Mapping[str, Any]]:
+    try:
+        return list(
+            paginate(cfn, "list_stack_resources", "StackResourceSummaries", StackName=stack_id)
+        )
+    except ClientError as exc:
+        raise stack_call_error(exc, name, "list its resources") from exc
 
 
 def empty_bucket(s3: Any, bucket: str) -> int:
@@ -503,7 +514,7 @@ def delete_stack(
         log.info("stack %s does not exist; nothing to delete", name)
         return False
     stack_id = str(stack["StackId"])
-    resources = _stack_resources(cfn, stack_id)
+    resources = _stack_resources(cfn, name, stack_id)
     for resource in resources:
         physical = resource.get("PhysicalResourceId")
         if not physical or resource.get("ResourceStatus") == "DELETE_COMPLETE":

@@ -4,6 +4,11 @@ Each ``edgekit/cli/cmd_*.py`` module contributes its sub-commands through a
 ``register(subparsers)`` function, so command groups stay independent. A
 command handler returns an exit code; an :class:`~edgekit.errors.EdgekitError`
 is printed as one line on stderr with exit code 1, never a traceback.
+
+Owns: argument parsing and printing only; every command calls the library's public
+functions (options such as ``--home`` become Settings fields). It sits on top of every
+other package and nothing in edgekit imports it. A handler imports its subsystem when
+it runs, so ``edgekit --help`` does not load boto3, ONNX Runtime or the local servers.
 """
 
 from __future__ import annotations
