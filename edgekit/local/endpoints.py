@@ -26,6 +26,7 @@ from edgekit.files import write_text_atomic
 from edgekit.local import process
 from edgekit.local.home import HomeLayout, home_lock, local_home
 from edgekit.local.mqtt.broker import mqtt_ping
+from edgekit.settings import Settings
 
 HOST = "127.0.0.1"
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -393,8 +394,6 @@ def up(
     with home_lock(layout.root):
         previous = _read_endpoints_file(layout) or {}
         if region is None:
-            from edgekit.settings import Settings
-
             region = (
                 os.environ.get("EDGEKIT_REGION")
                 or str(previous.get("region") or "")

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+import paho.mqtt.client as mqtt
+
 from edgekit.errors import LocalBackendError
 
 log = logging.getLogger(__name__)
@@ -70,8 +72,6 @@ class MqttBridge:
         max_queued: int = 1000,
         keepalive: int = 30,
     ) -> None:
-        import paho.mqtt.client as mqtt
-
         self.endpoint = endpoint
         self._host, self._port = parse_endpoint(endpoint)
         self._keepalive = keepalive
@@ -83,7 +83,6 @@ class MqttBridge:
         self._connected = threading.Event()
         self._started = False
         self.reconnects = 0
-        self._mqtt = mqtt
         client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -128,7 +127,6 @@ class MqttBridge:
 
     # ---------------------------------------------------------------- publish
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool = False) -> None:
-        mqtt = self._mqtt
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         rc = info.rc
         if rc == mqtt.MQTT_ERR_SUCCESS:
@@ -156,7 +154,6 @@ class MqttBridge:
         The future is None when the filter is already active or the broker is
         offline (the subscription is then made on reconnect).
         """
-        mqtt = self._mqtt
         with self._lock:
             handle = next(self._handles)
             f = self._filters.get(topic_filter)
@@ -225,7 +222,7 @@ class MqttBridge:
                     self._filters[name].qos = qos
                     self._filters[name].acked = False
                 rc, mid = client.subscribe(wanted)
-                if rc == self._mqtt.MQTT_ERR_SUCCESS:
+                if rc == mqtt.MQTT_ERR_SUCCESS:
                     self._pending[mid] = [name for name, _ in wanted]
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
@@ -268,7 +265,7 @@ class MqttBridge:
             targets = [
                 cb
                 for name, f in self._filters.items()
-                if self._mqtt.topic_matches_sub(name, topic)
+                if mqtt.topic_matches_sub(name, topic)
                 for _, cb in f.callbacks.values()
             ]
         payload = bytes(message.payload)
