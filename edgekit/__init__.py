@@ -14,6 +14,7 @@ from typing import Any
 from edgekit.errors import (
     AccessDeniedError,
     AgentError,
+    AgentStatusError,
     AwsServiceError,
     CompileError,
     ConfigurationError,
@@ -21,6 +22,7 @@ from edgekit.errors import (
     DeploymentError,
     DeviceDeploymentError,
     EdgekitError,
+    InvalidMessageError,
     LocalBackendError,
     ModelError,
     NoResultsError,
@@ -32,6 +34,7 @@ from edgekit.errors import (
     RecipeError,
     RegistryError,
     ResourceNotFoundError,
+    SpoolError,
     StackError,
     VerificationError,
 )
@@ -65,6 +68,7 @@ _LAZY: dict[str, str] = {
     "build_package": "edgekit.package",
     "generate_keypair": "edgekit.package",
     "open_package": "edgekit.package",
+    "load_predictor": "edgekit.package",
     "verify_package": "edgekit.package",
     # AWS resources, through edgekit.clients on either backend
     "client": "edgekit.clients",
@@ -111,6 +115,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "AccessDeniedError",
     "AgentError",
+    "AgentStatusError",
     "AwsServiceError",
     "CompileError",
     "ConfigurationError",
@@ -118,6 +123,7 @@ __all__ = [
     "DeploymentError",
     "DeviceDeploymentError",
     "EdgekitError",
+    "InvalidMessageError",
     "LocalBackendError",
     "ModelError",
     "NoResultsError",
@@ -130,6 +136,7 @@ __all__ = [
     "RegistryError",
     "ResourceNotFoundError",
     "Settings",
+    "SpoolError",
     "StackError",
     "VerificationError",
     "__version__",

@@ -164,3 +164,33 @@ class PipelineError(EdgekitError):
         super().__init__(message)
         self.notebook = notebook
         self.cell = cell
+
+
+class AgentStatusError(AgentError):
+    """A request the model agent refused, with the gRPC status code the API documents for it.
+
+    ``code`` is a ``grpc.StatusCode`` member name (NOT_FOUND, INVALID_ARGUMENT, ...).
+    """
+
+    def __init__(self, code: str, details: str, *, method: str | None = None) -> None:
+        self.code = code
+        self.details = details
+        self.method = method
+        where = f"{method}: " if method else ""
+        super().__init__(f"{where}{code}: {details}")
+
+
+class InvalidMessageError(DataError):
+    """A message does not match its schema; ``field`` is the JSON path of the first problem."""
+
+    def __init__(self, schema: str, field: str, reason: str, *, problems: int = 1) -> None:
+        more = f" (and {problems - 1} more problem(s))" if problems > 1 else ""
+        super().__init__(f"invalid {schema} message: {field}: {reason}{more}")
+        self.schema = schema
+        self.field = field
+        self.reason = reason
+        self.problems = problems
+
+
+class SpoolError(EdgekitError):
+    """The device's result spool file cannot be opened or written."""

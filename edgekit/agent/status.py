@@ -8,18 +8,15 @@ module needs no grpc import.
 
 from __future__ import annotations
 
-from edgekit.errors import AgentError
+from edgekit.errors import AgentStatusError
 
-
-class AgentStatusError(AgentError):
-    """A request the agent refused, with the gRPC status code the API documents for it."""
-
-    def __init__(self, code: str, details: str, *, method: str | None = None) -> None:
-        self.code = code
-        self.details = details
-        self.method = method
-        where = f"{method}: " if method else ""
-        super().__init__(f"{where}{code}: {details}")
+__all__ = [
+    "AgentStatusError",
+    "already_exists",
+    "failed_precondition",
+    "invalid_argument",
+    "not_found",
+]
 
 
 def not_found(details: str) -> AgentStatusError:

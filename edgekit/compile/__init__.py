@@ -5,6 +5,15 @@ Targets are registered :class:`Compiler` classes (``onnxruntime-fp32``,
 class). :func:`compile_model` runs one, stamps the outputs with the source's
 metadata, compares source and compiled model on a golden set and writes
 ``compile_report.json``. Importing this package does not import onnxruntime.
+
+Owns: compile targets and their registry (adding a target is one module
+registered in :data:`edgekit.compile.base.BUILTIN_MODULES`), the compile
+record in a model's metadata, the parity gate and the compile report.
+
+Must not import: edgekit.package, edgekit.agent, edgekit.edge, the
+AWS/workflow modules (clients, settings, studio, components, ...) or the CLI.
+The sagemaker-neo target takes its AWS account from its caller
+(:class:`~edgekit.compile.sagemaker_neo.NeoAccount`; :mod:`edgekit.neo` wires one).
 """
 
 from __future__ import annotations

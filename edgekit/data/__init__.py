@@ -1,4 +1,13 @@
-"""Labeled images: synthetic tag scratches, Ground Truth import, splits, image loading."""
+"""Labeled images: synthetic tag scratches, Ground Truth import, splits, image loading.
+
+Owns: the data types (Box, Detection, Sample, Dataset), image loading, the
+synthetic data generator, Ground Truth readers/writers and data set splits.
+
+Must not import: any other edgekit package (it is the bottom layer with
+edgekit.errors, edgekit.files and edgekit.progress). tqdm (edgekit.progress)
+is imported only inside the functions that show progress: devices import
+this package without it.
+"""
 
 from __future__ import annotations
 

@@ -7,8 +7,15 @@ on-disk spool first (:mod:`edgekit.edge.spool`) so an unreachable broker or a
 restarted component loses nothing; :mod:`edgekit.edge.health` reports counts,
 skipped images and the spool's state.
 
+Owns: the inference app, its configuration, result spooling, health reports
+and the Greengrass IPC client it publishes through.
+
+Must not import: edgekit.package (cryptography), edgekit.compile, the
+AWS/workflow modules (clients, deploy, provision, components, ...),
+edgekit.local or the CLI. It may import edgekit.agent's client, edgekit.model
+(metadata, pre/post-processing, LoadedModel), edgekit.data and edgekit.schemas.
 Only numpy, Pillow, grpc, awsiot and edgekit's light modules are imported here:
-a device does not carry boto3, onnx or torch for this component.
+a device does not carry boto3, onnx, tqdm or torch for this component.
 """
 
 from __future__ import annotations

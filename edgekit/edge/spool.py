@@ -32,7 +32,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.errors import ConfigurationError, EdgekitError
+from edgekit.errors import ConfigurationError, SpoolError
 
 DEFAULT_MAX_MESSAGES = 10_000
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
@@ -47,10 +47,6 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-
-
-class SpoolError(EdgekitError):
-    """The spool file cannot be opened or written."""
 
 
 @dataclass(frozen=True)

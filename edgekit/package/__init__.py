@@ -4,6 +4,14 @@ A package is a reproducible ``.tar.gz`` holding the model file(s), a
 ``manifest.json`` (name, semver version, runtime, input, preprocessing,
 labels, threshold, SHA-256 of every file, metrics) and ``manifest.sig``, the
 base64 Ed25519 signature over the exact manifest bytes.
+
+Owns: the package format (manifest, archive, keys), building, verifying and
+opening packages, and loading one into a runtime (:mod:`edgekit.package.loading`:
+the manifest's ``runtime`` field picks the runtime from :mod:`edgekit.runtimes`).
+
+Must not import: edgekit.agent, edgekit.edge, the AWS/workflow modules
+(clients, registry, components, deploy, ...) or the CLI. It may import
+edgekit.compile (the compile record), edgekit.model and edgekit.runtimes.
 """
 
 from __future__ import annotations

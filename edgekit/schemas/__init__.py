@@ -5,6 +5,11 @@ device and everything that reads its results (notebook, tests, dashboards);
 ``health.schema.json`` is the periodic health report. Both are draft 2020-12
 and ship inside the package, so a device and a notebook validate against the
 same file.
+
+Owns: the JSON Schemas of device messages and their validators.
+
+Must not import: any edgekit module but edgekit.errors (devices and notebooks
+both import it).
 """
 
 from __future__ import annotations
@@ -12,30 +17,18 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from edgekit.errors import DataError
+from edgekit.errors import InvalidMessageError
 
 RESULT = "result"
 HEALTH = "health"
 SCHEMA_NAMES: tuple[str, ...] = (RESULT, HEALTH)
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 TIMESTAMP_EXAMPLE = "2026-11-23T10:00:00.123Z"
-
-
-class InvalidMessageError(DataError):
-    """A message does not match its schema; ``field`` is the JSON path of the first problem."""
-
-    def __init__(self, schema: str, field: str, reason: str, *, problems: int = 1) -> None:
-        more = f" (and {problems - 1} more problem(s))" if problems > 1 else ""
-        super().__init__(f"invalid {schema} message: {field}: {reason}{more}")
-        self.schema = schema
-        self.field = field
-        self.reason = reason
-        self.problems = problems
 
 
 @cache
@@ -183,16 +176,12 @@ def validate_health(msg: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
 
 def utc_timestamp(when: datetime | None = None) -> str:
     """``when`` (default now) in the schema's timestamp format: ``2026-11-23T10:00:00.123Z``."""
-    from datetime import UTC
-
     moment = (when or datetime.now(UTC)).astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def parse_timestamp(value: str) -> datetime:
     """The aware UTC datetime of a schema timestamp."""
-    from datetime import UTC
-
     return datetime.strptime(value, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
 
 

@@ -67,3 +67,15 @@ def test_backoff_grows_and_is_capped() -> None:
     assert max(delays) <= 12.0
     with pytest.raises(AgentStatusError):
         CaptureUploader(object(), "")
+
+
+def test_public_exceptions_live_in_the_one_tree() -> None:
+    import edgekit
+    from edgekit import errors
+    from edgekit.edge.spool import SpoolError
+    from edgekit.schemas import InvalidMessageError
+
+    assert AgentStatusError is errors.AgentStatusError is edgekit.AgentStatusError
+    assert InvalidMessageError is errors.InvalidMessageError is edgekit.InvalidMessageError
+    assert SpoolError is errors.SpoolError is edgekit.SpoolError
+    assert issubclass(AgentStatusError, edgekit.AgentError)
