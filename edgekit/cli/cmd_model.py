@@ -47,9 +47,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from edgekit.model.predict import Predictor, predict_folder
+    from edgekit.model.predict import predict_folder
+    from edgekit.package import load_predictor
 
-    predictor = Predictor(args.model, threads=args.threads)
+    predictor = load_predictor(args.model, threads=args.threads)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     count = boxes = 0
@@ -71,9 +72,9 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from edgekit.model.evaluate import evaluate, evaluation_data
-    from edgekit.model.predict import Predictor
+    from edgekit.package import load_predictor
 
-    predictor = Predictor(args.model, threads=args.threads)
+    predictor = load_predictor(args.model, threads=args.threads)
     data = evaluation_data(args.data, args.split, args.count)
     result = evaluate(predictor, data, args.threshold)
     where = (
