@@ -1,6 +1,8 @@
 """``edgekit local device add | remove | list | logs``: local Greengrass core devices.
 
-Mounted by ``edgekit/cli/cmd_local.py`` under ``edgekit local``.
+Mounted by ``edgekit/cli/cmd_local.py`` under ``edgekit local``. Like every command
+module, it imports the device manager (boto3, the local endpoints) only when a device
+command runs, so building the parser for ``edgekit --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -8,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edgekit.local.device.manager import add_device, device_logs, list_devices, remove_device
 from edgekit.local.home import add_home_option
 
 
@@ -59,6 +60,8 @@ def _home(args: argparse.Namespace) -> str | None:
 
 
 def _add(args: argparse.Namespace) -> int:
+    from edgekit.local.device.manager import add_device
+
     info = add_device(
         args.thing, args.thing_group, _home(args), poll=args.poll, timeout=args.timeout
     )
@@ -67,6 +70,8 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
+    from edgekit.local.device.manager import remove_device
+
     stopped = remove_device(args.thing, _home(args), purge=args.purge)
     state = "stopped" if stopped else "was not running"
     print(f"device {args.thing} {state}" + ("; root and core device deleted" if args.purge else ""))
@@ -74,6 +79,8 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from edgekit.local.device.manager import list_devices
+
     devices = list_devices(_home(args))
     if not devices:
         print("no local devices; add one with `edgekit local device add THING`")
@@ -86,5 +93,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
+    from edgekit.local.device.manager import device_logs
+
     sys.stdout.write(device_logs(args.thing, args.component, _home(args), tail=args.tail))
     return 0
