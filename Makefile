@@ -10,11 +10,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# The distribution is edgekit-inspection (imported as edgekit). A .venv made before the
+# rename holds a distribution called edgekit with the same files: remove it first.
+UNINSTALL_OLD := $(BIN)/pip uninstall --quiet --yes edgekit 2>/dev/null || true
+
 $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
+	$(UNINSTALL_OLD)
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(UNINSTALL_OLD)
 	$(BIN)/pip install --quiet -e ".[train,dev]"
 	touch $@ $(VENV)/.demo-installed
 

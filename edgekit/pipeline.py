@@ -26,6 +26,7 @@ from papermill.exceptions import PapermillExecutionError
 
 from edgekit.errors import ConfigurationError, PipelineError
 from edgekit.progress import progress
+from edgekit.resources import notebooks_dir
 
 #: The main job, in order. Each notebook runs alone too: it finds what exists
 #: and creates what is missing.
@@ -63,11 +64,11 @@ class PipelineRun:
 
 
 def default_notebooks_dir() -> Path:
-    """The repository's notebooks folder (edgekit is installed editable from the repo)."""
+    """``$EDGEKIT_NOTEBOOKS``, else the notebooks installed with edgekit (the repo's notebooks/)."""
     env = os.environ.get("EDGEKIT_NOTEBOOKS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[1] / "notebooks"
+    return notebooks_dir()
 
 
 def load_parameters(path: str | Path | None) -> dict[str, Any]:

@@ -17,7 +17,8 @@ def _train(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as exc:
         if exc.name == "torch":
             raise ConfigurationError(
-                "training needs PyTorch; install the extra with: pip install 'edgekit[train]'"
+                "training needs PyTorch; install the extra with: "
+                "pip install 'edgekit-inspection[train]'"
             ) from exc
         raise
     parts = ["edgekit", "train", "--data", str(args.data), "--out", str(args.out)]

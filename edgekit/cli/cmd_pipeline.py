@@ -20,7 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="runs",
         help="where timestamped runs go when --out is not given (default: runs)",
     )
-    run.add_argument("--notebooks", metavar="DIR", help="notebooks folder (default: the repo's)")
+    run.add_argument(
+        "--notebooks",
+        metavar="DIR",
+        help="notebooks folder (default: the ones installed with edgekit)",
+    )
     run.add_argument("--log-output", action="store_true", help="stream cell output to stderr")
     run.set_defaults(handler=_run)
 

@@ -1,5 +1,8 @@
 """Recipe templates: ``component/<ComponentName>/recipe.yaml`` with ``@@PLACEHOLDER@@`` values.
 
+The templates install with edgekit (:func:`edgekit.resources.components_dir`);
+``$EDGEKIT_COMPONENTS_DIR`` points at another folder laid out the same way.
+
 A template is a valid Greengrass recipe except for placeholders, which the
 build and publish steps fill in (names, version, S3 prefix, key, digests of
 the package...). ``{...}`` recipe variables are left for the device. Filling
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgekit import resources
 from edgekit.errors import ConfigurationError, RecipeError
 
 PLACEHOLDER = re.compile(r"@@([A-Z0-9_]+)@@")
@@ -31,13 +35,16 @@ COMPONENTS_DIR_ENV = "EDGEKIT_COMPONENTS_DIR"
 
 
 def components_dir() -> Path:
-    """The ``component/`` folder: ``$EDGEKIT_COMPONENTS_DIR`` or the one next to the package."""
+    """The templates folder: ``$EDGEKIT_COMPONENTS_DIR``, else the one installed with edgekit."""
     env = os.environ.get(COMPONENTS_DIR_ENV)
-    folder = Path(env) if env else Path(__file__).resolve().parents[2] / "component"
+    if not env:
+        return resources.components_dir()
+    folder = Path(env).expanduser()
     if not folder.is_dir():
         raise ConfigurationError(
-            f"{folder}: component templates not found; run from an edgekit source checkout or "
-            f"set {COMPONENTS_DIR_ENV} to its component/ folder"
+            f"{folder}: component templates not found; set {COMPONENTS_DIR_ENV} to a folder "
+            "laid out like edgekit's component/ (one folder per component with its recipe), "
+            "or unset it to use the templates installed with edgekit"
         )
     return folder
 
