@@ -34,7 +34,6 @@ from edgekit.model.evaluate import (
     synthetic_validation,
 )
 from edgekit.model.predict import Predictor
-from edgekit.progress import progress
 
 DEFAULT_MAX_AP50_DROP = 0.02
 DEFAULT_GOLDEN_COUNT = 200
@@ -115,6 +114,8 @@ def check_parity(
     ``golden`` is a Ground Truth data set or an image folder; None means the
     fixed synthetic validation set (``golden_count`` images, seed 1000).
     """
+    from edgekit.progress import progress  # tqdm: a device running the agent may lack it
+
     started = time.perf_counter()
     src = Predictor(source)
     cmp = Predictor(compiled)

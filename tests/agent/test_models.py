@@ -79,3 +79,16 @@ def test_public_exceptions_live_in_the_one_tree() -> None:
     assert InvalidMessageError is errors.InvalidMessageError is edgekit.InvalidMessageError
     assert SpoolError is errors.SpoolError is edgekit.SpoolError
     assert issubclass(AgentStatusError, edgekit.AgentError)
+
+
+def test_the_agent_imports_nothing_a_device_lacks() -> None:
+    """The agent component's environment has no tqdm, torch or jsonschema (see its recipe)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, edgekit.agent.server, edgekit.package;"
+        "print([m for m in ('tqdm', 'torch', 'jsonschema', 'matplotlib') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
