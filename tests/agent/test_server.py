@@ -307,6 +307,25 @@ def test_package_signed_with_another_key_is_refused(client: AgentClient, workdir
     assert "other" not in [m.name for m in client.list_models()]
 
 
+def test_a_package_for_another_runtime_is_refused_naming_the_field(
+    client: AgentClient, pkg: SignedPackage, workdir: Path
+) -> None:
+    """The manifest's runtime field picks the runtime; one this agent lacks is refused."""
+    import onnx
+
+    from edgekit.compile.metadata import set_compile_info
+
+    proto = onnx.load(str(pkg.model))
+    set_compile_info(proto, {"runtime": "dlr", "target": "sagemaker-neo"})
+    model = workdir / "dlr" / "model.onnx"
+    model.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, str(model))
+    dlr = signed_package(workdir / "dlr", name="dlr", model=model, key_dir=pkg.private_key.parent)
+    details = _refused("FAILED_PRECONDITION", client.load_model, "dlr", dlr.package)
+    assert "field 'runtime' is 'dlr'" in details and "known runtimes: onnxruntime" in details
+    assert "dlr" not in [m.name for m in client.list_models()]
+
+
 def test_wrong_shape_and_dtype_name_both(client: AgentClient, loaded: str) -> None:
     details = _refused(
         "INVALID_ARGUMENT", client.predict, loaded, {INPUT: np.zeros((1, 3, 32, 96), np.float32)}
