@@ -1,0 +1,145 @@
+"""Package files in S3 for the registry: upload (content-addressed), hash, download (checked).
+
+Also the registry's two shared helpers: the client a call uses, and the edgekit error
+a refused call becomes (:func:`edgekit.awsapi.map_client_error`, RegistryError by default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import ClientError
+
+from edgekit import clients
+from edgekit.awsapi import is_not_found, map_client_error
+from edgekit.components.profiles import profile_for
+from edgekit.errors import ConfigurationError, EdgekitError, PackageError, RegistryError
+from edgekit.files import sha256_file
+from edgekit.package.verify import verify_package
+from edgekit.registry.records import DEFAULT_PACKAGE_PREFIX, ModelVersion
+from edgekit.settings import Settings
+
+_S3_URI = re.compile(r"^s3://([^/]+)/(.+)$")
+
+
+def registry_error(exc: BaseException, resource: str, action: str, hint: str = "") -> EdgekitError:
+    """The edgekit error for a refused registry call (RegistryError unless denied/not found)."""
+    return map_client_error(exc, resource, action, hint=hint, default=RegistryError)
+
+
+def registry_client(service: str, settings: Settings | None, client: Any = None) -> Any:
+    if client is not None:
+        return client
+    return clients.client(service, settings or Settings.from_env())
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    match = _S3_URI.match(uri or "")
+    if match is None:
+        raise ConfigurationError(f"package_s3_uri {uri!r} is not an s3://bucket/key URI")
+    return match.group(1), match.group(2)
+
+
+def s3_object_sha256(s3: Any, uri: str) -> str:
+    """SHA-256 of an S3 object, streamed; RegistryError naming the URI if it is missing."""
+    bucket, key = parse_s3_uri(uri)
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    except ClientError as exc:
+        if is_not_found(exc):
+            raise RegistryError(
+                f"{uri} does not exist; upload the package first (upload_package or "
+                "`edgekit registry register`)"
+            ) from None
+        raise registry_error(exc, uri, "read it") from exc
+    digest = hashlib.sha256()
+    try:
+        for chunk in iter(lambda: body.read(1 << 20), b""):
+            digest.update(chunk)
+    finally:
+        body.close()
+    return digest.hexdigest()
+
+
+def upload_package(
+    settings: Settings | None,
+    package: str | os.PathLike[str],
+    *,
+    public_key: Any,
+    bucket: str | None = None,
+    prefix: str = DEFAULT_PACKAGE_PREFIX,
+) -> tuple[str, Any, str]:
+    """Verify a package file and upload it; ``(s3 uri, manifest, sha256)``.
+
+    The key is ``<prefix>/<name>/<version>/<sha256[:16]>/<file name>``: content-addressed,
+    so re-packaging the same version never overwrites the object an earlier registered
+    model version points to. The bucket is the argument, else the artifact bucket
+    components use (created on the local backend).
+    """
+    settings = settings or Settings.from_env()
+    path = Path(package)
+    if not path.is_file():
+        raise PackageError(f"{path}: package file not found")
+    manifest = verify_package(path, public_key)
+    s3 = registry_client("s3", settings)
+    try:
+        account = str(registry_client("sts", settings).get_caller_identity()["Account"])
+    except ClientError as exc:
+        raise map_client_error(exc, "the AWS account", "read the caller identity") from exc
+    bucket = profile_for(settings).ensure_bucket(s3, bucket, account)
+    digest = sha256_file(path)
+    key = f"{prefix.strip('/')}/{manifest.name}/{manifest.version}/{digest[:16]}/{path.name}"
+    try:
+        s3.upload_file(str(path), bucket, key)
+    except (ClientError, S3UploadFailedError) as exc:
+        raise RegistryError(
+            f"{path}: cannot upload it to s3://{bucket}/{key}: {exc}; check the bucket "
+            "(--bucket) and the s3:PutObject permission"
+        ) from exc
+    return f"s3://{bucket}/{key}", manifest, digest
+
+
+def download_package(
+    version: ModelVersion,
+    dest: str | os.PathLike[str],
+    settings: Settings | None = None,
+) -> Path:
+    """Download a version's package into folder ``dest``, checking the registered SHA-256.
+
+    What the deploy notebook does with :func:`latest_approved`'s answer before it
+    publishes the model component; the signature is checked later, on the device.
+    """
+    if not version.package_s3_uri:
+        raise RegistryError(f"{version.arn}: no package S3 URI in its metadata")
+    bucket, key = parse_s3_uri(version.package_s3_uri)
+    folder = Path(dest)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / key.rsplit("/", 1)[-1]
+    partial = target.with_name(target.name + ".partial")
+    try:
+        try:
+            registry_client("s3", settings).download_file(bucket, key, str(partial))
+        except ClientError as exc:
+            raise registry_error(
+                exc,
+                version.package_s3_uri,
+                "download it",
+                hint=f"version {version.version} of {version.group} points at it; "
+                "register the package again if it was deleted",
+            ) from exc
+        digest = sha256_file(partial)
+        if version.sha256 and digest != version.sha256:
+            raise PackageError(
+                f"{version.package_s3_uri}: SHA-256 {digest} differs from the registered "
+                f"{version.sha256} (version {version.version} of {version.group}); the object "
+                "was replaced after registration: register the package again"
+            )
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
