@@ -84,3 +84,44 @@ def test_the_rule_sees_a_violation(tmp_path: Path) -> None:
     module.write_text("def f():\n    from edgekit import clients\n    return clients\n")
     assert _imports(module) >= {"edgekit", "edgekit.clients"}
     assert _under("edgekit.clients", ABOVE_LOCAL) and not _under("edgekit.clientsx", ABOVE_LOCAL)
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _top_level_imports(path: Path, known: set[str]) -> set[str]:
+    """The edgekit modules ``path`` imports when it is imported (not in functions)."""
+    tree = ast.parse(path.read_text(), str(path))
+    found: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name in known)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            subs = {f"{node.module}.{a.name}" for a in node.names} & known
+            found.update(subs or ({node.module} & known))
+    return found
+
+
+def test_no_import_cycles_in_the_local_backend() -> None:
+    files = {_module_name(p): p for p in LOCAL.rglob("*.py")}
+    graph = {name: _top_level_imports(path, set(files)) for name, path in files.items()}
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}
+
+    def visit(name: str, stack: list[str]) -> None:
+        state[name] = 1
+        for dep in sorted(graph[name]):
+            if state.get(dep) == 1:
+                cycles.append([*stack[stack.index(dep) :], dep])
+            elif dep not in state:
+                visit(dep, [*stack, dep])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []

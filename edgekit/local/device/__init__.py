@@ -1,9 +1,10 @@
 """The local device runtime: a Greengrass core device (nucleus) per IoT thing.
 
 Owns: ``runtime`` (`DeviceRuntime`, one device, in a thread or as ``python -m
-edgekit.local.device``), assembled from ``planning`` (what a deployment needs),
-``supervision`` (running the components' ``lifecycle``), ``deployments`` (polling,
-applying, rolling back), ``status`` (reports) and ``ipc_host`` (the IPC server's host);
+edgekit.local.device``), with ``planning`` (`Planner`: what a deployment needs) and one
+mixin per purpose: ``supervision`` (running the components' ``lifecycle``),
+``deployments`` (polling, applying, rolling back), ``status`` (reports) and
+``ipc_host`` (the IPC server's host);
 the device's side of the control plane (``control``), artifacts, configuration,
 recipe interpolation, its on-disk layout (``paths``) and saved state (``store``);
 ``manager`` registers things and starts runtimes detached in the local home; ``cli``
