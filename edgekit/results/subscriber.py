@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -106,8 +107,6 @@ class SubscriberBase:
 
 def client_id(prefix: str = "edgekit-results") -> str:
     """A unique MQTT client id: two notebooks with the same id would kick each other off."""
-    import uuid
-
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 

@@ -15,7 +15,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from edgekit.errors import ConfigurationError, DataError
+from edgekit.errors import ConfigurationError, DataError, InvalidMessageError
+from edgekit.schemas import validate_result
 
 ROW_COLUMNS: tuple[str, ...] = (
     "timestamp",
@@ -256,8 +257,6 @@ class ResultsTable:
     @classmethod
     def load_jsonl(cls, path: str | os.PathLike[str], *, validate: bool = True) -> ResultsTable:
         """Read a file `save_jsonl` wrote; DataError names the file and line of a bad record."""
-        from edgekit.schemas import InvalidMessageError, validate_result
-
         source = Path(path)
         try:
             lines = source.read_text(encoding="utf-8").splitlines()
