@@ -14,6 +14,11 @@ adds ``edgekit local device ...``. Recipe semantics come from ``edgekit.recipes`
 Must not import ``edgekit.clients`` or any layer above the local backend, nor the
 Greengrass emulator (``edgekit.local.greengrass``: the device talks to it over HTTP only).
 Heavy modules load on first use of the names below, so ``import edgekit`` stays fast.
+
+Its public API raises `edgekit.errors` types (LocalBackendError, ConfigurationError).
+``failures.DeploymentFailure`` and ``control.ControlPlaneUnavailable`` are internal to a
+runtime: a failure becomes the deployment's reported status, an unreachable control
+plane a retry at the next poll.
 """
 
 from __future__ import annotations

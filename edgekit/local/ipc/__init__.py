@@ -9,6 +9,11 @@ broker. The device runtime supplies an `IpcHost` (components, tokens, configurat
 Must not import ``edgekit.local.device`` (the runtime depends on IPC, never the other
 way round: `IpcHost` is the only contract), nor anything above the local backend
 (``edgekit.clients``, ``deploy``, ``provision``...).
+
+Its public API raises `edgekit.errors.LocalBackendError`. ``modeled_errors`` are the
+Greengrass IPC error shapes sent to components over the socket, not Python exceptions
+for edgekit's callers; the protocol errors of ``eventstream``/``rpc`` and
+``mqtt_bridge.MqttBridgeError`` are internal (they end one connection or one request).
 """
 
 from __future__ import annotations

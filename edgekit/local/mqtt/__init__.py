@@ -8,12 +8,15 @@ Owns: the wire format (``wire``, ``packets``, ``properties``), topic rules (``to
 sessions, routing, client connections (``connection``, ``websocket``) and limits.
 Must not import any other part of edgekit but ``errors`` and ``files`` (IPC and the
 device runtime depend on the broker, never the other way round).
+
+Its public API raises `edgekit.errors.LocalBackendError`. ``wire.ProtocolError`` and its
+subclasses (``MalformedPacket``, ``websocket.WebSocketError``...) are internal: they
+close the one connection that broke the protocol and never reach a caller.
 """
 
 from __future__ import annotations
 
 from edgekit.local.mqtt.broker import Broker, mqtt_ping
 from edgekit.local.mqtt.limits import BrokerLimits
-from edgekit.local.mqtt.wire import ProtocolError
 
-__all__ = ["Broker", "BrokerLimits", "ProtocolError", "mqtt_ping"]
+__all__ = ["Broker", "BrokerLimits", "mqtt_ping"]
