@@ -56,7 +56,8 @@ def test_templates_are_files_named_after_the_components() -> None:
         ("inference", "com.qualityinspection"),
     ):
         template = Template.load(role)
-        assert template.path == REPO / "component" / folder / "recipe.yaml"
+        # Installed as package data (edgekit/_resources/component links to component/).
+        assert template.path.resolve() == (REPO / "component" / folder / "recipe.yaml").resolve()
         assert "COMPONENT_VERSION" in template.placeholders()
 
 
