@@ -53,8 +53,9 @@ def resource_root() -> Path:
 
 
 def resource_path(*parts: str, must_exist: bool = True) -> Path:
-    """``edgekit/_resources/<parts...>``; ConfigurationError naming it when it is missing."""
-    path = resource_root().joinpath(*parts)
+    """``edgekit/_resources/<parts...>``, symlinks resolved (in a checkout: the top-level
+    folder's file); ConfigurationError naming it when it is missing."""
+    path = resource_root().joinpath(*parts).resolve()
     if must_exist and not path.exists():
         raise ConfigurationError(
             f"{path}: missing from the installed edgekit package (broken install?); {_REINSTALL}"
