@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from edgekit.errors import ConfigurationError
 from edgekit.local.endpoints import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, LocalEndpoints
 from edgekit.settings import Settings
 
@@ -153,6 +154,7 @@ def client(
     ``kwargs`` go to ``session.client`` (e.g. a different ``config``) and win over
     the resolver's choices.
     """
+    _refuse_home(kwargs)
     res = resolver(settings)
     options: dict[str, Any] = {"config": res.config(), **res.client_kwargs(service), **kwargs}
     sess = _session_for(res)
@@ -166,11 +168,21 @@ def resource(
     **kwargs: Any,
 ) -> Any:
     """A boto3 resource (e.g. ``resource("s3").Bucket(...)``), resolved like `client`."""
+    _refuse_home(kwargs)
     res = resolver(settings)
     options: dict[str, Any] = {"config": res.config(), **res.client_kwargs(service), **kwargs}
     sess = _session_for(res)
     with _lock:
         return sess.resource(service, **options)
+
+
+def _refuse_home(kwargs: dict[str, Any]) -> None:
+    """``home=`` was a keyword of these functions; say where it went instead of misrouting."""
+    if "home" in kwargs:
+        raise ConfigurationError(
+            "clients: 'home' is not a keyword any more; put the local backend's state folder "
+            "in the settings: client(service, settings.replace(local_home=home))"
+        )
 
 
 __all__ = [
