@@ -19,10 +19,10 @@ from edgekit.deploy import (
     inference_configuration,
     installed_components,
 )
-from edgekit.errors import DeviceDeploymentError
+from edgekit.errors import DeviceDeploymentError, RegistryError
 from edgekit.handover import DEPLOYMENT, PathLike, read_handover, same_backend, write_handover
 from edgekit.provision import device_backend, find_provisioned
-from edgekit.registry import RegistryError, download_package, latest_approved
+from edgekit.registry import download_package, latest_approved
 from edgekit.settings import Settings
 from edgekit.workflow.devices import DEFAULT_DEVICE_COUNT, ensure_devices, stack_name_for
 from edgekit.workflow.model import ensure_registered, find_model_package
