@@ -199,3 +199,14 @@ def test_cli_says_what_it_wrote(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "edgekit notebooks: error:" in err and "99_cleanup.ipynb" in err and "--force" in err
     assert main(["notebooks", "--force", str(tmp_path / "nb")]) == 0
     assert f"replaced  {tmp_path / 'nb' / '99_cleanup.ipynb'}" in capsys.readouterr().out
+
+
+def test_device_wheel_leaves_the_resources_out(tmp_path: Path) -> None:
+    """A wheel install has real copies under _resources/; the device's wheel does not need them."""
+    from edgekit.components.artifacts import package_files
+
+    package = tmp_path / "edgekit"
+    (package / "_resources" / "cloudformation").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "_resources" / "cloudformation" / "greengrass-device.yaml").write_text("{}")
+    assert list(package_files(package)) == ["edgekit/__init__.py"]
