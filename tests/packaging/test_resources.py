@@ -35,11 +35,12 @@ def test_lookup_goes_through_the_installed_package() -> None:
     package = Path(edgekit.__file__).parent
     assert resources.resource_root() == package / "_resources"
     # symlinks resolved: in a checkout (editable install) the top-level folders themselves
+    checkout = package.resolve().parent
     assert resources.components_dir() == (package / "_resources" / "component").resolve()
-    assert resources.components_dir() == REPO / "component"
-    assert resources.notebooks_dir() == REPO / "notebooks"
+    assert resources.components_dir() == checkout / "component"
+    assert resources.notebooks_dir() == checkout / "notebooks"
     template = resources.cloudformation_template()
-    assert template == REPO / "cloudformation" / "greengrass-device.yaml"
+    assert template == checkout / "cloudformation" / "greengrass-device.yaml"
 
 
 def test_the_five_notebooks_are_all_the_notebooks() -> None:
