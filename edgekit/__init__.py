@@ -4,6 +4,9 @@ Greengrass v2 devices and bring their results back.
 The public API is what this module exports; everything else is internal.
 Names load lazily, so ``import edgekit`` stays fast and pulls in neither
 boto3, ONNX Runtime nor torch until they are used.
+
+This module must not import any subsystem eagerly (only errors, settings and
+version); nothing inside edgekit imports it (use ``edgekit.version``).
 """
 
 from __future__ import annotations
@@ -39,8 +42,7 @@ from edgekit.errors import (
     VerificationError,
 )
 from edgekit.settings import Settings
-
-__version__ = "0.1.0"
+from edgekit.version import __version__
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {

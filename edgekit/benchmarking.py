@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.model.predict import Predictor
+
 
 @dataclass(frozen=True)
 class LatencyStats:
@@ -72,7 +74,6 @@ def onnx_latency(
     iterations: int = 50,
 ) -> LatencyStats:
     """Preprocess + inference + decode of one original-size image with ONNX Runtime."""
-    from edgekit.model.predict import Predictor
 
     predictor = Predictor(model, threads=threads)
     return measure(

@@ -7,7 +7,8 @@ is printed as one line on stderr with exit code 1, never a traceback.
 
 Owns: argument parsing and printing only; every command calls the library's public
 functions (options such as ``--home`` become Settings fields). It sits on top of every
-other package and nothing in edgekit imports it. A handler imports its subsystem when
+other package and nothing in edgekit imports it (so it must not be imported, and
+must not import anything private of another package). A handler imports its subsystem when
 it runs, so ``edgekit --help`` does not load boto3, ONNX Runtime or the local servers.
 """
 
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        from edgekit import __version__
+        from edgekit.version import __version__
 
         print(__version__)
         return 0

@@ -9,7 +9,6 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
-from edgekit import __version__
 from edgekit.compile.base import CompileOptions, get_compiler
 from edgekit.compile.metadata import stamp_compiled_model
 from edgekit.compile.parity import DEFAULT_GOLDEN_COUNT, DEFAULT_MAX_AP50_DROP, check_parity
@@ -18,6 +17,7 @@ from edgekit.errors import CompileError, ParityError
 from edgekit.files import sha256_file
 from edgekit.model import default_model_path
 from edgekit.model.metadata import read_model_info
+from edgekit.version import __version__
 
 
 class ParityWarning(UserWarning):

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.resources
 import io
 import zipfile
 from pathlib import Path
 
 from PIL import Image
 
-import edgekit
 from edgekit.data.synthetic import render
 from edgekit.errors import PackageError
+from edgekit.version import __version__
 
 # Files of the package that go into the wheel (pyproject's package-data patterns).
 PACKAGE_DATA = (".py", ".onnx", ".json", ".yaml", ".yml", ".md", ".proto", ".png", ".jpg", ".txt")
@@ -61,8 +62,8 @@ def package_files(package_dir: Path) -> dict[str, Path]:
 
 def build_wheel(out_dir: str | Path, *, package_dir: Path | None = None) -> Path:
     """Write ``edgekit-<version>-py3-none-any.whl`` into ``out_dir``; returns its path."""
-    package_dir = package_dir or Path(edgekit.__file__).resolve().parent
-    version = edgekit.__version__
+    package_dir = package_dir or Path(str(importlib.resources.files("edgekit"))).resolve()
+    version = __version__
     dist_info = f"edgekit-{version}.dist-info"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

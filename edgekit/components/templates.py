@@ -21,6 +21,7 @@ from typing import Any
 
 from edgekit import resources
 from edgekit.errors import ConfigurationError, RecipeError
+from edgekit.recipes import load_recipe
 
 PLACEHOLDER = re.compile(r"@@([A-Z0-9_]+)@@")
 ROLES = ("model", "agent", "inference")
@@ -72,7 +73,6 @@ class Template:
 
     @classmethod
     def load(cls, role: str, folder: Path | None = None) -> Template:
-        from edgekit.recipes import load_recipe
 
         path = template_path(role, folder)
         return cls(role, path, load_recipe(path.read_bytes(), source=str(path)))

@@ -3,6 +3,9 @@
 Functions build detached `matplotlib.figure.Figure` objects and never call
 ``plt.show``: a notebook displays the returned figure, a script saves it with
 ``fig.savefig(path)``, and everything works under the Agg backend.
+
+Owns: drawing. Takes results tables, evaluation results and images; must not import
+the AWS-facing layers (clients, provision, deploy, workflow) nor the local backend.
 """
 
 from __future__ import annotations

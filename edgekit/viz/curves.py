@@ -11,6 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from edgekit.errors import DataError
+from edgekit.model.evaluate import ap_from_curve
 from edgekit.viz import style
 
 
@@ -24,7 +25,6 @@ class _Curve:
 
 def _curve(source: Any) -> _Curve:
     """A curve from an EvalResult, its to_json() dict, or a (precision, recall) pair."""
-    from edgekit.model.evaluate import ap_from_curve
 
     operating = None
     if hasattr(source, "pr_precision") and hasattr(source, "pr_recall"):  # EvalResult

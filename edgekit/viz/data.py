@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import DataError
+from edgekit.schemas import parse_timestamp
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,6 @@ def as_results(results: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 
 
 def timestamp_of(result: Mapping[str, Any], index: int) -> datetime:
-    from edgekit.schemas import parse_timestamp
 
     value = result.get("timestamp")
     try:

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
+from edgekit.local.greengrass.server import GreengrassServer
 
 
 def _write_port_file(path: Path, port: int) -> None:
@@ -44,7 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    from edgekit.local.greengrass.server import GreengrassServer
 
     try:
         server = GreengrassServer(

@@ -14,7 +14,7 @@ pytest.importorskip("torch")
 
 pytestmark = [pytest.mark.slow, pytest.mark.train]
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "model_latency.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "model_latency.py"
 ROWS = ("PyTorch eager fp32", "ONNX Runtime fp32", "ONNX Runtime int8")
 
 
