@@ -23,8 +23,22 @@ TAG_SCRATCHES = Path(
 os.environ.setdefault("EDGEKIT_QUIET", "1")
 # Keep tests (and the notebook kernels nbval starts, which inherit this) out of the
 # user's own local home: keys, endpoints and devices go to a throwaway folder.
+_THROWAWAY_HOME: str | None = None
 if "EDGEKIT_LOCAL_HOME" not in os.environ:
-    os.environ["EDGEKIT_LOCAL_HOME"] = tempfile.mkdtemp(prefix="edgekit-test-home-")
+    _THROWAWAY_HOME = os.environ["EDGEKIT_LOCAL_HOME"] = tempfile.mkdtemp(
+        prefix="edgekit-test-home-"
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop what tests left on the throwaway home, then remove it."""
+    if _THROWAWAY_HOME is None:
+        return
+    from edgekit.local.endpoints import down
+
+    down(_THROWAWAY_HOME)
+    shutil.rmtree(_THROWAWAY_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
