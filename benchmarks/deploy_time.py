@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from edgekit.awsapi import paginate
 from edgekit.settings import Settings
 
 REGION = "us-east-1"
@@ -133,7 +134,14 @@ def run_round(home: Path, count: int, app: str, poll: float, timeout: float) -> 
         for thing in things:
             if thing in done:
                 continue
-            rows = gg.list_effective_deployments(coreDeviceThingName=thing)["effectiveDeployments"]
+            rows = list(
+                paginate(
+                    gg,
+                    "list_effective_deployments",
+                    "effectiveDeployments",
+                    coreDeviceThingName=thing,
+                )
+            )
             status = next(
                 (r["coreDeviceExecutionStatus"] for r in rows if r["deploymentId"] == deployment),
                 "",

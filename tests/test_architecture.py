@@ -70,7 +70,7 @@ LAYERS: list[set[str]] = [
     # 9: fleet operations and figures
     {"provision", "deploy", "neo", "viz"},
     # 10: the notebooks' steps and scheduled runs
-    {"workflow", "pipeline"},
+    {"workflow", "rollout", "reports", "pipeline"},
     # 11: entry points
     {"cli", "demo", "__main__", ""},
 ]

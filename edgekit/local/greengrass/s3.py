@@ -8,6 +8,7 @@ import os
 import threading
 from typing import Any
 
+from edgekit.awsapi import error_code
 from edgekit.local.greengrass.errors import InternalServerException, field_error
 from edgekit.recipes import parse_s3_uri
 
@@ -53,7 +54,7 @@ class S3Artifacts:
         try:
             obj = self.client().get_object(Bucket=bucket, Key=key)
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc)
             if code in ("NoSuchKey", "NoSuchBucket", "404", "403", "AccessDenied"):
                 what = "bucket" if code == "NoSuchBucket" else "object"
                 raise field_error(
