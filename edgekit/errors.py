@@ -143,14 +143,25 @@ class PublishError(DeploymentError):
 class DeviceDeploymentError(DeploymentError):
     """A device reported the deployment failed; ``device`` and ``reason`` say which and why.
 
-    ``result`` is the `edgekit.deploy.DeploymentResult` with every device's status.
+    ``result`` is the `edgekit.deploy.DeploymentResult` with every device's status;
+    ``devices`` maps every failed device to its `edgekit.deploy.DeviceProof` (``device``
+    and ``reason`` are the first of them).
     """
 
-    def __init__(self, message: str, *, device: str, reason: str, result: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        device: str,
+        reason: str,
+        result: Any,
+        devices: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.device = device
         self.reason = reason
         self.result = result
+        self.devices = dict(devices or {})
 
 
 class NoResultsError(EdgekitError):

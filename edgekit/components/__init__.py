@@ -16,7 +16,12 @@ they use components, not the other way round.
 
 from __future__ import annotations
 
-from edgekit.components.build import BuiltComponent, build_components, default_key_dir
+from edgekit.components.build import (
+    BuiltComponent,
+    build_components,
+    default_key_dir,
+    generated_configuration,
+)
 from edgekit.components.publish import (
     PublishedComponent,
     PublishedComponents,
@@ -32,6 +37,7 @@ __all__ = [
     "PublishedComponents",
     "build_components",
     "default_key_dir",
+    "generated_configuration",
     "next_version",
     "publish_components",
 ]

@@ -69,6 +69,21 @@ class BuiltComponent:
         return self.render(PREVIEW_VALUES)
 
 
+def generated_configuration(
+    settings: Settings, templates_dir: str | os.PathLike[str] | None = None
+) -> dict[str, list[str]]:
+    """``{component name: [JSON pointer, ...]}``: the configuration keys the build generates
+    (the agent's ``PublicKey``, the model's ``ModelName``/``ModelVersion``, topics, the
+    interpreter...), which every deployment resets to the deployed version's defaults."""
+    folder = Path(templates_dir) if templates_dir is not None else None
+    names = {
+        "model": settings.model_component,
+        "agent": settings.agent_component,
+        "inference": settings.inference_component,
+    }
+    return {names[role]: Template.load(role, folder).generated_configuration() for role in ROLES}
+
+
 def default_key_dir(settings: Settings) -> Path:
     return settings.home / "keys"
 

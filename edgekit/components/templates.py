@@ -82,6 +82,24 @@ class Template:
         _walk(self.document, lambda text, where: found.update(PLACEHOLDER.findall(text)) or text)
         return found
 
+    def generated_configuration(self) -> list[str]:
+        """JSON pointers of the ``DefaultConfiguration`` keys the build fills in (a placeholder
+        in the key's value or below it): ``/PublicKey``, ``/ModelVersion``...
+
+        A deployment resets them (Greengrass ``configurationUpdate.reset``) so each device
+        takes the new version's values instead of keeping those of an older deployment.
+        """
+        defaults = (self.document.get("ComponentConfiguration") or {}).get(
+            "DefaultConfiguration"
+        ) or {}
+        pointers = []
+        for key, value in defaults.items():
+            found: set[str] = set(PLACEHOLDER.findall(str(key)))
+            _walk(value, _collector(found))
+            if found:
+                pointers.append("/" + str(key).replace("~", "~0").replace("/", "~1"))
+        return pointers
+
     def render(self, values: Mapping[str, str]) -> dict[str, Any]:
         """The recipe with every placeholder filled; RecipeError naming a missing one."""
 
@@ -98,6 +116,16 @@ class Template:
             return PLACEHOLDER.sub(one, text)
 
         return _walk(self.document, fill)
+
+
+def _collector(found: set[str]) -> Any:
+    """A ``_walk`` callback that adds the placeholders it sees to ``found``."""
+
+    def see(text: str, where: str) -> str:
+        found.update(PLACEHOLDER.findall(text))
+        return text
+
+    return see
 
 
 def _walk(node: Any, fill: Any, where: str = "") -> Any:

@@ -1,9 +1,12 @@
 """Greengrass deployments of edgekit's three components, and what the devices report.
 
 Owns: creating a deployment for a thing group (`create`), waiting for every core device
-(`wait`), each device's status from the control plane (`status`: effective deployments,
-installed components, table rows), why a device failed and what it runs after the
-rollback (`diagnose`), and a deployment as a JSON record (`record`).
+(`wait`) until it proves inspection with the deployed package (`proof`: the criteria, the
+results/health collector and each device's verdict; `expected`: the criteria read from
+the deployed component versions), each device's status from the control plane
+(`status`: effective deployments, installed components, table rows), why a device
+failed and what it runs after the rollback (`diagnose`), and a deployment as a JSON
+record (`record`).
 
 Must not import: the notebooks' workflow (`edgekit.workflow`), the hand-over files,
 `edgekit.cli`, `edgekit.viz`, or the local emulators (`edgekit.local`): it talks to
@@ -28,6 +31,15 @@ from edgekit.deploy.diagnose import (
     failing_component,
     log_location,
 )
+from edgekit.deploy.expected import expected_proof
+from edgekit.deploy.proof import (
+    DEFAULT_MIN_RESULTS,
+    PROOF_COLUMNS,
+    DeviceProof,
+    ProofCollector,
+    ProofCriteria,
+    proof_table,
+)
 from edgekit.deploy.record import deployment_record
 from edgekit.deploy.status import (
     DONE_STATUSES,
@@ -49,17 +61,22 @@ from edgekit.errors import DeploymentError, DeviceDeploymentError
 
 __all__ = [
     "DEFAULT_INFERENCE_INTERVAL",
+    "DEFAULT_MIN_RESULTS",
     "DONE_STATUSES",
     "FAILED_STATUSES",
     "MODEL_RESET",
     "NO_DEVICE_GRACE",
     "POLL_INTERVAL",
+    "PROOF_COLUMNS",
     "READY_STATES",
     "DeploymentError",
     "DeploymentResult",
     "DeviceDeploymentError",
+    "DeviceProof",
     "DeviceStatus",
     "Failure",
+    "ProofCollector",
+    "ProofCriteria",
     "component_roles",
     "core_devices",
     "deploy",
@@ -69,6 +86,7 @@ __all__ = [
     "device_log_tail",
     "device_status",
     "execution_status",
+    "expected_proof",
     "explain_failure",
     "failing_component",
     "inference_configuration",
@@ -76,6 +94,7 @@ __all__ = [
     "installed_rows",
     "log_location",
     "parse_component_args",
+    "proof_table",
     "resolve_versions",
     "thing_group_arn",
     "wait_for_deployment",

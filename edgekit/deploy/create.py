@@ -3,8 +3,16 @@
 ``deploy`` creates one Greengrass deployment for the thing group (the latest
 published version of each component unless versions are given), with
 ``failureHandlingPolicy: ROLLBACK`` so a device that cannot run the new set
-goes back to the previous one, and with ``wait=True`` waits for every device
-(`edgekit.deploy.wait`).
+goes back to the previous one, and with ``wait=True`` waits until every device
+proves it inspects with the deployed package (`edgekit.deploy.wait`,
+`edgekit.deploy.proof`).
+
+Each component's ``configurationUpdate`` resets the configuration keys the build
+generates (`edgekit.components.generated_configuration`: the agent's ``PublicKey``,
+the model's ``ModelName``/``ModelVersion``, topics, interpreter...), then merges the
+caller's configuration. Greengrass keeps a device's existing configuration across
+component versions, so without the reset a device would keep, say, the public key of
+an older deployment and refuse a package signed with a new key.
 """
 
 from __future__ import annotations
@@ -12,24 +20,29 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from edgekit import clients
 from edgekit.awsapi import error_code, map_client_error
+from edgekit.components.build import generated_configuration
 from edgekit.components.publish import (
     account_id,
     component_arn,
     component_versions,
     latest_version,
 )
-from edgekit.deploy.status import DeploymentResult
+from edgekit.deploy.expected import expected_proof
+from edgekit.deploy.proof import DEFAULT_MIN_RESULTS, ProofCollector
+from edgekit.deploy.status import DeploymentResult, core_devices
 from edgekit.deploy.wait import wait_for_deployment
 from edgekit.errors import ConfigurationError, DeploymentError
 from edgekit.settings import Settings
 
-# The model component's name and version follow each new recipe, not an older deployment.
+# The model component's name and version follow each new recipe, not an older deployment
+# (part of what `generated_configuration` resets; kept for callers of edgekit.deploy).
 MODEL_RESET = ["/ModelName", "/ModelVersion"]
 #: Seconds between two images of the inference app unless a deployment says otherwise.
 DEFAULT_INFERENCE_INTERVAL = 0.2
@@ -92,7 +105,7 @@ def resolve_versions(
 
 
 def _component_spec(
-    settings: Settings, name: str, version: str, configuration: Mapping[str, Any]
+    name: str, version: str, configuration: Mapping[str, Any], reset: Mapping[str, list[str]]
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {"componentVersion": version}
     update: dict[str, Any] = {}
@@ -101,8 +114,9 @@ def _component_spec(
         if not isinstance(merge, Mapping):
             raise ConfigurationError(f"configuration for {name} must be a mapping, got {merge!r}")
         update["merge"] = json.dumps(merge)
-    if name == settings.model_component:
-        update["reset"] = list(MODEL_RESET)
+    if reset.get(name):
+        # Greengrass runs the reset before the merge: the caller's values still win.
+        update["reset"] = list(reset[name])
     if update:
         spec["configurationUpdate"] = update
     return spec
@@ -117,13 +131,20 @@ def deploy(
     wait: bool = True,
     timeout: float = 600.0,
     deployment_name: str | None = None,
+    min_results: int = DEFAULT_MIN_RESULTS,
+    prove: bool = True,
 ) -> DeploymentResult:
     """Deploy edgekit's three components to ``thing_group`` (default: Settings.thing_group).
 
     ``components``: ``{name: version}`` to pin (others: latest published).
     ``configuration``: ``{name: {key: value}}`` merged into the components'
-    configuration (Greengrass ``configurationUpdate.merge``). The local home, on the local
-    backend, is ``settings.home``.
+    configuration (Greengrass ``configurationUpdate.merge``, after the reset of the keys
+    the build generates). ``wait``: wait until every device of the group is done, which
+    (``prove=True``) means Greengrass reports SUCCEEDED on it AND its health reports the
+    deployed package's sha256 with at least ``min_results`` results published since the
+    deployment started; DeviceDeploymentError names every device that is not, within
+    ``timeout`` seconds. ``prove=False`` counts Greengrass's SUCCEEDED alone. The local
+    home, on the local backend, is ``settings.home``.
     """
     settings = settings or Settings.from_env()
     group = thing_group or settings.thing_group
@@ -138,32 +159,56 @@ def deploy(
         raise ConfigurationError(
             f"configuration for {', '.join(unknown)}: not one of {', '.join(versions)}"
         )
+    reset = generated_configuration(settings)
+    specs = {n: _component_spec(n, v, config, reset) for n, v in sorted(versions.items())}
     name = deployment_name or f"{settings.project_name}-{group}-{uuid.uuid4().hex[:8]}"
-    try:
-        answer = greengrass.create_deployment(
-            targetArn=group_arn,
-            deploymentName=name,
-            components={
-                n: _component_spec(settings, n, v, config) for n, v in sorted(versions.items())
-            },
-            deploymentPolicies={
-                "failureHandlingPolicy": "ROLLBACK",
-                "componentUpdatePolicy": {"timeoutInSeconds": 60, "action": "NOTIFY_COMPONENTS"},
-                "configurationValidationPolicy": {"timeoutInSeconds": 60},
-            },
+    collector = None
+    if wait and prove:
+        criteria = expected_proof(
+            settings,
+            greengrass,
+            account,
+            versions,
+            since=datetime.now(UTC),
+            min_results=min_results,
         )
-    except ClientError as exc:
-        raise map_client_error(
-            exc,
-            f"thing group {group}",
-            "create a deployment (CreateDeployment)",
-            hint="check the components' versions and the thing group",
-            default=DeploymentError,
-        ) from exc
-    result = DeploymentResult(str(answer["deploymentId"]), group_arn, versions)
-    if not wait:
-        return result
-    return wait_for_deployment(settings, result, timeout=timeout, greengrass=greengrass)
+        # Subscribed before the deployment exists: no early result or health is missed.
+        collector = ProofCollector(settings, criteria, core_devices(greengrass, group_arn))
+        collector.start()
+    try:
+        if collector is not None:
+            collector.criteria.since = datetime.now(UTC)
+        try:
+            answer = greengrass.create_deployment(
+                targetArn=group_arn,
+                deploymentName=name,
+                components=specs,
+                deploymentPolicies={
+                    "failureHandlingPolicy": "ROLLBACK",
+                    "componentUpdatePolicy": {
+                        "timeoutInSeconds": 60,
+                        "action": "NOTIFY_COMPONENTS",
+                    },
+                    "configurationValidationPolicy": {"timeoutInSeconds": 60},
+                },
+            )
+        except ClientError as exc:
+            raise map_client_error(
+                exc,
+                f"thing group {group}",
+                "create a deployment (CreateDeployment)",
+                hint="check the components' versions and the thing group",
+                default=DeploymentError,
+            ) from exc
+        result = DeploymentResult(str(answer["deploymentId"]), group_arn, versions)
+        if not wait:
+            return result
+        return wait_for_deployment(
+            settings, result, timeout=timeout, greengrass=greengrass, collector=collector
+        )
+    finally:
+        if collector is not None:
+            collector.stop()
 
 
 def inference_configuration(

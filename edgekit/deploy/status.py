@@ -48,6 +48,10 @@ class DeploymentResult:
     target_arn: str
     components: dict[str, str]
     devices: list[DeviceStatus] = field(default_factory=list)
+    proofs: dict[str, Any] = field(default_factory=dict)
+    """thing -> `edgekit.deploy.proof.DeviceProof` once waited for with proof criteria."""
+    criteria: Any = None
+    """The `edgekit.deploy.proof.ProofCriteria` the devices were judged by (None: none)."""
 
     def table(self) -> str:
         """Device, deployment status and each component's version and state."""
