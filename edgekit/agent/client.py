@@ -39,6 +39,14 @@ class ModelInfo:
     url: str
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
+    version: str | None = None
+    """The package's version; None from an agent that does not report it (the original)."""
+    package_sha256: str | None = None
+    """sha256 of the package archive as the agent knows it (see edgekit.agent.identity)."""
+    package_sha256_source: str | None = None
+    """"archive" or "install-marker"; None when the sha256 is unknown."""
+    key_fingerprint: str | None = None
+    """Fingerprint of the public key the agent verified the package with."""
 
 
 def _tensor_info(meta: Any) -> TensorInfo:
@@ -51,6 +59,10 @@ def _model_info(model: Any) -> ModelInfo:
         url=model.url,
         inputs=tuple(_tensor_info(m) for m in model.input_tensor_metadatas),
         outputs=tuple(_tensor_info(m) for m in model.output_tensor_metadatas),
+        version=model.version or None,
+        package_sha256=model.package_sha256 or None,
+        package_sha256_source=model.package_sha256_source or None,
+        key_fingerprint=model.key_fingerprint or None,
     )
 
 

@@ -5,7 +5,9 @@ out against the agent's public key (:func:`edgekit.package.load_model`, which
 also picks the runtime from the manifest's ``runtime`` field and hashes the
 model bytes again before the runtime sees them). Each model gets one runtime
 session, created at load; sessions are thread-safe, so concurrent Predicts
-run in parallel.
+run in parallel. With each model the registry keeps its
+:class:`~edgekit.agent.identity.PackageIdentity` (archive sha256, key
+fingerprint), which the agent reports in ListModels/DescribeModel.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from edgekit.agent.identity import PackageIdentity, identify
 from edgekit.agent.status import (
     AgentStatusError,
     already_exists,
@@ -28,6 +31,7 @@ from edgekit.agent.tensors import DATA_TYPES, dtype_name, format_shape, shape_ma
 from edgekit.errors import ModelError, PackageError, VerificationError
 from edgekit.model.loaded import LoadedModel
 from edgekit.package import load_model
+from edgekit.package.keys import fingerprint
 from edgekit.runtimes import TensorInfo
 
 MODEL_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
@@ -94,9 +98,12 @@ class ModelRegistry:
 
     def __init__(self, public_key: Any, *, intra_op_threads: int = 0) -> None:
         self._public_key = public_key
+        self.key_fingerprint = fingerprint(public_key)
+        """Fingerprint of the public key every package is verified with."""
         self._intra_op_threads = intra_op_threads
         self._lock = threading.Lock()
         self._models: dict[str, LoadedModel] = {}
+        self._identities: dict[str, PackageIdentity] = {}
         self._loading: set[str] = set()
 
     def get(self, name: str) -> LoadedModel:
@@ -106,6 +113,11 @@ class ModelRegistry:
             raise not_found(f"model {name!r} is not loaded; load it with LoadModel first")
         return model
 
+    def identity(self, name: str) -> PackageIdentity | None:
+        """What the agent verified about model ``name``'s package; None if it is not loaded."""
+        with self._lock:
+            return self._identities.get(name)
+
     def list(self) -> list[LoadedModel]:
         with self._lock:
             return [self._models[n] for n in sorted(self._models)]
@@ -113,6 +125,7 @@ class ModelRegistry:
     def unload(self, name: str) -> LoadedModel:
         with self._lock:
             model = self._models.pop(name, None)
+            self._identities.pop(name, None)
         if model is None:
             raise not_found(f"model {name!r} is not loaded")
         return model
@@ -132,17 +145,23 @@ class ModelRegistry:
                 )
             self._loading.add(name)
         try:
-            model = self._open(name, url, path)
+            model, identity = self._open(name, url, path)
             with self._lock:
                 self._models[name] = model
+                self._identities[name] = identity
             return model
         finally:
             with self._lock:
                 self._loading.discard(name)
 
-    def _open(self, name: str, url: str, path: Path) -> LoadedModel:
+    def _open(self, name: str, url: str, path: Path) -> tuple[LoadedModel, PackageIdentity]:
         if not path.exists():
             raise not_found(f"no model package at {path}")
+        try:
+            # Hashed before verification and load: the bytes loaded are the bytes reported.
+            identity = identify(path, self.key_fingerprint)
+        except OSError as exc:
+            raise failed_precondition(f"package {path} cannot be read: {exc}") from None
         try:
             model = load_model(
                 path,
@@ -152,7 +171,10 @@ class ModelRegistry:
                 threads=self._intra_op_threads or None,
             )
         except VerificationError as exc:
-            raise failed_precondition(f"package {path} failed verification: {exc}") from None
+            raise failed_precondition(
+                f"package {path} failed verification against the agent's public key "
+                f"{self.key_fingerprint}: {exc}"
+            ) from None
         except PackageError as exc:
             raise failed_precondition(f"package {path} cannot be opened: {exc}") from None
         except ModelError as exc:
@@ -161,7 +183,7 @@ class ModelRegistry:
             ) from None
         input_specs(model)  # refuse, at load, tensors the API cannot describe
         output_specs(model)
-        return model
+        return model, identity
 
 
 def check_input(spec: TensorSpec, data_type: int, shape: list[int], *, model: str) -> None:

@@ -20,6 +20,7 @@ import grpc
 import numpy as np
 
 from edgekit.agent.capture import CapturedData, CapturedTensor, CaptureStore, CaptureUploader
+from edgekit.agent.identity import PackageIdentity
 from edgekit.agent.models import (
     ModelRegistry,
     TensorSpec,
@@ -42,7 +43,7 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 UNIX_SOCKET_LIMIT = 107  # sun_path holds 108 bytes including the terminating NUL
 
 
-def _model_proto(model: LoadedModel) -> agent_pb2.Model:
+def _model_proto(model: LoadedModel, identity: PackageIdentity | None) -> agent_pb2.Model:
     def meta(spec: TensorSpec) -> agent_pb2.TensorMetadata:
         return agent_pb2.TensorMetadata(name=spec.name, data_type=spec.data_type, shape=spec.shape)
 
@@ -51,6 +52,10 @@ def _model_proto(model: LoadedModel) -> agent_pb2.Model:
         name=model.name,
         input_tensor_metadatas=[meta(s) for s in input_specs(model)],
         output_tensor_metadatas=[meta(s) for s in output_specs(model)],
+        version=model.version or "",
+        package_sha256=(identity.package_sha256 or "") if identity else "",
+        package_sha256_source=(identity.source or "") if identity else "",
+        key_fingerprint=identity.key_fingerprint if identity else "",
     )
 
 
@@ -65,6 +70,9 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self.captures = captures
 
     # -- helpers ---------------------------------------------------------------
+    def _proto(self, model: LoadedModel) -> agent_pb2.Model:
+        return _model_proto(model, self.registry.identity(model.name))
+
     @staticmethod
     def _abort(context: grpc.ServicerContext, method: str, exc: AgentStatusError) -> None:
         log.info("%s refused: %s %s", method, exc.code, exc.details)
@@ -164,8 +172,17 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             model = self.registry.load(request.name, request.url)
         except AgentStatusError as exc:
             self._abort(context, "LoadModel", exc)
-        log.info("loaded model %s %s from %s", model.name, model.version, model.source)
-        return agent_pb2.LoadModelResponse(model=_model_proto(model))
+        identity = self.registry.identity(model.name)
+        log.info(
+            "loaded model %s %s from %s (package sha256 %s from %s, verified with key %s)",
+            model.name,
+            model.version,
+            model.source,
+            identity.package_sha256 if identity else None,
+            identity.source if identity else None,
+            self.registry.key_fingerprint,
+        )
+        return agent_pb2.LoadModelResponse(model=self._proto(model))
 
     def UnLoadModel(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         try:
@@ -176,14 +193,14 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         return agent_pb2.UnLoadModelResponse()
 
     def ListModels(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        return agent_pb2.ListModelsResponse(models=[_model_proto(m) for m in self.registry.list()])
+        return agent_pb2.ListModelsResponse(models=[self._proto(m) for m in self.registry.list()])
 
     def DescribeModel(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         try:
             model = self.registry.get(request.name)
         except AgentStatusError as exc:
             self._abort(context, "DescribeModel", exc)
-        return agent_pb2.DescribeModelResponse(model=_model_proto(model))
+        return agent_pb2.DescribeModelResponse(model=self._proto(model))
 
     def CaptureData(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         try:

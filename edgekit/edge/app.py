@@ -13,6 +13,13 @@ model agent for a prediction, and publishes one result message per image to
   CaptureData (for relabeling).
 - The configuration is re-read on every SubscribeToConfigurationUpdate event;
   new values apply from the next image on, without a restart.
+- Health (``health.schema.json`` v2) goes out every ``HealthInterval`` seconds
+  and once right after the first result is published: per model, what the
+  agent verified (package sha256, key fingerprint) and its counts since start
+  and over the last ``HealthWindow`` seconds (:mod:`edgekit.edge.stats`).
+- Shadow mode: with ``ShadowPackagePath`` set, a candidate model runs on the
+  same frames (:mod:`edgekit.edge.shadow`); it is measured and compared with
+  the current model in health, and its results are never published.
 - The app reports RUNNING once the model is loaded, and ERRORED (with the
   reason in the component log) on a fatal error.
 """
@@ -30,21 +37,30 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from edgekit.agent.client import AgentClient
 from edgekit.edge.config import AppConfig, parse_config
-from edgekit.edge.health import DEGRADED, RUNNING, STARTING, STOPPING, Health
+from edgekit.edge.health import (
+    CURRENT,
+    DEGRADED,
+    RUNNING,
+    STARTING,
+    STOPPING,
+    Health,
+    model_entry,
+)
 from edgekit.edge.inference import Inspection, Inspector, SkipImage
 from edgekit.edge.ipc import GreengrassIpc
+from edgekit.edge.messages import ImageCycle, result_message, utc_iso
+from edgekit.edge.shadow import ShadowRunner
 from edgekit.edge.spool import Spool
+from edgekit.edge.stats import ModelStats
 from edgekit.errors import AgentError, ConfigurationError, EdgekitError, ModelError
 
 log = logging.getLogger("edgekit.edge")
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 AGENT_STARTUP_TIMEOUT = 60.0
 RETRY_MIN, RETRY_MAX = 0.1, 5.0
 DRAIN_ON_STOP = 3.0
@@ -53,69 +69,6 @@ _CAPTURE_ID = re.compile(r"[^A-Za-z0-9._-]")
 
 class FatalError(EdgekitError):
     """The component cannot work with what it was given; it reports ERRORED and exits."""
-
-
-def utc_iso(ts: float) -> str:
-    """``2026-11-23T10:00:00.123Z`` (milliseconds, truncated) for epoch seconds ``ts``."""
-    moment = datetime.fromtimestamp(ts, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def result_message(
-    inspection: Inspection,
-    *,
-    thing_name: str,
-    model: Mapping[str, str],
-    message_id: str,
-    sequence: int,
-    total_ms: float,
-) -> dict[str, Any]:
-    """The result message of DESIGN.md / result.schema.json for one inspection."""
-    detections = []
-    for det in inspection.detections:
-        item = det.to_json()
-        if item["box"][2] > 0 and item["box"][3] > 0:  # rounding may flatten a sliver
-            detections.append(item)
-    return {
-        "timestamp": utc_iso(inspection.read_time),
-        "thing_name": thing_name,
-        "image_name": inspection.image_name,
-        "model": {"name": model["name"], "version": model["version"]},
-        "detections": detections,
-        "defect": bool(detections),
-        "latency_ms": {**inspection.latency_ms, "total": round(total_ms, 3)},
-        "message_id": message_id,
-        "sequence": sequence,
-    }
-
-
-class ImageCycle:
-    """The images of a folder in name order, re-listed at the start of each round."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._names: list[Path] = []
-        self._index = 0
-
-    def _list(self) -> list[Path]:
-        try:
-            entries = sorted(p for p in self.folder.iterdir() if p.is_file())
-        except OSError as exc:
-            raise ConfigurationError(
-                f"ImageDirectory {self.folder} cannot be read ({exc.strerror or exc}); set "
-                "ImageDirectory to an existing folder of images"
-            ) from exc
-        return [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES]
-
-    def next(self) -> Path | None:
-        if self._index >= len(self._names):
-            self._names = self._list()
-            self._index = 0
-            if not self._names:
-                return None
-        path = self._names[self._index]
-        self._index += 1
-        return path
 
 
 class InferenceApp:
@@ -136,6 +89,14 @@ class InferenceApp:
         self.work_dir = work_dir or Path.cwd()
         self.agent_factory = agent_factory or _default_agent
         self.health = Health()
+        self.started_at = utc_iso(time.time())
+        self.current_stats = ModelStats()
+        self.shadow: ShadowRunner | None = None
+        self._current_key: tuple[Any, ...] | None = None
+        self._health_soon = threading.Event()
+        self._first_result_published = False
+        self.unattributed_published = 0
+        """Results published for another model than the current one (an earlier run's spool)."""
         self.config: AppConfig | None = None
         self.spool: Spool | None = None
         self.agent: Any = None
@@ -150,6 +111,7 @@ class InferenceApp:
     def stop(self) -> None:
         self._stop.set()
         self._config_changed.set()
+        self._health_soon.set()
         if self.spool is not None:
             self.spool.wake()
 
@@ -164,6 +126,9 @@ class InferenceApp:
         config = parse_config(raw or {}, self.env, thing_name=self.thing_name)
         if not config.spool_dir.is_absolute():
             config = _replace(config, spool_dir=self.work_dir / config.spool_dir)
+        if config.shadow_package is not None and not config.shadow_package.is_absolute():
+            # Relative to the nucleus's work folder, which holds every component's work folder.
+            config = _replace(config, shadow_package=self.work_dir.parent / config.shadow_package)
         return config
 
     def _on_config_change(self, key_path: list[str]) -> None:
@@ -191,6 +156,15 @@ class InferenceApp:
             self._connect_agent(new)
         if self.inspector is not None:
             self.inspector.use_shared_memory = new.use_shared_memory
+        self.current_stats.set_window(new.health_window)
+        if old is None or (new.shadow_package, new.shadow_model_name, new.agent_socket) != (
+            old.shadow_package,
+            old.shadow_model_name,
+            old.agent_socket,
+        ):
+            self._configure_shadow(new)
+        elif self.shadow is not None:
+            self.shadow.set_window(new.health_window)
         log.info(
             "configuration: interval %.3f s, threshold %s, capture band %s, images %s",
             new.inference_interval,
@@ -213,7 +187,12 @@ class InferenceApp:
         while True:
             try:
                 self.agent.wait_ready(timeout=min(5.0, max(0.1, deadline - time.monotonic())))
-                self.inspector.load(config.model_name, config.model_package)
+                model = self.inspector.load(config.model_name, config.model_package)
+                identity = self.inspector.identity
+                key = (model.name, model.version, identity.get("package_sha256"))
+                if key != self._current_key:  # another model: its counts start from zero
+                    self._current_key = key
+                    self.current_stats = ModelStats(config.health_window)
                 return
             except AgentError as exc:
                 code = getattr(exc, "code", "")
@@ -231,6 +210,25 @@ class InferenceApp:
                 raise FatalError(str(exc)) from exc
             self._stop.wait(delay)
             delay = min(delay * 2, RETRY_MAX)
+
+    def _configure_shadow(self, config: AppConfig) -> None:
+        """Start, replace or stop the shadow model as ShadowPackagePath says."""
+        if self.shadow is not None:
+            self.shadow.stop()
+            self.shadow = None
+        if config.shadow_package is None:
+            return
+        self.shadow = ShadowRunner(
+            self.agent_factory(config.agent_socket),
+            config.shadow_package,
+            name=config.shadow_model_name,
+            window_seconds=config.health_window,
+            use_shared_memory=config.use_shared_memory,
+            score_threshold=lambda: self.config.score_threshold if self.config else None,
+        ).start()
+        log.info(
+            "shadow model from %s: measured on every frame, never published", config.shadow_package
+        )
 
     # --- threads ---------------------------------------------------------------------------
 
@@ -269,6 +267,8 @@ class InferenceApp:
                     failed = True
                     break
                 spool.delete(message)
+                if message.topic == (self.config.results_topic if self.config else None):
+                    self._count_published(message.payload)
             if failed:
                 if self._stop.is_set():
                     time.sleep(delay)
@@ -277,6 +277,49 @@ class InferenceApp:
                 delay = min(delay * 2, RETRY_MAX)
             else:
                 delay = RETRY_MIN
+
+    def _count_published(self, payload: bytes) -> None:
+        """Count a delivered result for the current model (if it is the current model's)."""
+        try:
+            model = json.loads(payload).get("model") or {}
+        except (ValueError, AttributeError) as exc:  # our own spool: should not happen
+            log.warning("a published result is not a JSON object (%s); not counted", exc)
+            self.unattributed_published += 1
+            return
+        current = self.inspector.model if self.inspector is not None else None
+        sha = self.inspector.identity.get("package_sha256") if self.inspector else None
+        if (
+            current is not None
+            and model.get("name") == current.name
+            and model.get("version") == current.version
+            and model.get("package_sha256") == sha
+        ):
+            self.current_stats.record_published()
+        else:
+            self.unattributed_published += 1
+        if not self._first_result_published:
+            self._first_result_published = True
+            self._health_soon.set()  # the first result is out: say so without waiting
+
+    def model_entries(self) -> list[dict[str, Any]]:
+        """The health message's ``models``: the current model, then the shadow if configured."""
+        entries = []
+        inspector = self.inspector
+        if inspector is not None and inspector.model is not None:
+            entries.append(
+                model_entry(
+                    CURRENT,
+                    name=inspector.model.name,
+                    version=inspector.model.version,
+                    identity=inspector.identity,
+                    stats=self.current_stats.snapshot(),
+                    state="failed" if self.health.state == DEGRADED else "running",
+                    problem=self.health.problem,
+                )
+            )
+        if self.shadow is not None:
+            entries.append(self.shadow.entry())
+        return entries
 
     def health_message(self, *, sequence: int | None = None) -> dict[str, Any]:
         model = None
@@ -288,6 +331,8 @@ class InferenceApp:
             spool_pending=self.spool.pending if self.spool else 0,
             spool_dropped=self.spool.dropped if self.spool else 0,
             model=model,
+            started_at=self.started_at,
+            models=self.model_entries(),
         )
 
     def publish_health(self) -> None:
@@ -302,8 +347,9 @@ class InferenceApp:
     def _health_loop(self) -> None:
         while not self._stop.is_set():
             self.publish_health()
-            interval = self.config.health_interval if self.config else 30.0
-            self._stop.wait(interval)
+            interval = self.config.health_interval if self.config else 5.0
+            self._health_soon.wait(interval)
+            self._health_soon.clear()
 
     # --- one image -------------------------------------------------------------------------
 
@@ -348,17 +394,25 @@ class InferenceApp:
         model = self.inspector.require()
         sequence = self.spool.next_sequence()
         message_id = f"{self.thing_name}-{self.spool.spool_id}-{sequence:010d}"[-128:]
+        total_ms = (time.perf_counter() - start) * 1000.0
         message = result_message(
             inspection,
             thing_name=self.thing_name,
-            model={"name": model.name, "version": model.version},
+            model={
+                "name": model.name,
+                "version": model.version,
+                "package_sha256": self.inspector.identity.get("package_sha256") or "",
+            },
             message_id=message_id,
             sequence=sequence,
-            total_ms=(time.perf_counter() - start) * 1000.0,
+            total_ms=total_ms,
         )
         payload = json.dumps(message, separators=(",", ":")).encode()
         self.spool.append(config.results_topic, payload, message_id)
         self.health.record_processed()
+        self.current_stats.record_inference(total_ms, message["defect"])
+        if self.shadow is not None and inspection.frame is not None:
+            self.shadow.submit(inspection.frame, message["detections"], message["defect"])
         if band is not None and band[0] <= inspection.best_score <= band[1]:
             self._capture(inspection, message, model.name)
         return message
@@ -397,6 +451,8 @@ class InferenceApp:
             thread.start()
             self._threads.append(thread)
         self._connect_agent(self.config)
+        self.current_stats.set_window(self.config.health_window)
+        self._configure_shadow(self.config)
         self.health.set_state(RUNNING)
         self.ipc.update_state("RUNNING")
         log.info(
@@ -435,6 +491,7 @@ class InferenceApp:
                     if self.health.state == DEGRADED:
                         self.health.set_state(RUNNING)
                 except AgentError as exc:
+                    self.current_stats.record_error()
                     self.health.set_state(DEGRADED, str(exc))
                     log.warning("the model agent failed on %s: %s; retrying", path.name, exc)
                     self._stop.wait(delay)
@@ -457,6 +514,8 @@ class InferenceApp:
         self.stop()
         for thread in self._threads:
             thread.join(DRAIN_ON_STOP + 2.0)
+        if self.shadow is not None:
+            self.shadow.stop()
         self.publish_health()
         if self.agent is not None:
             with contextlib.suppress(Exception):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,9 @@ from edgekit.agent.paths import socket_for_work
 from edgekit.errors import ConfigurationError
 
 THING_VARIABLE = "{iot:thingName}"
+MODEL_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+"""Model names as the agent API accepts them."""
+SHADOW_PACKAGE_EXAMPLE = "com.qualityinspection.model.shadow/package"
 
 # Environment variables the recipe's Run step sets (recipe variables interpolated there).
 ENV_MODEL_PACKAGE = "EDGEKIT_MODEL_PACKAGE"
@@ -36,6 +40,8 @@ class AppConfig:
     results_topic: str
     health_topic: str
     health_interval: float
+    health_window: float
+    """Seconds of the sliding window health reports its "window" counts over (HealthWindow)."""
     score_threshold: float | None
     """None: the model package's own threshold."""
     capture_band: tuple[float, float] | None
@@ -47,6 +53,11 @@ class AppConfig:
     spool_dir: Path
     spool_max_messages: int
     spool_max_bytes: int
+    shadow_package: Path | None = None
+    """ShadowPackagePath: the candidate model's unpacked package, None = no shadow. A relative
+    path is relative to the nucleus's work folder (resolved by the app)."""
+    shadow_model_name: str = ""
+    """ShadowModelName: the candidate's name in health; empty = the name in its manifest."""
 
 
 def _number(config: Mapping[str, Any], key: str, default: float, *, minimum: float) -> float:
@@ -120,6 +131,23 @@ def _band(config: Mapping[str, Any]) -> tuple[float, float] | None:
     return (low, high)
 
 
+def _shadow(config: Mapping[str, Any]) -> tuple[Path | None, str]:
+    path = _text(config, "ShadowPackagePath", "").strip()
+    name = _text(config, "ShadowModelName", "").strip()
+    if name and not MODEL_NAME.match(name):
+        raise ConfigurationError(
+            f"configuration ShadowModelName={name!r} must match {MODEL_NAME.pattern} "
+            "(letters, digits and dashes), or be empty to use the name in the package manifest"
+        )
+    if name and not path:
+        raise ConfigurationError(
+            f"configuration ShadowModelName={name!r} is set but ShadowPackagePath is empty; set "
+            "ShadowPackagePath to the shadow model component's package (e.g. "
+            f"{SHADOW_PACKAGE_EXAMPLE}) or clear ShadowModelName"
+        )
+    return (Path(path) if path else None), name
+
+
 def expand_thing(text: str, thing_name: str) -> str:
     """Replace a ``{iot:thingName}`` the nucleus left in a configuration value.
 
@@ -163,6 +191,7 @@ def parse_config(
             f"{ENV_AGENT_WORK} is set; set the model agent's unix socket path"
         )
     spool_dir = env.get(ENV_SPOOL_DIR, "") or "spool"
+    shadow_package, shadow_name = _shadow(config)
     return AppConfig(
         image_directory=Path(expand_thing(image_dir, thing_name)),
         inference_interval=_number(config, "InferenceInterval", 1.0, minimum=0.0),
@@ -170,7 +199,8 @@ def parse_config(
             config, "PublishResultsOnTopic", "qualityinspection/scratch-detection"
         ),
         health_topic=_topic(config, "HealthTopic", "qualityinspection/health"),
-        health_interval=_number(config, "HealthInterval", 30.0, minimum=0.1),
+        health_interval=_number(config, "HealthInterval", 5.0, minimum=0.1),
+        health_window=_number(config, "HealthWindow", 60.0, minimum=1.0),
         score_threshold=_threshold(config),
         capture_band=_band(config),
         model_name=model_name,
@@ -180,4 +210,8 @@ def parse_config(
         spool_dir=Path(spool_dir),
         spool_max_messages=int(_number(config, "SpoolMaxMessages", 10_000, minimum=1)),
         spool_max_bytes=int(_number(config, "SpoolMaxBytes", 50 * 1024 * 1024, minimum=1024)),
+        shadow_package=(
+            Path(expand_thing(str(shadow_package), thing_name)) if shadow_package else None
+        ),
+        shadow_model_name=shadow_name,
     )

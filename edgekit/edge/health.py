@@ -1,18 +1,25 @@
 """What the inference component tells the operator about itself, every few seconds.
 
-One health message (``health.schema.json``) carries the counters since the
-component started, the most recent skipped images with their reason, the
-spool's pending and dropped counts, the model in use and a coarse state.
+One health message (``health.schema.json``, version 2) carries the counters
+since the component started, the most recent skipped images with their
+reason, the spool's pending and dropped counts, the model in use and a coarse
+state, and one ``models`` entry per model the app serves (the current one and
+an optional shadow candidate, see :func:`model_entry`): what the agent
+verified (package sha256, key fingerprint) and how the model does since start
+and over the last window.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 STARTING, RUNNING, DEGRADED, STOPPING = "starting", "running", "degraded", "stopping"
 STATES = (STARTING, RUNNING, DEGRADED, STOPPING)
+CURRENT, SHADOW = "current", "shadow"
+MODEL_STATES = ("loading", "running", "failed", "stopped")
 MAX_SKIPPED = 20
 MAX_REASON = 1000
 
@@ -60,6 +67,8 @@ class Health:
         spool_pending: int,
         spool_dropped: int,
         model: dict[str, str] | None,
+        started_at: str | None = None,
+        models: list[dict[str, Any]] | None = None,
         message_id: str | None = None,
         sequence: int | None = None,
     ) -> dict[str, Any]:
@@ -75,8 +84,56 @@ class Health:
                 "model": dict(model) if model else None,
                 "state": self.state,
             }
+            if started_at is not None:
+                msg["started_at"] = started_at
+            if models is not None:
+                msg["models"] = list(models)
+            if self.problem:
+                msg["problem"] = self.problem[:MAX_REASON]
         if message_id is not None:
             msg["message_id"] = message_id
         if sequence is not None:
             msg["sequence"] = int(sequence)
         return msg
+
+
+def model_entry(
+    role: str,
+    *,
+    name: str,
+    version: str | None,
+    identity: Mapping[str, str | None],
+    stats: Mapping[str, Any],
+    state: str,
+    problem: str | None = None,
+    agreement: Mapping[str, Any] | None = None,
+    frames_dropped: int | None = None,
+) -> dict[str, Any]:
+    """One entry of the health message's ``models`` (health.schema.json ``$defs/model_entry``).
+
+    ``identity`` is what the agent reported at load (Inspector.identity):
+    version, package_sha256, package_sha256_source and key_fingerprint; a key
+    it did not report is null. ``stats`` is ModelStats.snapshot().
+    """
+    if role not in (CURRENT, SHADOW):
+        raise ValueError(f"model role {role!r} is not {CURRENT!r} or {SHADOW!r}")
+    if state not in MODEL_STATES:
+        raise ValueError(f"model state {state!r} is not one of {', '.join(MODEL_STATES)}")
+    entry: dict[str, Any] = {
+        "role": role,
+        "name": name,
+        "version": version or identity.get("version") or "unknown",
+        "package_sha256": identity.get("package_sha256") or None,
+        "package_sha256_source": identity.get("package_sha256_source") or None,
+        "key_fingerprint": identity.get("key_fingerprint") or None,
+        "state": state,
+        "since_start": dict(stats["since_start"]),
+        "window": dict(stats["window"]),
+    }
+    if problem:
+        entry["problem"] = problem[:MAX_REASON]
+    if agreement is not None:
+        entry["agreement"] = {k: dict(v) for k, v in agreement.items()}
+    if frames_dropped is not None:
+        entry["frames_dropped"] = int(frames_dropped)
+    return entry

@@ -32,6 +32,37 @@ class SkipImage(Exception):
 
 
 @dataclass
+class Frame:
+    """One image as read from the camera folder: decoded RGB plus when it was read."""
+
+    image_name: str
+    rgb: np.ndarray = field(repr=False)
+    read_time: float
+    """Wall-clock time (time.time()) when the image was read: the result's timestamp."""
+    read_ms: float = 0.0
+    """Milliseconds spent reading and decoding the file."""
+    image_bytes: bytes = field(default=b"", repr=False)
+
+
+def read_frame(path: Path, *, keep_bytes: bool = False) -> Frame:
+    """Read and decode ``path``; SkipImage (with the reason) if it cannot be read."""
+    read_time = time.time()
+    start = time.perf_counter()
+    try:
+        data = path.read_bytes() if keep_bytes else b""
+        rgb = load_image(path)
+    except (DataError, OSError) as exc:
+        raise SkipImage(str(exc).removeprefix(f"{path}: ")) from exc
+    return Frame(
+        image_name=path.name,
+        rgb=rgb,
+        read_time=read_time,
+        read_ms=(time.perf_counter() - start) * 1000.0,
+        image_bytes=data,
+    )
+
+
+@dataclass
 class Inspection:
     image_name: str
     width: int
@@ -43,6 +74,8 @@ class Inspection:
     latency_ms: dict[str, float]
     image_bytes: bytes = b""
     extra: dict[str, Any] = field(default_factory=dict)
+    frame: Frame | None = field(default=None, repr=False)
+    """The decoded image, so a shadow model can run on the very same frame."""
 
 
 def read_manifest(package: Path) -> dict[str, Any]:
@@ -81,9 +114,18 @@ class Inspector:
         self.agent = agent
         self.use_shared_memory = use_shared_memory
         self.model: LoadedModel | None = None
+        self.identity: dict[str, str | None] = {}
+        """What the agent verified at load: version, package_sha256(_source), key_fingerprint."""
 
     def load(self, name: str, package: Path) -> LoadedModel:
-        """Load ``package`` into the agent as ``name`` (replacing another package of that name)."""
+        """Load ``package`` into the agent as ``name``, replacing a model of that name.
+
+        A model already loaded under ``name`` is always unloaded first, even from
+        the same path: the model component replaces the package folder in place
+        on a new deployment, and the agent must verify and run what is on disk
+        now, not what it loaded before. :attr:`identity` then holds what the
+        agent reports it verified (version, package sha256, key fingerprint).
+        """
         manifest = read_manifest(package)
         where = str(package / "manifest.json")
         info = model_info(manifest, where=where)
@@ -91,12 +133,22 @@ class Inspector:
         url = str(package)
         loaded = {m.name: m for m in self.agent.list_models()}
         current = loaded.get(name)
-        if current is not None and current.url != url:
-            log.info("model %s is loaded from %s; replacing it with %s", name, current.url, url)
+        if current is not None:
+            log.info("model %s is loaded from %s; reloading it from %s", name, current.url, url)
             self.agent.unload_model(name)
-            current = None
-        if current is None:
-            self.agent.load_model(name, url)
+        reply = self.agent.load_model(name, url)
+        self.identity = {
+            "version": getattr(reply, "version", None),
+            "package_sha256": getattr(reply, "package_sha256", None),
+            "package_sha256_source": getattr(reply, "package_sha256_source", None),
+            "key_fingerprint": getattr(reply, "key_fingerprint", None),
+        }
+        agent_version = self.identity["version"]
+        if agent_version and agent_version != version:
+            raise ModelError(
+                f"{where}: says version {version}, but the agent verified version "
+                f"{agent_version} at {url}; the package changed while loading, retry"
+            )
         self.model = LoadedModel(
             name=name,
             version=version,
@@ -105,7 +157,14 @@ class Inspector:
             runtime=str(manifest.get("runtime") or ""),
             info=info,
         )
-        log.info("model %s %s ready (package %s)", name, version, package)
+        log.info(
+            "model %s %s ready (package %s, sha256 %s, verified with key %s)",
+            name,
+            version,
+            package,
+            self.identity["package_sha256"],
+            self.identity["key_fingerprint"],
+        )
         return self.model
 
     def _predict(self, name: str, tensor: np.ndarray) -> dict[str, np.ndarray]:
@@ -142,36 +201,49 @@ class Inspector:
         keep_bytes: bool = False,
     ) -> Inspection:
         """Inspect one image; SkipImage if it cannot be read. Agent errors propagate."""
+        self.require()
+        frame = read_frame(path, keep_bytes=keep_bytes)
+        return self.inspect_frame(
+            frame, score_threshold=score_threshold, band_low=band_low, read_ms=frame.read_ms
+        )
+
+    def inspect_frame(
+        self,
+        frame: Frame,
+        *,
+        score_threshold: float | None = None,
+        band_low: float | None = None,
+        read_ms: float = 0.0,
+    ) -> Inspection:
+        """Inspect an image already read (the shadow model sees the current model's frame).
+
+        ``read_ms`` is added to the preprocess latency (reading and decoding the file).
+        """
         model = self.require()
         info = self._info()
-        read_time = time.time()
         start = time.perf_counter()
-        try:
-            data = path.read_bytes() if keep_bytes else b""
-            rgb = load_image(path)
-        except (DataError, OSError) as exc:
-            raise SkipImage(str(exc).removeprefix(f"{path}: ")) from exc
-        tensor = preprocess(rgb, info.preprocessing)
+        tensor = preprocess(frame.rgb, info.preprocessing)
         t_pre = time.perf_counter()
         outputs = self._predict(model.name, tensor)
         t_inf = time.perf_counter()
         threshold = info.score_threshold if score_threshold is None else score_threshold
         floor = threshold if band_low is None else min(threshold, band_low)
-        height, width = rgb.shape[:2]
+        height, width = frame.rgb.shape[:2]
         found = decode(outputs, info, (width, height), floor)
         t_dec = time.perf_counter()
         detections = [d for d in found if d.score >= threshold]
         return Inspection(
-            image_name=path.name,
+            image_name=frame.image_name,
             width=width,
             height=height,
             detections=detections,
             best_score=max((d.score for d in found), default=0.0),
-            read_time=read_time,
+            read_time=frame.read_time,
             latency_ms={
-                "preprocess": round((t_pre - start) * 1000.0, 3),
+                "preprocess": round(read_ms + (t_pre - start) * 1000.0, 3),
                 "inference": round((t_inf - t_pre) * 1000.0, 3),
                 "postprocess": round((t_dec - t_inf) * 1000.0, 3),
             },
-            image_bytes=data,
+            image_bytes=frame.image_bytes,
+            frame=frame,
         )

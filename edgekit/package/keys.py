@@ -39,6 +39,16 @@ def key_id(public_key: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
+def fingerprint(key: PublicKeyLike) -> str:
+    """The fingerprint devices report for a public key: :func:`key_id` of a key, path or PEM.
+
+    It is what the model agent puts in ``key_fingerprint`` (health messages, the
+    agent API's Model), what a package manifest's ``signing_key_id`` holds, and
+    what verification errors print, so the three can be compared as strings.
+    """
+    return key_id(load_public_key(key))
+
+
 def generate_keypair(out_dir: str | os.PathLike[str], *, force: bool = False) -> KeyPair:
     """Write a new key pair into ``out_dir``; refuse to replace existing keys unless ``force``.
 

@@ -102,7 +102,14 @@ EXPECTED_METHODS = {
     "GetCaptureDataStatus": ("GetCaptureDataStatusRequest", "GetCaptureDataStatusResponse"),
 }
 # Fields edgekit adds (wire compatible: a new number, ignored by old peers).
-EDGEKIT_ADDITIONS = {("SharedMemoryHandle", "segment_name"): (100, S)}
+EDGEKIT_ADDITIONS = {
+    ("SharedMemoryHandle", "segment_name"): (100, S),
+    # What the agent verified at load (edgekit/agent/identity.py).
+    ("Model", "version"): (100, S),
+    ("Model", "package_sha256"): (101, S),
+    ("Model", "package_sha256_source"): (102, S),
+    ("Model", "key_fingerprint"): (103, S),
+}
 
 PACKAGE = "AWS.SageMaker.Edge"
 

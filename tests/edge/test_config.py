@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.edge.app import ImageCycle, utc_iso
+from edgekit.edge.messages import ImageCycle, utc_iso
 from edgekit.edge.config import parse_config
 from edgekit.edge.health import Health
 from edgekit.errors import ConfigurationError
