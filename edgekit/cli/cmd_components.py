@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -18,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     publish = sub.add_parser(
         "publish",
         help="publish the next version of the components",
-        description="With no arguments: all three components, with the shipped model.",
+        description="With no arguments: all three components, with the model shipped with "
+        "edgekit (not a package you built: pass --model-package FILE --key-dir DIR for that). "
+        "Prints which package the model component carries (sha256, signing key).",
     )
     publish.add_argument(
         "--name",
@@ -56,6 +59,16 @@ def _publish(args: argparse.Namespace) -> int:
             key_dir=args.key_dir,
             names=args.name,
         )
+        for component in built:
+            if component.role == "model":
+                if args.model_package is None:
+                    print(
+                        "note: no --model-package given: publishing the model shipped with "
+                        "edgekit; to deploy a package you built, pass --model-package FILE "
+                        "--key-dir DIR",
+                        file=sys.stderr,
+                    )
+                print(component.describe(), flush=True)
         published = publish_components(settings, built, bucket=args.bucket)
     print(published.table())
     return 0

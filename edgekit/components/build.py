@@ -68,6 +68,18 @@ class BuiltComponent:
     def preview(self) -> dict[str, Any]:
         return self.render(PREVIEW_VALUES)
 
+    def describe(self) -> str:
+        """For the model component: which package it carries, in words ('' for the others)."""
+        if self.role != "model":
+            return ""
+        source = self.extra.get("package_source", "shipped")
+        origin = "the model shipped with edgekit" if source == "shipped" else source
+        return (
+            f"model package {self.values['MODEL_NAME']} {self.values['MODEL_VERSION']} from "
+            f"{origin}: sha256 {self.values['PACKAGE_SHA256']}, signed with key "
+            f"{self.extra.get('key_id', '-')}"
+        )
+
 
 def generated_configuration(
     settings: Settings, templates_dir: str | os.PathLike[str] | None = None
@@ -217,7 +229,13 @@ def build_components(
             files.append(images)
             role_values.update(IMAGES_ZIP=images.name, IMAGES_FOLDER=images.name[: -len(".zip")])
         template = Template.load(role, folder)
-        component = BuiltComponent(role, name, template, role_values, tuple(files))
+        extra: dict[str, Any] = {}
+        if role == "model":
+            extra = {
+                "package_source": "shipped" if model_package is None else str(model_package),
+                "key_id": key_id(load_public_key(public)),
+            }
+        component = BuiltComponent(role, name, template, role_values, tuple(files), extra)
         preview = component.preview()
         validate_recipe(preview, source=str(template.path))
         built.append(component)

@@ -28,6 +28,7 @@ from edgekit.deploy.diagnose import (
     Failure,
     device_log_tail,
     explain_failure,
+    explain_failures,
     failing_component,
     log_location,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "execution_status",
     "expected_proof",
     "explain_failure",
+    "explain_failures",
     "failing_component",
     "inference_configuration",
     "installed_components",

@@ -62,36 +62,64 @@ class Failure:
         return text
 
 
-def explain_failure(
-    settings: Settings, error: DeviceDeploymentError, *, settle: float = SETTLE_SECONDS
-) -> Failure:
-    """Gather the failing device's reason, its failing component's log tail, and the
-    components each device of the deployment runs after the rollback.
-
-    The device reports FAILED once it has rolled back; its component list may follow a
-    moment later, so this waits up to ``settle`` seconds for no component to be in a
-    transitional state (NEW, INSTALLED, STARTING, STOPPING).
-    """
-    thing = error.device
-    status = next(
-        (d.execution_status for d in error.result.devices if d.thing_name == thing), "FAILED"
-    )
-    component = failing_component(settings, error.reason)
-    things = [d.thing_name for d in error.result.devices] or [thing]
+def _after_rollback(
+    settings: Settings, error: DeviceDeploymentError, settle: float
+) -> list[dict[str, str]]:
+    """What each device of the deployment runs now, once no component is in a transitional
+    state (NEW, INSTALLED, STARTING, STOPPING) or ``settle`` seconds passed."""
+    things = [d.thing_name for d in error.result.devices] or [error.device]
     names = set(component_roles(settings))
     deadline = time.monotonic() + settle
     while True:
         rows = installed_rows(settings, things, deployment_id=error.result.deployment_id)
         states = {cell.rsplit(" ", 1)[-1] for r in rows for k, cell in r.items() if k in names}
         if not states & TRANSITIONAL_STATES or time.monotonic() >= deadline:
-            break
+            return rows
         time.sleep(0.5)
+
+
+def _failure(
+    settings: Settings, error: DeviceDeploymentError, thing: str, rows: list[dict[str, str]]
+) -> Failure:
+    proof = error.devices.get(thing)
+    reason = (proof.reason if proof is not None else None) or (
+        error.reason if thing == error.device else "no reason given"
+    )
+    status = next(
+        (d.execution_status for d in error.result.devices if d.thing_name == thing), "FAILED"
+    )
+    component = (proof.component if proof is not None else None) or failing_component(
+        settings, reason
+    )
     return Failure(
         thing=thing,
         status=status,
-        reason=error.reason,
+        reason=reason,
         component=component,
         log_location=log_location(settings, thing, component),
         log_tail=device_log_tail(settings, thing, component),
         after_rollback=rows,
     )
+
+
+def explain_failure(
+    settings: Settings, error: DeviceDeploymentError, *, settle: float = SETTLE_SECONDS
+) -> Failure:
+    """Gather the (first) failing device's reason, its failing component's log tail, and the
+    components each device of the deployment runs after the rollback.
+
+    The device reports FAILED once it has rolled back; its component list may follow a
+    moment later, so this waits up to ``settle`` seconds for no component to be in a
+    transitional state (NEW, INSTALLED, STARTING, STOPPING).
+    """
+    return _failure(settings, error, error.device, _after_rollback(settings, error, settle))
+
+
+def explain_failures(
+    settings: Settings, error: DeviceDeploymentError, *, settle: float = SETTLE_SECONDS
+) -> list[Failure]:
+    """:func:`explain_failure` for every device the error names (``error.devices``), in
+    name order; the rows after the rollback are read once and shared."""
+    rows = _after_rollback(settings, error, settle)
+    things = sorted(error.devices) or [error.device]
+    return [_failure(settings, error, thing, rows) for thing in things]

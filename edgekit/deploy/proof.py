@@ -89,6 +89,8 @@ class DeviceProof:
     problem: str | None = None
     state: str = PENDING
     reason: str | None = None
+    component: str | None = None
+    """The component a FAILED verdict blames (None: not known)."""
 
     @property
     def proven(self) -> bool:
@@ -124,6 +126,7 @@ class DeviceProof:
             "problem": self.problem,
             "state": self.state,
             "reason": self.reason,
+            "component": self.component,
         }
 
 
@@ -192,7 +195,7 @@ class ProofCollector:
         self._results: dict[str, list[dict[str, Any]]] = {}
         self._problems: dict[str, str] = {}
         self._status: dict[str, str | None] = {}
-        self._failed: dict[str, str] = {}
+        self._failed: dict[str, tuple[str, str | None]] = {}
         self._intakes = {RESULT: Intake(schema=RESULT), HEALTH: Intake(schema=HEALTH)}
         self._subscriber = subscriber
         self._owned = subscriber is None
@@ -313,10 +316,10 @@ class ProofCollector:
         with self._lock:
             self._status[thing] = greengrass_status
 
-    def fail(self, thing: str, reason: str) -> None:
-        """Mark ``thing`` FAILED with a named reason (the first reason is kept)."""
+    def fail(self, thing: str, reason: str, component: str | None = None) -> None:
+        """Mark ``thing`` FAILED with a named reason, blaming ``component`` (the first is kept)."""
         with self._lock:
-            self._failed.setdefault(thing, reason)
+            self._failed.setdefault(thing, (reason, component))
 
     # --- output ---------------------------------------------------------------------------
 
@@ -372,7 +375,8 @@ class ProofCollector:
             proof.p95_ms = round(percentile(totals, 95), 3)
         proof.problem = self._problems.get(thing) or _evidence_gap(criteria, health, entry, proof)
         if thing in self._failed:
-            proof.state, proof.reason = FAILED, self._failed[thing]
+            proof.state = FAILED
+            proof.reason, proof.component = self._failed[thing]
         elif proof.problem is None and proof.greengrass_status in DONE_STATUSES:
             proof.state = PROVEN
         return proof

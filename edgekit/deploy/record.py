@@ -23,7 +23,10 @@ def deployment_record(
     configuration: Mapping[str, Any] | None = None,
     failure: Failure | None = None,
 ) -> dict[str, Any]:
-    """The deployment, the model it deploys, each device's state, and the failure if any."""
+    """The deployment, the model it deploys, each device's state and proof of inspection
+    (``proof``: the criteria and each device's verdict), and the failure if any."""
+    criteria = result.criteria
+    proofs = result.proofs or {}
     return {
         "backend": settings.backend,
         "region": settings.region,
@@ -40,6 +43,7 @@ def deployment_record(
                 "thing": d.thing_name,
                 "status": d.execution_status,
                 "reason": d.reason,
+                "proof": proofs[d.thing_name].as_dict() if d.thing_name in proofs else None,
                 "components": {
                     name: {"version": version, "state": state}
                     for name, (version, state) in sorted(d.components.items())
@@ -47,6 +51,17 @@ def deployment_record(
             }
             for d in result.devices
         ],
+        "proof": None
+        if criteria is None
+        else {
+            "package_sha256": criteria.package_sha256,
+            "model_name": criteria.model_name,
+            "model_version": criteria.model_version,
+            "key_fingerprint": criteria.key_fingerprint,
+            "min_results": criteria.min_results,
+            "since": criteria.since.isoformat(timespec="milliseconds"),
+            "failed": sorted(t for t, p in proofs.items() if p.failed),
+        },
         "failure": None
         if failure is None
         else {

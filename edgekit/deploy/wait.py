@@ -50,12 +50,15 @@ def failure_reason(
 ) -> str:
     """A failed device's reason: what failed, the health state and evidence gap, and the last
     lines of the failing component's log (when this machine can read it)."""
-    parts = [headline]
+    first, _, rest = headline.partition("\n")
+    parts = [first]
     if proof.health_state:
         parts.append(f"health state {proof.health_state}")
     if proof.problem and proof.problem not in headline:
         parts.append(proof.problem)
     text = "; ".join(parts) + f"; log: {log_location(settings, thing, component)}"
+    if rest.strip():
+        text += "\n" + rest.rstrip()
     if "last lines of " not in headline:
         tail = device_log_tail(settings, thing, component, LOG_LINES)
         if tail.strip():
@@ -183,15 +186,12 @@ def _wait(
     def fail(thing: str, headline: str, component: str | None) -> None:
         reason = failure_reason(settings, thing, headline, component, evidence(thing))
         if collector is not None:
-            collector.fail(thing, reason)
-        else:
-            failures.setdefault(
-                thing,
-                DeviceProof(
-                    thing, statuses.get(thing, DeviceStatus(thing)).execution_status, state=FAILED
-                ),
+            collector.fail(thing, reason, component)
+        elif thing not in failures:
+            status = statuses.get(thing, DeviceStatus(thing)).execution_status
+            failures[thing] = DeviceProof(
+                thing, status, state=FAILED, reason=reason, component=component
             )
-            failures[thing].reason = failures[thing].reason or reason
 
     def evidence(thing: str) -> DeviceProof:
         if collector is not None:

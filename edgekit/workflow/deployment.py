@@ -13,6 +13,7 @@ from typing import Any
 from edgekit.components import build_components, publish_components
 from edgekit.deploy import (
     DEFAULT_INFERENCE_INTERVAL,
+    DEFAULT_MIN_RESULTS,
     deploy,
     deployment_record,
     explain_failure,
@@ -73,11 +74,15 @@ def deploy_latest_approved(
     score_threshold: float | None = None,
     timeout: float = 300.0,
     progress: bool = True,
+    min_results: int = DEFAULT_MIN_RESULTS,
 ) -> Deployed:
     """Notebook 03 in one call: devices, package, registry, components, deployment.
 
-    Writes ``deployment.json`` like notebook 03 does. A device that fails the
-    deployment raises DeviceDeploymentError after the record (with the failure) is written.
+    Every device must prove inspection with the deployed package (Greengrass SUCCEEDED,
+    its health reports the package's sha256, at least ``min_results`` results since the
+    deployment: `edgekit.deploy.proof`). Writes ``deployment.json`` like notebook 03 does.
+    When a device does not prove itself, DeviceDeploymentError (naming every such device)
+    is raised after the record (with the first failure) is written.
     """
     group = model_group or settings.model_name
     devices = ensure_devices(
@@ -106,6 +111,7 @@ def deploy_latest_approved(
             thing_group=devices.thing_group,
             configuration=configuration,
             timeout=timeout,
+            min_results=min_results,
         )
     except DeviceDeploymentError as error:
         failure = explain_failure(settings, error)
