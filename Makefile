@@ -27,7 +27,12 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.demo-installed
 	$(BIN)/python -m edgekit.demo
 
+# tests/reports drive the OS package's Chromium (Playwright's own browser download is not
+# used); install it when it is missing and we may (root with apt-get), never fail over it.
+CHROMIUM := command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1; } || true
+
 test: $(VENV)/.test-installed
+	@$(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

@@ -9,7 +9,6 @@ notebook and the cell, and the partly executed notebook is kept for reading.
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
 import os
 import time
@@ -26,6 +25,7 @@ from papermill.exceptions import PapermillExecutionError
 
 from edgekit.errors import ConfigurationError, PipelineError
 from edgekit.progress import progress
+from edgekit.reports import render_pipeline_report
 from edgekit.resources import notebooks_dir
 
 #: The main job, in order. Each notebook runs alone too: it finds what exists
@@ -195,17 +195,5 @@ def _to_html(notebook: Path) -> Path | None:
 
 
 def _write_index(run: PipelineRun) -> None:
-    rows = "\n".join(
-        f"<tr><td><a href='{html.escape(s.html.name) if s.html else ''}'>{html.escape(s.name)}"
-        f"</a></td><td>{'ok' if s.ok else 'FAILED'}</td><td>{s.seconds:.1f} s</td>"
-        f"<td>{html.escape(s.error or '')}</td></tr>"
-        for s in run.stages
-    )
-    params = html.escape(json.dumps(run.parameters, indent=2, default=str))
-    run.report.write_text(
-        "<!doctype html><meta charset='utf-8'><title>edgekit pipeline run</title>"
-        f"<h1>edgekit pipeline run {html.escape(run.out_dir.name)}</h1>"
-        "<table border=1 cellpadding=4><tr><th>notebook</th><th>status</th><th>time</th>"
-        f"<th>error</th></tr>{rows}</table><h2>parameters</h2><pre>{params}</pre>",
-        encoding="utf-8",
-    )
+    """``report.html``: verdict, model, device proofs, gates, notebooks, figures."""
+    render_pipeline_report(run.out_dir, stages=run.stages, parameters=run.parameters)
