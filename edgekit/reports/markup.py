@@ -256,13 +256,18 @@ def image_data_uri(path: str | os.PathLike[str]) -> str:
     return f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}"
 
 
+#: Width of a figure cell when two share a row at 1280 px (wider figures get the row).
+HALF_WIDTH_PX = 640
+
+
 def figure_grid(items: Mapping[str, str | os.PathLike[str]]) -> Markup:
     """Each figure inline (a data: URI) with its name as caption; wide ones span the row."""
     cells = []
     for name, path in items.items():
         kind, data = _image_bytes(Path(path))
         size = png_size(data) if kind == "image/png" else None
-        wide = size is not None and (size[0] >= 1.6 * size[1] or size[0] > 1100)
+        # wider than half the page: a row of its own, so its text is not shrunk
+        wide = size is not None and size[0] > HALF_WIDTH_PX
         img = el(
             "img",
             src=f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}",
