@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.edge.messages import ImageCycle, utc_iso
 from edgekit.edge.config import parse_config
 from edgekit.edge.health import Health
+from edgekit.edge.messages import ImageCycle, utc_iso
 from edgekit.errors import ConfigurationError
 
 ENV = {

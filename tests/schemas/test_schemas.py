@@ -210,3 +210,67 @@ def test_timestamps_round_trip() -> None:
 def test_unknown_schema_name() -> None:
     with pytest.raises(KeyError, match="result, health"):
         validate_message("nope", {})
+
+
+# --- health v2: per-model entries (edgekit/edge/health.py model_entry) -------------------------
+
+
+def health_v2_example() -> dict[str, Any]:
+    return copy.deepcopy(load_schema("health")["examples"][1])
+
+
+def test_health_v2_example_and_v1_messages_are_accepted() -> None:
+    schema = load_schema("health")
+    assert schema["$id"] == "urn:edgekit:schema:health:2"
+    msg = health_v2_example()
+    assert validate_health(msg) == msg
+    assert [m["role"] for m in msg["models"]] == ["current", "shadow"]
+    validate_health(health_example())  # a version 1 message is still valid
+    nulls = health_v2_example()
+    entry = nulls["models"][0]
+    entry.update(package_sha256=None, package_sha256_source=None, key_fingerprint=None)
+    entry["since_start"].update(
+        images=0, results_published=0, defect_rate=None, latency_ms={"p50": None, "p95": None}
+    )
+    validate_health(nulls)
+
+
+BAD_HEALTH_V2 = [
+    (_set("models.0.package_sha256", "abc"), r"models\[0\]\.package_sha256", "does not match"),
+    (_set("models.0.role", "candidate"), r"models\[0\]\.role", "is not one of"),
+    (_drop("models.0.window.seconds"), r"models\[0\]\.window\.seconds", "required"),
+    (_set("models.0.window.seconds", 0), r"models\[0\]\.window\.seconds", "less than or equal"),
+    (_drop("models.0.key_fingerprint"), r"models\[0\]\.key_fingerprint", "required"),
+    (
+        _set("models.0.since_start.defect_rate", 1.5),
+        r"models\[0\]\.since_start\.defect_rate",
+        "maximum",
+    ),
+    (
+        _set("models.1.agreement.window.detection_agreement", -0.1),
+        r"models\[1\]\.agreement\.window\.detection_agreement",
+        "minimum",
+    ),
+    (_set("models.1.state", "sleeping"), r"models\[1\]\.state", "is not one of"),
+    (_set("started_at", "yesterday"), "started_at", "does not match"),
+    (_set("models.0.accuracy", 1), r"models\[0\]\.accuracy", "unexpected field"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "field", "reason"), BAD_HEALTH_V2)
+def test_bad_health_v2_names_the_field(mutate: Any, field: str, reason: str) -> None:
+    msg = health_v2_example()
+    mutate(msg)
+    with pytest.raises(InvalidMessageError, match=reason) as info:
+        validate_health(msg)
+    assert re.fullmatch(field, info.value.field), info.value.field
+
+
+def test_result_model_may_carry_the_package_sha256() -> None:
+    msg = design_example()
+    msg["model"]["package_sha256"] = "0" * 64
+    validate_result(msg)
+    msg["model"]["package_sha256"] = "0" * 63
+    with pytest.raises(InvalidMessageError) as info:
+        validate_result(msg)
+    assert info.value.field == "model.package_sha256"
