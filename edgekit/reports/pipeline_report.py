@@ -138,6 +138,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 def _model_facts(run_dir: Path, deployment: Mapping[str, Any] | None) -> dict[str, Any]:
     built = read_handover(run_dir, MODEL_PACKAGE) or {}
     registered = (deployment or {}).get("model") or {}
+    criteria = (deployment or {}).get("proof") or {}
     package = built.get("package")
     built_sha = (
         sha256_file(package) if isinstance(package, str) and Path(package).is_file() else None
@@ -145,7 +146,7 @@ def _model_facts(run_dir: Path, deployment: Mapping[str, Any] | None) -> dict[st
     return {
         "name": registered.get("name") or built.get("model_name"),
         "version": registered.get("semver") or built.get("model_version"),
-        "deployed_sha256": registered.get("sha256"),
+        "deployed_sha256": criteria.get("package_sha256") or registered.get("sha256"),
         "built_sha256": built_sha,
         "package": package,
         "target": built.get("target") or registered.get("runtime"),
@@ -257,9 +258,46 @@ def _deployment_facts(deployment: Mapping[str, Any]) -> Markup:
                 ", ".join(f"{name} {version}" for name, version in sorted(components.items()))
                 or None,
             ),
+            ("proof required", _criteria_text(deployment.get("proof"))),
             ("written", deployment.get("written_at")),
         ]
     )
+
+
+def _criteria_text(criteria: Any) -> str | None:
+    """``at least 3 result(s) of NAME VERSION (sha256 …) since T, key …`` from the record."""
+    if not isinstance(criteria, Mapping):
+        return None
+    text = (
+        f"at least {criteria.get('min_results', '?')} result(s) of "
+        f"{criteria.get('model_name', '?')} {criteria.get('model_version', '?')} "
+        f"(package sha256 {str(criteria.get('package_sha256') or '?')[:12]}…)"
+    )
+    if criteria.get("since"):
+        text += f" since {criteria['since']}"
+    if criteria.get("key_fingerprint"):
+        text += f", verified with key {criteria['key_fingerprint']}"
+    return text
+
+
+def _record_proofs(deployment: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The record's devices, plus a row for any device its proof names as failed but lists
+    no entry for (a device Greengrass never reported on is still a failed device)."""
+    devices = [dict(d) for d in deployment.get("devices") or [] if isinstance(d, Mapping)]
+    listed = {d.get("thing") for d in devices}
+    criteria = deployment.get("proof")
+    failed = criteria.get("failed") if isinstance(criteria, Mapping) else None
+    for thing in failed or []:
+        if thing not in listed:
+            devices.append(
+                {
+                    "thing": thing,
+                    "state": "FAILED",
+                    "reason": "named as failed by the deployment's proof; Greengrass listed "
+                    "no execution for it",
+                }
+            )
+    return devices
 
 
 def _results_section(stats: Mapping[str, Mapping[str, Any]], unreadable: int) -> Markup:
@@ -354,7 +392,7 @@ def render_pipeline_report(
     deployment = read_handover(run, DEPLOYMENT)
     model = _model_facts(run, deployment)
     if proofs is None and deployment is not None:
-        proofs = deployment.get("devices")
+        proofs = _record_proofs(deployment)
     rows = proof_rows(proofs)
     report = rollout if rollout is not None else _read_json(run / ROLLOUT)
     stats, unreadable = _results_by_thing(run)

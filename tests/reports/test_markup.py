@@ -113,6 +113,15 @@ def test_proofs_come_in_every_shape() -> None:
     assert proof_rows(None) == []
 
 
+def test_a_device_proof_of_edgekit_deploy_is_a_row() -> None:
+    from edgekit.deploy.proof import DeviceProof
+
+    proof = DeviceProof("edgekit-core-1", "SUCCEEDED", "ab" * 32, None, 5, 1, 20.5, "RUNNING")
+    [row] = proof_rows({"edgekit-core-1": proof})
+    assert row == {**proof.as_dict()}
+    assert as_row(proof.as_dict()) == row
+
+
 @pytest.mark.parametrize(
     ("gate", "failing", "word"),
     [

@@ -154,3 +154,35 @@ def test_broken_inputs_are_errors_naming_the_file(tmp_path: Path, samples: Any) 
     (run / "figures" / "notes.txt").write_text("x")
     with pytest.raises(DataError, match="notes.txt: only"):
         render_pipeline_report(run, stages=[], figures={"notes": run / "figures" / "notes.txt"})
+
+
+def test_the_deployment_record_of_edgekit_deploy_is_read_as_it_is_written(
+    tmp_path: Path, samples: Any, report_browser: Any
+) -> None:
+    """deployment.json as edgekit.deploy.record writes it: each device's ``proof``, and the
+    criteria under ``proof`` whose ``failed`` list may name a device with no entry."""
+    run = samples.make_run(tmp_path, ok=False)
+    record = json.loads((run / "deployment.json").read_text())
+    record["proof"] = {
+        "package_sha256": samples.SHA,
+        "model_name": "tag-scratch-detector",
+        "model_version": "1.0.0",
+        "key_fingerprint": "954b00",
+        "min_results": 3,
+        "since": "2026-12-05T20:13:20.000+00:00",
+        "failed": ["edgekit-core-2", "edgekit-core-3", "edgekit-core-9"],
+    }
+    record["status"] = "FAILED"
+    record["failure"] = {"thing": "edgekit-core-2", "reason": "agent refused the package"}
+    (run / "deployment.json").write_text(json.dumps(record))
+    shown = report_browser.open(render_pipeline_report(run, stages=_stages(run, ok=True)))
+    shown.assert_reads_well()
+    assert shown.text(".banner .verdict") == "FAILED"
+    banner = shown.text(".banner")
+    assert "failed on edgekit-core-2: agent refused the package" in banner
+    assert "device edgekit-core-9 FAILED" in banner
+    assert "at least 3 result(s) of tag-scratch-detector 1.0.0 (package sha256 9e46858bb47c…)" in (
+        shown.text("body")
+    )
+    rows = shown.texts("table.proofs tbody tr.device")
+    assert [r.split("\t")[:2] for r in rows][-1] == ["edgekit-core-9", "FAILED"]
