@@ -393,8 +393,8 @@ def _evidence_gap(
         return "no health message since the deployment started"
     if entry is None:
         return (
-            f"health (state {health.get('state')}) reports no current model: the app did not "
-            "load a package (health without 'models' is from an app older than health v2)"
+            f"health (state {health.get('state')}) reports no current model: the app has not "
+            "loaded a package (or is older than health v2, which reports 'models')"
         )
     if entry.get("package_sha256") != criteria.package_sha256:
         return (

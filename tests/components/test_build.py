@@ -17,7 +17,9 @@ from edgekit.components.build import signing_keys
 from edgekit.components.publish import next_version
 from edgekit.components.templates import PLACEHOLDER, ROLES, Template
 from edgekit.errors import PackageError
+from edgekit.files import sha256_file
 from edgekit.package import build_package, generate_keypair, verify_package
+from edgekit.package.keys import fingerprint
 from edgekit.recipes import normalize_recipe, validate_recipe
 from edgekit.settings import Settings
 
@@ -214,3 +216,17 @@ def test_install_env_builds_an_offline_venv_once(built: dict, tmp_path: Path) ->
     assert str(tmp_path / "venv") in check.stdout  # the wheel's copy, not the source checkout
     second = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert second.returncode == 0 and "up to date" in second.stdout
+
+
+def test_the_model_component_says_which_package_it_carries(
+    built: dict, settings: Settings, model_package: Path, tmp_path: Path
+) -> None:
+    """Issue 11: `components publish` without --model-package deployed the shipped model
+    while the user had built one, and nothing said so."""
+    _private, public = signing_keys(None, settings)
+    words = built["model"].describe()
+    assert str(model_package) in words and sha256_file(model_package) in words
+    assert fingerprint(public) in words and "3.1.4" in words
+    assert built["agent"].describe() == ""
+    (shipped,) = build_components(settings, out_dir=tmp_path, names=[settings.model_component])
+    assert "the model shipped with edgekit" in shipped.describe()

@@ -3,11 +3,15 @@ versions, and the thing group's errors."""
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import pytest
 from botocore.stub import Stubber
 
+from edgekit.components import generated_configuration
 from edgekit.deploy import inference_configuration, parse_component_args, thing_group_arn
+from edgekit.deploy.create import _component_spec
 from edgekit.errors import AccessDeniedError, AwsServiceError, ConfigurationError
 from edgekit.settings import Settings
 
@@ -61,3 +65,21 @@ def test_thing_group_arn_maps_service_errors(
         stubber.add_client_error("describe_thing_group", service_error_code=code)
         with pytest.raises(error, match=message):
             thing_group_arn(iot, "g")
+
+
+def test_every_component_resets_what_the_build_generates_before_the_merge() -> None:
+    """Issue 11: the agent kept an older deployment's PublicKey. Greengrass keeps a device's
+    configuration across versions and runs reset before merge, so the build's keys are reset
+    and the caller's merge still wins."""
+    reset = generated_configuration(SETTINGS)
+    assert "/PublicKey" in reset[SETTINGS.agent_component]
+    assert {"/ModelName", "/ModelVersion"} <= set(reset[SETTINGS.model_component])
+    assert "/HealthTopic" in reset[SETTINGS.inference_component]
+    assert "/InferenceInterval" not in reset[SETTINGS.inference_component]  # the user's
+    agent = _component_spec(
+        SETTINGS.agent_component, "1.0.3", {SETTINGS.agent_component: {"LogLevel": "DEBUG"}}, reset
+    )
+    assert agent["componentVersion"] == "1.0.3"
+    assert agent["configurationUpdate"]["reset"] == reset[SETTINGS.agent_component]
+    assert json.loads(agent["configurationUpdate"]["merge"]) == {"LogLevel": "DEBUG"}
+    assert "configurationUpdate" not in _component_spec("other", "1.0.0", {}, reset)

@@ -28,10 +28,12 @@ from edgekit.components import build_components, publish_components  # noqa: E40
 from edgekit.components.build import signing_keys  # noqa: E402
 from edgekit.deploy import deploy  # noqa: E402
 from edgekit.errors import ConfigurationError, DeviceDeploymentError  # noqa: E402
+from edgekit.files import sha256_file  # noqa: E402
 from edgekit.local import endpoints, process  # noqa: E402
 from edgekit.local.device import add_device, device_logs, list_devices  # noqa: E402
 from edgekit.local.mqtt import Broker  # noqa: E402
 from edgekit.package import build_package  # noqa: E402
+from edgekit.package.keys import fingerprint  # noqa: E402
 from edgekit.recipes import parse_recipe  # noqa: E402
 from edgekit.schemas import validate_result  # noqa: E402
 from edgekit.settings import Settings  # noqa: E402
@@ -181,12 +183,19 @@ def test_end_to_end_results_config_update_and_outage(
     )
     assert device.components[settings.inference_component][1] == "RUNNING"
     assert THING in result.table()
+    proof = result.proofs[THING]
+    assert proof.proven and proof.package_sha256 == sha256_file(model_package)
+    assert proof.results >= 3 and result.criteria.key_fingerprint == proof.key_fingerprint
 
     results = subscriber.take(5)
     for msg in results:
         validate_result(msg)
         assert msg["thing_name"] == THING
-        assert msg["model"] == {"name": settings.model_name, "version": "1.4.0"}
+        assert msg["model"] == {
+            "name": settings.model_name,
+            "version": "1.4.0",
+            "package_sha256": sha256_file(model_package),
+        }
 
     # A configuration-only deployment: same versions, new values, no restart of the app.
     deploy(
@@ -259,3 +268,45 @@ def test_failed_deployment_names_the_device_and_rolls_back(local: tuple[Path, Se
     assert settings.agent_component in info.value.reason
     assert f"edgekit local device logs {THING}" in str(info.value)
     assert "rolled back" in info.value.reason
+
+
+@pytest.mark.slow
+def test_a_package_signed_with_a_new_key_reaches_a_device_that_ran_the_old_key(
+    local: tuple[Path, Settings], tmp_path: Path
+) -> None:
+    """Issue 11: the agent kept the PublicKey of an older deployment and refused the new
+    package while `deploy --wait` said SUCCEEDED. The build owns PublicKey; the deployment
+    resets it, and the proof (health: package sha256 and the agent's key) says so."""
+    home, settings = local
+    group, thing = "edgekit-keys", "keys-device"
+    add_device(thing, group, home)
+    model = build_tiny_model(tmp_path / "tiny.onnx")
+    proofs = []
+    for name, version in (("old-key", "2.0.0"), ("new-key", "2.0.1")):
+        private, public = signing_keys(tmp_path / name, settings)
+        package = build_package(
+            model,
+            name=settings.model_name,
+            version=version,
+            key=private,
+            out=tmp_path / f"{name}.tar.gz",
+        ).path
+        built = build_components(
+            settings,
+            out_dir=tmp_path / f"build-{name}",
+            model_package=package,
+            key_dir=tmp_path / name,
+        )
+        publish_components(settings, built)
+        result = deploy(
+            settings,
+            thing_group=group,
+            configuration={settings.inference_component: {"InferenceInterval": 0.2}},
+            timeout=120,
+        )
+        proof = result.proofs[thing]
+        assert proof.proven, proof
+        assert proof.package_sha256 == sha256_file(package)
+        assert proof.key_fingerprint == fingerprint(public) == result.criteria.key_fingerprint
+        proofs.append(proof)
+    assert proofs[0].key_fingerprint != proofs[1].key_fingerprint
