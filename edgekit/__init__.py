@@ -37,6 +37,7 @@ from edgekit.errors import (
     RecipeError,
     RegistryError,
     ResourceNotFoundError,
+    RolloutError,
     SpoolError,
     StackError,
     VerificationError,
@@ -98,6 +99,9 @@ _LAZY: dict[str, str] = {
     "AgentServer": "edgekit.agent",
     # scheduled runs
     "run_pipeline": "edgekit.pipeline",
+    # staged rollouts with gates
+    "Gates": "edgekit.rollout",
+    "rollout": "edgekit.rollout",
 }
 
 
@@ -137,6 +141,7 @@ __all__ = [
     "RecipeError",
     "RegistryError",
     "ResourceNotFoundError",
+    "RolloutError",
     "Settings",
     "SpoolError",
     "StackError",

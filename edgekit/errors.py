@@ -205,3 +205,8 @@ class InvalidMessageError(DataError):
 
 class SpoolError(EdgekitError):
     """The device's result spool file cannot be opened or written."""
+
+
+class RolloutError(EdgekitError):
+    """A rollout could not reach a verdict or could not undo its stage (e.g. the rollback
+    did not prove the previous package); its record says where it stopped."""

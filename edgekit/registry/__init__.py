@@ -7,7 +7,8 @@ deploys :func:`latest_approved`, so approving a version in SageMaker Studio (or 
 
 Owns: ``records`` (what a version is: statuses, customer metadata, request shapes; no
 AWS calls), ``packages`` (package files in S3: upload, hash, download) and ``versions``
-(groups and versions in SageMaker: register, describe, approve, list, find). Refused
+(groups and versions in SageMaker: register, describe, approve, list, find, and the
+outcome of a rollout on a version: ``record_rollout``). Refused
 SageMaker/S3 calls become edgekit errors through :mod:`edgekit.awsapi`.
 
 Must not import ``deploy``, ``provision``, ``workflow`` or ``cli``: they use the
@@ -39,9 +40,12 @@ from edgekit.registry.versions import (
     approve,
     describe_version,
     ensure_group,
+    find_by_sha256,
     find_version,
+    group_exists,
     latest_approved,
     list_versions,
+    record_rollout,
     register_model_version,
     reject,
     set_approval,
@@ -63,10 +67,13 @@ __all__ = [
     "describe_version",
     "download_package",
     "ensure_group",
+    "find_by_sha256",
     "find_version",
+    "group_exists",
     "latest_approved",
     "list_versions",
     "parse_s3_uri",
+    "record_rollout",
     "register_model_version",
     "reject",
     "s3_object_sha256",

@@ -35,6 +35,13 @@ KEY_AP50 = "edgekit:ap50"
 KEY_PACKAGE = "edgekit:package-s3-uri"
 KEY_MODEL_SHA256 = "edgekit:model-sha256"
 KEY_TARGET = "edgekit:compile-target"
+# What the latest rollout of the version did (edgekit.rollout): PROMOTED or ROLLED_BACK,
+# the failing gate, the rollout's id, its thing group and when it ended.
+KEY_ROLLOUT = "edgekit:rollout"
+KEY_ROLLOUT_GATE = "edgekit:rollout-gate"
+KEY_ROLLOUT_ID = "edgekit:rollout-id"
+KEY_ROLLOUT_GROUP = "edgekit:rollout-thing-group"
+KEY_ROLLOUT_AT = "edgekit:rollout-finished-at"
 
 _GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _METADATA_EXTRA = set("_.:/=+-@ ")
@@ -56,6 +63,10 @@ class ModelVersion:
     runtime: str | None = None
     ap50: float | None = None
     description: str | None = None
+    rollout: str | None = None
+    """PROMOTED or ROLLED_BACK: the outcome of the latest rollout of this version, if any."""
+    rollout_gate: str | None = None
+    approval_description: str | None = None
 
     @property
     def approved(self) -> bool:
@@ -75,6 +86,9 @@ class ModelVersion:
             "runtime": self.runtime,
             "ap50": self.ap50,
             "description": self.description,
+            "rollout": self.rollout,
+            "rollout_gate": self.rollout_gate,
+            "approval_description": self.approval_description,
         }
 
 
@@ -95,7 +109,8 @@ def check_approval_status(status: str) -> str:
     return status
 
 
-def _metadata_value_ok(value: str) -> bool:
+def metadata_value_ok(value: str) -> bool:
+    """Whether SageMaker accepts ``value`` as a customer metadata value."""
     return 1 <= len(value) <= 256 and all(c.isalnum() or c in _METADATA_EXTRA for c in value)
 
 
@@ -121,7 +136,7 @@ def customer_metadata(manifest: Any, *, sha256: str, package_s3_uri: str) -> dic
         if value is None or value == "":
             continue
         text = str(value)
-        if not _metadata_value_ok(text):
+        if not metadata_value_ok(text):
             raise RegistryError(
                 f"customer metadata {key}={text!r} does not fit SageMaker's limits "
                 "(1-256 letters, digits, spaces or _.:/=+-@); rename the package or its bucket"
@@ -195,4 +210,7 @@ def to_version(desc: Mapping[str, Any], group_hint: str | None = None) -> ModelV
         runtime=props.get(KEY_RUNTIME),
         ap50=ap50,
         description=desc.get("ModelPackageDescription"),
+        rollout=props.get(KEY_ROLLOUT),
+        rollout_gate=props.get(KEY_ROLLOUT_GATE),
+        approval_description=desc.get("ApprovalDescription"),
     )

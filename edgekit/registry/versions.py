@@ -23,6 +23,7 @@ from edgekit.registry.records import (
     check_approval_status,
     check_group_name,
     customer_metadata,
+    metadata_value_ok,
     to_version,
 )
 from edgekit.settings import Settings
@@ -258,3 +259,55 @@ def latest_approved(
             f"{found.arn} is now {found.approval_status}; run latest_approved again"
         )
     return found
+
+
+def group_exists(group: str, settings: Settings | None = None, *, client: Any = None) -> bool:
+    """Whether model package group ``group`` exists."""
+    sm = registry_client("sagemaker", settings, client)
+    return _group_arn(sm, check_group_name(group)) is not None
+
+
+def find_by_sha256(
+    group: str, sha256: str, settings: Settings | None = None, *, client: Any = None
+) -> ModelVersion | None:
+    """The newest version of ``group`` whose package has this sha256, or None."""
+    sm = registry_client("sagemaker", settings, client)
+    _require_group(sm, group)
+    for summary in _summaries(sm, group):
+        found = to_version(_describe_package(sm, summary["ModelPackageArn"]), group)
+        if found.sha256 == sha256:
+            return found
+    return None
+
+
+def record_rollout(
+    arn: str,
+    outcome: Mapping[str, str],
+    settings: Settings | None = None,
+    *,
+    description: str,
+    client: Any = None,
+) -> ModelVersion:
+    """Put a rollout's outcome on a version: ``outcome`` merged into its customer metadata
+    (the ``edgekit:rollout*`` keys) and ``description`` as its approval description. The
+    approval status itself is left as it is: approving stays a person's decision."""
+    sm = registry_client("sagemaker", settings, client)
+    current = _describe_package(sm, arn)
+    props = {**dict(current.get("CustomerMetadataProperties") or {}), **dict(outcome)}
+    for key, value in props.items():
+        if not metadata_value_ok(str(value)):
+            raise RegistryError(
+                f"model package {arn}: metadata {key}={value!r} is not a valid value (1-256 "
+                "letters, digits, spaces and _.:/=+-@)"
+            )
+    request: dict[str, Any] = {
+        "ModelPackageArn": arn,
+        "ModelApprovalStatus": current.get("ModelApprovalStatus") or PENDING,
+        "ApprovalDescription": description[:1000],
+        "CustomerMetadataProperties": props,
+    }
+    try:
+        sm.update_model_package(**request)
+    except ClientError as exc:
+        raise registry_error(exc, f"model package {arn}", "record the rollout on it") from exc
+    return describe_version(arn, settings, client=sm)

@@ -1,0 +1,139 @@
+"""Rollouts end to end on local devices: one canary and one fleet device, short soaks.
+
+The fleet runs a tiny model that finds no defect. A candidate that behaves the same is
+PROMOTED to both devices; a candidate that flags every image as defective fails the
+defect-rate gate on the canary, which is rolled back to the versions it ran before and
+proves the previous package again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("awsiot.greengrasscoreipc")
+
+from edgekit import clients  # noqa: E402
+from edgekit.compile.testing import build_tiny_model  # noqa: E402
+from edgekit.components import build_components, publish_components  # noqa: E402
+from edgekit.components.build import signing_keys  # noqa: E402
+from edgekit.deploy import deploy, installed_components  # noqa: E402
+from edgekit.files import sha256_file  # noqa: E402
+from edgekit.local import endpoints  # noqa: E402
+from edgekit.local.device import add_device  # noqa: E402
+from edgekit.package import build_package  # noqa: E402
+from edgekit.registry import register_model_version, upload_package  # noqa: E402
+from edgekit.rollout import Gates, load_record, rollout  # noqa: E402
+from edgekit.rollout.stages import group_members  # noqa: E402
+from edgekit.settings import Settings  # noqa: E402
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+GROUP = "rollout-line"
+CANARY, FLEET = "ro-canary-1", "ro-fleet-1"
+GATES = Gates(min_results=3, max_defect_rate_delta=0.3, max_p95_ratio=None, max_error_rate=0.2)
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Settings]]:
+    home = tmp_path_factory.mktemp("home")
+    endpoints.up(home)
+    try:
+        yield home, Settings(local_home=home, thing_group=GROUP)
+    finally:
+        endpoints.down(home)
+
+
+def package(settings: Settings, out: Path, version: str, heatmap_bias: float) -> Path:
+    private, _ = signing_keys(None, settings)
+    model = build_tiny_model(out.with_suffix(".onnx"), heatmap_bias=heatmap_bias)
+    return build_package(
+        model, name=settings.model_name, version=version, key=private, out=out
+    ).path
+
+
+@pytest.fixture(scope="module")
+def fleet(local: tuple[Path, Settings], tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Two devices of GROUP running model 1.0.0 (no defects), proven."""
+    home, settings = local
+    work = tmp_path_factory.mktemp("fleet")
+    for thing in (CANARY, FLEET):
+        add_device(thing, GROUP, home)
+    built = build_components(
+        settings, out_dir=work, model_package=package(settings, work / "m1.tar.gz", "1.0.0", -8)
+    )
+    publish_components(settings, built)
+    deploy(
+        settings,
+        thing_group=GROUP,
+        configuration={settings.inference_component: {"InferenceInterval": 0.2}},
+        timeout=180,
+    )
+    return settings
+
+
+def test_promoted_to_every_device(fleet: Settings, tmp_path: Path) -> None:
+    settings = fleet
+    candidate = package(settings, tmp_path / "m2.tar.gz", "1.1.0", -8)
+    report = tmp_path / "report.json"
+    record = rollout(settings, candidate, canary=1, soak=4, gates=GATES, report=report, timeout=180)
+    assert record.status == "PROMOTED", record.report()
+    assert (record.canary_things, record.fleet_things) == ([CANARY], [FLEET])
+    assert [(s.name, s.status) for s in record.stages] == [
+        ("canary", "PASSED"),
+        ("fleet", "PASSED"),
+    ]
+    sha = sha256_file(candidate)
+    data = json.loads(report.read_text())
+    assert data["status"] == "PROMOTED" and data["gate"] is None
+    for thing in (CANARY, FLEET):
+        row = data["devices"][thing]
+        assert row["state"] == "PROVEN" and row["package_sha256"] == sha, row
+        assert row["results"] >= 3 and row["errors"] == 0
+        installed = installed_components(settings, thing)
+        assert {n: v for n, (v, _s) in installed.items()} == record.candidate["components"]
+    assert group_members(settings, GROUP) == [CANARY, FLEET]
+    assert group_members(settings, record.canary_group) == []
+    assert report.with_suffix(".html").is_file()
+    # Running it again reports the finished rollout; status finds it.
+    again = rollout(settings, candidate, canary=1, soak=4, gates=GATES, timeout=180)
+    assert again.id == record.id and again.finished_at == record.finished_at
+    assert load_record(settings).id == record.id
+
+
+def test_a_failing_gate_rolls_the_canary_back(fleet: Settings, tmp_path: Path) -> None:
+    settings = fleet
+    before = {n: v for n, (v, _s) in installed_components(settings, CANARY).items()}
+    previous_sha = load_record(settings).package_sha256  # the promoted package
+    bad = package(settings, tmp_path / "m3.tar.gz", "1.2.0", +8)  # every image "defective"
+    uri, manifest, sha = upload_package(settings, bad, public_key=signing_keys(None, settings)[1])
+    register_model_version(
+        settings, group=settings.model_name, package_s3_uri=uri, manifest=manifest, sha256=sha
+    )
+    record = rollout(
+        settings, bad, canary=1, soak=4, gates=GATES, timeout=180, report=tmp_path / "bad.json"
+    )
+    assert record.status == "ROLLED_BACK", record.report()
+    assert record.gate == "defect_rate_delta"
+    assert "candidate 1.000" in str(record.gate_detail) and "vs current 0.000" in str(
+        record.gate_detail
+    )
+    names = [(s.name, s.status) for s in record.stages]
+    assert names == [("canary", "FAILED"), ("rollback", "PASSED")]
+    # The canary runs the versions it ran before, and proved the previous package again.
+    row = record.devices[CANARY]
+    assert row["stage"] == "rollback" and row["state"] == "PROVEN"
+    assert row["package_sha256"] == previous_sha
+    after = {n: v for n, (v, _s) in installed_components(settings, CANARY).items()}
+    assert after == before
+    assert group_members(settings, GROUP) == [CANARY, FLEET]
+    # The fleet device never left the previous model.
+    assert {n: v for n, (v, _s) in installed_components(settings, FLEET).items()} == before
+    # The registry version carries the outcome.
+    sm = clients.client("sagemaker", settings)
+    desc = sm.describe_model_package(ModelPackageName=record.registry["arn"])
+    assert desc["CustomerMetadataProperties"]["edgekit:rollout"] == "ROLLED_BACK"
+    assert desc["CustomerMetadataProperties"]["edgekit:rollout-gate"] == "defect_rate_delta"
+    assert "defect_rate_delta" in desc["ApprovalDescription"]
