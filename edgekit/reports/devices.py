@@ -17,6 +17,7 @@ from edgekit.reports.markup import (
     Markup,
     el,
     number,
+    percent,
     preformatted,
     short_sha,
     status_badge,
@@ -46,6 +47,8 @@ _ALIASES = {
 }
 
 FAILED_STATES = frozenset({"FAILED", "PENDING", "ROLLED_BACK"})
+#: The state a rollout gives the devices it did not target (they keep the current model).
+CURRENT = "CURRENT"
 
 
 def as_row(proof: Any, thing: str | None = None) -> dict[str, Any]:
@@ -85,6 +88,11 @@ def proof_rows(devices: Any) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: str(r.get("thing") or ""))
 
 
+def _kept_current(row: Mapping[str, Any]) -> bool:
+    """A device a rollout left on the current model (the baseline of its gates)."""
+    return str(row.get("state") or "").upper() == CURRENT
+
+
 def is_failed(row: Mapping[str, Any]) -> bool:
     state = str(row.get("state") or "").upper()
     return state in FAILED_STATES
@@ -93,10 +101,27 @@ def is_failed(row: Mapping[str, Any]) -> bool:
 def _sha_cell(value: Any, expected: str | None) -> Markup:
     cell = short_sha(value)
     if expected and value and value != expected:
-        return Markup(cell + " " + el("span", "≠ expected", class_="mismatch"))
+        return Markup(cell + " " + el("span", "≠ expected", class_="mismatch nowrap"))
     if expected and value == expected:
-        return Markup(cell + " " + el("span", "= expected", class_="muted"))
+        return Markup(cell + " " + el("span", "= expected", class_="muted nowrap"))
     return cell
+
+
+def _soak_text(soak: Any) -> Markup:
+    """``defect rate 4.0 %, error rate 0.0 %, agreement 0.98 / 0.95`` from a soak window."""
+    if not isinstance(soak, Mapping):
+        return Markup("–")
+    parts = []
+    if soak.get("defect_rate") is not None:
+        parts.append(f"defect rate {percent(soak['defect_rate'])}")
+    if soak.get("error_rate") is not None:
+        parts.append(f"error rate {percent(soak['error_rate'])}")
+    agreement = [soak.get("defect_agreement"), soak.get("detection_agreement")]
+    if any(a is not None for a in agreement):
+        parts.append("agreement " + " / ".join(number(a) for a in agreement))
+    if not parts:
+        return Markup("–")
+    return Markup(", ".join(el("span", part, class_="nowrap") for part in parts))
 
 
 def proof_table(
@@ -105,30 +130,49 @@ def proof_table(
     expected_sha256: str | None = None,
     caption: str | None = None,
 ) -> Markup:
-    """One row per device; a failed device gets a second row with its reason, in full."""
-    headers = (
+    """One row per device; a failed device gets a second row with its reason, in full.
+
+    Rollout rows add a ``stage`` column and, when they carry one, the ``soak`` window's
+    defect rate, error rate and shadow agreement.
+    """
+    rows = list(rows)
+    staged = any(row.get("stage") for row in rows)
+    soaked = any(isinstance(row.get("soak"), Mapping) for row in rows)
+    headers = [
         "device",
         "state",
+        *(["stage"] if staged else []),
         "Greengrass",
         "package sha256 reported",
         "results",
         "errors",
         "p95 ms",
         "health",
-    )
+        *(["over the soak"] if soaked else []),
+    ]
+    first_number = headers.index("results")
     body: list[Markup] = []
     for row in rows:
         failed = is_failed(row)
-        cells = (
+        soak = row.get("soak") if isinstance(row.get("soak"), Mapping) else {}
+        cells = [
             el("th", row.get("thing") or "–", scope="row"),
             el("td", status_badge(row.get("state"))),
+            *([el("td", row.get("stage") or "–")] if staged else []),
             el("td", status_badge(row.get("greengrass_status"))),
-            el("td", _sha_cell(row.get("package_sha256"), expected_sha256)),
+            el(
+                "td",
+                _sha_cell(
+                    row.get("package_sha256"),
+                    None if _kept_current(row) else expected_sha256,
+                ),
+            ),
             el("td", number(row.get("results")), class_="num"),
             el("td", number(row.get("errors")), class_="num"),
             el("td", number(row.get("p95_ms")), class_="num"),
-            el("td", row.get("health_state") or "–"),
-        )
+            el("td", row.get("health_state") or soak.get("health_state") or "–"),
+            *([el("td", _soak_text(row.get("soak")))] if soaked else []),
+        ]
         body.append(el("tr", cells, class_="failed device" if failed else "device"))
         reason = row.get("reason") or (row.get("problem") if failed else None)
         if reason:
@@ -144,7 +188,13 @@ def proof_table(
                     class_="reason",
                 )
             )
-    return table(headers, body, caption=caption, numeric=(4, 5, 6), class_="proofs")
+    return table(
+        headers,
+        body,
+        caption=caption,
+        numeric=range(first_number, first_number + 3),
+        class_="proofs",
+    )
 
 
 def has_proof(rows: Iterable[Mapping[str, Any]]) -> bool:
@@ -187,12 +237,19 @@ def status_table(rows: Iterable[Mapping[str, Any]]) -> Markup:
 
 
 def proof_summary(rows: list[Mapping[str, Any]]) -> str:
-    """``"2 of 3 devices proved inspection; failed: a, b"`` (empty when there are no rows)."""
+    """``"2 of 3 device(s) proved inspection; not proven: a, b"`` (empty when there are no rows).
+
+    Devices a rollout left on the current model are counted apart, not as unproven.
+    """
     if not rows:
         return ""
-    proven = [r for r in rows if str(r.get("state") or "").upper() == "PROVEN"]
-    failed = [str(r.get("thing")) for r in rows if is_failed(r)]
-    text = f"{len(proven)} of {len(rows)} device(s) proved inspection"
+    current = [r for r in rows if _kept_current(r)]
+    targeted = [r for r in rows if not _kept_current(r)]
+    proven = [r for r in targeted if str(r.get("state") or "").upper() == "PROVEN"]
+    failed = [str(r.get("thing")) for r in targeted if is_failed(r)]
+    text = f"{len(proven)} of {len(targeted)} device(s) proved inspection"
     if failed:
         text += "; not proven: " + ", ".join(failed)
+    if current:
+        text += f"; {len(current)} kept the current model"
     return text

@@ -213,8 +213,14 @@ def stage_table(report: Mapping[str, Any]) -> Markup:
             (
                 el("strong", stage_name(stage, i)),
                 status_badge(_first(stage, ("status", "outcome", "state", "result"))),
-                _text(things),
-                _text(_first(stage, ("started_at", "started", "start"))),
+                Markup(", ".join(el("span", t, class_="nowrap") for t in things))
+                if isinstance(things, list | tuple) and things
+                else _text(things),
+                el(
+                    "span",
+                    _text(_first(stage, ("started_at", "started", "start"))),
+                    class_="nowrap",
+                ),
                 seconds(took) if took is not None else "–",
                 _text(_first(stage, ("deployment_id", "deployment"))),
                 _first(stage, ("detail", "reason", "error")) or "–",

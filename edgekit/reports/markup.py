@@ -109,7 +109,7 @@ def short_sha(value: Any) -> Markup:
     if not value:
         return Markup("–")
     text = str(value)
-    return el("code", text[:12] + ("…" if len(text) > 12 else ""), title=text)
+    return el("code", text[:12] + ("…" if len(text) > 12 else ""), title=text, class_="nowrap")
 
 
 def badge(text: str, tone: str) -> Markup:
@@ -139,6 +139,7 @@ _TONES = {
     "PENDING": "warn",
     "IN_PROGRESS": "warn",
     "SKIPPED": "neutral",
+    "CURRENT": "neutral",
     "NOT RUN": "neutral",
 }
 
@@ -315,6 +316,7 @@ td p { margin: 0 0 4px; }
 td > ul.numbers { margin: 0; }
 th { background: var(--soft); font-weight: 600; }
 tbody tr:nth-child(even) > td { background: #fbfcfd; }
+th[scope="row"], .nowrap { white-space: nowrap; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.failed > td { background: #fff5f5 !important; }
 tr.reason > td { background: #fff5f5 !important; border-top: 0; }

@@ -324,6 +324,26 @@ def rollout_report(*, rolled_back: bool) -> dict[str, Any]:
     }
     if rolled_back:
         devices["edgekit-core-1"]["p95_ms"] = 84.1
+        devices["edgekit-core-1"]["soak"] = {
+            "results": 9,
+            "errors": 0,
+            "defect_rate": 0.4444,
+            "error_rate": 0.0,
+            "p95_ms": 84.1,
+            "package_sha256": SHA,
+            "health_state": "RUNNING",
+            "defect_agreement": None,
+            "detection_agreement": None,
+        }
+        # the rest of the fleet keeps the current model: the baseline of the gates
+        devices["edgekit-core-2"] = {
+            "state": "CURRENT",
+            "package_sha256": OLD_SHA,
+            "results": 11,
+            "errors": 0,
+            "p95_ms": 19.5,
+            "soak": {"defect_rate": 0.3636, "error_rate": 0.0, "health_state": "RUNNING"},
+        }
     return {
         "id": "edgekit-devices-9e46858bb47c-1a2b3c4d",
         "status": "ROLLED_BACK" if rolled_back else "PROMOTED",

@@ -53,8 +53,15 @@ def test_a_rolled_back_rollout_names_the_gate_and_its_numbers(
         "2026-12-05T20:20:00+00:00",
         "1 min 5 s",
     ]
-    devices = shown.texts("table.proofs tbody tr.device")
-    assert len(devices) == 1 and devices[0].startswith("edgekit-core-1\tPROVEN")
+    devices = [r.split("\t") for r in shown.texts("table.proofs tbody tr.device")]
+    assert [d[:3] for d in devices] == [
+        ["edgekit-core-1", "PROVEN", "canary"],
+        ["edgekit-core-2", "CURRENT", "–"],
+    ]
+    assert devices[0][-1] == "defect rate 44.4 %, error rate 0.0 %"
+    assert devices[1][-1] == "defect rate 36.4 %, error rate 0.0 %"
+    assert "≠ expected" not in devices[1][4]  # it kept the current model on purpose
+    assert "1 of 1 device(s) proved inspection; 1 kept the current model" in shown.text("body")
     assert shown.page.locator("figure img").count() == 1
 
 
