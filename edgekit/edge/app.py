@@ -95,6 +95,8 @@ class InferenceApp:
         self._current_key: tuple[Any, ...] | None = None
         self._health_soon = threading.Event()
         self._first_result_published = False
+        self._model_problem: str | None = None
+        """The current model's last failure (an agent error), until it inspects again."""
         self.unattributed_published = 0
         """Results published for another model than the current one (an earlier run's spool)."""
         self.config: AppConfig | None = None
@@ -313,8 +315,8 @@ class InferenceApp:
                     version=inspector.model.version,
                     identity=inspector.identity,
                     stats=self.current_stats.snapshot(),
-                    state="failed" if self.health.state == DEGRADED else "running",
-                    problem=self.health.problem,
+                    state="failed" if self._model_problem else "running",
+                    problem=self._model_problem,
                 )
             )
         if self.shadow is not None:
@@ -342,7 +344,13 @@ class InferenceApp:
         try:
             self.ipc.publish_to_iot_core(self.config.health_topic, payload, qos=1)
         except Exception as exc:
-            log.warning("health message not published: %r", exc)
+            self.health.health_publish_errors += 1  # reported in the next health message
+            log.warning(
+                "health message not published to %s (%d so far): %r",
+                self.config.health_topic,
+                self.health.health_publish_errors,
+                exc,
+            )
 
     def _health_loop(self) -> None:
         while not self._stop.is_set():
@@ -487,11 +495,13 @@ class InferenceApp:
             if path is not None and not self._is_known_bad(path):
                 try:
                     self.inspect_one(path)
+                    self._model_problem = None
                     delay = RETRY_MIN
                     if self.health.state == DEGRADED:
                         self.health.set_state(RUNNING)
                 except AgentError as exc:
                     self.current_stats.record_error()
+                    self._model_problem = f"model {self.config.model_name} on {path.name}: {exc}"
                     self.health.set_state(DEGRADED, str(exc))
                     log.warning("the model agent failed on %s: %s; retrying", path.name, exc)
                     self._stop.wait(delay)

@@ -37,6 +37,9 @@ class Health:
         self.captures = 0
         self.capture_errors = 0
         self.publish_errors = 0
+        """Failed PublishToIoTCore calls for results (each retried from the spool)."""
+        self.health_publish_errors = 0
+        """Health messages that could not be published (not retried: the next one replaces it)."""
 
     def record_processed(self) -> None:
         with self._lock:
@@ -83,6 +86,10 @@ class Health:
                 "spool": {"pending": int(spool_pending), "dropped": int(spool_dropped)},
                 "model": dict(model) if model else None,
                 "state": self.state,
+            }
+            msg["publish_errors"] = {
+                "results": self.publish_errors,
+                "health": self.health_publish_errors,
             }
             if started_at is not None:
                 msg["started_at"] = started_at

@@ -72,11 +72,57 @@ def test_configuration_overrides() -> None:
         ({"CaptureBand": 0.3}, "CaptureBand"),
         ({"PublishResultsOnTopic": "results/#"}, "PublishResultsOnTopic"),
         ({"UseSharedMemory": "maybe"}, "UseSharedMemory"),
+        ({"HealthInterval": 0}, "HealthInterval"),
+        ({"HealthWindow": 0.5}, "HealthWindow"),
+        ({"HealthWindow": "a minute"}, "HealthWindow"),
+        ({"ShadowPackagePath": 3}, "ShadowPackagePath"),
+        ({"ShadowPackagePath": "p", "ShadowModelName": "bad name"}, "ShadowModelName"),
+        ({"ShadowModelName": "candidate"}, "ShadowModelName"),  # without a package
     ],
 )
 def test_bad_values_name_the_key(config: dict, field: str) -> None:
     with pytest.raises(ConfigurationError, match=field):
         parse_config(config, ENV)
+
+
+def test_health_and_shadow_defaults_and_keys() -> None:
+    config = parse_config({}, ENV, thing_name="dev-7")
+    assert (config.health_interval, config.health_window) == (5.0, 60.0)
+    assert (config.shadow_package, config.shadow_model_name) == (None, "")
+    config = parse_config(
+        {
+            "HealthInterval": "2",
+            "HealthWindow": 120,
+            "ShadowPackagePath": " com.qualityinspection.model.shadow/package ",
+            "ShadowModelName": "candidate-2",
+        },
+        ENV,
+        thing_name="dev-7",
+    )
+    assert (config.health_interval, config.health_window) == (2.0, 120.0)
+    assert config.shadow_package == Path("com.qualityinspection.model.shadow/package")
+    assert config.shadow_model_name == "candidate-2"
+    other = parse_config({"ShadowPackagePath": "/shadows/{iot:thingName}"}, ENV, thing_name="d")
+    assert other.shadow_package == Path("/shadows/d")
+
+
+def test_the_recipe_defaults_parse() -> None:
+    """Every key the recipe ships is one the app reads, with the documented defaults."""
+    import yaml
+
+    from edgekit.resources import components_dir
+
+    recipe = yaml.safe_load(
+        (components_dir() / "com.qualityinspection" / "recipe.yaml").read_text()
+    )
+    defaults = dict(recipe["ComponentConfiguration"]["DefaultConfiguration"])
+    for key in ("PublishResultsOnTopic", "HealthTopic", "ModelName", "PythonExecutable"):
+        defaults.pop(key)
+    defaults.pop("accessControl")
+    config = parse_config(defaults, ENV)
+    assert defaults["HealthInterval"] == config.health_interval == 5.0
+    assert defaults["HealthWindow"] == config.health_window == 60.0
+    assert defaults["ShadowPackagePath"] == "" and config.shadow_package is None
 
 
 def test_missing_package_environment_is_explained() -> None:
