@@ -2,7 +2,9 @@
 
 Owns: ``AgentServer``, which serves ``AWS.SageMaker.Edge.Agent`` on a unix
 socket and runs verified model packages on the runtime their manifest names
-(through :mod:`edgekit.runtimes`); ``AgentClient``, a numpy-friendly client;
+(through :mod:`edgekit.runtimes`) and reports what it verified about each
+(:mod:`edgekit.agent.identity`: archive sha256, key fingerprint);
+``AgentClient``, a numpy-friendly client;
 shared-memory tensors, data capture, and the gRPC contract in
 :mod:`edgekit.agent.protos` (``agent.proto`` and its generated modules, also
 also ``from edgekit.agent import agent_pb2, agent_pb2_grpc``). Clients

@@ -5,10 +5,14 @@ edgekit.edge.app``) reads camera images, asks the model agent for predictions,
 and publishes one result per image through Greengrass IPC. Results go to an
 on-disk spool first (:mod:`edgekit.edge.spool`) so an unreachable broker or a
 restarted component loses nothing; :mod:`edgekit.edge.health` reports counts,
-skipped images and the spool's state.
+skipped images, the spool's state and, per model served, what the agent
+verified and how the model does (:mod:`edgekit.edge.stats`). In shadow mode
+(:mod:`edgekit.edge.shadow`) a candidate model runs on the same frames and is
+compared with the current one (:mod:`edgekit.edge.agreement`), never published.
 
 Owns: the inference app, its configuration, result spooling, health reports
-and the Greengrass IPC client it publishes through.
+(per-model statistics, shadow mode and its agreement metric) and the
+Greengrass IPC client it publishes through.
 
 Must not import: edgekit.package (cryptography), edgekit.compile, the
 AWS/workflow modules (clients, deploy, provision, components, ...),
