@@ -335,6 +335,7 @@ class InferenceApp:
             model=model,
             started_at=self.started_at,
             models=self.model_entries(),
+            other_model_results=self.unattributed_published,
         )
 
     def publish_health(self) -> None:

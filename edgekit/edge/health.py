@@ -72,6 +72,7 @@ class Health:
         model: dict[str, str] | None,
         started_at: str | None = None,
         models: list[dict[str, Any]] | None = None,
+        other_model_results: int | None = None,
         message_id: str | None = None,
         sequence: int | None = None,
     ) -> dict[str, Any]:
@@ -91,6 +92,8 @@ class Health:
                 "results": self.publish_errors,
                 "health": self.health_publish_errors,
             }
+            if other_model_results is not None:
+                msg["other_model_results"] = int(other_model_results)
             if started_at is not None:
                 msg["started_at"] = started_at
             if models is not None:

@@ -281,6 +281,8 @@ def test_results_health_skips_captures_and_config_updates(
         )
         assert current["window"]["seconds"] == 60.0
         assert health["started_at"] <= health["timestamp"]
+        assert health["other_model_results"] == 0
+        assert health["publish_errors"] == {"results": 0, "health": 0}
         assert results[0]["model"]["package_sha256"] == package["sha256"]
         assert health["images_skipped"] == 1  # counted once, not on every round
         assert health["skipped"][0]["image_name"] == "broken.jpg"

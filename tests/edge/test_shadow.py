@@ -182,3 +182,25 @@ def test_a_relative_shadow_path_is_under_the_nucleus_work_folder(tmp_path: Path)
     )
     config["ShadowPackagePath"] = "/abs/package"
     assert app._read_config().shadow_package == Path("/abs/package")
+
+
+def test_published_results_count_for_the_current_model_only(unpacked: Path) -> None:
+    """An earlier model's results left in the spool are delivered but counted apart."""
+    import json
+
+    app = InferenceApp(FakeIpc({}), thing_name="t", env={}, work_dir=unpacked.parent)
+    app.inspector = Inspector(FakeAgent())
+    app.inspector.load("m", unpacked)
+
+    def payload(version: str, sha: str | None) -> bytes:
+        model = {"name": "m", "version": version, **({"package_sha256": sha} if sha else {})}
+        return json.dumps({"model": model}).encode()
+
+    app._count_published(payload("1.0.0", SHA))
+    app._count_published(payload("0.9.0", "0" * 64))  # the previous model's
+    app._count_published(payload("1.0.0", None))  # same version, another (unknown) package
+    app._count_published(b"not json")
+    snap = app.current_stats.snapshot()
+    assert snap["since_start"]["results_published"] == 1
+    assert app.unattributed_published == 3
+    assert app._health_soon.is_set()  # the first result triggers a health message
