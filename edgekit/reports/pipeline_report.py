@@ -477,7 +477,7 @@ def render_pipeline_report(
     write_text_atomic(
         target,
         page(
-            f"edgekit pipeline run {run.resolve().name}",
+            f"edgekit pipeline run: {run.resolve().name}",
             *body,
             subtitle=f"backend {params.get('backend', '?')} · {what}",
             footer=f"written by edgekit {__version__} at {now}",
