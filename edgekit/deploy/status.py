@@ -32,6 +32,9 @@ class DeviceStatus:
     reason: str = ""
     components: dict[str, tuple[str, str]] = field(default_factory=dict)
     """name -> (version, lifecycle state) of edgekit's components on the device."""
+    reported: str = "PENDING"
+    """The status as the device reported it (``execution_status`` says IN_PROGRESS for a
+    reported SUCCEEDED while a component is not yet at its version and RUNNING/FINISHED)."""
 
     @property
     def ready(self) -> bool:
@@ -123,7 +126,7 @@ def device_status(
     status = DeviceStatus(thing)
     row = effective_deployment(greengrass, thing, deployment_id)
     if row is not None:
-        status.execution_status = _reported(row)
+        status.execution_status = status.reported = _reported(row)
         status.reason = str(row.get("reason") or "")
     status.components = installed_on(greengrass, thing, want)
     if status.execution_status in DONE_STATUSES:

@@ -21,6 +21,7 @@ from edgekit import clients
 from edgekit.deploy.diagnose import device_log_tail, failing_component, log_location
 from edgekit.deploy.proof import FAILED, PROVEN, DeviceProof, ProofCollector, ProofCriteria
 from edgekit.deploy.status import (
+    DONE_STATUSES,
     READY_STATES,
     DeploymentResult,
     DeviceStatus,
@@ -224,7 +225,13 @@ def _wait(
                     )
                     fail(thing, headline, component)
                     continue
-                problem = _lifecycle_problem(status, result.components, errored)
+                # While the deployment runs, a failing component is Greengrass's to judge (it
+                # fails the deployment and rolls back); after SUCCEEDED, it is ours.
+                problem = (
+                    _lifecycle_problem(status, result.components, errored)
+                    if status.reported in DONE_STATUSES
+                    else None
+                )
                 if problem is not None:
                     component, headline = problem
                     fail(thing, headline, component)
@@ -248,9 +255,10 @@ def _wait(
                     status = statuses.get(thing, DeviceStatus(thing))
                     component = _stalled_component(settings, status, result.components)
                     gap = now_verdicts[thing].problem
+                    version, state = status.components.get(component, ("-", "not installed"))
                     headline = (
                         f"not proven within {timeout:.0f} s: Greengrass reports "
-                        f"{status.execution_status}"
+                        f"{status.reported}; component {component} {version} {state}"
                         + (f"; {gap}" if gap else "")
                         + device_backend(settings).running_hint
                     )

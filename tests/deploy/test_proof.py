@@ -380,11 +380,24 @@ def test_an_app_that_dies_after_its_first_results_is_caught() -> None:
 
 def test_an_errored_component_fails_only_when_it_stays_errored() -> None:
     errored = dict(RUNNING, **{APP: "ERRORED"})
-    recovers = FakeGreengrass({"core-1": [("IN_PROGRESS", errored), ("SUCCEEDED", RUNNING)]})
+    recovers = FakeGreengrass({"core-1": [("SUCCEEDED", errored), ("SUCCEEDED", RUNNING)]})
     assert run_wait(recovers, proven_collector(["core-1"])).proofs["core-1"].proven
-    stuck = FakeGreengrass({"core-1": [("IN_PROGRESS", errored)]})
-    with pytest.raises(DeviceDeploymentError, match="ERRORED"):
+    stuck = FakeGreengrass({"core-1": [("SUCCEEDED", errored)]})
+    with pytest.raises(DeviceDeploymentError, match="is ERRORED"):
         run_wait(stuck, proven_collector(["core-1"]))
+
+
+def test_while_the_deployment_runs_a_broken_component_is_greengrass_to_judge() -> None:
+    """Greengrass fails the deployment and rolls back; the reason is then its own."""
+    broken = dict(RUNNING, **{AGENT: "BROKEN"})
+    gg = FakeGreengrass({"core-1": [("IN_PROGRESS", broken)] * 5 + [("FAILED", RUNNING)]})
+    with pytest.raises(DeviceDeploymentError) as info:
+        run_wait(gg, proven_collector(["core-1"]))
+    assert "Greengrass reports the deployment FAILED" in info.value.reason
+    stuck = FakeGreengrass({"core-1": [("IN_PROGRESS", broken)]})
+    with pytest.raises(DeviceDeploymentError) as info:
+        run_wait(stuck, proven_collector(["core-1"]), timeout=0.3)
+    assert f"IN_PROGRESS; component {AGENT} 1.0.1 BROKEN" in info.value.reason
 
 
 def test_proof_arriving_while_waiting_proves_the_device() -> None:
