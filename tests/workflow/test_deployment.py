@@ -32,6 +32,9 @@ def test_deploy_latest_approved_then_find_it_then_explain_a_rollback(
     record = read_handover(out, DEPLOYMENT)
     assert record is not None and record["status"] == "SUCCEEDED"
     assert record["model"]["approval_status"] == "Approved"
+    (device,) = record["devices"]
+    assert device["proof"]["state"] == "PROVEN" and device["proof"]["results"] >= 3
+    assert device["proof"]["package_sha256"] == record["proof"]["package_sha256"]
 
     found = find_deployment(local, out)
     assert found is not None and found.things == deployed.things and found.record == record
