@@ -99,9 +99,9 @@ _LAZY: dict[str, str] = {
     "AgentServer": "edgekit.agent",
     # scheduled runs
     "run_pipeline": "edgekit.pipeline",
-    # staged rollouts with gates
+    # staged rollouts with gates (the function is edgekit.rollout.rollout: the name
+    # edgekit.rollout is the package)
     "Gates": "edgekit.rollout",
-    "rollout": "edgekit.rollout",
 }
 
 

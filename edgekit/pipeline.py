@@ -4,6 +4,12 @@ Each run gets its own folder (``runs/<timestamp>/``) with the executed
 notebooks, an HTML rendering of each and a ``report.html`` index; ``runs/latest``
 points at the newest run. A failing cell stops the run with an error naming the
 notebook and the cell, and the partly executed notebook is kept for reading.
+
+The staged rollout (notebook ``05_rollout``) is an optional last stage: ``rollout=True``
+(``edgekit pipeline run --rollout``, or ``rollout: true`` in the parameters file) runs
+it after the main job with the same parameters (``model_package``, ``canary``, ``soak``,
+the gates...); a gate that rolls the candidate back fails the run, and the run's report
+shows the rollout's gates and devices (``rollout.json`` in the run folder).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ STAGES: tuple[str, ...] = (
     "03_deploy_components",
     "04_visualize_results",
 )
+#: The optional stage: a staged rollout with gates (edgekit.rollout), after the main job.
+ROLLOUT_STAGE = "05_rollout"
 
 
 @dataclass
@@ -89,6 +97,19 @@ def load_parameters(path: str | Path | None) -> dict[str, Any]:
     return data
 
 
+def with_rollout(
+    stages: Sequence[str], parameters: Mapping[str, Any] | None, rollout: bool | None
+) -> tuple[str, ...]:
+    """``stages``, with the rollout stage appended when asked (argument, else parameters)."""
+    wanted = rollout if rollout is not None else (parameters or {}).get("rollout", False)
+    if not isinstance(wanted, bool):
+        raise ConfigurationError(f"parameter rollout={wanted!r} must be true or false")
+    names = tuple(stages)
+    if wanted and ROLLOUT_STAGE not in names:
+        names += (ROLLOUT_STAGE,)
+    return names
+
+
 def new_run_dir(runs_root: Path) -> Path:
     """``runs_root/<UTC timestamp>`` (unique), with ``runs_root/latest`` pointing at it."""
     runs_root.mkdir(parents=True, exist_ok=True)
@@ -116,8 +137,14 @@ def run_pipeline(
     stages: Sequence[str] = STAGES,
     kernel_name: str | None = None,
     log_output: bool = False,
+    rollout: bool | None = None,
 ) -> PipelineRun:
-    """Execute ``stages`` in order; raise PipelineError naming the notebook and cell on failure."""
+    """Execute ``stages`` in order; raise PipelineError naming the notebook and cell on failure.
+
+    ``rollout``: also run the staged rollout (:data:`ROLLOUT_STAGE`) last; None: when the
+    parameters say ``rollout: true``.
+    """
+    stages = with_rollout(stages, parameters, rollout)
     nb_dir = Path(notebooks_dir) if notebooks_dir else default_notebooks_dir()
     run_dir = Path(out_dir) if out_dir else new_run_dir(Path(runs_root))
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ NOTEBOOK_FILES: tuple[str, ...] = (
     "02_compile_and_package.ipynb",
     "03_deploy_components.ipynb",
     "04_visualize_results.ipynb",
+    "05_rollout.ipynb",
     "99_cleanup.ipynb",
 )
 _REINSTALL = (

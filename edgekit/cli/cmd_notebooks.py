@@ -10,7 +10,7 @@ from edgekit.resources import write_notebooks
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "notebooks",
-        help="write the five workshop notebooks (01-04, 99) into a folder for JupyterLab",
+        help="write the six workshop notebooks (01-05, 99) into a folder for JupyterLab",
         description=(
             "Copy the notebooks installed with edgekit into DIR (created if needed). Files "
             "already there with the same content are left alone; changed ones are kept "

@@ -26,6 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="notebooks folder (default: the ones installed with edgekit)",
     )
     run.add_argument("--log-output", action="store_true", help="stream cell output to stderr")
+    run.add_argument(
+        "--rollout",
+        action="store_true",
+        default=None,
+        help="also run notebook 05: a staged rollout with gates (or `rollout: true` in --params)",
+    )
     run.set_defaults(handler=_run)
 
 
@@ -40,6 +46,7 @@ def _run(args: argparse.Namespace) -> int:
         parameters=load_parameters(args.params),
         notebooks_dir=args.notebooks,
         log_output=args.log_output,
+        rollout=args.rollout,
     )
     for stage in result.stages:
         print(f"{stage.name:32s} {'ok' if stage.ok else 'FAILED':6s} {stage.seconds:6.1f} s")

@@ -57,6 +57,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="results each device must publish to prove it inspects (3)",
     )
     parser.add_argument(
+        "--warmup-results",
+        type=int,
+        default=10,
+        metavar="N",
+        help="each device's first N results of a soak left out of its p95 (10)",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds for a stage to prove itself (300)"
     )
     parser.add_argument("--model-group", help="registry group to mark (default: Settings)")
@@ -93,6 +100,7 @@ def _rollout(args: argparse.Namespace) -> int:
         max_defect_rate_delta=args.max_defect_rate_delta,
         min_agreement=args.min_agreement,
         min_results=args.min_results,
+        warmup_results=args.warmup_results,
     )
     record = rollout(
         settings,

@@ -39,6 +39,10 @@ class Gates:
       agreement when reported) on every device.
     - ``min_results``: results each device must publish after its deployment to prove it
       inspects (the proof gate), and at least this many over the soak for the rates.
+    - ``warmup_results``: each device's first results of a soak window left out of its
+      latency (they still count for the rates): a model's first inferences after a
+      (re)start are slower (allocation, caches, a neighbour installing), and would make
+      the p95 judge the start-up rather than the model.
     """
 
     max_error_rate: float | None = 0.05
@@ -47,6 +51,7 @@ class Gates:
     max_defect_rate_delta: float | None = 0.2
     min_agreement: float | None = 0.8
     min_results: int = 3
+    warmup_results: int = 10
 
     def __post_init__(self) -> None:
         for name in ("max_error_rate", "max_defect_rate_delta", "min_agreement"):
@@ -59,6 +64,10 @@ class Gates:
                 raise ConfigurationError(f"gates.{name}={value} must be > 0 or None")
         if self.min_results < 1:
             raise ConfigurationError(f"gates.min_results={self.min_results} must be at least 1")
+        if self.warmup_results < 0:
+            raise ConfigurationError(
+                f"gates.warmup_results={self.warmup_results} must be 0 or more"
+            )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,19 +155,22 @@ def device_window(
     results: Iterable[Mapping[str, Any]],
     health_first: Mapping[str, Any] | None,
     health_last: Mapping[str, Any] | None,
+    *,
+    warmup: int = 0,
 ) -> DeviceWindow:
-    """``thing`` over a window: its ``results`` (already limited to the window) and the
-    errors counted between the first and last health message of the window.
+    """``thing`` over a window: its ``results`` (already limited to the window, in arrival
+    order; the first ``warmup`` of them left out of the latencies) and the errors counted
+    between the first and last health message of the window.
 
     An app that restarted in the window (another ``started_at``) counts the errors of
     the last run only, which is what its counters still hold.
     """
     window = DeviceWindow(thing)
-    for result in results:
+    for index, result in enumerate(results):
         window.results += 1
         window.defects += 1 if result.get("defect") else 0
         total = (result.get("latency_ms") or {}).get("total")
-        if isinstance(total, int | float):
+        if index >= warmup and isinstance(total, int | float):
             window.latencies_ms.append(float(total))
     if health_last is not None:
         started, last_errors = _errors_of(health_last)

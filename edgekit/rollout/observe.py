@@ -112,6 +112,7 @@ class FleetObserver:
         until: float,
         package_sha256: str | None = None,
         model_version: str | None = None,
+        warmup: int = 0,
     ) -> DeviceWindow:
         """``thing`` between ``since`` and ``until``; only results of the given package
         (or model version) when given, so a stale result of the old model never counts."""
@@ -125,7 +126,7 @@ class FleetObserver:
         inside = [d for t, d in pairs if since < t <= until]
         first = before[-1] if before else (inside[0] if inside else None)
         last = inside[-1] if inside else first
-        return device_window(thing, results, first, last)
+        return device_window(thing, results, first, last, warmup=warmup)
 
     def _health_pairs(self, thing: str) -> list[tuple[float, dict[str, Any]]]:
         with self._lock:
@@ -138,9 +139,11 @@ class FleetObserver:
         until: float,
         package_sha256: str | None = None,
         model_version: str | None = None,
+        warmup: int = 0,
     ) -> dict[str, DeviceWindow]:
         return {
-            t: self.window(t, since, until, package_sha256, model_version) for t in sorted(things)
+            t: self.window(t, since, until, package_sha256, model_version, warmup)
+            for t in sorted(things)
         }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -22,8 +23,15 @@ from botocore.exceptions import ClientError
 from edgekit import clients
 from edgekit.awsapi import is_not_found, map_client_error, paginate
 from edgekit.components.publish import account_id, component_arn
-from edgekit.deploy import MODEL_RESET, DeploymentResult, thing_group_arn
-from edgekit.errors import ConfigurationError, DeploymentError
+from edgekit.deploy import (
+    DONE_STATUSES,
+    FAILED_STATUSES,
+    MODEL_RESET,
+    DeploymentResult,
+    execution_status,
+    thing_group_arn,
+)
+from edgekit.errors import ConfigurationError, DeploymentError, RolloutError
 from edgekit.settings import Settings
 
 #: The agent's key follows each new agent recipe (a package signed with a new key).
@@ -228,3 +236,33 @@ def create_stage_deployment(
         ) from exc
     versions = {n: str(s["componentVersion"]) for n, s in specs.items()}
     return DeploymentResult(str(answer["deploymentId"]), arn, versions)
+
+
+def wait_effective(
+    settings: Settings, things: Iterable[str], group: str, timeout: float, poll: float = 1.0
+) -> dict[str, str]:
+    """Wait until the latest deployment of ``group`` is done (succeeded or failed) on every
+    one of ``things``; ``{thing: status}``. RolloutError naming the devices at the timeout."""
+    latest = latest_deployment(settings, group)
+    if latest is None:
+        return {}
+    deployment_id = str(latest["deploymentId"])
+    pending = sorted(things)
+    done: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    while pending:
+        for thing in list(pending):
+            status = execution_status(settings, thing, deployment_id)
+            if status in DONE_STATUSES or status in FAILED_STATUSES:
+                done[thing] = str(status)
+                pending.remove(thing)
+        if not pending:
+            break
+        if time.monotonic() >= deadline:
+            raise RolloutError(
+                f"deployment {deployment_id} of thing group {group} is not done on "
+                f"{', '.join(pending)} after {timeout:.0f} s; check the devices are running "
+                "(`edgekit local device list` locally) and run the rollout again to resume"
+            )
+        time.sleep(poll)
+    return done

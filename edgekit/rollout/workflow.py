@@ -193,7 +193,7 @@ class Runner:
                     if verdict is not None:
                         self._rollback(verdict.name, verdict.describe())
                         return
-                self._canary_back_to_fleet()
+                self._leave_canary_group()
                 self._finish(PROMOTED)
         except EdgekitError as exc:
             record.error = f"{type(exc).__name__}: {exc}"
@@ -410,25 +410,36 @@ class Runner:
             specs,
             record.candidate["model"],
             everyone,
-            before_wait=[self._canary_back_to_fleet],
+            before_wait=[self._rejoin_fleet],
         )
         record.timings["fleet_proven_s"] = round(time.monotonic() - t0, 2)
         # The fleet's own devices before (the canary's soak) and after: same devices, two models.
         before = _window_of(record.stage("canary"))
         return self._judge(stage, proofs, record.fleet_things, record.fleet_things, before)
 
-    def _canary_back_to_fleet(self) -> None:
-        """Canary devices join the fleet group again, then leave the canary group. Called
-        once the fleet group's deployment pins the versions the canary group pins, so no
-        device is ever in two groups that pin different versions."""
+    def _rejoin_fleet(self) -> None:
+        """Canary devices join the fleet group again. Called once the fleet group's latest
+        deployment pins what the canary group pins (the candidate after the fleet stage's
+        deployment, the previous versions after a canary rollback): a device is never in two
+        groups that pin different versions."""
         settings, record = self.settings, self.record
         in_fleet = set(gg.group_members(settings, record.thing_group))
-        in_canary = set(gg.group_members(settings, record.canary_group))
         for thing in record.canary_things:
             if thing not in in_fleet:
                 gg.add_thing(settings, thing, record.thing_group)
-            if thing in in_canary:
-                gg.remove_thing(settings, thing, record.canary_group)
+
+    def _leave_canary_group(self) -> None:
+        """Canary devices leave the canary group once the fleet group's latest deployment
+        is done on them, so leaving changes nothing they run."""
+        settings, record = self.settings, self.record
+        in_canary = [
+            t for t in gg.group_members(settings, record.canary_group) if t in record.canary_things
+        ]
+        if not in_canary:
+            return
+        gg.wait_effective(settings, in_canary, record.thing_group, self.timeout)
+        for thing in in_canary:
+            gg.remove_thing(settings, thing, record.canary_group)
 
     def _judge(
         self,
@@ -447,12 +458,13 @@ class Runner:
             return self.verdict(stage, [first])
         start, end = self.soak(stage)
         new, old = record.candidate["model"], record.previous["model"]
+        warmup = self.gates.warmup_results
         windows = self.observer.windows(
-            candidates, start, end, new["package_sha256"], new["version"]
+            candidates, start, end, new["package_sha256"], new["version"], warmup
         )
         b_start, b_end = baseline_window or (start, end)
         base = self.observer.windows(
-            baseline, b_start, b_end, old.get("package_sha256"), old.get("version")
+            baseline, b_start, b_end, old.get("package_sha256"), old.get("version"), warmup
         )
         results = evaluate(self.gates, proofs=proofs, candidate=windows, baseline=base)
         self._record_windows(windows, base)
@@ -498,6 +510,10 @@ class Runner:
         fleet = record.stage("fleet")
         targets: list[tuple[str, list[str]]] = []
         if fleet is not None and fleet.deployment_id:
+            # Everyone runs the fleet group's deployment: the canary devices leave their group
+            # (which pins the candidate too) before the fleet group pins the previous versions.
+            self._rejoin_fleet()
+            self._leave_canary_group()
             everyone = sorted(set(record.fleet_things) | set(record.canary_things))
             targets.append((record.thing_group, everyone))
         else:
@@ -522,7 +538,8 @@ class Runner:
         for stage in record.stages:
             if stage.name in ("canary", "fleet", "shadow") and stage.status == "PASSED":
                 stage.status = "ROLLED_BACK"
-        self._canary_back_to_fleet()
+        self._rejoin_fleet()
+        self._leave_canary_group()
         record.timings["rollback_s"] = round(time.monotonic() - t0, 2)
         self._finish(ROLLED_BACK)
 

@@ -43,10 +43,10 @@ def test_lookup_goes_through_the_installed_package() -> None:
     assert template == checkout / "cloudformation" / "greengrass-device.yaml"
 
 
-def test_the_five_notebooks_are_all_the_notebooks() -> None:
+def test_the_six_notebooks_are_all_the_notebooks() -> None:
     shipped = [path.name for path in resources.notebook_paths()]
     assert shipped == sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
-    assert [name[:2] for name in shipped] == ["01", "02", "03", "04", "99"]
+    assert [name[:2] for name in shipped] == ["01", "02", "03", "04", "05", "99"]
 
 
 def test_missing_resource_names_the_file_and_what_to_do() -> None:
@@ -155,14 +155,14 @@ def test_no_module_walks_up_from_its_file_to_a_checkout() -> None:
 # ---------------------------------------------------------------- edgekit notebooks DIR
 
 
-def test_write_notebooks_writes_the_five(tmp_path: Path) -> None:
+def test_write_notebooks_writes_the_six(tmp_path: Path) -> None:
     written = resources.write_notebooks(tmp_path / "nb")
-    assert [w.status for w in written] == ["written"] * 5
+    assert [w.status for w in written] == ["written"] * 6
     for item, source in zip(written, resources.notebook_paths(), strict=True):
         assert item.path == tmp_path / "nb" / source.name
         assert item.path.read_bytes() == source.read_bytes()
     again = resources.write_notebooks(tmp_path / "nb")
-    assert [w.status for w in again] == ["unchanged"] * 5
+    assert [w.status for w in again] == ["unchanged"] * 6
 
 
 def test_changed_notebook_is_kept_unless_forced(tmp_path: Path) -> None:

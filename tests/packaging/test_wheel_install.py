@@ -292,17 +292,17 @@ def test_wheel_runs_the_readme_flow_outside_the_checkout(workdir: Path, venv: Pa
         )
         assert "tag-scratch-detector 1.0.0" in logs, _tail(logs)
 
-        # edgekit notebooks DIR: the five notebooks, as in the source tree, ready for JupyterLab.
+        # edgekit notebooks DIR: the six notebooks, as in the source tree, ready for JupyterLab.
         wrote = _check(_run([edgekit, "notebooks", "nb"], cwd=cwd, env=env))
         names = sorted(p.name for p in (cwd / "nb").iterdir())
         assert names == sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
-        assert len(names) == 5 and wrote.count("written") == 5, wrote
+        assert len(names) == 6 and wrote.count("written") == 6, wrote
         for name in names:
             data = (cwd / "nb" / name).read_bytes()
             assert data == (REPO / "notebooks" / name).read_bytes(), name
             assert json.loads(data)["nbformat"] == 4
         again = _run([edgekit, "notebooks", "nb"], cwd=cwd, env=env)
-        assert again.returncode == 0 and again.stdout.count("unchanged") == 5
+        assert again.returncode == 0 and again.stdout.count("unchanged") == 6
     finally:
         down = _run([edgekit, "local", "down"], cwd=cwd, env=env, timeout=120)
         leftovers = _stop_leftovers(workdir)

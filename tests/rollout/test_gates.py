@@ -216,6 +216,13 @@ def test_window_counts_errors_of_the_last_run_after_a_restart() -> None:
     assert same.errors == 2 and same.error_rate == 1.0
 
 
+def test_warmup_results_leave_the_latency_but_count_for_the_rates() -> None:
+    slow_start = [result(True, 500.0)] * 3 + [result(False, 10.0)] * 17
+    w = device_window("t", slow_start, None, None, warmup=3)
+    assert (w.results, w.defects, w.p95_ms) == (20, 3, 10.0)
+    assert device_window("t", slow_start, None, None).p95_ms == 500.0
+
+
 def test_window_v1_health_counts_skipped_images() -> None:
     w = device_window("t", [result()], {"images_skipped": 1}, {"images_skipped": 4})
     assert w.errors == 3

@@ -137,3 +137,27 @@ def test_a_failing_gate_rolls_the_canary_back(fleet: Settings, tmp_path: Path) -
     assert desc["CustomerMetadataProperties"]["edgekit:rollout"] == "ROLLED_BACK"
     assert desc["CustomerMetadataProperties"]["edgekit:rollout-gate"] == "defect_rate_delta"
     assert "defect_rate_delta" in desc["ApprovalDescription"]
+
+
+def test_shadow_then_canary_then_fleet(fleet: Settings, tmp_path: Path) -> None:
+    """The candidate first runs in shadow beside the current model on the canary: its
+    agreement and latency come from the devices' health, then canary and fleet as usual."""
+    settings = fleet
+    current = load_record(settings).previous["model"]["package_sha256"]
+    candidate = package(settings, tmp_path / "m4.tar.gz", "1.3.0", -8)
+    record = rollout(settings, candidate, canary=1, soak=6, shadow=True, gates=GATES, timeout=180)
+    assert record.status == "PROMOTED", record.report()
+    assert [(s.name, s.status) for s in record.stages] == [
+        ("shadow", "PASSED"),
+        ("canary", "PASSED"),
+        ("fleet", "PASSED"),
+    ]
+    shadow = {g["name"]: g for g in record.stages[0].gates}
+    assert shadow["shadow_agreement"]["verdict"] == "PASS"
+    assert shadow["shadow_agreement"]["value"] == 1.0  # both models find nothing, on every frame
+    assert shadow["shadow_agreement"]["devices"][CANARY]["images_compared"] > 0
+    assert record.devices[CANARY]["shadow"]["defect_agreement"] == 1.0
+    assert current  # the shadow stage proved the current package while the candidate shadowed
+    # After the rollout the app is out of shadow mode and the shadow component is gone.
+    installed = installed_components(settings, CANARY)
+    assert f"{settings.model_component}.shadow" not in installed
