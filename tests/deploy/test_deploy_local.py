@@ -30,7 +30,7 @@ from edgekit.deploy import deploy  # noqa: E402
 from edgekit.errors import ConfigurationError, DeviceDeploymentError  # noqa: E402
 from edgekit.files import sha256_file  # noqa: E402
 from edgekit.local import endpoints, process  # noqa: E402
-from edgekit.local.device import add_device, device_logs, list_devices  # noqa: E402
+from edgekit.local.device import add_device, device_logs, list_devices, remove_device  # noqa: E402
 from edgekit.local.mqtt import Broker  # noqa: E402
 from edgekit.package import build_package  # noqa: E402
 from edgekit.package.keys import fingerprint  # noqa: E402
@@ -310,3 +310,38 @@ def test_a_package_signed_with_a_new_key_reaches_a_device_that_ran_the_old_key(
         assert proof.key_fingerprint == fingerprint(public) == result.criteria.key_fingerprint
         proofs.append(proof)
     assert proofs[0].key_fingerprint != proofs[1].key_fingerprint
+
+
+@pytest.mark.slow
+def test_a_silent_device_fails_the_deployment_and_the_others_are_proven(
+    local: tuple[Path, Settings], model_package: Path, tmp_path: Path
+) -> None:
+    """Issue 11: "3 device(s) ready" while two devices never inspected. Every device of the
+    group must prove itself; one that says nothing is FAILED by name at the timeout."""
+    home, settings = local
+    group = "edgekit-silent"
+    add_device("talks", group, home)
+    add_device("silent", group, home)
+    greengrass = clients.client("greengrassv2", settings)
+    deadline = time.monotonic() + 30
+    while "silent" not in [
+        d["coreDeviceThingName"] for d in greengrass.list_core_devices()["coreDevices"]
+    ]:
+        assert time.monotonic() < deadline, "the device never registered as a core device"
+        time.sleep(0.2)
+    remove_device("silent", home)  # still a core device of the group, but nothing runs
+    built = build_components(settings, out_dir=tmp_path, model_package=model_package)
+    publish_components(settings, built)
+    with pytest.raises(DeviceDeploymentError) as info:
+        deploy(
+            settings,
+            thing_group=group,
+            configuration={settings.inference_component: {"InferenceInterval": 0.2}},
+            timeout=40,
+        )
+    error = info.value
+    assert list(error.devices) == ["silent"] and error.device == "silent"
+    assert "1 of 2 device(s) did not prove inspection" in str(error)
+    assert "no health message since the deployment started" in error.reason
+    assert error.result.proofs["talks"].proven
+    assert error.result.proofs["talks"].package_sha256 == sha256_file(model_package)
