@@ -89,6 +89,8 @@ _LAZY: dict[str, str] = {
     "publish_components": "edgekit.components",
     "deploy": "edgekit.deploy",
     "wait_for_deployment": "edgekit.deploy",
+    "ProofCriteria": "edgekit.deploy",
+    "ProofCollector": "edgekit.deploy",
     # results
     "LiveCollector": "edgekit.results",
     "ResultsTable": "edgekit.results",
