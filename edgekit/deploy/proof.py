@@ -196,7 +196,10 @@ class ProofCollector:
         self._problems: dict[str, str] = {}
         self._status: dict[str, str | None] = {}
         self._failed: dict[str, tuple[str, str | None]] = {}
-        self._intakes = {RESULT: Intake(schema=RESULT), HEALTH: Intake(schema=HEALTH)}
+        self._intakes = {
+            schema: Intake(schema=schema, keep_results=False, max_invalid=1)
+            for schema in (RESULT, HEALTH)
+        }
         self._subscriber = subscriber
         self._owned = subscriber is None
         self._topics: list[str] = []
@@ -279,7 +282,6 @@ class ProofCollector:
                     thing = _thing_of(raw.payload)
                     if thing:
                         self._problems[thing] = bad.reason
-                    del intake.invalid[:]
                 return
             thing = str(accepted.get("thing_name"))
             self._problems.pop(thing, None)  # a valid message again
