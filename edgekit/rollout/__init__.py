@@ -32,8 +32,9 @@ from edgekit.rollout.record import (
     list_records,
     load_record,
     rollouts_dir,
+    write_report,
 )
-from edgekit.rollout.workflow import DEFAULT_TIMEOUT, rollout, write_report
+from edgekit.rollout.workflow import DEFAULT_TIMEOUT, rollout
 
 __all__ = [
     "DEFAULT_TIMEOUT",

@@ -17,6 +17,7 @@ from typing import Any
 
 from edgekit.errors import ConfigurationError
 from edgekit.files import write_json_atomic
+from edgekit.reports import render_rollout_report
 from edgekit.settings import Settings
 
 #: Statuses of a rollout. The last three are final.
@@ -48,7 +49,7 @@ class Stage:
     """One stage: shadow, canary or fleet (or the rollback of one)."""
 
     name: str
-    status: str = "RUNNING"  # RUNNING, PASSED, FAILED, ROLLED_BACK
+    status: str = "RUNNING"  # RUNNING, PASSED, FAILED, ROLLED_BACK, INTERRUPTED
     target: str | None = None
     things: list[str] = field(default_factory=list)
     deployment_id: str | None = None
@@ -199,3 +200,21 @@ def list_records(settings: Settings) -> list[RolloutRecord]:
             raise ConfigurationError(f"{path}: not a rollout record ({exc}); move it away") from exc
         records.append(RolloutRecord.from_json(data, path))
     return sorted(records, key=lambda r: r.created_at)
+
+
+def write_report(record: RolloutRecord, report: str | Path | None) -> Path | None:
+    """Write the report JSON (and the HTML report beside it); the JSON's path."""
+    if report is None:
+        return None
+    path = Path(report).expanduser()
+    write_json_atomic(path, record.report())
+    render_rollout_report(record.report(), path.with_suffix(".html"), None)
+    return path
+
+
+def window_of(stage: Stage | None) -> tuple[float, float] | None:
+    """The (start, end) of a finished stage's soak window, as time.time()."""
+    if stage is None or not stage.soak_started_at or not stage.finished_at:
+        return None
+    start = dt.datetime.fromisoformat(stage.soak_started_at).timestamp()
+    return start, dt.datetime.fromisoformat(stage.finished_at).timestamp()

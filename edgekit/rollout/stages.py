@@ -266,3 +266,25 @@ def wait_effective(
             )
         time.sleep(poll)
     return done
+
+
+def restore_group(
+    settings: Settings, group: str, fleet_group: str, things: Iterable[str], name: str
+) -> None:
+    """Put ``things`` back in ``group`` (a canary group the user named), after making the
+    group's latest deployment pin the versions ``fleet_group`` pins (while nobody is in it),
+    so the devices are never in two groups that pin different versions."""
+    missing = [t for t in things if t not in set(group_members(settings, group))]
+    if not missing:
+        return
+    fleet, canary = latest_deployment(settings, fleet_group), latest_deployment(settings, group)
+
+    def versions(doc: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {
+            n: s.get("componentVersion") for n, s in ((doc or {}).get("components") or {}).items()
+        }
+
+    if fleet is not None and versions(fleet) != versions(canary):
+        create_stage_deployment(settings, group, fleet["components"], name, 1)
+    for thing in missing:
+        add_thing(settings, thing, group)

@@ -20,11 +20,16 @@ from typing import Any
 from edgekit.components import build_components, publish_components
 from edgekit.deploy import DeploymentResult, wait_for_deployment
 from edgekit.deploy.proof import PROVEN, DeviceProof, ProofCollector, ProofCriteria
-from edgekit.errors import ConfigurationError, DeviceDeploymentError, EdgekitError, RolloutError
-from edgekit.files import sha256_file, write_json_atomic
+from edgekit.errors import (
+    ConfigurationError,
+    DeploymentError,
+    DeviceDeploymentError,
+    EdgekitError,
+    RolloutError,
+)
+from edgekit.files import sha256_file
 from edgekit.package import open_package
 from edgekit.progress import progress
-from edgekit.reports import render_rollout_report
 from edgekit.rollout import stages as gg
 from edgekit.rollout.gates import (
     DeviceWindow,
@@ -48,6 +53,8 @@ from edgekit.rollout.record import (
     find_record,
     now_iso,
     rollout_id,
+    window_of,
+    write_report,
 )
 from edgekit.rollout.shadow import run_shadow
 from edgekit.settings import Settings
@@ -134,16 +141,6 @@ def rollout(
     return record
 
 
-def write_report(record: RolloutRecord, report: str | Path | None) -> Path | None:
-    """Write the report JSON (and the HTML report beside it); the JSON's path."""
-    if report is None:
-        return None
-    path = Path(report).expanduser()
-    write_json_atomic(path, record.report())
-    render_rollout_report(record.report(), path.with_suffix(".html"), None)
-    return path
-
-
 class Runner:
     """One run of a rollout's remaining steps over its record."""
 
@@ -170,6 +167,10 @@ class Runner:
     def run(self) -> None:
         record = self.record
         record.error = None
+        for stage in record.stages:
+            if stage.status == "RUNNING":  # an earlier run died in it: this run starts it again
+                stage.status = "INTERRUPTED"
+                stage.finished_at = stage.finished_at or now_iso()
         try:
             if record.status == ROLLING_BACK:
                 self._rollback(record.gate or "resumed", record.gate_detail or "")
@@ -318,23 +319,28 @@ class Runner:
             proofs = self._wait(result, collector, things)
         stage.proven_at = now_iso()
         for thing, proof in proofs.items():
-            self.record.devices[thing] = {
-                "package_sha256": proof.package_sha256,
-                "results": proof.results,
-                "errors": proof.errors,
-                "p95_ms": proof.p95_ms,
-                "state": proof.state,
-                "reason": proof.reason,
-                "stage": stage.name,
-                "greengrass_status": proof.greengrass_status,
-            }
+            # Updated, not replaced: the shadow and soak numbers of earlier stages stay.
+            self.record.devices.setdefault(thing, {}).update(
+                {
+                    "package_sha256": proof.package_sha256,
+                    "results": proof.results,
+                    "errors": proof.errors,
+                    "p95_ms": proof.p95_ms,
+                    "state": proof.state,
+                    "reason": proof.reason,
+                    "stage": stage.name,
+                    "greengrass_status": proof.greengrass_status,
+                }
+            )
         self.save()
         return proofs
 
     def _wait(
         self, result: DeploymentResult, collector: ProofCollector, things: list[str]
     ) -> dict[str, DeviceProof]:
+        """Every one of ``things`` PROVEN or FAILED (at the timeout, silent ones FAILED)."""
         deadline = time.monotonic() + self.timeout
+        unlisted = ""
         while True:
             remaining = max(1.0, deadline - time.monotonic())
             try:
@@ -342,6 +348,11 @@ class Runner:
             except DeviceDeploymentError as exc:
                 # A verdict, not an error of the rollout: the proof gate names each failure.
                 return {t: exc.devices.get(t) or collector.proof(t) for t in things}
+            except DeploymentError as exc:
+                # No core device listed in the group yet: on AWS, ListCoreDevices lists a
+                # device under a group only once it succeeded a deployment to it. The devices
+                # are known by name here: keep waiting for them until the stage's deadline.
+                unlisted = f"; {exc}"
             proofs = {t: collector.proof(t) for t in things}
             pending = [t for t, p in proofs.items() if p.state not in (PROVEN, "FAILED")]
             if not pending or time.monotonic() >= deadline:
@@ -349,7 +360,7 @@ class Runner:
                     collector.fail(
                         thing,
                         f"not proven within {self.timeout:.0f} s: the device never reported "
-                        f"deployment {result.deployment_id} in {result.target_arn}",
+                        f"deployment {result.deployment_id} in {result.target_arn}{unlisted}",
                     )
                 return {t: collector.proof(t) for t in things}
             time.sleep(1.0)  # a device that joined the group late: wait for it too
@@ -414,7 +425,7 @@ class Runner:
         )
         record.timings["fleet_proven_s"] = round(time.monotonic() - t0, 2)
         # The fleet's own devices before (the canary's soak) and after: same devices, two models.
-        before = _window_of(record.stage("canary"))
+        before = window_of(record.stage("canary"))
         return self._judge(stage, proofs, record.fleet_things, record.fleet_things, before)
 
     def _rejoin_fleet(self) -> None:
@@ -553,13 +564,14 @@ class Runner:
         if status == PROMOTED:
             record.gate = None
             record.gate_detail = None
+        named = record.options.get("canary_group")
+        if named:  # the user's canary group gets its devices back, pinning what the fleet runs
+            gg.restore_group(
+                self.settings,
+                named,
+                record.thing_group,
+                record.canary_things,
+                f"edgekit-rollout-{record.id}-restore",
+            )
         record.registry = record_in_registry(self.settings, record)
         self.save()
-
-
-def _window_of(stage: Stage | None) -> tuple[float, float] | None:
-    """The (start, end) of a finished stage's soak window, as time.time()."""
-    if stage is None or not stage.soak_started_at or not stage.finished_at:
-        return None
-    start = datetime.fromisoformat(stage.soak_started_at).timestamp()
-    return start, datetime.fromisoformat(stage.finished_at).timestamp()

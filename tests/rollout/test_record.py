@@ -131,7 +131,7 @@ def test_finished_rollout_is_reported_not_redone(
         self.save()
 
     monkeypatch.setattr(workflow.Runner, "run", first_run)
-    monkeypatch.setattr(workflow, "render_rollout_report", lambda report, out, figures: out)
+    monkeypatch.setattr(rec, "render_rollout_report", lambda report, out, figures: out)
     done = workflow.rollout(settings, package, soak=1, report=tmp_path / "r.json")
     assert calls == [done.id] and done.status == PROMOTED
     monkeypatch.setattr(workflow.Runner, "run", boom)
@@ -179,6 +179,33 @@ def test_a_dead_run_resumes_from_its_record(
         "canary_passed": False,
     }
     assert record.status == PROMOTED and len(list_records(settings)) == 1
+
+
+def test_a_stage_a_dead_run_left_running_is_marked_interrupted(
+    settings: Settings, package: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = workflow.RolloutRecord(
+        id="r",
+        thing_group="line1",
+        canary_group="c",
+        model_package=str(package),
+        package_sha256="d" * 64,
+        model_name="m",
+        model_version="1",
+        options={"soak": 0},
+        status=FAILED,
+    )
+    record.stages.append(Stage("canary"))
+    monkeypatch.setattr(workflow.Runner, "_prepare", lambda self: None)
+
+    def publish(self: workflow.Runner) -> None:
+        raise DeploymentError("stop here")
+
+    monkeypatch.setattr(workflow.Runner, "_publish", publish)
+    runner = workflow.Runner(settings, record, Gates(), 10.0, None, None)
+    with pytest.raises(DeploymentError):
+        runner.run()
+    assert record.stages[0].status == "INTERRUPTED" and record.stages[0].finished_at
 
 
 def test_an_error_is_kept_in_the_record_and_raised(

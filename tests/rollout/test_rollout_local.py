@@ -161,3 +161,23 @@ def test_shadow_then_canary_then_fleet(fleet: Settings, tmp_path: Path) -> None:
     # After the rollout the app is out of shadow mode and the shadow component is gone.
     installed = installed_components(settings, CANARY)
     assert f"{settings.model_component}.shadow" not in installed
+
+
+def test_a_named_canary_group_keeps_its_devices(fleet: Settings, tmp_path: Path) -> None:
+    """``--canary-group``: its members are the canary; they are back in it (and in the fleet
+    group) at the end, the group pinning what the fleet runs."""
+    settings = fleet
+    iot = clients.client("iot", settings)
+    iot.create_thing_group(thingGroupName="line-canaries")
+    iot.add_thing_to_thing_group(thingGroupName="line-canaries", thingName=FLEET)
+    candidate = package(settings, tmp_path / "m5.tar.gz", "1.4.0", -8)
+    record = rollout(
+        settings, candidate, canary_group="line-canaries", soak=4, gates=GATES, timeout=180
+    )
+    assert record.status == "PROMOTED", record.report()
+    assert (record.canary_things, record.fleet_things) == ([FLEET], [CANARY])
+    assert group_members(settings, "line-canaries") == [FLEET]
+    assert group_members(settings, GROUP) == [CANARY, FLEET]
+    for thing in (CANARY, FLEET):
+        installed = installed_components(settings, thing)
+        assert {n: v for n, (v, _s) in installed.items()} == record.candidate["components"]
