@@ -8,6 +8,7 @@ proves the previous package again.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,6 +138,38 @@ def test_a_failing_gate_rolls_the_canary_back(fleet: Settings, tmp_path: Path) -
     assert desc["CustomerMetadataProperties"]["edgekit:rollout"] == "ROLLED_BACK"
     assert desc["CustomerMetadataProperties"]["edgekit:rollout-gate"] == "defect_rate_delta"
     assert "defect_rate_delta" in desc["ApprovalDescription"]
+
+
+def test_a_much_slower_candidate_is_rolled_back_by_the_latency_gate(
+    fleet: Settings, tmp_path: Path
+) -> None:
+    """A candidate whose network is about 1000 times the work (a bigger input, 12x the
+    channels): its p95 over the current model's on the rest of the fleet fails the ratio
+    gate on the canary."""
+    settings = fleet
+    before = {n: v for n, (v, _s) in installed_components(settings, CANARY).items()}
+    previous_sha = load_record(settings).previous["model"]["package_sha256"]
+    private, _ = signing_keys(None, settings)
+    model = build_tiny_model(
+        tmp_path / "slow.onnx", heatmap_bias=-8, height=480, width=640, channels=96
+    )
+    slow = build_package(
+        model, name=settings.model_name, version="1.5.0", key=private, out=tmp_path / "slow.tar.gz"
+    ).path
+    gates = dataclasses.replace(GATES, max_p95_ratio=3.0)
+    record = rollout(settings, slow, canary=1, soak=4, gates=gates, timeout=180)
+    assert record.status == "ROLLED_BACK", record.report()
+    assert record.gate == "p95_latency", record.gate_detail
+    assert "candidate p95" in str(record.gate_detail) and "> 3.00" in str(record.gate_detail)
+    assert [(s.name, s.status) for s in record.stages] == [
+        ("canary", "FAILED"),
+        ("rollback", "PASSED"),
+    ]
+    row = record.devices[CANARY]
+    assert row["stage"] == "rollback" and row["state"] == "PROVEN"
+    assert row["package_sha256"] == previous_sha
+    assert {n: v for n, (v, _s) in installed_components(settings, CANARY).items()} == before
+    assert group_members(settings, GROUP) == [CANARY, FLEET]
 
 
 def test_shadow_then_canary_then_fleet(fleet: Settings, tmp_path: Path) -> None:
