@@ -56,6 +56,7 @@ from edgekit.deploy.status import (
     execution_status,
     installed_components,
     installed_rows,
+    target_devices,
 )
 from edgekit.deploy.wait import NO_DEVICE_GRACE, POLL_INTERVAL, wait_for_deployment
 from edgekit.errors import DeploymentError, DeviceDeploymentError
@@ -80,6 +81,7 @@ __all__ = [
     "ProofCriteria",
     "component_roles",
     "core_devices",
+    "target_devices",
     "deploy",
     "deployment_columns",
     "deployment_record",

@@ -36,7 +36,7 @@ from edgekit.components.publish import (
 )
 from edgekit.deploy.expected import expected_proof
 from edgekit.deploy.proof import DEFAULT_MIN_RESULTS, ProofCollector
-from edgekit.deploy.status import DeploymentResult, core_devices
+from edgekit.deploy.status import DeploymentResult, target_devices
 from edgekit.deploy.wait import wait_for_deployment
 from edgekit.errors import ConfigurationError, DeploymentError
 from edgekit.settings import Settings
@@ -173,7 +173,7 @@ def deploy(
             min_results=min_results,
         )
         # Subscribed before the deployment exists: no early result or health is missed.
-        collector = ProofCollector(settings, criteria, core_devices(greengrass, group_arn))
+        collector = ProofCollector(settings, criteria, target_devices(greengrass, iot, group_arn))
         collector.start()
     try:
         if collector is not None:
@@ -204,7 +204,7 @@ def deploy(
         if not wait:
             return result
         return wait_for_deployment(
-            settings, result, timeout=timeout, greengrass=greengrass, collector=collector
+            settings, result, timeout=timeout, greengrass=greengrass, iot=iot, collector=collector
         )
     finally:
         if collector is not None:

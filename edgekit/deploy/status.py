@@ -14,6 +14,7 @@ from typing import Any
 
 from edgekit import clients
 from edgekit.awsapi import paginate
+from edgekit.provision.controlplane import group_core_devices
 from edgekit.settings import Settings
 
 READY_STATES = ("RUNNING", "FINISHED")
@@ -77,9 +78,30 @@ class DeploymentResult:
 
 
 def core_devices(greengrass: Any, group_arn: str) -> list[str]:
-    """The core devices of thing group ``group_arn``, sorted."""
+    """ListCoreDevices filtered by ``group_arn``, sorted.
+
+    On AWS this lists only the core devices that have *already* deployed a deployment
+    to the group, and keeps devices that left it: it says who deployed, not who is
+    targeted. `target_devices` says who is targeted.
+    """
     rows = paginate(greengrass, "list_core_devices", "coreDevices", thingGroupArn=group_arn)
     return sorted(str(d["coreDeviceThingName"]) for d in rows)
+
+
+def target_devices(
+    greengrass: Any, iot: Any, target_arn: str, known: Collection[str] = ()
+) -> list[str]:
+    """The core devices a deployment to ``target_arn`` must reach, sorted.
+
+    A thing ARN targets that thing; a thing group, its member things that are core
+    devices (`edgekit.provision.controlplane.group_core_devices`), not ListCoreDevices'
+    answer, which on AWS names only devices that already deployed to the group.
+    """
+    resource = target_arn.split(":", 5)[-1]
+    kind, _, name = resource.partition("/")
+    if kind == "thing":
+        return [name]
+    return group_core_devices(greengrass, iot, target_arn, known)
 
 
 def effective_deployment(

@@ -25,8 +25,8 @@ from edgekit.deploy.status import (
     READY_STATES,
     DeploymentResult,
     DeviceStatus,
-    core_devices,
     device_status,
+    target_devices,
 )
 from edgekit.errors import DeploymentError, DeviceDeploymentError
 from edgekit.progress import progress
@@ -134,6 +134,7 @@ def wait_for_deployment(
     *,
     timeout: float = 600.0,
     greengrass: Any = None,
+    iot: Any = None,
     poll: float = POLL_INTERVAL,
     proof: ProofCriteria | None = None,
     collector: ProofCollector | None = None,
@@ -144,15 +145,19 @@ def wait_for_deployment(
     SUCCEEDED alone counts, for deployments of components that publish no health).
     ``collector``: a started `ProofCollector` (subscribed before the deployment was
     created, so no early result is missed); default: one started here from ``proof``.
-    ``greengrass``: a Greengrass client to use (default: one for ``settings``).
+    ``greengrass``, ``iot``: the clients to use (default: ones for ``settings``). The
+    devices waited for are the group's member things that are core devices
+    (`target_devices`), not ListCoreDevices' answer, which on AWS names only devices
+    that already deployed to the group.
     Raises DeviceDeploymentError naming every failed device (``.devices``), or
     DeploymentError when the group has no core device at all.
     """
     greengrass = greengrass or clients.client("greengrassv2", settings)
+    iot = iot or clients.client("iot", settings)
     if collector is None and proof is not None:
         with ProofCollector(settings, proof) as own:
-            return _wait(settings, result, timeout, greengrass, poll, own)
-    return _wait(settings, result, timeout, greengrass, poll, collector)
+            return _wait(settings, result, timeout, greengrass, iot, poll, own)
+    return _wait(settings, result, timeout, greengrass, iot, poll, collector)
 
 
 def _wait(
@@ -160,6 +165,7 @@ def _wait(
     result: DeploymentResult,
     timeout: float,
     greengrass: Any,
+    iot: Any,
     poll: float,
     collector: ProofCollector | None,
 ) -> DeploymentResult:
@@ -202,7 +208,7 @@ def _wait(
     with progress(total=0, desc="deploy", unit="device") as bar:
         while True:
             # Re-listed every round: a device's group membership may show up a little late.
-            listed = core_devices(greengrass, result.target_arn)
+            listed = target_devices(greengrass, iot, result.target_arn, known=things)
             if set(listed) - set(things):
                 things = sorted(set(things) | set(listed))
                 if collector is not None:

@@ -7,6 +7,7 @@ an edgekit error through :func:`edgekit.awsapi.map_client_error`.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -18,7 +19,12 @@ _GREENGRASS_HINT = "check that the Greengrass v2 service is reachable in this re
 
 
 def group_devices(greengrass: Any, group_arn: str) -> list[str]:
-    """Things of the core devices in the thing group (every page)."""
+    """ListCoreDevices(thingGroupArn): the core devices that deployed to the group.
+
+    On AWS that is only devices that *already* succeeded a deployment to the group, and it
+    keeps devices that left the group: right for cleanup, wrong for "who is in the group
+    now" (`group_core_devices`).
+    """
     try:
         rows = list(
             paginate(greengrass, "list_core_devices", "coreDevices", thingGroupArn=group_arn)
@@ -28,6 +34,31 @@ def group_devices(greengrass: Any, group_arn: str) -> list[str]:
             exc, f"thing group {group_arn}", "list its core devices", hint=_GREENGRASS_HINT
         ) from exc
     return [str(r["coreDeviceThingName"]) for r in rows]
+
+
+def group_core_devices(
+    greengrass: Any, iot: Any, group_arn: str, known: Collection[str] = ()
+) -> list[str]:
+    """The group's member things (child groups included) that are Greengrass core devices.
+
+    Membership comes from IoT (ListThingsInThingGroup, recursive): what a deployment to
+    the group targets. Members that are not core devices (a sensor, or a device whose
+    nucleus never connected) are left out. ``known``: things already known to be core
+    devices, not asked again.
+    """
+    name = group_arn.rsplit("/", 1)[-1]
+    try:
+        members = sorted(
+            {
+                str(m)
+                for m in paginate(
+                    iot, "list_things_in_thing_group", "things", thingGroupName=name, recursive=True
+                )
+            }
+        )
+    except ClientError as exc:
+        raise map_client_error(exc, f"thing group {name}", "list its things") from exc
+    return [t for t in members if t in known or core_device(greengrass, t) is not None]
 
 
 def core_device(greengrass: Any, thing: str) -> CoreDevice | None:
@@ -63,4 +94,4 @@ def group_arn(sts: Any, region: str, group: str) -> str:
     return f"arn:{partition}:iot:{region}:{identity['Account']}:thinggroup/{group}"
 
 
-__all__ = ["core_device", "group_arn", "group_devices", "thing_exists"]
+__all__ = ["core_device", "group_arn", "group_core_devices", "group_devices", "thing_exists"]

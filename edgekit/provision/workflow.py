@@ -18,7 +18,7 @@ from edgekit import clients
 from edgekit.errors import ProvisionError
 from edgekit.progress import progress as progress_bar
 from edgekit.provision.backends import device_backend
-from edgekit.provision.controlplane import core_device, group_devices
+from edgekit.provision.controlplane import core_device, group_core_devices
 from edgekit.provision.types import (
     CoreDevice,
     Provisioned,
@@ -93,8 +93,10 @@ def provision(
 
     backend.start_devices(things, group)
     greengrass = clients.client("greengrassv2", settings)
+    iot = clients.client("iot", settings)
     devices = wait_for_devices(
         greengrass,
+        iot,
         things,
         group_arn,
         timeout=backend.wait_timeout if timeout is None else timeout,
@@ -102,7 +104,7 @@ def provision(
         progress=progress,
         hint=lambda thing: backend.not_ready_hint(thing, outputs),
     )
-    members = group_devices(greengrass, group_arn)
+    members = group_core_devices(greengrass, iot, group_arn, known=devices)
     ordered = order_things(things[0], [*things, *members])
     extra = [t for t in ordered if t not in devices]
     found = {**devices, **{t: d for t in extra if (d := core_device(greengrass, t))}}
@@ -121,6 +123,7 @@ def provision(
 
 def wait_for_devices(
     greengrass: Any,
+    iot: Any,
     things: Sequence[str],
     group_arn: str,
     *,
@@ -131,7 +134,8 @@ def wait_for_devices(
 ) -> dict[str, CoreDevice]:
     """Wait until every thing is a HEALTHY core device listed in the thing group.
 
-    Group membership matters as much as health: deployments target the group. On
+    Group membership (IoT's, what a deployment to the group targets) matters as much
+    as health. On
     timeout, ProvisionError names each device that is not ready, its state, and where
     to look (``hint(thing)``).
     """
@@ -145,7 +149,7 @@ def wait_for_devices(
         while True:
             pending = [t for t in things if t not in ready]
             if pending:
-                in_group = set(group_devices(greengrass, group_arn))
+                in_group = set(group_core_devices(greengrass, iot, group_arn, known=ready))
             for thing in pending:
                 device = core_device(greengrass, thing)
                 last[thing] = device
@@ -196,9 +200,10 @@ def find_provisioned(settings: Settings, stack_name: str | None = None) -> Provi
             "(notebook 99, `edgekit deprovision`)"
         )
     greengrass = clients.client("greengrassv2", settings)
+    iot = clients.client("iot", settings)
     group_arn = outputs["ThingGroupArn"]
     first = outputs.get("ThingName") or parameters_of(stack).get("ThingName", "")
-    things = order_things(first, group_devices(greengrass, group_arn))
+    things = order_things(first, group_core_devices(greengrass, iot, group_arn))
     devices = tuple(d for t in things if (d := core_device(greengrass, t)) is not None)
     return Provisioned(
         stack_name=stack_name,

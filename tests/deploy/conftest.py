@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from edgekit.deploy import DeploymentResult, DeviceStatus
@@ -23,3 +25,24 @@ def deployment_result() -> DeploymentResult:
         DeviceStatus("core-2", "FAILED", reason="agent broke"),
     ]
     return result
+
+
+class FakeIot:
+    """IoT ListThingsInThingGroup: the group's member things (one page, no paginator)."""
+
+    def __init__(self, members: list[str]) -> None:
+        self.members = members
+        self.calls: list[dict[str, Any]] = []
+
+    def can_paginate(self, name: str) -> bool:
+        return False
+
+    def list_things_in_thing_group(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(kwargs)
+        return {"things": list(self.members)}
+
+
+@pytest.fixture
+def fake_iot() -> type[FakeIot]:
+    """The `FakeIot` class (conftest modules are not importable under importlib mode)."""
+    return FakeIot

@@ -264,6 +264,9 @@ class FakeGreengrass:
     def list_core_devices(self, **kwargs: Any) -> dict[str, Any]:
         return {"coreDevices": [{"coreDeviceThingName": t} for t in sorted(self.script)]}
 
+    def get_core_device(self, coreDeviceThingName: str) -> dict[str, Any]:
+        return {"coreDeviceThingName": coreDeviceThingName, "status": "HEALTHY"}
+
     def list_effective_deployments(self, coreDeviceThingName: str, **kw: Any) -> dict[str, Any]:
         status, _ = self._now(coreDeviceThingName)
         row = {"deploymentId": "dep-1", "coreDeviceExecutionStatus": status}
@@ -307,12 +310,31 @@ def _no_device_logs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("edgekit.deploy.diagnose.device_backend", lambda s: Backend())
 
 
+class _FakeIot:
+    """IoT ListThingsInThingGroup answering the script's things (one page)."""
+
+    def __init__(self, members: list[str]) -> None:
+        self.members = members
+
+    def can_paginate(self, name: str) -> bool:
+        return False
+
+    def list_things_in_thing_group(self, **kwargs: Any) -> dict[str, Any]:
+        return {"things": list(self.members)}
+
+
 def run_wait(
     greengrass: FakeGreengrass, collector: ProofCollector | None, timeout: float = 3.0
 ) -> DeploymentResult:
     result = DeploymentResult("dep-1", "arn:aws:iot:r:1:thinggroup/g", dict(VERSIONS))
     return wait_for_deployment(
-        SETTINGS, result, timeout=timeout, greengrass=greengrass, poll=0.01, collector=collector
+        SETTINGS,
+        result,
+        timeout=timeout,
+        greengrass=greengrass,
+        iot=_FakeIot(sorted(greengrass.script)),
+        poll=0.01,
+        collector=collector,
     )
 
 

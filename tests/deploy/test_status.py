@@ -23,6 +23,7 @@ from edgekit.deploy import (
     execution_status,
     installed_components,
     installed_rows,
+    target_devices,
     wait_for_deployment,
 )
 from edgekit.deploy import status as status_module
@@ -142,18 +143,20 @@ def test_device_status_reads_every_page(greengrass: tuple[Any, Stubber]) -> None
 
 
 def test_wait_for_deployment_sees_a_report_on_the_second_page(
-    greengrass: tuple[Any, Stubber],
+    greengrass: tuple[Any, Stubber], fake_iot: Any
 ) -> None:
     client, stubber = greengrass
     stubber.add_response(
-        "list_core_devices",
-        {"coreDevices": [{"coreDeviceThingName": THING, "status": "HEALTHY"}]},
-        {"thingGroupArn": GROUP_ARN},
+        "get_core_device",
+        {"coreDeviceThingName": THING, "status": "HEALTHY"},
+        {"coreDeviceThingName": THING},
     )
     stub_effective_deployments(stubber)
     stub_installed_components(stubber)
     result = DeploymentResult("dep-new", GROUP_ARN, dict(WANT))
-    done = wait_for_deployment(SETTINGS, result, timeout=5, greengrass=client, poll=0.01)
+    iot = fake_iot([THING])
+    done = wait_for_deployment(SETTINGS, result, timeout=5, greengrass=client, iot=iot, poll=0.01)
+    assert iot.calls[0] == {"thingGroupName": GROUP_ARN.rsplit("/", 1)[1], "recursive": True}
     assert [(d.thing_name, d.execution_status) for d in done.devices] == [(THING, "SUCCEEDED")]
 
 
@@ -186,3 +189,27 @@ def test_a_deployment_the_device_has_not_reported_is_pending(
     stub_installed_components(stubber)
     status = device_status(client, THING, "dep-unknown", WANT)
     assert status.execution_status == "PENDING" and not status.ready and not status.failed
+
+
+def test_target_devices_are_the_groups_core_device_members(
+    greengrass: tuple[Any, Stubber], fake_iot: Any
+) -> None:
+    """A group targets its member things that are core devices, not ListCoreDevices' answer.
+
+    On AWS, ListCoreDevices(thingGroupArn) names only devices that already deployed to the
+    group (and keeps devices that left), so a fresh group would look empty.
+    """
+    client, stubber = greengrass
+    stubber.add_response(
+        "get_core_device", {"coreDeviceThingName": "core-a"}, {"coreDeviceThingName": "core-a"}
+    )
+    stubber.add_client_error(
+        "get_core_device",
+        service_error_code="ResourceNotFoundException",
+        http_status_code=404,
+        expected_params={"coreDeviceThingName": "sensor-b"},
+    )
+    assert target_devices(client, fake_iot(["sensor-b", "core-a"]), GROUP_ARN) == ["core-a"]
+    assert target_devices(client, fake_iot([]), "arn:aws:iot:us-east-1:1:thing/solo") == ["solo"]
+    # known core devices are not asked again
+    assert target_devices(client, fake_iot(["core-a"]), GROUP_ARN, known=["core-a"]) == ["core-a"]

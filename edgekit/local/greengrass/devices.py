@@ -92,13 +92,16 @@ class CoreDevicesMixin(BackendState):
                     continue
                 if runtime and d.get("runtime") != runtime:
                     continue
+                # As AWS documents it: only core devices that have successfully
+                # deployed a deployment to the group, and they stay listed after
+                # leaving it. Group *membership* is IoT's ListThingsInThingGroup.
                 if group is not None:
                     deployed = any(
                         row["targetArn"] == thing_group_arn
                         and row["coreDeviceExecutionStatus"] in ("SUCCEEDED", "COMPLETED")
                         for row in d.get("effectiveDeployments", {}).values()
                     )
-                    if group not in d.get("thingGroups", []) and not deployed:
+                    if not deployed:
                         continue
                 summary = self._device_summary(d)
                 summary.pop("coreVersion", None)

@@ -351,7 +351,7 @@ def _calls(ids: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
             {"coreDeviceThingName": THING, "topologyFilter": "ALL", "maxResults": 1},
         ),
         ("GetCoreDevice", {"coreDeviceThingName": THING}),
-        ("ListCoreDevices", {"thingGroupArn": GROUP, "status": "HEALTHY", "maxResults": 1}),
+        ("ListCoreDevices", {"status": "HEALTHY", "maxResults": 1}),
         ("TagResource", {"resourceArn": deployment_arn, "tags": {"more": "tags"}}),
         ("ListTagsForResource", {"resourceArn": deployment_arn}),
         ("UntagResource", {"resourceArn": deployment_arn, "tagKeys": ["more"]}),
