@@ -93,7 +93,11 @@ def world(tmp_path: Path) -> Iterator[AwsWorld]:
     w: AwsWorld | None = None
     try:
         endpoints = local_endpoints.up(home)
-        w = AwsWorld(home, endpoints, broker, aws_user_env(endpoints, tmp_path), run_dir)
+        user_env = aws_user_env(endpoints, tmp_path)
+        # moto names a fake IoT Core host: the notebooks' results and health subscriptions
+        # (notebook 03 proves inspection) go to the stand-in broker's websocket listener.
+        user_env["EDGEKIT_IOT_ENDPOINT"] = f"ws://127.0.0.1:{broker.websocket_port}"
+        w = AwsWorld(home, endpoints, broker, user_env, run_dir)
         w.timings["endpoints up"] = time.monotonic() - started
         yield w
     finally:
@@ -421,11 +425,20 @@ def test_notebooks_01_to_03_on_the_aws_backend(
         assert client.meta.config.parameter_validation is True, service
         assert client.meta.endpoint_url == w.endpoints.url_for(service), service
 
-    # The aws transport as the factory makes it: IoT Core's data endpoint, 443, TLS.
-    factory_made = subscriber_for(settings)
+    # The aws transport as the factory makes it: IoT Core's data endpoint, 443, TLS; with
+    # EDGEKIT_IOT_ENDPOINT (as the notebooks had it), the stand-in broker, without TLS.
+    with monkeypatch.context() as m:
+        m.delenv("EDGEKIT_IOT_ENDPOINT")
+        factory_made = subscriber_for(settings)
     assert isinstance(factory_made, IotCoreSubscriber)
     assert factory_made.host.endswith(".amazonaws.com"), factory_made.host
     assert (factory_made.port, factory_made.tls) == (443, True)
+    redirected = subscriber_for(settings)
+    assert (redirected.host, redirected.port, redirected.tls) == (
+        "127.0.0.1",
+        w.broker.websocket_port,
+        False,
+    )
     discovered = iot_data_endpoint(clients.client("iot", settings))
     assert "-ats.iot.us-east-1." in discovered, discovered
     subscriber = IotCoreSubscriber(
