@@ -8,13 +8,19 @@ two kinds of segment:
 * System V (``segment_id``, the original API's field): an id from ``shmget``,
   as the original agent's C++ example client sends.
 
-The agent maps each segment once, read-only, and keeps the mapping (mapping
-costs far more than a Predict's copy). It does not attach with
-``SharedMemory(name, create=False)``: before Python 3.13 that registers the
-segment with the resource tracker, which would unlink the *client's* segment
-when the agent exits. It opens the segment with ``shm_open`` (what
-SharedMemory itself calls) and maps it read-only instead. A cached mapping is
-dropped when the name now refers to a new segment (checked by inode on Linux).
+A POSIX segment is *copied* on every use: the agent opens it read-only with
+``shm_open`` and ``pread``s the byte range into its own buffer, checking the
+segment's size first and the byte count read after. It never maps a POSIX
+segment: the client owns it and may ``ftruncate`` it at any time, and a
+mapping read past a shrunken segment's end is a SIGBUS that kills the agent
+and every model it serves; ``pread`` just returns fewer bytes, which is an
+INVALID_ARGUMENT naming the segment and the sizes. It does not attach with
+``SharedMemory(name, create=False)`` either: before Python 3.13 that
+registers the segment with the resource tracker, which would unlink the
+*client's* segment when the agent exits.
+
+A System V segment cannot shrink while attached, so it is attached once,
+read-only, and read in place.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import ctypes.util
 import mmap
 import os
 import secrets
+import stat
 import threading
 from dataclasses import dataclass
 from multiprocessing import shared_memory
@@ -34,6 +41,10 @@ from edgekit.agent.status import invalid_argument
 
 _DEV_SHM = Path("/dev/shm")
 _SHM_RDONLY = 0o10000  # <sys/shm.h>
+# Never block on open (a FIFO planted under /dev/shm) and never follow a link.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+MAX_SEGMENT_READ = 256 * 1024 * 1024
+"""The most bytes one handle may name: the agent's gRPC message limit, as for byte_data."""
 
 
 def _shm_open_readonly(name: str) -> int:
@@ -41,30 +52,9 @@ def _shm_open_readonly(name: str) -> int:
     try:
         import _posixshmem  # the module multiprocessing.shared_memory is built on
 
-        return _posixshmem.shm_open("/" + name, os.O_RDONLY, mode=0)
+        return _posixshmem.shm_open("/" + name, _OPEN_FLAGS, mode=0)
     except ImportError:  # pragma: no cover - every POSIX CPython has it
-        return os.open(_DEV_SHM / name, os.O_RDONLY)
-
-
-def _inode(name: str) -> int | None:
-    try:
-        return os.stat(_DEV_SHM / name).st_ino
-    except OSError:
-        return None
-
-
-@dataclass
-class _PosixSegment:
-    name: str
-    mapping: mmap.mmap
-    view: memoryview
-    inode: int | None
-
-    def close(self) -> None:
-        self.view.release()
-        # A Predict may still hold an array over it; then the mapping goes when that is freed.
-        with contextlib.suppress(BufferError):
-            self.mapping.close()
+        return os.open(_DEV_SHM / name, _OPEN_FLAGS)
 
 
 @dataclass
@@ -82,6 +72,13 @@ def _libc() -> ctypes.CDLL:
     libc.shmdt.argtypes = [ctypes.c_void_p]
     libc.shmdt.restype = ctypes.c_int
     return libc
+
+
+def _size_now(name: str) -> int | None:
+    try:
+        return os.stat(_DEV_SHM / name).st_size
+    except OSError:
+        return None
 
 
 def sysv_segment_size(segment_id: int) -> int | None:
@@ -103,66 +100,86 @@ def sysv_segment_size(segment_id: int) -> int | None:
 
 
 class SegmentCache:
-    """Maps segments on first use and hands out read-only views of byte ranges."""
+    """Reads byte ranges of segments: POSIX ones copied on each use, System V ones in place."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._posix: dict[str, _PosixSegment] = {}
         self._sysv: dict[int, _SysvSegment] = {}
         self._libc: ctypes.CDLL | None = None
 
     def read(self, handle: object, *, what: str) -> memoryview:
-        """The ``size`` bytes at ``offset`` of the segment ``handle`` names (no copy)."""
+        """The ``size`` bytes at ``offset`` of the segment ``handle`` names, or INVALID_ARGUMENT.
+
+        A copy for POSIX segments (a client may shrink them at any time), a view
+        of the attached segment for System V ones (those cannot shrink).
+        """
         size = int(handle.size)  # type: ignore[attr-defined]
         offset = int(handle.offset)  # type: ignore[attr-defined]
         name = str(getattr(handle, "segment_name", "") or "")
         if name:
-            view = self._posix_view(name, offset + size, what=what)
-            label = f"shared memory segment {name!r}"
-        else:
-            segment_id = int(handle.segment_id)  # type: ignore[attr-defined]
-            view = self._sysv_view(segment_id, what=what)
-            label = f"System V shared memory segment {segment_id}"
+            return self._posix_copy(name, offset, size, what=what)
+        segment_id = int(handle.segment_id)  # type: ignore[attr-defined]
+        view = self._sysv_view(segment_id, what=what)
+        label = f"System V shared memory segment {segment_id}"
         if offset + size > len(view):
             raise invalid_argument(
                 f"{what}: bytes {offset}..{offset + size} lie outside {label} ({len(view)} bytes)"
             )
         return view[offset : offset + size]
 
-    def _posix_view(self, name: str, needed: int, *, what: str) -> memoryview:
-        if "/" in name or not name:
-            raise invalid_argument(f"{what}: segment_name {name!r} must be a plain name")
-        with self._lock:
-            seg = self._posix.get(name)
-            if seg is not None and (len(seg.view) < needed or seg.inode != _inode(name)):
-                # Recreated (new inode) or grown since we mapped it: map it again.
-                del self._posix[name]
-                seg.close()
-                seg = None
-            if seg is None:
-                seg = self._map_posix(name, what=what)
-                self._posix[name] = seg
-            return seg.view
+    def _posix_copy(self, name: str, offset: int, size: int, *, what: str) -> memoryview:
+        """A private, read-only copy of ``size`` bytes at ``offset`` of POSIX segment ``name``.
 
-    def _map_posix(self, name: str, *, what: str) -> _PosixSegment:
+        Copied with pread, never through a mapping: a segment its client shrinks
+        meanwhile gives a short read here, not a SIGBUS.
+        """
+        if "/" in name or not name or name in (".", ".."):
+            raise invalid_argument(f"{what}: segment_name {name!r} must be a plain name")
+        label = f"shared memory segment {name!r}"
+        if size > MAX_SEGMENT_READ:
+            raise invalid_argument(
+                f"{what}: {size} bytes requested from {label}; one tensor holds at most "
+                f"{MAX_SEGMENT_READ} bytes"
+            )
         try:
             fd = _shm_open_readonly(name)
         except FileNotFoundError:
-            raise invalid_argument(
-                f"{what}: shared memory segment {name!r} does not exist"
-            ) from None
+            raise invalid_argument(f"{what}: {label} does not exist") from None
         except PermissionError:
-            raise invalid_argument(
-                f"{what}: shared memory segment {name!r} is not readable by the agent's user"
-            ) from None
+            raise invalid_argument(f"{what}: {label} is not readable by the agent's user") from None
+        except OSError as exc:
+            raise invalid_argument(f"{what}: cannot open {label}: {exc.strerror}") from None
         try:
-            stat = os.fstat(fd)
-            if stat.st_size == 0:
-                raise invalid_argument(f"{what}: shared memory segment {name!r} is empty")
-            mapping = mmap.mmap(fd, stat.st_size, access=mmap.ACCESS_READ)
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise invalid_argument(f"{what}: {label} is not a shared memory segment")
+            if offset + size > info.st_size or info.st_size == 0:
+                raise invalid_argument(
+                    f"{what}: bytes {offset}..{offset + size} lie outside {label} "
+                    f"({info.st_size} bytes)"
+                )
+            buffer = bytearray(size)
+            view = memoryview(buffer)
+            got = 0
+            while got < size:
+                count = os.preadv(fd, [view[got:]], offset + got)
+                if count == 0:
+                    break
+                got += count
+            view.release()
+        except OSError as exc:
+            raise invalid_argument(f"{what}: cannot read {label}: {exc.strerror}") from None
         finally:
             os.close(fd)
-        return _PosixSegment(name, mapping, memoryview(mapping), stat.st_ino)
+        if got != size:
+            # The client shrank the segment between our fstat and our read.
+            now = _size_now(name)
+            raise invalid_argument(
+                f"{what}: bytes {offset}..{offset + size} lie outside {label} "
+                f"({now if now is not None else offset + got} bytes); the segment shrank "
+                "during the call"
+            )
+        return memoryview(buffer).toreadonly()
 
     def _sysv_view(self, segment_id: int, *, what: str) -> memoryview:
         with self._lock:
@@ -191,9 +208,6 @@ class SegmentCache:
     def close(self) -> None:
         """Unmap every segment (the segments themselves belong to the clients)."""
         with self._lock:
-            for seg in self._posix.values():
-                seg.close()
-            self._posix.clear()
             for sysv in self._sysv.values():
                 sysv.view.release()
                 if self._libc is not None:

@@ -511,3 +511,73 @@ def test_cli_refuses_an_unreadable_key(workdir: Path) -> None:
     )
     assert out.returncode == 1
     assert "bad.pem" in out.stderr and "Traceback" not in out.stderr
+
+
+def _shm_tensor(name: str, nbytes: int) -> agent_pb2.Tensor:
+    tensor = agent_pb2.Tensor()
+    tensor.tensor_metadata.name = INPUT
+    tensor.tensor_metadata.data_type = agent_pb2.FLOAT32
+    tensor.tensor_metadata.shape.extend(SHAPE)
+    tensor.shared_memory_handle.segment_name = name
+    tensor.shared_memory_handle.size = nbytes
+    return tensor
+
+
+def test_client_truncating_its_segment_gets_an_error_and_the_agent_keeps_serving(
+    workdir: Path, pkg: SignedPackage, reference
+) -> None:
+    """Issue 12 item 3: ftruncate(segment, 0) between two Predicts must not SIGBUS the agent.
+
+    The agent runs in its own process so that a fault shows up as a dead agent, not a dead
+    test run.
+    """
+    from multiprocessing import shared_memory
+
+    sock = workdir / "shm.sock"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgekit", "agent", "serve", "--socket", str(sock),
+         "--public-key", str(pkg.public_key), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    x = _image(5)
+    segments = []
+    try:
+        with AgentClient(sock) as c:
+            c.wait_ready(timeout=20)
+            c.load_model("shm", pkg.package)
+            stub = c.stub
+            for _ in range(2):
+                seg = shared_memory.SharedMemory(create=True, size=x.nbytes)
+                segments.append(seg)
+                np.ndarray(x.shape, x.dtype, buffer=seg.buf)[...] = x
+            bad, good = segments
+            name = bad.name.lstrip("/")
+            request = agent_pb2.PredictRequest(name="shm", tensors=[_shm_tensor(name, x.nbytes)])
+            first = stub.Predict(request)  # the agent has now seen (and may cache) the segment
+            os.ftruncate(bad._fd, 0)  # noqa: SLF001 - what a hostile client does
+            with pytest.raises(grpc.RpcError) as info:
+                stub.Predict(request, timeout=20)
+            assert proc.poll() is None, f"the agent died: {proc.returncode}"
+            assert info.value.code() in (
+                grpc.StatusCode.INVALID_ARGUMENT,
+                grpc.StatusCode.FAILED_PRECONDITION,
+            ), info.value
+            details = info.value.details()
+            assert name in details and "0 bytes" in details and str(x.nbytes) in details
+            good_name = good.name.lstrip("/")
+            third = stub.Predict(
+                agent_pb2.PredictRequest(name="shm", tensors=[_shm_tensor(good_name, x.nbytes)])
+            )
+            assert third == first
+            want = _expected(reference, x)
+            got = c.predict("shm", {INPUT: x}, shared_memory=True)
+            np.testing.assert_array_equal(got["heatmap"], want["heatmap"])
+    finally:
+        for seg in segments:
+            seg.close()
+            seg.unlink()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)
