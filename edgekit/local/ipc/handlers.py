@@ -58,6 +58,9 @@ QOS_VALUES = {"0": 0, "1": 1}
 REPORTABLE_STATES = ("RUNNING", "ERRORED")
 RESTRICTED_CONFIG_KEYS = ("accessControl",)
 SUBSCRIBE_TIMEOUT = 10.0
+# AWS IoT Core's message size limit; the nucleus checks PublishToIoTCore payloads against it
+# (mqtt.maxMessageSizeInBytes, default 128 KiB) before spooling.
+IOT_CORE_MAX_PAYLOAD_BYTES = 128 * 1024
 
 Handler = Callable[[Stream, dict[str, Any]], "Response | Awaitable[Response]"]
 
@@ -227,6 +230,15 @@ class OperationRouter:
         retain = request.get("retain")
         if retain is not None and not isinstance(retain, bool):
             raise InvalidArgumentsError(f"retain must be a boolean, not {retain!r}")
+        if len(payload) > IOT_CORE_MAX_PAYLOAD_BYTES:
+            # Same check and wording as the nucleus (MqttClient.isValidPublishRequest), so an
+            # oversize message never reaches the spool, where the broker would refuse it.
+            raise ServiceError(
+                f"Publish to topic {topic} failed with error The publishing message size "
+                f"{len(payload)} bytes exceeds the configured limit of "
+                f"{IOT_CORE_MAX_PAYLOAD_BYTES} bytes (AWS IoT Core's message size limit, "
+                "128 KiB); send less per message, or put the data in S3 and publish its key"
+            )
         bridge = self._require_bridge()
         try:
             bridge.publish(topic, payload, qos, bool(retain))

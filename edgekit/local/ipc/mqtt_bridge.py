@@ -13,6 +13,16 @@ after the reconnect; a QoS 0 publish while offline fails with an error instead
 of vanishing silently. Subscribing while offline is recorded and takes effect on
 the reconnect.
 
+A message the broker refuses never blocks the queue. Over MQTT 3.1.1 a broker
+refuses a PUBLISH by closing the connection (an oversize packet, a forbidden
+topic), and paho would resend that same message first on every reconnect, for
+ever. So when a connection is lost, the oldest unacknowledged QoS 1 message
+gets a strike (everything before it was acknowledged); on the reconnect the
+bridge takes paho's unacknowledged messages back (``drop_out_messages``) and
+resends them in order, except one with ``max_publish_attempts`` strikes, which
+is dropped, counted (`stats`) and logged with its topic. Like the nucleus'
+``maxPublishRetry``, the bound trades a message for the device's connection.
+
 Overlapping filters (``a/#`` and ``a/b`` both subscribed) may deliver a message
 once per matching broker subscription, as MQTT 3.1.1 allows.
 """
@@ -22,6 +32,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -34,6 +45,9 @@ log = logging.getLogger(__name__)
 
 # (topic, payload, retain), called on paho's network thread.
 MessageCallback = Callable[[str, bytes, bool], None]
+
+# Connections a QoS 1 message may be blamed for losing before it is dropped.
+DEFAULT_MAX_PUBLISH_ATTEMPTS = 3
 
 
 class MqttBridgeError(LocalBackendError):
@@ -61,6 +75,23 @@ class _Filter:
         return max((q for q, _ in self.callbacks.values()), default=0)
 
 
+@dataclass
+class _Outgoing:
+    """A QoS 1 message handed to paho and not yet acknowledged by the broker."""
+
+    info: mqtt.MQTTMessageInfo
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    strikes: int = 0
+
+    def acked(self) -> bool:
+        # is_published() raises for a message queued while offline (rc NO_CONN); such a
+        # message is resent, under a new info, on the reconnect.
+        return self.info.rc == mqtt.MQTT_ERR_SUCCESS and self.info.is_published()
+
+
 class MqttBridge:
     def __init__(
         self,
@@ -71,7 +102,12 @@ class MqttBridge:
         reconnect_max_delay: float = 2.0,
         max_queued: int = 1000,
         keepalive: int = 30,
+        max_publish_attempts: int = DEFAULT_MAX_PUBLISH_ATTEMPTS,
     ) -> None:
+        if max_publish_attempts < 1:
+            raise LocalBackendError(
+                f"max_publish_attempts must be at least 1, not {max_publish_attempts}"
+            )
         self.endpoint = endpoint
         self._host, self._port = parse_endpoint(endpoint)
         self._keepalive = keepalive
@@ -83,6 +119,16 @@ class MqttBridge:
         self._connected = threading.Event()
         self._started = False
         self.reconnects = 0
+        self._max_attempts = max_publish_attempts
+        self._max_queued = max_queued
+        # QoS 1 messages in the order paho sends them. Never held while calling into paho,
+        # except from paho's own thread (on_connect), so paho's locks and this one cannot cross.
+        self._out_lock = threading.Lock()
+        self._unacked: deque[_Outgoing] = deque()
+        # infos of messages a reconnect took back from paho before publish() could track them
+        self._taken_back: set[int] = set()
+        self.refusals = 0  # connections lost with a QoS 1 message unacknowledged
+        self.dropped = 0  # messages dropped after max_publish_attempts refusals
         client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -129,10 +175,12 @@ class MqttBridge:
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool = False) -> None:
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         rc = info.rc
+        if qos > 0 and rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            # NO_CONN: queued by paho; sent after the reconnect
+            self._track(_Outgoing(info, topic, payload, qos, retain))
+            return
         if rc == mqtt.MQTT_ERR_SUCCESS:
             return
-        if rc == mqtt.MQTT_ERR_NO_CONN and qos > 0:
-            return  # queued by paho; sent after the reconnect
         if rc == mqtt.MQTT_ERR_NO_CONN:
             raise MqttBridgeError(
                 f"the MQTT broker at {self.endpoint} is not connected; QoS 0 messages are not "
@@ -144,6 +192,87 @@ class MqttBridge:
                 f"message to {topic!r} refused"
             )
         raise MqttBridgeError(f"publish to {topic!r} failed: {mqtt.error_string(rc)}")
+
+    def stats(self) -> dict[str, int | bool]:
+        """Counters for status and tests: connects, unacknowledged QoS 1 messages, drops."""
+        with self._out_lock:
+            self._prune(everything=True)
+            queued = len(self._unacked)
+        return {
+            "connected": self.connected,
+            "reconnects": self.reconnects,
+            "queued": queued,
+            "refusals": self.refusals,
+            "dropped": self.dropped,
+        }
+
+    def _track(self, out: _Outgoing) -> None:
+        with self._out_lock:
+            if id(out.info) in self._taken_back:
+                self._taken_back.discard(id(out.info))  # a reconnect already resent and tracks it
+                return
+            self._unacked.append(out)
+            self._prune(everything=len(self._unacked) > 2 * self._max_queued)
+
+    def _prune(self, *, everything: bool = False) -> None:
+        """Forget acknowledged messages: the head always, all when asked (holds _out_lock)."""
+        while self._unacked and self._unacked[0].acked():
+            self._unacked.popleft()
+        if everything:
+            self._unacked = deque(o for o in self._unacked if not o.acked())
+
+    def _blame_oldest_unacked(self) -> None:
+        """The connection was lost: the oldest unacknowledged message is the likely cause."""
+        with self._out_lock:
+            self._prune()
+            if not self._unacked:
+                return
+            head = self._unacked[0]
+            head.strikes += 1
+            self.refusals += 1
+        log.warning(
+            "IPC MQTT bridge: %s closed the connection with the message to %r (%d bytes) "
+            "unacknowledged (attempt %d of %d)",
+            self.endpoint,
+            head.topic,
+            len(head.payload),
+            head.strikes,
+            self._max_attempts,
+        )
+
+    def _resend_unacked(self, client: mqtt.Client) -> None:
+        """On a (re)connect: take paho's unacknowledged messages back and resend them in order,
+        dropping those the broker refused ``max_publish_attempts`` times."""
+        pending = client.drop_out_messages()
+        with self._out_lock:
+            known = {id(o.info): o for o in self._unacked}
+            self._unacked = deque()
+            for message in pending:
+                out = known.get(id(message.info))
+                if out is None:  # published, but publish() has not tracked it yet
+                    self._taken_back.add(id(message.info))
+                    out = _Outgoing(
+                        message.info,
+                        message.topic,
+                        bytes(message.payload),
+                        message.qos,
+                        bool(message.retain),
+                    )
+                if out.strikes >= self._max_attempts:
+                    self.dropped += 1
+                    log.error(
+                        "IPC MQTT bridge: dropped the message to %r (%d bytes, QoS %d): %s "
+                        "closed the connection each of the %d times it was sent; %d dropped so far",
+                        out.topic,
+                        len(out.payload),
+                        out.qos,
+                        self.endpoint,
+                        out.strikes,
+                        self.dropped,
+                    )
+                    continue
+                out.info = client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
+                self._unacked.append(out)
 
     # ---------------------------------------------------------------- subscribe
     def subscribe(
@@ -206,6 +335,7 @@ class MqttBridge:
         if reason_code.is_failure:
             log.warning("MQTT broker %s refused the IPC bridge: %s", self.endpoint, reason_code)
             return
+        self._resend_unacked(client)
         with self._lock:
             self._connected.set()
             if self.reconnects or self._filters:
@@ -226,7 +356,10 @@ class MqttBridge:
                     self._pending[mid] = [name for name, _ in wanted]
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+        was_connected = self._connected.is_set()
         self._connected.clear()
+        if was_connected and self._started:
+            self._blame_oldest_unacked()
         with self._lock:
             for f in self._filters.values():
                 f.acked = False

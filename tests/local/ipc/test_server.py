@@ -400,6 +400,31 @@ def test_publish_to_iot_core_reaches_an_mqtt_subscriber(
         a.publish_to_iot_core(topic_name="results/dev1/x", qos="2", payload=b"")
 
 
+def test_publish_to_iot_core_over_the_iot_core_size_limit_is_refused_before_spooling(
+    host: MemoryHost, server: IpcServer, connect: Callable[..., Any], peer: PahoPeer
+) -> None:
+    """A 2 MiB QoS 1 publish used to return success and then wedge the bridge (issue 12, item 1).
+
+    The nucleus checks the payload against mqtt.maxMessageSizeInBytes (default 128 KiB, AWS
+    IoT Core's message size limit) before spooling and answers a ServiceError naming both sizes.
+    """
+    assert server.bridge is not None and server.bridge.wait_connected(5)
+    peer.subscribe("results/#")
+    a = connect(host.add_component("com.example.A", access_control=MQTT_ACL))
+    big = 2 * 1024 * 1024
+    for qos in ("1", "0"):
+        with ipc_raises(ServiceError, rf"results/dev1/big.*{big} bytes.*131072 bytes"):
+            a.publish_to_iot_core(topic_name="results/dev1/big", qos=qos, payload=b"x" * big)
+    with ipc_raises(ServiceError, r"131073 bytes exceeds.*131072 bytes"):
+        a.publish_to_iot_core(topic_name="results/dev1/big", qos="1", payload=b"x" * 131073)
+    # exactly the limit is accepted, and nothing was spooled for the refused ones
+    a.publish_to_iot_core(topic_name="results/dev1/edge", qos="1", payload=b"y" * 131072)
+    got = peer.messages.get(timeout=5)
+    assert (got.topic, len(got.payload)) == ("results/dev1/edge", 131072)
+    assert peer.messages.empty()
+    assert server.bridge.stats()["dropped"] == 0
+
+
 def test_subscribe_to_iot_core_receives_broker_messages(
     host: MemoryHost, server: IpcServer, connect: Callable[..., Any], peer: PahoPeer
 ) -> None:
