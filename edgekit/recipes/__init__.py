@@ -3,7 +3,9 @@
 Owns recipe semantics for every caller (the local control plane, the local device
 runtime, ``edgekit components publish``):
 
-* ``loading``     read JSON/YAML recipe text into a dict, write it back
+* ``loading``     read JSON/YAML recipe text into a dict, write it back (no YAML
+  aliases, no nesting deeper than ``limits.MAX_NESTING_DEPTH``)
+* ``limits``      nesting limits of recipes and configurations, checked iteratively
 * ``normalize``   keys and enumerated values in their documented spelling
 * ``validate``    every problem as ``(field path, message)`` (``checks`` holds the
   field-level rules, ``schema`` the vocabulary)
@@ -24,6 +26,12 @@ from __future__ import annotations
 from edgekit.errors import RecipeError
 from edgekit.recipes.artifacts import artifact_file_name, iter_artifacts, parse_s3_uri
 from edgekit.recipes.lifecycle import resolve_lifecycle, selection_keywords
+from edgekit.recipes.limits import (
+    MAX_NESTING_DEPTH,
+    nesting_depth,
+    nesting_problem,
+    too_deep_message,
+)
 from edgekit.recipes.loading import dump_recipe, load_recipe
 from edgekit.recipes.normalize import normalize_recipe
 from edgekit.recipes.platforms import (
@@ -61,6 +69,7 @@ __all__ = [
     "ARTIFACT_PERMISSIONS",
     "COMPONENT_TYPES",
     "LIFECYCLE_STEPS",
+    "MAX_NESTING_DEPTH",
     "RECIPE_FORMAT_VERSION",
     "RECIPE_MAX_BYTES",
     "RecipeError",
@@ -75,6 +84,8 @@ __all__ = [
     "manifest_platforms",
     "matches_every_platform",
     "max_satisfying",
+    "nesting_depth",
+    "nesting_problem",
     "newest_first",
     "normalize_recipe",
     "parse_range",
@@ -89,6 +100,7 @@ __all__ = [
     "select_manifest",
     "select_manifest_index",
     "selection_keywords",
+    "too_deep_message",
     "validate_recipe",
     "version_matches",
 ]

@@ -1,4 +1,10 @@
-"""Reading recipe text (JSON or YAML) into a dict, and writing it back."""
+"""Reading recipe text (JSON or YAML) into a dict, and writing it back.
+
+Hostile text is refused before it is expanded: YAML aliases (``*name``, and ``<<`` merge
+keys, which are aliases) are refused as the parser meets them, so an "alias bomb" of a
+few hundred bytes never grows into gigabytes; and no document may nest more than
+:data:`edgekit.recipes.limits.MAX_NESTING_DEPTH` lists/mappings deep.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +16,45 @@ from typing import Any
 import yaml
 
 from edgekit.errors import RecipeError
+from edgekit.recipes.limits import MAX_NESTING_DEPTH, nesting_problem, too_deep_message
 
 __all__ = ["dump_recipe", "load_recipe"]
 
 
+class _Refused(yaml.YAMLError):
+    """YAML the recipe loader refuses before building it (an alias, too deep)."""
+
+    def __init__(self, message: str, mark: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.mark = mark
+
+
 class _RecipeYamlLoader(yaml.SafeLoader):
     """SafeLoader that keeps unquoted dates as text: ``RecipeFormatVersion: 2020-01-25``
-    is the string '2020-01-25' for Greengrass, not a date."""
+    is the string '2020-01-25' for Greengrass, not a date; that refuses aliases and
+    nesting deeper than MAX_NESTING_DEPTH while composing, before anything is expanded."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _Refused(
+                f"uses the YAML alias *{event.anchor}; aliases (and '<<' merge keys) are "
+                "not allowed in a recipe, write the value out instead",
+                event.start_mark,
+            )
+        nests = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
+        if nests:
+            self._depth += 1
+            if self._depth > MAX_NESTING_DEPTH:
+                raise _Refused(too_deep_message(), self.peek_event().start_mark)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            if nests:
+                self._depth -= 1
 
 
 _RecipeYamlLoader.yaml_implicit_resolvers = {
@@ -31,6 +69,9 @@ def load_recipe(data: bytes | str | Mapping[str, Any], *, source: str = "recipe"
     Raises RecipeError naming ``source`` and the line of a syntax error.
     """
     if isinstance(data, Mapping):
+        problem = nesting_problem(dict(data))
+        if problem:
+            raise RecipeError(problem, source=source)
         return copy.deepcopy(dict(data))
     if isinstance(data, bytes | bytearray):
         try:
@@ -54,9 +95,14 @@ def load_recipe(data: bytes | str | Mapping[str, Any], *, source: str = "recipe"
             loaded = json.loads(text)
         except json.JSONDecodeError as exc:
             json_error = exc  # maybe a YAML flow mapping; YAML gets a try below
+        except RecursionError:
+            raise RecipeError(too_deep_message(), source=source) from None
     if json_error is not None or not text.lstrip().startswith("{"):
         try:
             loaded = yaml.load(text, Loader=_RecipeYamlLoader)  # noqa: S506 - safe loader subclass
+        except _Refused as exc:
+            where = f" (line {exc.mark.line + 1} column {exc.mark.column + 1})" if exc.mark else ""
+            raise RecipeError(f"{exc.message}{where}", source=source) from None
         except yaml.YAMLError as exc:
             if json_error is not None:
                 raise RecipeError(
@@ -73,6 +119,9 @@ def load_recipe(data: bytes | str | Mapping[str, Any], *, source: str = "recipe"
             f"must be a JSON object / YAML mapping at the top level, got {type(loaded).__name__}",
             source=source,
         )
+    problem = nesting_problem(loaded)
+    if problem:
+        raise RecipeError(problem, source=source)
     return loaded
 
 

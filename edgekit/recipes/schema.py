@@ -45,6 +45,8 @@ CONFIGURATION_KEYS = ("DefaultConfiguration",)
 LIFECYCLE_KEYS = ("Setenv", *LIFECYCLE_STEPS)
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9\-_.]+$")
+# Names NAME_RE lets through that are path segments of their own ({work:path} etc.).
+RESERVED_NAMES = frozenset({".", ".."})
 LAMBDA_ARN_RE = re.compile(r"^arn:aws(-(cn|us-gov|iso(-[a-z])?))?:lambda:.*$")
 SKIPIF_RE = re.compile(r"^(onpath|exists)\s+\S.*$", re.DOTALL)
 # Characters java.net.URI (how the service parses an artifact URI) refuses unescaped.

@@ -10,7 +10,8 @@ What is checked, and where the rule comes from:
   (aws-greengrass-component-common) and the GDK CLI, which both validate with
   every key lower-cased first: the four required top-level fields, no other top-level
   fields, value types, ``RecipeFormatVersion`` ``2020-01-25``, ``ComponentName``
-  ``[a-zA-Z0-9-_.]``, at most 128 characters, ``ComponentVersion`` a string of at
+  ``[a-zA-Z0-9-_.]``, at most 128 characters, not ``.`` or ``..`` (the service refuses
+  them; a device would read them as folders), ``ComponentVersion`` a string of at
   most 64 characters, ``ComponentSource`` a Lambda ARN, every dependency with a
   string ``VersionRequirement``, every artifact with a ``URI``, every Platform
   value a string, lifecycle steps a string or a mapping with ``Script``
@@ -69,6 +70,7 @@ from edgekit.recipes.checks import (
     type_name,
     unknown_keys,
 )
+from edgekit.recipes.limits import nesting_problem
 from edgekit.recipes.loading import dump_recipe, load_recipe
 from edgekit.recipes.normalize import normalize_recipe
 from edgekit.recipes.platforms import matches_every_platform
@@ -82,6 +84,7 @@ from edgekit.recipes.schema import (
     NAME_RE,
     PLUGIN_COMPONENT_TYPE,
     RECIPE_FORMAT_VERSION,
+    RESERVED_NAMES,
     TOP_LEVEL_KEYS,
 )
 from edgekit.recipes.semver import VersionError, parse_range
@@ -116,6 +119,12 @@ def _check_identity(recipe: Mapping[str, Any], p: Problems) -> None:
             p.add("ComponentName", "must be 1 to 128 characters long")
         elif not NAME_RE.match(name):
             p.add("ComponentName", f"{name!r} may only contain letters, digits, '-', '_' and '.'")
+        elif name in RESERVED_NAMES:
+            p.add(
+                "ComponentName",
+                f"{name!r} is not a valid component name (it names a folder on the "
+                "device); use letters or digits, e.g. com.example.HelloWorld",
+            )
 
     if "ComponentVersion" not in recipe:
         p.add("ComponentVersion", "is required; give a version such as '1.0.0'")
@@ -187,7 +196,11 @@ def _check_dependencies(recipe: Mapping[str, Any], p: Problems) -> set[str]:
         else:
             for dep_name, dep in deps.items():
                 path = f"ComponentDependencies.{dep_name}"
-                if not isinstance(dep_name, str) or not NAME_RE.match(dep_name):
+                if (
+                    not isinstance(dep_name, str)
+                    or not NAME_RE.match(dep_name)
+                    or dep_name in RESERVED_NAMES
+                ):
                     p.add(path, f"{dep_name!r} is not a valid component name")
                 else:
                     dependencies.add(dep_name)
@@ -353,6 +366,9 @@ def recipe_problems(
     p = Problems()
     if not isinstance(recipe, Mapping):
         return [("", f"must be a mapping, got {type_name(recipe)}")]
+    too_deep = nesting_problem(dict(recipe))
+    if too_deep:
+        return [("", too_deep)]
     normalized = normalize_recipe(recipe)
     _walk(normalized, p)
     if encoded_size is None:
@@ -394,6 +410,12 @@ def parse_recipe(
         size = len(data)
     elif isinstance(data, str):
         size = len(data.encode("utf-8"))
+    if size is not None:
+        oversize = Problems()
+        check_size(size, oversize)  # before reading: never parse more than the quota
+        if oversize.items:
+            field, message = oversize.items[0]
+            raise RecipeError(message, field=field or None, source=source)
     recipe = normalize_recipe(load_recipe(data, source=source))
     validate_recipe(recipe, source=source, private=private, encoded_size=size)
     return recipe

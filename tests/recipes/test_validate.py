@@ -381,3 +381,35 @@ def test_resolve_lifecycle_with_selections() -> None:
         "Lifecycle": {"key1": {"Run": "one"}, "key2": {"Run": "two"}, "all": {"Run": "all"}},
     }
     assert resolve_lifecycle(top_level, top_level["Manifests"][0]) == {"Run": "two"}
+
+
+# --- issue 12, item 11: names that are path segments of their own -----------------------
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_dot_names_are_refused(name: str) -> None:
+    from edgekit.recipes import recipe_problems
+
+    doc = {
+        "RecipeFormatVersion": "2020-01-25",
+        "ComponentName": name,
+        "ComponentVersion": "1.0.0",
+        "Manifests": [{"Lifecycle": {"Run": "echo hi"}}],
+    }
+    assert any(f == "ComponentName" and repr(name) in m for f, m in recipe_problems(doc))
+    doc["ComponentName"] = "com.example.Ok"
+    doc["ComponentDependencies"] = {name: {"VersionRequirement": "^1.0.0"}}
+    assert any(f == f"ComponentDependencies.{name}" for f, _ in recipe_problems(doc))
+
+
+@pytest.mark.parametrize("name", ["...", ".hidden", "a..b", "com.example."])
+def test_other_dotted_names_stay_valid(name: str) -> None:
+    from edgekit.recipes import recipe_problems
+
+    doc = {
+        "RecipeFormatVersion": "2020-01-25",
+        "ComponentName": name,
+        "ComponentVersion": "1.0.0",
+        "Manifests": [{"Lifecycle": {"Run": "echo hi"}}],
+    }
+    assert not [p for p in recipe_problems(doc) if p[0] == "ComponentName"]

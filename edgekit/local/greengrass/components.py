@@ -122,9 +122,10 @@ class ComponentsMixin(BackendState):
         with self._lock:
             self._check_no_conflict(name, version, arn)
             self.components.setdefault(name, {})[version] = record
+            self._save_component(name, version)
             if tags:
                 self.tags[arn] = dict(tags)
-            self._save("components", "tags")
+                self._save("tags")
         return {
             "arn": arn,
             "componentName": name,
@@ -272,7 +273,8 @@ class ComponentsMixin(BackendState):
                 del self.components[name]
                 self.tags.pop(self.component_arn(name), None)
             self.tags.pop(record["arn"], None)
-            self._save("components", "tags")
+            self._save_component(name, record["componentVersion"])
+            self._save("tags")
         return {}
 
     def resolve_component_candidates(

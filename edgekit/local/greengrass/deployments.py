@@ -16,6 +16,7 @@ from edgekit.local.greengrass.errors import (
 )
 from edgekit.local.greengrass.state import BackendState
 from edgekit.local.greengrass.store import paginate
+from edgekit.recipes import nesting_problem, too_deep_message
 
 __all__ = ["PUBLIC_COMPONENT_PREFIX", "DeploymentsMixin"]
 
@@ -73,18 +74,23 @@ class DeploymentsMixin(BackendState):
                     )
             update = spec.get("configurationUpdate") or {}
             if "merge" in update:
+                merge_field = f"{path}.configurationUpdate.merge"
                 try:
                     merged = json.loads(update["merge"])
                 except json.JSONDecodeError as exc:
                     raise field_error(
-                        f"{path}.configurationUpdate.merge",
+                        merge_field,
                         f"is not valid JSON ({exc.msg} at column {exc.colno}); pass "
                         "json.dumps({...})",
                     ) from None
+                except RecursionError:
+                    raise field_error(merge_field, too_deep_message()) from None
                 if not isinstance(merged, dict):
-                    raise field_error(
-                        f"{path}.configurationUpdate.merge", "must be a JSON object ({...})"
-                    )
+                    raise field_error(merge_field, "must be a JSON object ({...})")
+                # Checked here, not on the device: a merge it cannot apply wedges it.
+                problem = nesting_problem(merged)
+                if problem:
+                    raise field_error(merge_field, problem)
             for i, pointer in enumerate(update.get("reset") or []):
                 if pointer != "" and not pointer.startswith("/"):
                     raise field_error(

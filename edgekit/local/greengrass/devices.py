@@ -5,6 +5,7 @@ effective-deployment and installed-component operations, and the private device 
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 from edgekit.local.greengrass.errors import ResourceNotFoundException, field_error
@@ -179,12 +180,23 @@ class CoreDevicesMixin(BackendState):
                     f"{path}.lifecycleState",
                     f"{state!r} is not one of {', '.join(LIFECYCLE_STATES)}",
                 )
+            changed = c.get("lastStatusChangeTimestamp")
+            if changed is not None and (
+                isinstance(changed, bool)
+                or not isinstance(changed, int | float)
+                or not math.isfinite(changed)
+                or not 0 <= changed < 1e11
+            ):
+                raise field_error(
+                    f"{path}.lastStatusChangeTimestamp",
+                    f"{changed!r} is not a timestamp; send seconds since the epoch (a number)",
+                )
             row: dict[str, Any] = {
                 "componentName": c["componentName"],
                 "componentVersion": c["componentVersion"],
                 "lifecycleState": state,
                 "isRoot": bool(c.get("isRoot", False)),
-                "lastStatusChangeTimestamp": float(c.get("lastStatusChangeTimestamp") or now),
+                "lastStatusChangeTimestamp": float(changed or now),
                 "lastReportedTimestamp": now,
             }
             details = c.get("lifecycleStateDetails")
@@ -194,7 +206,9 @@ class CoreDevicesMixin(BackendState):
                 row["lastInstallationSource"] = str(c["lastInstallationSource"])
             codes = c.get("lifecycleStatusCodes")
             if codes:
-                row["lifecycleStatusCodes"] = [str(x) for x in codes]
+                if not isinstance(codes, list):
+                    raise field_error(f"{path}.lifecycleStatusCodes", "must be a list of strings")
+                row["lifecycleStatusCodes"] = [str(x)[:255] for x in codes]
             installed.append(row)
         with self._lock:
             d = self.devices.setdefault(thing, {"coreDeviceThingName": thing})

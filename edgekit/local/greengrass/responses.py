@@ -31,6 +31,7 @@ from edgekit.local.greengrass.errors import (
     ValidationException,
 )
 from edgekit.local.greengrass.models import GreengrassBackend
+from edgekit.recipes import nesting_problem, too_deep_message
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +108,11 @@ def _from_json(shape: Shape, value: Any, name: str) -> Any:
         except ValueError:
             raise _fail(name, "Member must be base64-encoded binary data", value) from None
     if kind == "timestamp":
-        if isinstance(value, int | float):
-            return float(value)
         try:
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
             return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-        except ValueError:
+        except (ValueError, OverflowError, OSError):
             raise _fail(name, "Member must be a timestamp", value) from None
     if kind in ("integer", "long"):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -195,16 +196,7 @@ def parse_request(
     body_json: dict[str, Any] = {}
     has_body_members = any("location" not in m.serialization for m in shape.members.values())
     if has_body_members and body.strip():
-        try:
-            body_json = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValidationException(
-                f"The request body is not valid JSON: {exc}", reason="CANNOT_PARSE"
-            ) from None
-        if not isinstance(body_json, dict):
-            raise ValidationException(
-                "The request body must be a JSON object", reason="CANNOT_PARSE"
-            )
+        body_json = load_json_object(body)
     lower_headers = {k.lower(): v for k, v in headers.items()}
     params: dict[str, Any] = {}
     for name, member in shape.members.items():
@@ -374,7 +366,7 @@ class GreengrassResponses:
             for value in query.get("groups", []):
                 groups.extend(g.strip() for g in value.split(",") if g.strip())
             return self.backend.device_deployments(thing, groups)
-        payload = _json_object(body)
+        payload = load_json_object(body or b"{}")
         if name == "device_status":
             return self.backend.report_device_status(thing, payload)
         return self.backend.report_deployment_status(thing, labels["deploymentId"], payload)
@@ -385,13 +377,22 @@ class _UnknownOperation(GreengrassApiError):
     status = 404
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
+def load_json_object(body: bytes) -> dict[str, Any]:
+    """A request body as a JSON object, or the ValidationException AWS answers with
+    (not JSON, not an object, or nested deeper than MAX_NESTING_DEPTH)."""
     try:
-        data = json.loads(body or b"{}")
+        data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValidationException(
             f"The request body is not valid JSON: {exc}", reason="CANNOT_PARSE"
         ) from None
+    except RecursionError:
+        raise ValidationException(
+            f"The request body {too_deep_message()}", reason="CANNOT_PARSE"
+        ) from None
     if not isinstance(data, dict):
         raise ValidationException("The request body must be a JSON object", reason="CANNOT_PARSE")
+    problem = nesting_problem(data)
+    if problem:
+        raise ValidationException(f"The request body {problem}", reason="CANNOT_PARSE")
     return data

@@ -9,20 +9,33 @@ in a background thread (tests, notebooks) or in the foreground
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import re
 import socket
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from edgekit.errors import LocalBackendError
+from edgekit.local.greengrass.errors import GreengrassApiError, ValidationException
 from edgekit.local.greengrass.models import DEFAULT_ACCOUNT_ID, GreengrassBackend
-from edgekit.local.greengrass.responses import GreengrassResponses
+from edgekit.local.greengrass.responses import GreengrassResponses, HttpResponse, error_response
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024 * 1024
+# A connection that sends nothing (no request, or a stalled body) this long is closed,
+# so its thread ends; 60 s like an AWS load balancer's default idle timeout.
+IDLE_TIMEOUT = 60.0
+_MAX_LINE = 65536
+_MAX_TRAILERS = 100
+
+
+class _ClientGone(Exception):
+    """The client closed the connection before sending the whole body."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -32,54 +45,123 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     server: _HttpServer
 
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            total = 0
-            while True:
-                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    break
-                total += size
-                if total > MAX_BODY:
-                    raise ValueError("request body too large")
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            raise ValueError("request body too large")
-        return self.rfile.read(length) if length else b""
+    def setup(self) -> None:
+        self.timeout = self.server.idle_timeout  # every socket read/write, idle included
+        super().setup()
 
-    def _handle(self) -> None:
-        try:
-            body = self._read_body()
-        except (ValueError, OSError) as exc:
-            self.send_error(400, f"cannot read the request body: {exc}")
-            return
-        response = self.server.responses.dispatch(self.command, self.path, self.headers, body)
+    def _read_exactly(self, size: int) -> bytes:
+        data = self.rfile.read(size)
+        if len(data) < size:
+            raise _ClientGone
+        return data
+
+    def _read_chunked(self) -> bytes:
+        chunks = []
+        total = 0
+        while True:
+            line = self.rfile.readline(_MAX_LINE)
+            if not line:
+                raise _ClientGone
+            text = line.split(b";", 1)[0].strip()
+            if not re.fullmatch(rb"[0-9A-Fa-f]{1,16}", text):
+                raise ValidationException(
+                    f"The chunk size {text[:40]!r} of the chunked request body is not a "
+                    "hexadecimal number",
+                    reason="CANNOT_PARSE",
+                )
+            size = int(text, 16)
+            if size == 0:
+                for _ in range(_MAX_TRAILERS):
+                    if self.rfile.readline(_MAX_LINE) in (b"\r\n", b"\n", b""):
+                        break  # end of the trailers
+                return b"".join(chunks)
+            total += size
+            if total > MAX_BODY:
+                raise _too_large()
+            chunks.append(self._read_exactly(size))
+            self.rfile.readline(_MAX_LINE)
+
+    def _read_body(self) -> bytes:
+        """The request body; ValidationException for a length it cannot honour."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._read_chunked()
+        raw = (self.headers.get("Content-Length") or "").strip()
+        if not raw:
+            return b""
+        if not re.fullmatch(r"[0-9]{1,20}", raw):
+            raise ValidationException(
+                f"Content-Length {raw[:40]!r} is not a number of bytes (0 or more)",
+                reason="CANNOT_PARSE",
+            )
+        length = int(raw)
+        if length > MAX_BODY:
+            raise _too_large()
+        return self._read_exactly(length) if length else b""
+
+    def _send(self, response: HttpResponse, *, close: bool = False) -> None:
         self.send_response(response.status)
         for key, value in response.headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(response.body)))
+        if close:
+            self.send_header("Connection", "close")  # also sets close_connection
         self.end_headers()
         if self.command != "HEAD" and response.body:
             self.wfile.write(response.body)
 
+    def _handle(self) -> None:
+        try:
+            body = self._read_body()
+        except _ClientGone:
+            self.close_connection = True
+            return
+        except GreengrassApiError as exc:
+            # The rest of the body can't be told from the next request: answer, hang up.
+            self._send(error_response(exc, str(uuid.uuid4())), close=True)
+            return
+        response = self.server.responses.dispatch(self.command, self.path, self.headers, body)
+        self._send(response)
+
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own errors (bad request line, huge headers, unknown
+        method) in the AWS REST-JSON error shape instead of an HTML page."""
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"  # so the status line and headers are sent
+        error_type = {501: "UnknownOperationException"}.get(
+            code, "ValidationException" if code < 500 else "InternalServerException"
+        )
+        text = message or explain or f"HTTP {code}"
+        headers = {
+            "x-amzn-RequestId": str(uuid.uuid4()),
+            "x-amzn-ErrorType": error_type,
+            "Content-Type": "application/json",
+        }
+        body = json.dumps({"message": f"The request was refused: {text}"}).encode("utf-8")
+        self._send(HttpResponse(code, body, headers), close=True)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s %s", self.address_string(), format % args)
+
+
+def _too_large() -> ValidationException:
+    return ValidationException(
+        f"The request body is larger than 64 MiB ({MAX_BODY:,} bytes), the most this "
+        "endpoint accepts; send a smaller request (recipes are at most 16 kB)",
+        reason="CANNOT_PARSE",
+    )
 
 
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], responses: Any) -> None:
+    def __init__(
+        self, address: tuple[str, int], responses: Any, idle_timeout: float = IDLE_TIMEOUT
+    ) -> None:
         self.responses = responses
+        self.idle_timeout = idle_timeout
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -112,7 +194,8 @@ class GreengrassServer:
     """The emulated ``greengrassv2`` endpoint with its state under ``state_dir``.
 
     ``aws_endpoint`` is the S3 endpoint (the local moto server) artifacts are
-    read from and presigned for; None means real AWS S3.
+    read from and presigned for; None means real AWS S3. A connection idle (or
+    stalled mid-request) for ``idle_timeout`` seconds is closed.
     """
 
     def __init__(
@@ -124,12 +207,13 @@ class GreengrassServer:
         port: int = 0,
         *,
         account_id: str = DEFAULT_ACCOUNT_ID,
+        idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
         self.backend = GreengrassBackend(state_dir, aws_endpoint, region, account_id)
         self.responses = GreengrassResponses(self.backend)
         self.host = host
         try:
-            self._httpd = _HttpServer((host, port), self.responses)
+            self._httpd = _HttpServer((host, port), self.responses, idle_timeout)
         except OSError as exc:
             raise LocalBackendError(
                 f"cannot listen on {host}:{port} for the Greengrass emulator ({exc}); "

@@ -24,7 +24,12 @@ from edgekit.local.greengrass.errors import (
     field_error,
 )
 from edgekit.local.greengrass.s3 import S3Artifacts
-from edgekit.local.greengrass.store import STATE_FORMAT, atomic_write_json, load_state
+from edgekit.local.greengrass.store import (
+    STATE_FORMAT,
+    RecordDir,
+    atomic_write_json,
+    load_state,
+)
 
 __all__ = ["DEFAULT_ACCOUNT_ID", "BackendState"]
 
@@ -51,10 +56,9 @@ class BackendState:
         self.s3 = S3Artifacts(aws_endpoint, region)
         self.clock = clock
         self._lock = threading.RLock()
-        # components[name][version] -> record
-        self.components: dict[str, dict[str, dict[str, Any]]] = load_state(
-            self._path("components"), {}
-        )
+        # components[name][version] -> record; one file per version under components/
+        self._component_files = RecordDir(self.state_dir / "components")
+        self.components: dict[str, dict[str, dict[str, Any]]] = self._load_components()
         self.deployments: dict[str, dict[str, Any]] = load_state(self._path("deployments"), {})
         self.devices: dict[str, dict[str, Any]] = load_state(self._path("devices"), {})
         self.tags: dict[str, dict[str, str]] = load_state(self._path("tags"), {})
@@ -64,6 +68,32 @@ class BackendState:
 
     def _path(self, name: str) -> Path:
         return self.state_dir / f"{name}.json"
+
+    def _load_components(self) -> dict[str, dict[str, dict[str, Any]]]:
+        components: dict[str, dict[str, dict[str, Any]]] = {}
+        for (name, version), record in self._component_files.load():
+            components.setdefault(name, {})[version] = record
+        # Before issue 12 every component lived in one components.json, rewritten whole
+        # on each save; move its records into components/ once.
+        legacy_path = self._path("components")
+        legacy: dict[str, dict[str, dict[str, Any]]] = load_state(legacy_path, {})
+        for name, versions in legacy.items():
+            for version, record in versions.items():
+                if version not in components.get(name, {}):
+                    components.setdefault(name, {})[version] = record
+                    self._component_files.put([name, version], record)
+        if legacy_path.exists():
+            legacy_path.unlink()
+        return components
+
+    def _save_component(self, name: str, version: str) -> None:
+        """Persist one component version (or its deletion); the others stay untouched."""
+        with self._lock:
+            record = self.components.get(name, {}).get(version)
+            if record is None:
+                self._component_files.delete([name, version])
+            else:
+                self._component_files.put([name, version], record)
 
     def _save(self, *names: str) -> None:
         for name in names:

@@ -601,7 +601,7 @@ def test_state_survives_restart(tmp_path: Path, moto_url: str) -> None:
     finally:
         first.stop()
     assert sorted(p.name for p in state.iterdir()) == [
-        "components.json",
+        "components",  # one file per component version (issue 12, item 5)
         "deployments.json",
         "devices.json",
         "tags.json",
@@ -630,6 +630,11 @@ def test_corrupt_state_is_reported(tmp_path: Path) -> None:
 
     (tmp_path / "components.json").write_text("{ not json")
     with pytest.raises(EdgekitError, match="components.json"):
+        GreengrassServer(tmp_path, None, REGION)
+    (tmp_path / "components.json").unlink()
+    (tmp_path / "components").mkdir()
+    (tmp_path / "components" / "0123.json").write_text("{ not json")
+    with pytest.raises(EdgekitError, match=r"components/0123\.json"):
         GreengrassServer(tmp_path, None, REGION)
 
 
@@ -670,7 +675,7 @@ def test_module_entry_point(tmp_path: Path, moto_url: str) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
         proc.stdout.close()
-    assert (tmp_path / "state" / "components.json").exists()
+    assert len(list((tmp_path / "state" / "components").glob("*.json"))) == 1
 
 
 def test_resolve_component_candidates(gg: Any) -> None:
