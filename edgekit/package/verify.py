@@ -2,8 +2,11 @@
 
 Order matters: the signature is checked over the raw bytes of
 ``manifest.json`` *before* the JSON is parsed, so nothing unauthenticated is
-interpreted. Then every file listed is hashed, and any file that is missing
-or not listed fails verification, naming the file.
+interpreted. From a .tar.gz only ``manifest.json`` and ``manifest.sig`` are
+read (into memory) until the signature holds; then only the members the
+manifest lists are extracted (or, for :func:`verify_package`, just hashed),
+each exactly as big as listed. Any file that is missing, not listed, bigger
+or changed fails verification, naming the package and the file.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import TracebackType
 
 from cryptography.exceptions import InvalidSignature
@@ -23,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edgekit.errors import PackageError, VerificationError
 from edgekit.files import sha256_file
-from edgekit.package.archive import check_member_name, safe_extract
+from edgekit.package.archive import check_member_name, extract_listed, read_metadata
 from edgekit.package.keys import PublicKeyLike, key_id, load_public_key
 from edgekit.package.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest
 
@@ -58,26 +61,28 @@ class OpenedPackage:
         self.close()
 
 
-def _read_signature(path: Path) -> bytes:
-    data = path.read_bytes()
+def _decode_signature(data: bytes, *, where: str) -> bytes:
     if len(data) == SIGNATURE_SIZE:
         return data
     try:
         signature = base64.b64decode(data.strip(), validate=True)
     except (binascii.Error, ValueError):
         raise VerificationError(
-            f"{path}: malformed signature (expected base64 of a 64-byte Ed25519 signature)"
+            f"{where}: malformed signature (expected base64 of a 64-byte Ed25519 signature)"
         ) from None
     if len(signature) != SIGNATURE_SIZE:
         raise VerificationError(
-            f"{path}: malformed signature ({len(signature)} bytes, Ed25519 signatures "
+            f"{where}: malformed signature ({len(signature)} bytes, Ed25519 signatures "
             f"have {SIGNATURE_SIZE})"
         )
     return signature
 
 
 def _signature_error(
-    manifest_path: Path, signature_path: Path, manifest_bytes: bytes, key: Ed25519PublicKey
+    manifest_path: Path | str,
+    signature_path: Path | str,
+    manifest_bytes: bytes,
+    key: Ed25519PublicKey,
 ) -> VerificationError:
     """Tell "signed with another key" from "manifest edited" using the (unverified) key id."""
     given = key_id(key)
@@ -96,6 +101,66 @@ def _signature_error(
     )
 
 
+def _checked_manifest(
+    manifest_bytes: bytes,
+    signature: bytes | None,
+    key: Ed25519PublicKey | None,
+    *,
+    manifest_at: Path | str,
+    signature_at: Path | str,
+) -> Manifest:
+    """The manifest, parsed only after its signature (when a key is given) holds."""
+    if key is not None:
+        if signature is None:
+            raise VerificationError(
+                f"{signature_at}: signature missing; the package is unsigned or damaged"
+            )
+        try:
+            key.verify(_decode_signature(signature, where=str(signature_at)), manifest_bytes)
+        except InvalidSignature:
+            raise _signature_error(manifest_at, signature_at, manifest_bytes, key) from None
+    try:
+        manifest = Manifest.from_bytes(manifest_bytes, where=str(manifest_at))
+    except VerificationError:
+        raise
+    except PackageError as exc:
+        raise VerificationError(str(exc)) from None
+    for name in manifest.files:
+        check_member_name(name, where=str(manifest_at))
+        if PurePosixPath(name).as_posix() != name or name in (MANIFEST_NAME, SIGNATURE_NAME):
+            raise VerificationError(
+                f"{manifest_at}: field 'files.{name}' is not a plain file name of the package"
+            )
+    return manifest
+
+
+def verify_archive(
+    archive: Path, public_key: PublicKeyLike | None, *, dest: Path | None
+) -> Manifest:
+    """Check a .tar.gz package, signed manifest first; extract it into ``dest`` if given.
+
+    Only ``manifest.json`` and ``manifest.sig`` are read before the signature
+    is checked, and nothing is written before it holds. Then the members the
+    manifest lists, and only those, are streamed into ``dest`` (or only hashed
+    when ``dest`` is None), each bounded by its listed size.
+    """
+    key = load_public_key(public_key) if public_key is not None else None
+    metadata = read_metadata(archive, (MANIFEST_NAME, SIGNATURE_NAME))
+    if MANIFEST_NAME not in metadata:
+        raise VerificationError(
+            f"{archive}: member {MANIFEST_NAME}: manifest missing; this is not a model package"
+        )
+    manifest = _checked_manifest(
+        metadata[MANIFEST_NAME],
+        metadata.get(SIGNATURE_NAME),
+        key,
+        manifest_at=f"{archive}: member {MANIFEST_NAME}",
+        signature_at=f"{archive}: member {SIGNATURE_NAME}",
+    )
+    extract_listed(archive, manifest.files, dest=dest, metadata=metadata)
+    return manifest
+
+
 def verify_folder(root: Path, public_key: PublicKeyLike | None) -> Manifest:
     """Check an unpacked package folder; with ``public_key=None`` only hashes are checked."""
     key = load_public_key(public_key) if public_key is not None else None
@@ -104,26 +169,11 @@ def verify_folder(root: Path, public_key: PublicKeyLike | None) -> Manifest:
     if not manifest_path.is_file():
         raise VerificationError(f"{manifest_path}: manifest missing; this is not a model package")
     manifest_bytes = manifest_path.read_bytes()
-    if key is not None:
-        if not signature_path.is_file():
-            raise VerificationError(
-                f"{signature_path}: signature missing; the package is unsigned or damaged"
-            )
-        signature = _read_signature(signature_path)
-        try:
-            key.verify(signature, manifest_bytes)
-        except InvalidSignature:
-            raise _signature_error(manifest_path, signature_path, manifest_bytes, key) from None
-    try:
-        manifest = Manifest.from_bytes(manifest_bytes, where=str(manifest_path))
-    except VerificationError:
-        raise
-    except PackageError as exc:
-        raise VerificationError(str(exc)) from None
-
+    signature = signature_path.read_bytes() if signature_path.is_file() else None
+    manifest = _checked_manifest(
+        manifest_bytes, signature, key, manifest_at=manifest_path, signature_at=signature_path
+    )
     listed = set(manifest.files)
-    for name in listed:
-        check_member_name(name, where=str(manifest_path))
     for name in sorted(listed):
         path = root / name
         if path.is_symlink():
@@ -161,9 +211,7 @@ def verify_package(path: str | os.PathLike[str], public_key: PublicKeyLike) -> M
     source = Path(path)
     if source.is_dir():
         return verify_folder(source, key)
-    with tempfile.TemporaryDirectory(prefix="edgekit-verify-") as tmp:
-        safe_extract(source, Path(tmp))
-        return verify_folder(Path(tmp), key)
+    return verify_archive(source, key, dest=None)  # hashes the members, writes nothing
 
 
 def open_package(
@@ -198,9 +246,10 @@ def open_package(
                 )
             on_failure = root
     try:
-        if root is not source:
-            safe_extract(source, root)
-        manifest = verify_folder(root, key)
+        if root is source:
+            manifest = verify_folder(root, key)
+        else:
+            manifest = verify_archive(source, key, dest=root)
     except BaseException:
         # Leave nothing of a rejected package behind: the temporary or given dest is removed.
         if on_failure is not None:
