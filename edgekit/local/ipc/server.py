@@ -138,6 +138,12 @@ class IpcServer:
 
         return asyncio.run_coroutine_threadsafe(snapshot(), loop).result(timeout)
 
+    def mqtt_stats(self) -> dict[str, int | bool]:
+        """The IoT Core bridge's counters (`MqttBridge.stats`): connects, unacknowledged QoS 1
+        messages, connections the broker closed on one (``refusals``), messages ``dropped``
+        after too many; empty when the device has no broker. Any thread."""
+        return {} if self.bridge is None else self.bridge.stats()
+
     def __enter__(self) -> IpcServer:
         return self.start()
 

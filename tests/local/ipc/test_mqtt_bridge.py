@@ -125,7 +125,8 @@ def test_a_message_the_broker_refuses_is_dropped_and_the_queue_keeps_flowing(
             deadline = time.monotonic() + 5  # the last PUBACK may still be on its way
             while bridge.stats()["queued"] and time.monotonic() < deadline:
                 time.sleep(0.05)
-            stats = bridge.stats()
+            stats = server.mqtt_stats()
+            assert stats == bridge.stats()
             assert stats["dropped"] == 1
             assert stats["queued"] == 0
             assert 1 <= stats["refusals"] <= DEFAULT_MAX_PUBLISH_ATTEMPTS
@@ -138,3 +139,46 @@ def test_a_message_the_broker_refuses_is_dropped_and_the_queue_keeps_flowing(
             b.close()
     dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
     assert any("results/a/refused" in m for m in dropped), dropped
+
+
+def test_a_refused_message_queued_while_offline_is_dropped_too(
+    small_broker: Broker,
+    subscriber: queue.Queue[paho.MQTTMessage],
+    sockdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Spooled while the broker was away, the refused message must not wedge the reconnect."""
+    host = MemoryHost(thing_name="dev1", mqtt_endpoint=small_broker.endpoint)
+    token = host.add_component("com.example.A", access_control=PUBLISH_ANY)
+    with IpcServer(sockdir / "ipc.sock", host, mqtt_reconnect_delay=(0.05, 0.2)) as server:
+        bridge = server.bridge
+        assert bridge is not None and bridge.wait_connected(5)
+        a = _client(server, token, monkeypatch)
+        try:
+            bridge.stop()  # offline: QoS 1 messages are queued
+            assert not bridge.connected
+            a.publish_to_iot_core(topic_name="results/a/1", qos="1", payload=b"1")
+            a.publish_to_iot_core(
+                topic_name="results/a/refused", qos="1", payload=b"x" * (BROKER_LIMIT + 1)
+            )
+            a.publish_to_iot_core(topic_name="results/a/2", qos="1", payload=b"2")
+            assert bridge.stats()["queued"] == 3
+            bridge.start()
+            got = _collect(subscriber, 2, 20)
+            assert got == {"results/a/1": b"1", "results/a/2": b"2"}
+            assert server.mqtt_stats()["dropped"] == 1
+        finally:
+            a.close()
+
+
+def test_max_publish_attempts_must_be_positive() -> None:
+    from edgekit.errors import LocalBackendError
+    from edgekit.local.ipc.mqtt_bridge import MqttBridge
+
+    with pytest.raises(LocalBackendError, match="max_publish_attempts"):
+        MqttBridge("127.0.0.1:1883", "x", max_publish_attempts=0)
+
+
+def test_no_broker_means_no_mqtt_stats(sockdir: Path) -> None:
+    with IpcServer(sockdir / "nb.sock", MemoryHost(mqtt_endpoint=None)) as server:
+        assert server.mqtt_stats() == {}
