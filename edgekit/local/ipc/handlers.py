@@ -13,6 +13,9 @@ watch any component's (``componentName``), as on the nucleus.
 GetComponentDetails needs an ``aws.greengrass.Cli`` policy whose resources cover
 the component name, as on a device with the Greengrass CLI component.
 
+PublishToIoTCore refuses a payload over AWS IoT Core's 128 KiB message size limit
+with the nucleus' ServiceError before anything is queued for the broker.
+
 Threading: everything runs on the IPC server's event loop; host calls that may
 do I/O (configuration, state, details) run on the server's thread pool.
 """
