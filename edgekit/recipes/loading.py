@@ -97,6 +97,8 @@ def load_recipe(data: bytes | str | Mapping[str, Any], *, source: str = "recipe"
             json_error = exc  # maybe a YAML flow mapping; YAML gets a try below
         except RecursionError:
             raise RecipeError(too_deep_message(), source=source) from None
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits
+            raise RecipeError(f"holds a value JSON can't read: {exc}", source=source) from None
     if json_error is not None or not text.lstrip().startswith("{"):
         try:
             loaded = yaml.load(text, Loader=_RecipeYamlLoader)  # noqa: S506 - safe loader subclass
@@ -114,15 +116,37 @@ def load_recipe(data: bytes | str | Mapping[str, Any], *, source: str = "recipe"
             where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
             problem = getattr(exc, "problem", None) or str(exc)
             raise RecipeError(f"is not valid YAML: {problem}{where}", source=source) from None
+        except (ValueError, TypeError, OverflowError) as exc:  # a tagged or huge value
+            raise RecipeError(
+                f"is not valid YAML: a value can't be read ({exc})", source=source
+            ) from None
     if not isinstance(loaded, dict):
         raise RecipeError(
             f"must be a JSON object / YAML mapping at the top level, got {type(loaded).__name__}",
             source=source,
         )
-    problem = nesting_problem(loaded)
+    problem = nesting_problem(loaded) or _non_json_value(loaded)
     if problem:
         raise RecipeError(problem, source=source)
     return loaded
+
+
+def _non_json_value(value: Any) -> str | None:
+    """A message when a value is not JSON data (a YAML !!set, !!binary or !!timestamp)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif item is not None and not isinstance(item, str | int | float | bool):
+            return (
+                f"holds a {type(item).__name__} value ({str(item)[:40]!r}); a recipe holds JSON "
+                "data only (strings, numbers, booleans, lists, mappings): drop the YAML tag "
+                "(!!set, !!binary, !!timestamp) or quote the value"
+            )
+    return None
 
 
 def dump_recipe(recipe: Mapping[str, Any], fmt: str = "JSON") -> bytes:

@@ -108,3 +108,31 @@ def test_oversize_text_is_refused_before_it_is_read() -> None:
     text = HEADER + "Manifests: []\n" + "# padding\n" * 2000
     with pytest.raises(RecipeError, match="16"):
         parse_recipe(text.encode(), source="inlineRecipe")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        HEADER + "a: " + "9" * 5000 + "\n",
+        json.dumps({"RecipeFormatVersion": "2020-01-25"})[:-1] + ', "a": ' + "9" * 5000 + "}",
+        HEADER + "a: !!timestamp 2020-99-99\n",
+        HEADER + "a: !!int abc\n",
+        HEADER + "a: !!float abc\n",
+        HEADER + "a: !!set {x}\n",
+        HEADER + "a: !!binary aGVsbG8=\n",
+        HEADER + "a: [1, !!timestamp 2020-01-01]\n",
+    ],
+    ids=[
+        "yaml-huge-int",
+        "json-huge-int",
+        "bad-date",
+        "bad-int",
+        "bad-float",
+        "set",
+        "bytes",
+        "date",
+    ],
+)
+def test_values_that_are_not_json_data_are_a_recipe_error(text: str) -> None:
+    with pytest.raises(RecipeError, match="recipe.yaml"):
+        load_recipe(text, source="recipe.yaml")

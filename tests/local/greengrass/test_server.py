@@ -297,3 +297,17 @@ def test_a_legacy_components_file_is_migrated(tmp_path: Path) -> None:
         assert gg.describe_component(arn=arn)["componentName"] == "com.example.Hello"
     assert not (state / "components.json").exists()
     assert len(list((state / "components").iterdir())) == 1
+
+
+@pytest.mark.parametrize(
+    "extra",
+    ["Deep: " + "9" * 5000, "Deep: !!timestamp 2020-99-99", "Deep: !!set {x}"],
+    ids=["huge-int", "bad-date", "set"],
+)
+def test_unreadable_recipe_values_are_a_validation_error(gg: Any, extra: str) -> None:
+    text = (
+        "RecipeFormatVersion: '2020-01-25'\nComponentName: com.example.Odd\n"
+        f"ComponentVersion: '1.0.0'\n{extra}\nManifests:\n  - Lifecycle:\n      Run: echo hi\n"
+    )
+    with pytest.raises(gg.exceptions.ValidationException, match="inlineRecipe"):
+        gg.create_component_version(inlineRecipe=text.encode())
