@@ -82,11 +82,35 @@ def check_member_name(name: str, *, where: str) -> PurePosixPath:
     return path
 
 
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A header whose pax / GNU long-name extension is refused over MAX_METADATA_BYTES.
+
+    tarfile reads such an extension wholly into memory before it returns the
+    member it belongs to, so without this bound a gzip-compressed run of zeros
+    in one would be a memory bomb before any check of ours runs.
+    """
+
+    _EXTENSIONS = (
+        tarfile.GNUTYPE_LONGNAME,
+        tarfile.GNUTYPE_LONGLINK,
+        tarfile.XHDTYPE,
+        tarfile.XGLTYPE,
+        tarfile.SOLARIS_XHDTYPE,
+    )
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in self._EXTENSIONS and self.size > MAX_METADATA_BYTES:
+            raise tarfile.SubsequentHeaderError(
+                f"a {self.size}-byte extended header (at most {MAX_METADATA_BYTES})"
+            )
+        return super()._proc_member(tarfile_)  # type: ignore[misc]
+
+
 def _open(archive: Path) -> tarfile.TarFile:
     if not archive.is_file():
         raise PackageError(f"{archive}: package file not found")
     try:
-        return tarfile.open(archive, mode="r:*")
+        return tarfile.open(archive, mode="r:*", tarinfo=_BoundedTarInfo)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise VerificationError(f"{archive}: not a readable .tar.gz package ({exc})") from None
 
@@ -117,7 +141,7 @@ def _files(archive: Path, tar: tarfile.TarFile) -> Iterator[tuple[str, tarfile.T
             check_member_name(member.name.rstrip("/"), where=str(archive))
             continue
         check_member_name(member.name, where=str(archive))
-        if not member.isreg():
+        if not member.isreg() or member.sparse is not None:
             kind = "link" if (member.issym() or member.islnk()) else "special file"
             raise VerificationError(
                 f"{archive}: entry {member.name!r} is a {kind}; packages hold regular "

@@ -235,3 +235,23 @@ def test_resigned_manifest_listing_the_bomb_is_bounded_by_its_sizes(
     archive = _write(tmp_path / "signed-bomb.tar.gz", [*members.items(), ("payload.bin", BOMB)])
     said = _run_limited(tmp_path, "open_package", archive, keys.public_key)
     assert said.startswith("REFUSED") and "payload.bin" in said and "10" in said, said
+
+
+@pytest.mark.parametrize("where", ["first", "after the manifest"])
+def test_huge_pax_header_is_refused_without_reading_it(
+    tmp_path: Path, package: Path, keys, where: str
+) -> None:
+    """tarfile reads a pax header wholly into memory: a 64 MiB one must be refused unread."""
+    archive = tmp_path / "pax.tar.gz"
+    bomb = tarfile.TarInfo("notes.txt")
+    bomb.pax_headers = {"comment": "x" * BOMB}
+    with tarfile.open(archive, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        members = _members(package)
+        if where == "first":
+            tar.addfile(bomb, io.BytesIO())
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data))
+        if where != "first":
+            tar.addfile(bomb, io.BytesIO())
+    with pytest.raises(VerificationError, match=r"(?s)pax.tar.gz: .*extended header"):
+        verify_package(archive, keys.public_key)
