@@ -63,6 +63,13 @@ _RecipeYamlLoader.yaml_implicit_resolvers = {
 }
 
 
+class _RecipeYamlDumper(yaml.SafeDumper):
+    """SafeDumper that writes a value used twice out twice: load_recipe refuses aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def load_recipe(data: bytes | str | Mapping[str, Any], *, source: str = "recipe") -> dict:
     """Read a recipe from JSON or YAML text (or copy a mapping); no validation.
 
@@ -152,7 +159,10 @@ def _non_json_value(value: Any) -> str | None:
 def dump_recipe(recipe: Mapping[str, Any], fmt: str = "JSON") -> bytes:
     """Serialize a recipe as JSON or YAML bytes (key order kept)."""
     if fmt.upper() == "YAML":
-        return yaml.safe_dump(dict(recipe), sort_keys=False, allow_unicode=True).encode("utf-8")
+        text = yaml.dump(
+            dict(recipe), Dumper=_RecipeYamlDumper, sort_keys=False, allow_unicode=True
+        )
+        return text.encode("utf-8")
     if fmt.upper() == "JSON":
         return json.dumps(recipe, indent=2, ensure_ascii=False).encode("utf-8")
     raise RecipeError(f"unknown recipe format {fmt!r}; use JSON or YAML", source="recipe")

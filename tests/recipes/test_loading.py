@@ -136,3 +136,13 @@ def test_oversize_text_is_refused_before_it_is_read() -> None:
 def test_values_that_are_not_json_data_are_a_recipe_error(text: str) -> None:
     with pytest.raises(RecipeError, match="recipe.yaml"):
         load_recipe(text, source="recipe.yaml")
+
+
+def test_a_dumped_recipe_with_shared_values_loads_again() -> None:
+    from edgekit.recipes import dump_recipe
+
+    lifecycle = {"Run": "echo hi"}
+    doc = {"Manifests": [{"Lifecycle": lifecycle}, {"Lifecycle": lifecycle}]}
+    text = dump_recipe(doc, "YAML")
+    assert b"&" not in text and b"*" not in text
+    assert load_recipe(text) == doc
