@@ -167,10 +167,26 @@ def safe_unzip(archive: Path, dest: Path, art: Artifact, recipe: ResolvedRecipe)
     os.replace(tmp, dest)
 
 
+def refuse_docker_images(recipe: ResolvedRecipe) -> None:
+    """A ``docker:`` artifact fails the deployment: the local device pulls no Docker images."""
+    images = [a.uri for a in recipe.artifacts if a.uri.lower().startswith("docker:")]
+    if images:
+        raise DeploymentFailure(
+            f"{recipe.name} {recipe.version}: artifact {images[0]} is a Docker image; the local "
+            "device runtime does not pull Docker images (it has no Docker application manager), "
+            "so this component can run only on a Greengrass core device with Docker installed. "
+            "Deploy it to such a device, or package the program as an s3:// artifact; see "
+            "'Docker images' in docs/compatibility.md",
+            codes=["ARTIFACT_DOWNLOAD_ERROR", "DOCKER_ERROR"],
+            types=["DEPENDENCY_ERROR"],
+        )
+
+
 def prepare_artifacts(
     recipe: ResolvedRecipe, artifacts_dir: Path, unarchived_dir: Path, url_for: UrlFor
 ) -> None:
     """Make every artifact of ``recipe`` present and verified; idempotent."""
+    refuse_docker_images(recipe)
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     names = [a.filename for a in recipe.artifacts]
     if len(set(names)) != len(names):

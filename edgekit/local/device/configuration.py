@@ -15,8 +15,43 @@ import json
 from typing import Any
 
 from edgekit.errors import DeploymentError
+from edgekit.local.device.failures import DeploymentFailure
 
 _MISSING = object()
+# Objects and lists nested deeper than this in a configuration fail the deployment (the
+# merge, the result and the recipe defaults alike): merging walks them recursively.
+MAX_CONFIGURATION_DEPTH = 64
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply objects and lists nest in ``value`` (a scalar is 0), without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
+def check_depth(value: Any, component: str, what: str) -> None:
+    """Fail the deployment when ``value`` nests deeper than MAX_CONFIGURATION_DEPTH."""
+    depth = nesting_depth(value)
+    if depth > MAX_CONFIGURATION_DEPTH:
+        raise DeploymentFailure(
+            f"component {component}: {what} is nested {depth} levels deep, more than the "
+            f"{MAX_CONFIGURATION_DEPTH} levels the device accepts; flatten the configuration "
+            "and deploy again",
+            codes=["COMPONENT_CONFIGURATION_NOT_VALID"],
+            types=["REQUEST_ERROR"],
+        )
 
 
 def parse_pointer(pointer: str) -> list[str]:
@@ -102,11 +137,20 @@ def parse_merge(merge: Any, component: str) -> dict[str, Any]:
             raise DeploymentError(
                 f"component {component}: configurationUpdate.merge is not valid JSON ({exc})"
             ) from exc
+        except RecursionError as exc:  # nested too deeply for the JSON parser
+            raise DeploymentFailure(
+                f"component {component}: configurationUpdate.merge is nested more than "
+                f"{MAX_CONFIGURATION_DEPTH} levels deep (too deep to parse); flatten the "
+                "configuration and deploy again",
+                codes=["COMPONENT_CONFIGURATION_NOT_VALID"],
+                types=["REQUEST_ERROR"],
+            ) from exc
     if not isinstance(merge, dict):
         raise DeploymentError(
             f"component {component}: configurationUpdate.merge must be a JSON object, "
             f"not {type(merge).__name__}"
         )
+    check_depth(merge, component, "configurationUpdate.merge")
     return merge
 
 
@@ -117,17 +161,21 @@ def resolve_configuration(
     component: str,
 ) -> dict[str, Any]:
     """The configuration a component gets: reset, then merge, then defaults fill the gaps."""
-    config = copy.deepcopy(current) if current else {}
     update = update or {}
+    merge = parse_merge(update.get("merge"), component)
+    if defaults:
+        check_depth(defaults, component, "the recipe's DefaultConfiguration")
+    config = copy.deepcopy(current) if current else {}
     for pointer in update.get("reset") or []:
         keys = parse_pointer(pointer)
         if not keys:
             config = {}
         else:
             remove_path(config, keys)
-    config = deep_merge(config, parse_merge(update.get("merge"), component))
+    config = deep_merge(config, merge)
     if defaults:
         config = fill_missing(config, defaults)
+    check_depth(config, component, "the resulting configuration")
     return config
 
 

@@ -37,6 +37,19 @@ class ControlPlaneUnavailable(LocalBackendError):
         super().__init__(message)
         self.status = status  # the HTTP status when it answered with an error
 
+    @property
+    def refused(self) -> bool:
+        """The control plane answered and refused the request for good (a 4xx, not a retry)."""
+        return (
+            self.status is not None
+            and 400 <= self.status < 500
+            and self.status
+            not in (
+                408,
+                429,
+            )
+        )
+
 
 def artifact_request_name(uri: str) -> str:
     """The artifactName GetComponentVersionArtifact expects: the URI without ``s3://``."""
@@ -141,7 +154,10 @@ class ControlPlane:
         except ClientError as exc:
             if error_code(exc) in NOT_FOUND_CODES:
                 raise KeyError(what) from exc
-            raise ControlPlaneUnavailable(f"{what} failed: {exc}") from exc
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            raise ControlPlaneUnavailable(
+                f"{what} failed: {exc}", status=status if isinstance(status, int) else None
+            ) from exc
         except BotoCoreError as exc:
             raise ControlPlaneUnavailable(f"{what} failed: {exc}") from exc
 

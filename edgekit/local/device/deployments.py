@@ -27,6 +27,15 @@ from edgekit.local.device.store import ComponentRecord, DeviceState
 from edgekit.local.device.supervision import Interrupted
 
 
+def unexpected_reason(exc: BaseException, thing: str) -> str:
+    """The reason reported for an error the device did not foresee."""
+    return (
+        f"the device could not apply the deployment ({type(exc).__name__}: {exc}); "
+        f"the device runtime log has the traceback (`edgekit local device logs {thing}`); "
+        "fix the deployment or its components and deploy again"
+    )
+
+
 class DeploymentsMixin:
     """The deployment part of `DeviceRuntime`."""
 
@@ -200,8 +209,21 @@ class DeploymentsMixin:
                 "FAILED_NO_STATE_CHANGE",
             )
             return
-        except ControlPlaneUnavailable:
-            raise  # not this deployment's fault: try again at the next poll
+        except ControlPlaneUnavailable as exc:
+            if not exc.refused:
+                raise  # not this deployment's fault: try again at the next poll
+            self._finish(
+                deployment_id,
+                target,
+                "FAILED",
+                f"the control plane refused a request this deployment needs: {exc}",
+                ["DEPLOYMENT_FAILURE", "CLOUD_SERVICE_ERROR"],
+                ["CLOUD_SERVICE_ERROR"],
+                "FAILED_NO_STATE_CHANGE",
+            )
+            return
+        except Interrupted:
+            raise
         except (EdgekitError, OSError, ValueError) as exc:
             code = "IO_ERROR" if isinstance(exc, OSError) else "COMPONENT_PACKAGE_LOADING_ERROR"
             self._finish(
@@ -211,6 +233,18 @@ class DeploymentsMixin:
                 f"{type(exc).__name__}: {exc}",
                 ["DEPLOYMENT_FAILURE", code],
                 [],
+                "FAILED_NO_STATE_CHANGE",
+            )
+            return
+        except Exception as exc:  # a bug or a limit: fail this deployment, never wedge the device
+            self.log.exception("deployment %s: unexpected error while planning", deployment_id)
+            self._finish(
+                deployment_id,
+                target,
+                "FAILED",
+                unexpected_reason(exc, self.thing_name),
+                ["DEPLOYMENT_FAILURE", "UNKNOWN_ERROR"],
+                ["UNKNOWN_ERROR"],
                 "FAILED_NO_STATE_CHANGE",
             )
             return
@@ -229,6 +263,17 @@ class DeploymentsMixin:
                 f"the device could not apply the deployment: {type(exc).__name__}: {exc}",
                 codes=["IO_ERROR"],
                 types=["DEVICE_ERROR"],
+            )
+            self._fail_and_recover(deployment_id, target, doc, plan, previous, policy, failure)
+            return
+        except (Interrupted, ControlPlaneUnavailable):
+            raise  # resumed after a restart / at the next poll (state.pending says where)
+        except Exception as exc:  # a bug or a limit: fail this deployment, never wedge the device
+            self.log.exception("deployment %s: unexpected error while applying", deployment_id)
+            failure = DeploymentFailure(
+                unexpected_reason(exc, self.thing_name),
+                codes=["UNKNOWN_ERROR"],
+                types=["UNKNOWN_ERROR"],
             )
             self._fail_and_recover(deployment_id, target, doc, plan, previous, policy, failure)
             return
@@ -279,9 +324,13 @@ class DeploymentsMixin:
             changed = self._switch(rollback, fresh_errors=True)
             self._await(rollback, changed)
             reason += "; rolled back to the previous components"
-        except (DeploymentFailure, OSError, ValueError) as second:
+        except Interrupted:
+            raise
+        except Exception as second:  # report it whatever it is; the next deployment can repair
+            if not isinstance(second, (DeploymentFailure, OSError, ValueError)):
+                self.log.exception("deployment %s: unexpected error in rollback", deployment_id)
             detailed = "FAILED_UNABLE_TO_ROLLBACK"
-            reason += f"; rollback failed too: {second}"
+            reason += f"; rollback failed too: {type(second).__name__}: {second}"
         with self._lock:
             self.state.components = previous.components
             self.state.targets = previous.targets

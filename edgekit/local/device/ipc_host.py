@@ -16,11 +16,19 @@ from collections.abc import Callable
 from typing import Any
 
 from edgekit.local.device import lifecycle as lc
-from edgekit.local.device.configuration import changed_paths, deep_merge, get_path, set_path
+from edgekit.local.device.configuration import (
+    MAX_CONFIGURATION_DEPTH,
+    changed_paths,
+    deep_merge,
+    get_path,
+    nesting_depth,
+    set_path,
+)
 from edgekit.local.device.lifecycle import ComponentService
 from edgekit.local.device.status import CORE_VERSION, NUCLEUS
 from edgekit.local.device.store import DeviceState
 from edgekit.local.ipc.host import ConfigListener
+from edgekit.local.ipc.modeled_errors import InvalidArgumentsError
 
 
 class IpcHostMixin:
@@ -71,6 +79,12 @@ class IpcHostMixin:
     ) -> bool:
         """Merge ``value`` at ``key_path``; False (and no change) for a stale timestamp."""
         key = (component, tuple(key_path))
+        depth = len(key_path) + nesting_depth(value)
+        if depth > MAX_CONFIGURATION_DEPTH:
+            raise InvalidArgumentsError(
+                f"the configuration update of {component} would nest {depth} levels deep, more "
+                f"than the {MAX_CONFIGURATION_DEPTH} the device accepts; flatten the value"
+            )
         with self._lock:
             svc = self.services.get(component)
             record = self.state.components.get(component)

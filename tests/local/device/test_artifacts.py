@@ -57,3 +57,34 @@ def test_safe_unzip_refuses_paths_outside(tmp_path: Path, evil: str) -> None:
     with pytest.raises(DeploymentFailure, match="outside the unpack folder"):
         safe_unzip(archive, tmp_path / "out" / "evil", ART, recipe)
     assert not (tmp_path / "escape.txt").exists()
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "docker:123456789012.dkr.ecr.us-east-1.amazonaws.com/inspection:latest",
+        "docker:mcr.microsoft.com/hello-world",
+        "DOCKER:alpine@sha256:" + "0" * 64,
+    ],
+)
+def test_docker_image_artifacts_fail_before_any_download(tmp_path: Path, uri: str) -> None:
+    from edgekit.local.device.artifacts import prepare_artifacts
+
+    raw = _recipe("com.example.Docker", "1.0.0")
+    raw["Manifests"][0]["Artifacts"] = [{"URI": "s3://b/app.py"}, {"URI": uri}]
+    recipe = resolve_recipe(raw, {"os": "linux"})
+
+    def url_for(*_: Any) -> str:
+        raise AssertionError("a recipe with a Docker image must not download anything")
+
+    with pytest.raises(DeploymentFailure) as caught:
+        prepare_artifacts(recipe, tmp_path / "a", tmp_path / "u", url_for)
+    message = str(caught.value)
+    assert "com.example.Docker 1.0.0" in message and uri in message
+    assert "does not pull Docker images" in message and "docs/compatibility.md" in message
+    assert caught.value.error_stack == [
+        "DEPLOYMENT_FAILURE",
+        "ARTIFACT_DOWNLOAD_ERROR",
+        "DOCKER_ERROR",
+    ]
+    assert not (tmp_path / "a").exists()

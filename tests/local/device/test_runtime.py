@@ -350,7 +350,8 @@ def test_component_talks_to_the_runtime_over_ipc(
     assert device.get_configuration(comp, ["seen"]) == {"by": "component"}
     saved = json.loads(device.layout.state_file.read_text())
     assert saved["components"][comp]["configuration"]["seen"] == {"by": "component"}
-    assert device.states()[comp] == "FINISHED"
+    # config.json is written before the script closes its client and exits: wait for the exit.
+    assert device.wait_for(lambda rt: rt.states().get(comp) == "FINISHED", 10)
 
 
 def test_dependency_update_restarts_hard_dependents_only(
@@ -554,6 +555,124 @@ def test_dependency_version_conflict_names_both_requirers(
     assert f"{a} 1.0.0 requires {dep} '^1.0.0'" in row["reason"]
     assert f"{b} 1.0.0 requires {dep} '^2.0.0'" in row["reason"]
     assert device.states() == {}
+
+
+# --- a deployment the device cannot apply fails; the next one still runs (issue 12, item 6) ---
+
+
+def _assert_failed_then_next_succeeds(
+    cloud: Cloud, device: Any, failing: str, comp: str, keep: str
+) -> dict[str, Any]:
+    thing = device.thing_name
+    row = wait_deployment(cloud, thing, failing)
+    assert row["coreDeviceExecutionStatus"] == "FAILED", row
+    assert comp in row.get("reason", ""), row
+    assert device.states() == {keep: "RUNNING"}
+    assert device.state.pending is None
+    after = deploy(cloud, thing_arn(thing), {keep: "1.0.0"})
+    assert wait_deployment(cloud, thing, after)["coreDeviceExecutionStatus"] == "SUCCEEDED"
+    return row
+
+
+def test_docker_artifact_fails_the_deployment_and_the_next_one_runs(
+    cloud: Cloud, make_device: Callable[..., Any]
+) -> None:
+    keep, comp = uniq("com.test.Keep"), uniq("com.test.Docker")
+    publish(cloud, keep, "1.0.0", {"Run": "exec sleep 60"})
+    image = f"docker:{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/inspection:latest"
+    publish(cloud, comp, "1.0.0", {"Run": "exec sleep 60"}, artifacts=[{"URI": image}])
+    device = make_device()
+    thing = device.thing_name
+    d0 = deploy(cloud, thing_arn(thing), {keep: "1.0.0"})
+    assert wait_deployment(cloud, thing, d0)["coreDeviceExecutionStatus"] == "SUCCEEDED"
+
+    d1 = deploy(cloud, thing_arn(thing), {keep: "1.0.0", comp: "1.0.0"})
+    row = _assert_failed_then_next_succeeds(cloud, device, d1, comp, keep)
+    assert image in row["reason"]
+    assert "does not pull Docker images" in row["reason"]
+    assert "docs/compatibility.md" in row["reason"]
+    assert "DOCKER_ERROR" in row["statusDetails"]["errorStack"]
+
+
+def test_deeply_nested_merge_fails_the_deployment_and_the_next_one_runs(
+    cloud: Cloud, make_device: Callable[..., Any]
+) -> None:
+    keep, comp = uniq("com.test.Keep"), uniq("com.test.Deep")
+    publish(cloud, keep, "1.0.0", {"Run": "exec sleep 60"})
+    publish(cloud, comp, "1.0.0", {"Run": "exec sleep 60"})
+    device = make_device()
+    thing = device.thing_name
+    d0 = deploy(cloud, thing_arn(thing), {keep: "1.0.0"})
+    assert wait_deployment(cloud, thing, d0)["coreDeviceExecutionStatus"] == "SUCCEEDED"
+
+    deep: Any = "leaf"
+    for _ in range(600):
+        deep = {"k": deep}
+    update = {"merge": json.dumps(deep)}
+    # The control plane may refuse such a deployment at CreateDeployment; the device must not
+    # rely on that: create a harmless one and hand the device the nested update in its place.
+    real = device.cloud.deployments
+    holder: dict[str, str] = {}
+
+    def deployments(groups: list[str]) -> list[dict[str, Any]]:
+        docs = real(groups)
+        for doc in docs:
+            if doc.get("deploymentId") == holder.get("id"):
+                doc["components"][comp]["configurationUpdate"] = update
+        return docs
+
+    device.cloud.deployments = deployments
+    holder["id"] = deploy(cloud, thing_arn(thing), {keep: "1.0.0", comp: "1.0.0"})
+    row = _assert_failed_then_next_succeeds(cloud, device, holder["id"], comp, keep)
+    assert "nested" in row["reason"] and "levels" in row["reason"]
+    saved = json.loads(device.layout.state_file.read_text())
+    assert comp not in saved["components"]
+    # The same limit for a component's own UpdateConfiguration over IPC.
+    from edgekit.local.ipc.modeled_errors import InvalidArgumentsError
+
+    with pytest.raises(InvalidArgumentsError, match="levels deep"):
+        device.update_configuration(keep, ["a"], deep, time.time())
+    assert device.get_configuration(keep, []) == {}
+
+
+@pytest.mark.parametrize("stage", ["plan", "switch"])
+def test_unexpected_error_fails_only_that_deployment(
+    cloud: Cloud, make_device: Callable[..., Any], stage: str
+) -> None:
+    keep, comp = uniq("com.test.Keep"), uniq("com.test.Bug")
+    publish(cloud, keep, "1.0.0", {"Run": "exec sleep 60"})
+    publish(cloud, comp, "1.0.0", {"Run": "exec sleep 60"})
+    device = make_device()
+    thing = device.thing_name
+    d0 = deploy(cloud, thing_arn(thing), {keep: "1.0.0"})
+    assert wait_deployment(cloud, thing, d0)["coreDeviceExecutionStatus"] == "SUCCEEDED"
+
+    # An error no handler foresaw (a bug), once, while the deployment that adds comp runs.
+    owner = device.planner if stage == "plan" else device
+    real = getattr(owner, stage if stage == "plan" else "_switch")
+    raised: list[bool] = []
+
+    def buggy(plan_or_targets: Any, *args: Any, **kwargs: Any) -> Any:
+        names = plan_or_targets.records if stage == "switch" else args[0]
+        if comp in str(names) and not raised:
+            raised.append(True)
+            raise KeyError("injected bug")
+        return real(plan_or_targets, *args, **kwargs)
+
+    setattr(owner, stage if stage == "plan" else "_switch", buggy)
+    d1 = deploy(cloud, thing_arn(thing), {keep: "1.0.0", comp: "1.0.0"})
+    row = wait_deployment(cloud, thing, d1)
+    assert row["coreDeviceExecutionStatus"] == "FAILED", row
+    assert "KeyError: 'injected bug'" in row["reason"]
+    assert f"edgekit local device logs {thing}" in row["reason"]
+    assert "UNKNOWN_ERROR" in row["statusDetails"]["errorStack"]
+    if stage == "switch":
+        assert "rolled back" in row["reason"]
+    assert device.state.pending is None
+    assert device.states() == {keep: "RUNNING"}
+    d2 = deploy(cloud, thing_arn(thing), {keep: "1.0.0", comp: "1.0.0"})
+    assert wait_deployment(cloud, thing, d2)["coreDeviceExecutionStatus"] == "SUCCEEDED"
+    assert device.wait_for(lambda rt: rt.states() == {keep: "RUNNING", comp: "RUNNING"}, 10)
 
 
 # --- persistence -------------------------------------------------------------------------------
