@@ -19,8 +19,27 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgekit.local.device.failures import DeploymentFailure
+
 # sun_path is 108 bytes on Linux including the terminating NUL; leave headroom.
 MAX_SOCKET_PATH = 100
+
+
+def path_segment(value: str, what: str) -> str:
+    """``value`` if it can be one folder name under the root; else the deployment fails.
+
+    Component names and versions become path segments (``{work:path}`` and the artifact
+    folders): ``.``, ``..``, ``/`` or a NUL would point outside the component's own folder.
+    """
+    if value in ("", ".", "..") or "/" in value or "\x00" in value:
+        raise DeploymentFailure(
+            f"{what} {value!r} cannot be a folder name on the device (it is empty, '.' or "
+            "'..', or holds '/' or NUL); AWS IoT Greengrass refuses such names: rename it "
+            "and publish the component again",
+            codes=["COMPONENT_METADATA_NOT_VALID_IN_DEPLOYMENT"],
+            types=["REQUEST_ERROR"],
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -40,23 +59,23 @@ class DeviceLayout:
         return self.packages / "recipes"
 
     def recipe_file(self, name: str, version: str) -> Path:
-        return self.recipes_dir / f"{name}-{version}.json"
+        return self.recipes_dir / f"{_name(name)}-{_version(version)}.json"
 
     def artifacts(self, name: str, version: str) -> Path:
-        return self.packages / "artifacts" / name / version
+        return self.packages / "artifacts" / _name(name) / _version(version)
 
     def unarchived(self, name: str, version: str) -> Path:
-        return self.packages / "artifacts-unarchived" / name / version
+        return self.packages / "artifacts-unarchived" / _name(name) / _version(version)
 
     def work(self, name: str) -> Path:
-        return self.root / "work" / name
+        return self.root / "work" / _name(name)
 
     @property
     def logs_dir(self) -> Path:
         return self.root / "logs"
 
     def component_log(self, name: str) -> Path:
-        return self.logs_dir / f"{name}.log"
+        return self.logs_dir / f"{_name(name)}.log"
 
     @property
     def runtime_log(self) -> Path:
@@ -79,6 +98,14 @@ class DeviceLayout:
         for folder in (self.recipes_dir, self.logs_dir, self.state_file.parent, self.root / "work"):
             folder.mkdir(parents=True, exist_ok=True)
         return self
+
+
+def _name(name: str) -> str:
+    return path_segment(name, "component name")
+
+
+def _version(version: str) -> str:
+    return path_segment(version, "component version")
 
 
 def remove_root(root: Path) -> None:

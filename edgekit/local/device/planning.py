@@ -22,7 +22,7 @@ from edgekit.local.device.control import ControlPlane
 from edgekit.local.device.failures import DeploymentFailure
 from edgekit.local.device.interpolate import ComponentPaths, Context, interpolate
 from edgekit.local.device.lifecycle import ComponentSpec
-from edgekit.local.device.paths import DeviceLayout
+from edgekit.local.device.paths import DeviceLayout, path_segment
 from edgekit.local.device.recipe import (
     STEP_KEYS,
     ResolvedRecipe,
@@ -102,6 +102,8 @@ class Planner:
                         codes=["COMPONENT_METADATA_NOT_VALID_IN_DEPLOYMENT"],
                         types=["REQUEST_ERROR"],
                     )
+                path_segment(name, f"deployment {doc.get('deploymentId')}: component name")
+                path_segment(str(version), f"deployment {doc.get('deploymentId')}: {name} version")
                 roots[name] = str(version)
         return roots
 

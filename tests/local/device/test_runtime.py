@@ -675,6 +675,39 @@ def test_unexpected_error_fails_only_that_deployment(
     assert device.wait_for(lambda rt: rt.states() == {keep: "RUNNING", comp: "RUNNING"}, 10)
 
 
+@pytest.mark.parametrize("name", [".", ".."])
+def test_dot_component_names_fail_the_deployment_and_the_next_one_runs(
+    cloud: Cloud, make_device: Callable[..., Any], name: str
+) -> None:
+    keep = uniq("com.test.Keep")
+    publish(cloud, keep, "1.0.0", {"Run": "exec sleep 60"})
+    device = make_device()
+    thing = device.thing_name
+    d0 = deploy(cloud, thing_arn(thing), {keep: "1.0.0"})
+    assert wait_deployment(cloud, thing, d0)["coreDeviceExecutionStatus"] == "SUCCEEDED"
+    # The control plane should refuse such a name (issue 12, item 11); the device must not
+    # rely on it: publish it if the control plane still takes it, and hand the device a
+    # deployment that names the component "." or "..".
+    with contextlib.suppress(cloud.gg.exceptions.ValidationException):
+        publish(cloud, name, "1.0.0", {"Run": "echo escaped > {work:path}/escaped.txt"})
+    real = device.cloud.deployments
+    holder: dict[str, str] = {}
+
+    def deployments(groups: list[str]) -> list[dict[str, Any]]:
+        docs = real(groups)
+        for doc in docs:
+            if doc.get("deploymentId") == holder.get("id"):
+                doc["components"][name] = {"componentVersion": "1.0.0"}
+        return docs
+
+    device.cloud.deployments = deployments
+    holder["id"] = deploy(cloud, thing_arn(thing), {keep: "1.0.0"})
+    row = _assert_failed_then_next_succeeds(cloud, device, holder["id"], repr(name), keep)
+    assert "cannot be a folder name" in row["reason"]
+    assert sorted(p.name for p in (device.layout.root / "work").iterdir()) == [keep]
+    assert not list(device.layout.root.parent.rglob("escaped.txt"))
+
+
 # --- persistence -------------------------------------------------------------------------------
 
 
