@@ -352,6 +352,11 @@ class DeploymentsMixin:
         except DeploymentFailure as exc:
             self.log.error("removing the components of %s failed: %s", arn, exc)
             return
+        except (Interrupted, ControlPlaneUnavailable):
+            raise
+        except Exception:  # tried again at the next poll; never blocks the deployments
+            self.log.exception("removing the components of %s failed; retrying later", arn)
+            return
         with self._lock:
             self.state.targets = targets
             self.state.handled.pop(arn, None)

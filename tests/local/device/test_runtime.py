@@ -708,6 +708,34 @@ def test_dot_component_names_fail_the_deployment_and_the_next_one_runs(
     assert not list(device.layout.root.parent.rglob("escaped.txt"))
 
 
+def test_failed_group_removal_does_not_block_later_deployments(
+    cloud: Cloud, make_device: Callable[..., Any]
+) -> None:
+    a, b = uniq("com.test.A"), uniq("com.test.B")
+    publish(cloud, a, "1.0.0", {"Run": "exec sleep 60"})
+    publish(cloud, b, "1.0.0", {"Run": "exec sleep 60"})
+    group = uniq("group-")
+    device = make_device(group=group)
+    thing = device.thing_name
+    d1 = deploy(cloud, group_arn(group), {a: "1.0.0"})
+    assert wait_deployment(cloud, thing, d1)["coreDeviceExecutionStatus"] == "SUCCEEDED"
+    real = device.planner.plan
+
+    def buggy(targets: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if group_arn(group) not in targets:  # only the plan that removes the group's components
+            raise KeyError("injected bug")
+        return real(targets, *args, **kwargs)
+
+    device.planner.plan = buggy
+    cloud.iot.remove_thing_from_thing_group(thingGroupName=group, thingName=thing)
+    wait_until(lambda: group not in device.groups, what="the device to notice it left")
+    time.sleep(0.3)  # a few polls that try (and fail) to remove the group's components
+    d2 = deploy(cloud, thing_arn(thing), {b: "1.0.0"})
+    assert wait_deployment(cloud, thing, d2)["coreDeviceExecutionStatus"] == "SUCCEEDED"
+    device.planner.plan = real  # the removal is tried again at the next poll
+    assert device.wait_for(lambda rt: set(rt.services) == {b}, timeout=15)
+
+
 # --- persistence -------------------------------------------------------------------------------
 
 
