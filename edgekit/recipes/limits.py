@@ -14,8 +14,9 @@ from typing import Any
 __all__ = ["MAX_NESTING_DEPTH", "nesting_depth", "nesting_problem", "too_deep_message"]
 
 # Real recipes and configurations stay far below this; the device runtime, which
-# recurses over configurations, stays far below Python's recursion limit.
-MAX_NESTING_DEPTH = 100
+# recurses over configurations, stays far below Python's recursion limit. The control
+# plane and the device share it, so nothing the control plane accepts fails on a device.
+MAX_NESTING_DEPTH = 64
 
 
 def nesting_depth(value: Any, *, stop_after: int | None = None) -> int:

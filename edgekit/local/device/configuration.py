@@ -16,29 +16,13 @@ from typing import Any
 
 from edgekit.errors import DeploymentError
 from edgekit.local.device.failures import DeploymentFailure
+from edgekit.recipes.limits import MAX_NESTING_DEPTH, nesting_depth
 
 _MISSING = object()
 # Objects and lists nested deeper than this in a configuration fail the deployment (the
-# merge, the result and the recipe defaults alike): merging walks them recursively.
-MAX_CONFIGURATION_DEPTH = 64
-
-
-def nesting_depth(value: Any) -> int:
-    """How deeply objects and lists nest in ``value`` (a scalar is 0), without recursion."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children: Any = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        depth += 1
-        deepest = max(deepest, depth)
-        stack.extend((child, depth) for child in children)
-    return deepest
+# merge, the result and the recipe defaults alike): merging walks them recursively. The
+# same limit as the control plane's (edgekit.recipes.limits).
+MAX_CONFIGURATION_DEPTH = MAX_NESTING_DEPTH
 
 
 def check_depth(value: Any, component: str, what: str) -> None:
