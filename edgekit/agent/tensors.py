@@ -7,6 +7,7 @@ load it rather than fail at the first Predict.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -90,7 +91,8 @@ def from_bytes(
             f"tensor {name!r}: shape {format_shape(shape)} has a negative dimension; "
             "send the actual shape"
         )
-    count = int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+    # Python integers: a product of int64 dimensions may overflow int64 (numpy wraps it).
+    count = math.prod(int(d) for d in shape)
     expected = count * dtype.itemsize
     if len(data) != expected:
         raise invalid_argument(

@@ -41,6 +41,16 @@ def test_shapes() -> None:
         from_bytes(b"", 5, [-1], name="x")
 
 
+@pytest.mark.parametrize("shape", [[2**32, 2**32], [2**63 - 1, 2], [2**62, 8]])
+def test_shapes_whose_element_count_overflows_int64_are_invalid_arguments(
+    shape: list[int],
+) -> None:
+    """A product of int64 dimensions wraps in numpy (2**32 * 2**32 == 0): with no data the
+    byte count "matched" and reshape failed, an UNKNOWN error instead of INVALID_ARGUMENT."""
+    with pytest.raises(AgentStatusError, match="INVALID_ARGUMENT.*needs"):
+        from_bytes(b"", 5, shape, name="x")
+
+
 def test_package_urls() -> None:
     assert package_path("/a/b.tar.gz") == Path("/a/b.tar.gz")
     assert package_path("file:///a/b%20c.tar.gz") == Path("/a/b c.tar.gz")
