@@ -36,6 +36,7 @@ from edgekit import clients
 from edgekit.awsapi import ACCESS_DENIED_CODES, error_code, map_client_error
 from edgekit.components.profiles import default_bucket as project_bucket
 from edgekit.components.profiles import profile_for
+from edgekit.components.publish import caller_identity
 from edgekit.errors import ConfigurationError
 from edgekit.settings import Settings
 
@@ -207,20 +208,9 @@ def ensure_local_role(settings: Settings) -> str:
     return str(created["Role"]["Arn"])
 
 
-def _caller_identity(settings: Settings) -> dict[str, Any]:
-    try:
-        return dict(clients.client("sts", settings).get_caller_identity())
-    except ClientError as exc:
-        raise map_client_error(
-            exc,
-            f"the AWS account ({settings.backend} backend, {settings.region})",
-            "read the caller identity (sts:GetCallerIdentity)",
-        ) from exc
-
-
 def _role_from_sts(settings: Settings) -> tuple[str | None, str, str]:
     """(role ARN or None, caller ARN, account) from STS GetCallerIdentity."""
-    identity = _caller_identity(settings)
+    identity = caller_identity(settings)
     caller = str(identity["Arn"])
     account = str(identity["Account"])
     role = role_arn_from_caller(caller)
@@ -277,7 +267,7 @@ def studio_defaults(
         name, bucket_source = default_bucket(), "studio"
     else:
         if account is None:
-            account = str(_caller_identity(settings)["Account"])
+            account = str(caller_identity(settings)["Account"])
         name, bucket_source = project_bucket(settings, account), "default"
     return StudioDefaults(role, name, role_source, bucket_source)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from boto3.exceptions import S3UploadFailedError
@@ -24,7 +25,7 @@ from edgekit import clients
 from edgekit.awsapi import is_not_found, map_client_error, paginate
 from edgekit.components.build import BuiltComponent
 from edgekit.components.profiles import profile_for
-from edgekit.errors import PublishError
+from edgekit.errors import EdgekitError, PublishError
 from edgekit.progress import progress
 from edgekit.recipes import dump_recipe, validate_recipe
 from edgekit.recipes.semver import parse_version
@@ -60,8 +61,25 @@ class PublishedComponents(dict[str, str]):
 
 def account_id(settings: Settings) -> str:
     """The account the backend of ``settings`` calls land in (STS GetCallerIdentity)."""
+    return str(caller_identity(settings)["Account"])
+
+
+def upload_file(s3: Any, path: Path, bucket: str, key: str, error: type[EdgekitError]) -> str:
+    """Upload ``path`` to ``s3://bucket/key`` and return that URI; ``error`` if refused."""
     try:
-        return str(clients.client("sts", settings).get_caller_identity()["Account"])
+        s3.upload_file(str(path), bucket, key)
+    except (ClientError, S3UploadFailedError) as exc:
+        raise error(
+            f"{path}: cannot upload it to s3://{bucket}/{key}: {exc}; check the bucket "
+            "(--bucket) and the s3:PutObject permission"
+        ) from exc
+    return f"s3://{bucket}/{key}"
+
+
+def caller_identity(settings: Settings) -> dict[str, Any]:
+    """STS GetCallerIdentity on the backend of ``settings`` (Account, Arn, UserId)."""
+    try:
+        return dict(clients.client("sts", settings).get_caller_identity())
     except ClientError as exc:
         raise map_client_error(
             exc,
@@ -187,14 +205,7 @@ def publish_components(
             uris = []
             for path in comp.artifacts:
                 key = f"{prefix}/{comp.name}/{version}/{path.name}"
-                try:
-                    s3.upload_file(str(path), bucket, key)
-                except (ClientError, S3UploadFailedError) as exc:
-                    raise PublishError(
-                        f"{path}: cannot upload it to s3://{bucket}/{key}: {exc}; check the "
-                        "bucket (--bucket) and the s3:PutObject permission"
-                    ) from exc
-                uris.append(f"s3://{bucket}/{key}")
+                uris.append(upload_file(s3, path, bucket, key, PublishError))
                 bar.update(1)
             try:
                 answer = greengrass.create_component_version(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from edgekit.deploy.create import (
     DEFAULT_INFERENCE_INTERVAL,
+    DEPLOYMENT_POLICIES,
     MODEL_RESET,
     deploy,
     inference_configuration,
@@ -66,6 +67,7 @@ __all__ = [
     "DEFAULT_MIN_RESULTS",
     "DONE_STATUSES",
     "FAILED_STATUSES",
+    "DEPLOYMENT_POLICIES",
     "MODEL_RESET",
     "NO_DEVICE_GRACE",
     "POLL_INTERVAL",

@@ -17,6 +17,7 @@ an older deployment and refuse a package signed with a new key.
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from collections.abc import Mapping
@@ -44,6 +45,13 @@ from edgekit.settings import Settings
 # The model component's name and version follow each new recipe, not an older deployment
 # (part of what `generated_configuration` resets; kept for callers of edgekit.deploy).
 MODEL_RESET = ["/ModelName", "/ModelVersion"]
+#: Every edgekit deployment: a device that cannot run the new set goes back to what it ran
+#: (ROLLBACK); components are notified of an update and of a configuration change.
+DEPLOYMENT_POLICIES: dict[str, Any] = {
+    "failureHandlingPolicy": "ROLLBACK",
+    "componentUpdatePolicy": {"timeoutInSeconds": 60, "action": "NOTIFY_COMPONENTS"},
+    "configurationValidationPolicy": {"timeoutInSeconds": 60},
+}
 #: Seconds between two images of the inference app unless a deployment says otherwise.
 DEFAULT_INFERENCE_INTERVAL = 0.2
 
@@ -183,14 +191,7 @@ def deploy(
                 targetArn=group_arn,
                 deploymentName=name,
                 components=specs,
-                deploymentPolicies={
-                    "failureHandlingPolicy": "ROLLBACK",
-                    "componentUpdatePolicy": {
-                        "timeoutInSeconds": 60,
-                        "action": "NOTIFY_COMPONENTS",
-                    },
-                    "configurationValidationPolicy": {"timeoutInSeconds": 60},
-                },
+                deploymentPolicies=copy.deepcopy(DEPLOYMENT_POLICIES),
             )
         except ClientError as exc:
             raise map_client_error(

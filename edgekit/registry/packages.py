@@ -12,12 +12,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError
 
 from edgekit import clients
 from edgekit.awsapi import is_not_found, map_client_error
 from edgekit.components.profiles import profile_for
+from edgekit.components.publish import upload_file
 from edgekit.errors import ConfigurationError, EdgekitError, PackageError, RegistryError
 from edgekit.files import sha256_file
 from edgekit.package.verify import verify_package
@@ -94,14 +94,7 @@ def upload_package(
     bucket = profile_for(settings).ensure_bucket(s3, bucket, account)
     digest = sha256_file(path)
     key = f"{prefix.strip('/')}/{manifest.name}/{manifest.version}/{digest[:16]}/{path.name}"
-    try:
-        s3.upload_file(str(path), bucket, key)
-    except (ClientError, S3UploadFailedError) as exc:
-        raise RegistryError(
-            f"{path}: cannot upload it to s3://{bucket}/{key}: {exc}; check the bucket "
-            "(--bucket) and the s3:PutObject permission"
-        ) from exc
-    return f"s3://{bucket}/{key}", manifest, digest
+    return upload_file(s3, path, bucket, key, RegistryError), manifest, digest
 
 
 def download_package(

@@ -24,6 +24,7 @@ from edgekit import clients
 from edgekit.awsapi import is_not_found, map_client_error, paginate
 from edgekit.components.publish import account_id, component_arn
 from edgekit.deploy import (
+    DEPLOYMENT_POLICIES,
     DONE_STATUSES,
     FAILED_STATUSES,
     MODEL_RESET,
@@ -221,11 +222,7 @@ def create_stage_deployment(
             deploymentName=name,
             components=dict(specs),
             iotJobConfiguration=job_configuration(devices),
-            deploymentPolicies={
-                "failureHandlingPolicy": "ROLLBACK",
-                "componentUpdatePolicy": {"timeoutInSeconds": 60, "action": "NOTIFY_COMPONENTS"},
-                "configurationValidationPolicy": {"timeoutInSeconds": 60},
-            },
+            deploymentPolicies=copy.deepcopy(DEPLOYMENT_POLICIES),
         )
     except ClientError as exc:
         raise map_client_error(
