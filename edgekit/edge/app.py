@@ -401,23 +401,29 @@ class InferenceApp:
             self._skip(path, str(exc))
             return None
         model = self.inspector.require()
-        sequence = self.spool.next_sequence()
-        message_id = f"{self.thing_name}-{self.spool.spool_id}-{sequence:010d}"[-128:]
         total_ms = (time.perf_counter() - start) * 1000.0
-        message = result_message(
-            inspection,
-            thing_name=self.thing_name,
-            model={
-                "name": model.name,
-                "version": model.version,
-                "package_sha256": self.inspector.identity.get("package_sha256") or "",
-            },
-            message_id=message_id,
-            sequence=sequence,
-            total_ms=total_ms,
-        )
-        payload = json.dumps(message, separators=(",", ":")).encode()
-        self.spool.append(config.results_topic, payload, message_id)
+        identity = {
+            "name": model.name,
+            "version": model.version,
+            "package_sha256": self.inspector.identity.get("package_sha256") or "",
+        }
+        built: dict[str, Any] = {}
+
+        def build(sequence: int) -> tuple[bytes, str]:
+            # The sequence is taken in the same spool transaction that stores the result.
+            message_id = f"{self.thing_name}-{self.spool.spool_id}-{sequence:010d}"[-128:]
+            built["message"] = result_message(
+                inspection,
+                thing_name=self.thing_name,
+                model=identity,
+                message_id=message_id,
+                sequence=sequence,
+                total_ms=total_ms,
+            )
+            return json.dumps(built["message"], separators=(",", ":")).encode(), message_id
+
+        self.spool.append_next(config.results_topic, build)
+        message = built["message"]
         self.health.record_processed()
         self.current_stats.record_inference(total_ms, message["defect"])
         if self.shadow is not None and inspection.frame is not None:

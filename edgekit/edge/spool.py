@@ -29,10 +29,14 @@ import os
 import secrets
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from edgekit.errors import ConfigurationError, SpoolError
+
+_T = TypeVar("_T")
 
 DEFAULT_MAX_MESSAGES = 10_000
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
@@ -118,18 +122,12 @@ class Spool:
             self._set_meta("spool_id", value)
         return value
 
-    def next_sequence(self) -> int:
-        """The next per-device sequence number (persisted, so it keeps increasing over restarts)."""
+    @property
+    def last_sequence(self) -> int:
+        """The last sequence number `append_next` used (-1 before the first); it keeps
+        increasing over restarts."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                current = int(self._meta("sequence") or "-1") + 1
-                self._set_meta("sequence", str(current))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return current
+            return int(self._meta("sequence") or "-1")
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -139,40 +137,76 @@ class Spool:
         When the spool is full the oldest messages are dropped (and counted) first.
         A message larger than ``max_bytes`` on its own is refused with SpoolError.
         """
-        size = len(payload)
+        self._check_size(message_id, len(payload))
+        with self._changed:
+            return self._transaction(lambda: self._insert(topic, payload, message_id))
+
+    def append_next(self, topic: str, build: Callable[[int], tuple[bytes, str]]) -> int:
+        """Take the next sequence number and spool the message ``build(sequence)`` returns
+        (its payload and message id) in ONE transaction; the sequence.
+
+        A sequence number is used if and only if its message was spooled: a crash at any
+        point leaves no gap a receiver could mistake for a lost result.
+        """
+
+        def work() -> int:
+            sequence = int(self._meta("sequence") or "-1") + 1
+            self._set_meta("sequence", str(sequence))
+            payload, message_id = build(sequence)
+            self._check_size(message_id, len(payload))
+            if not self._insert(topic, payload, message_id):
+                raise SpoolError(
+                    f"{self.path}: message id {message_id} is already spooled; a message id "
+                    "must be unique per sequence number"
+                )
+            return sequence
+
+        with self._changed:
+            return self._transaction(work)
+
+    def _check_size(self, message_id: str, size: int) -> None:
         if size > self.max_bytes:
             raise SpoolError(
                 f"message {message_id} is {size} bytes, more than the spool's limit of "
                 f"{self.max_bytes} bytes; raise SpoolMaxBytes"
             )
-        with self._changed:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                cur = self._db.execute(
-                    "INSERT OR IGNORE INTO messages(message_id, topic, payload, size) "
-                    "VALUES(?, ?, ?, ?)",
-                    (message_id, topic, sqlite3.Binary(payload), size),
-                )
-                if cur.rowcount == 0:
-                    self._db.execute("COMMIT")
-                    return False
-                count, total = self._count + 1, self._bytes + size
-                dropped = 0
-                while count > self.max_messages or total > self.max_bytes:
-                    seq, old_size = self._db.execute(
-                        "SELECT seq, size FROM messages ORDER BY seq LIMIT 1"
-                    ).fetchone()
-                    self._db.execute("DELETE FROM messages WHERE seq = ?", (seq,))
-                    count, total, dropped = count - 1, total - old_size, dropped + 1
-                if dropped:
-                    self._set_meta("dropped", str(int(self._meta("dropped") or "0") + dropped))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._count, self._bytes = count, total
-            self._changed.notify_all()
-            return True
+
+    def _transaction(self, work: Callable[[], _T]) -> _T:
+        """Run ``work`` in one IMMEDIATE transaction (the caller holds the lock); counts
+        and waiters follow only a committed change."""
+        counts = self._count, self._bytes
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            answer = work()
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            self._count, self._bytes = counts
+            raise
+        self._changed.notify_all()
+        return answer
+
+    def _insert(self, topic: str, payload: bytes, message_id: str) -> bool:
+        """Insert inside a transaction, dropping (and counting) the oldest when full."""
+        size = len(payload)
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO messages(message_id, topic, payload, size) VALUES(?, ?, ?, ?)",
+            (message_id, topic, sqlite3.Binary(payload), size),
+        )
+        if cur.rowcount == 0:
+            return False
+        count, total = self._count + 1, self._bytes + size
+        dropped = 0
+        while count > self.max_messages or total > self.max_bytes:
+            seq, old_size = self._db.execute(
+                "SELECT seq, size FROM messages ORDER BY seq LIMIT 1"
+            ).fetchone()
+            self._db.execute("DELETE FROM messages WHERE seq = ?", (seq,))
+            count, total, dropped = count - 1, total - old_size, dropped + 1
+        if dropped:
+            self._set_meta("dropped", str(int(self._meta("dropped") or "0") + dropped))
+        self._count, self._bytes = count, total
+        return True
 
     def delete(self, message: SpooledMessage | int) -> None:
         """Remove a delivered message (by SpooledMessage or seq); unknown ones are ignored."""

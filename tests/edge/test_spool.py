@@ -51,21 +51,41 @@ def test_survives_restart_with_sequence_and_drops(tmp_path: Path) -> None:
     path = tmp_path / "spool" / "s.db"
     spool = Spool(path, max_messages=2)
     spool_id = spool.spool_id
-    assert [spool.next_sequence() for _ in range(3)] == [0, 1, 2]
-    for i in range(3):
-        spool.append("topic/a", f"p{i}".encode(), f"id-{i}")
+    assert spool.last_sequence == -1
+    taken = [spool.append_next("topic/a", lambda n: (f"p{n}".encode(), f"id-{n}")) for _ in "abc"]
+    assert taken == [0, 1, 2]
     spool.close()
     again = Spool(path, max_messages=2)
     try:
         assert again.spool_id == spool_id
-        assert again.next_sequence() == 3
-        assert again.pending == 2 and again.dropped == 1
+        assert again.last_sequence == 2
+        assert again.append_next("topic/a", lambda n: (b"p3", f"id-{n}")) == 3
+        assert again.pending == 2 and again.dropped == 2
         assert [(m.topic, m.payload) for m in again.peek(5)] == [
-            ("topic/a", b"p1"),
             ("topic/a", b"p2"),
+            ("topic/a", b"p3"),
         ]
     finally:
         again.close()
+
+
+def test_a_sequence_is_used_only_if_its_message_is_spooled(tmp_path: Path) -> None:
+    """A failure while building or storing the message gives the sequence back: receivers
+    never see a gap that is not a lost result."""
+    with Spool(tmp_path / "s.db", max_bytes=10) as spool:
+
+        def broken(n: int) -> tuple[bytes, str]:
+            raise RuntimeError("camera unplugged")
+
+        with pytest.raises(RuntimeError):
+            spool.append_next("t", broken)
+        with pytest.raises(SpoolError, match="SpoolMaxBytes"):
+            spool.append_next("t", lambda n: (b"x" * 11, f"id-{n}"))
+        assert spool.last_sequence == -1 and spool.pending == 0
+        assert spool.append_next("t", lambda n: (b"ok", f"id-{n}")) == 0
+        with pytest.raises(SpoolError, match="already spooled"):
+            spool.append_next("t", lambda n: (b"ok", "id-0"))
+        assert spool.last_sequence == 0 and spool.pending == 1
 
 
 def test_wait_wakes_on_append(tmp_path: Path) -> None:
