@@ -237,7 +237,7 @@ class DeviceRuntime(IpcHostMixin, StatusMixin, DeploymentsMixin, SupervisionMixi
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         try:
-            self._ipc_server = IpcServer(str(path), self)
+            self._ipc_server = IpcServer(str(path), self, spool_dir=self.layout.root / "spool")
             self._ipc_server.start()
             self.log.info("IPC server listening on %s", path)
         except Exception as exc:  # components without IPC must still run

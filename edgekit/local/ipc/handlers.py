@@ -28,7 +28,7 @@ import binascii
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from edgekit.local.ipc import authorization, topics
@@ -111,6 +111,8 @@ class OperationRouter:
         self.loop = loop
         self.executor = executor
         self.bridge = bridge
+        # One thread for PublishToIoTCore, so messages enter the spool in arrival order.
+        self._publisher = ThreadPoolExecutor(1, thread_name_prefix="edgekit-ipc-publish")
         self.pubsub = LocalPubSub()
         self._config_watchers: dict[int, tuple[str, list[str], Stream]] = {}
         self._handlers: dict[str, Handler] = {
@@ -124,6 +126,10 @@ class OperationRouter:
             UPDATE_STATE: self.update_state,
             GET_COMPONENT_DETAILS: self.get_component_details,
         }
+
+    def close(self) -> None:
+        """Stop the publishing thread (the server calls this when it stops)."""
+        self._publisher.shutdown(wait=True, cancel_futures=True)
 
     # ---------------------------------------------------------------- routing
     def authenticate(self, token: str) -> str | None:
@@ -222,7 +228,7 @@ class OperationRouter:
             )
         return self.bridge
 
-    def publish_to_iot_core(self, stream: Stream, request: dict[str, Any]) -> Response:
+    async def publish_to_iot_core(self, stream: Stream, request: dict[str, Any]) -> Response:
         topic = request.get("topicName")
         if not isinstance(topic, str) or not topic:
             raise InvalidArgumentsError("topicName is required and must be a non-empty string")
@@ -244,7 +250,10 @@ class OperationRouter:
             )
         bridge = self._require_bridge()
         try:
-            bridge.publish(topic, payload, qos, bool(retain))
+            # Off the event loop: a QoS 1 message is fsynced to the spool before the answer.
+            await self.loop.run_in_executor(
+                self._publisher, bridge.publish, topic, payload, qos, bool(retain)
+            )
         except MqttBridgeError as exc:
             raise ServiceError(f"Publish to topic {topic} failed: {exc}") from exc
         return Response(NS + "PublishToIoTCoreResponse", {})

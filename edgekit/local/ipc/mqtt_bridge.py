@@ -7,21 +7,31 @@ sees one SUBSCRIBE per filter (at the highest QoS any subscriber asked for) and
 every filter is subscribed again after a reconnect, so subscriptions survive a
 broker restart.
 
-Offline behaviour mirrors the nucleus' spooler defaults: a QoS 1 publish while
-the broker is unreachable is queued (up to ``max_queued`` messages) and sent
-after the reconnect; a QoS 0 publish while offline fails with an error instead
-of vanishing silently. Subscribing while offline is recorded and takes effect on
-the reconnect.
+Outgoing messages go through a spool (`mqtt_spool.MqttSpool`, the nucleus'
+``mqtt.spooler``): a QoS 1 publish is written to it (on disk on a device, fsynced)
+before the call returns, and leaves it only on the broker's PUBACK; while the broker
+is unreachable messages wait there, bounded in bytes (a publish that does not fit
+is refused with an error naming ``maxSizeInBytes``), and after a reconnect, or a
+restart of the runtime, they are sent oldest first, before any new message. A QoS 0
+publish while offline fails with an error instead of vanishing silently, unless
+``keep_qos0_when_offline`` (``keepQos0WhenOffline``) spools it in memory; QoS 0
+messages are dropped first when the spool is full. Subscribing while offline is
+recorded and takes effect on the reconnect.
 
 A message the broker refuses never blocks the queue. Over MQTT 3.1.1 a broker
 refuses a PUBLISH by closing the connection (an oversize packet, a forbidden
-topic), and paho would resend that same message first on every reconnect, for
-ever. So when a connection is lost, the oldest unacknowledged QoS 1 message
-gets a strike (everything before it was acknowledged); on the reconnect the
-bridge takes paho's unacknowledged messages back (``drop_out_messages``) and
-resends them in order, except one with ``max_publish_attempts`` strikes, which
-is dropped, counted (`stats`) and logged with its topic. Like the nucleus'
-``maxPublishRetry``, the bound trades a message for the device's connection.
+topic), and would be sent that same message first on every reconnect, for ever.
+So when a connection is lost, the oldest unacknowledged QoS 1 message gets a
+strike (everything before it was acknowledged); on the reconnect the bridge takes
+paho's unacknowledged messages back (``drop_out_messages``) and resends the spool
+in order, except a message with ``max_publish_attempts`` strikes, which is dropped,
+counted (`stats`) and logged with its topic. Like the nucleus' ``maxPublishRetry``,
+the bound trades a message for the device's connection.
+
+Locks, always taken in this order: paho's callback lock (its own thread) ->
+``_send_lock`` (handing messages to paho, in order) -> paho's message lock;
+``_ack_lock`` (messages handed and not yet acknowledged) is never held while
+calling into paho, so paho's PUBACK callback may take it.
 
 Overlapping filters (``a/#`` and ``a/b`` both subscribed) may deliver a message
 once per matching broker subscription, as MQTT 3.1.1 allows.
@@ -40,6 +50,7 @@ from dataclasses import dataclass, field
 import paho.mqtt.client as mqtt
 
 from edgekit.errors import LocalBackendError
+from edgekit.local.ipc.mqtt_spool import MqttSpool, SpooledMessage, SpoolFullError
 
 log = logging.getLogger(__name__)
 
@@ -75,21 +86,11 @@ class _Filter:
         return max((q for q, _ in self.callbacks.values()), default=0)
 
 
-@dataclass
-class _Outgoing:
-    """A QoS 1 message handed to paho and not yet acknowledged by the broker."""
-
-    info: mqtt.MQTTMessageInfo
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-    strikes: int = 0
-
-    def acked(self) -> bool:
-        # is_published() raises for a message queued while offline (rc NO_CONN); such a
-        # message is resent, under a new info, on the reconnect.
-        return self.info.rc == mqtt.MQTT_ERR_SUCCESS and self.info.is_published()
+def _acked(message: SpooledMessage) -> bool:
+    """The broker acknowledged the message's latest send. is_published() raises for a message
+    handed to paho while offline (rc NO_CONN); the reconnect resends it under a new info."""
+    info = message.info
+    return info is not None and info.rc == mqtt.MQTT_ERR_SUCCESS and info.is_published()
 
 
 class MqttBridge:
@@ -100,10 +101,13 @@ class MqttBridge:
         *,
         reconnect_min_delay: float = 0.25,
         reconnect_max_delay: float = 2.0,
-        max_queued: int = 1000,
         keepalive: int = 30,
         max_publish_attempts: int = DEFAULT_MAX_PUBLISH_ATTEMPTS,
+        spool: MqttSpool | None = None,
+        keep_qos0_when_offline: bool = False,
     ) -> None:
+        """``spool`` defaults to an in-memory one of the nucleus' default size; its owner
+        closes it after `stop` (the bridge may be started again)."""
         if max_publish_attempts < 1:
             raise LocalBackendError(
                 f"max_publish_attempts must be at least 1, not {max_publish_attempts}"
@@ -120,13 +124,14 @@ class MqttBridge:
         self._started = False
         self.reconnects = 0
         self._max_attempts = max_publish_attempts
-        self._max_queued = max_queued
-        # QoS 1 messages in the order paho sends them. Never held while calling into paho,
-        # except from paho's own thread (on_connect), so paho's locks and this one cannot cross.
-        self._out_lock = threading.Lock()
-        self._unacked: deque[_Outgoing] = deque()
-        # infos of messages a reconnect took back from paho before publish() could track them
-        self._taken_back: set[int] = set()
+        self.spool = spool if spool is not None else MqttSpool(None)
+        self._keep_qos0 = keep_qos0_when_offline
+        self._send_lock = threading.Lock()
+        self._online = False  # set by on_connect once the spool is resent (under _send_lock)
+        self._generation = 0  # connections made; a message knows which one it was sent in
+        self._ack_lock = threading.Lock()
+        self._inflight: deque[SpooledMessage] = deque()  # handed to paho, in order, unacked
+        self.lost_qos0 = 0  # QoS 0 messages paho could not send (the connection dropped)
         self.refusals = 0  # connections lost with a QoS 1 message unacknowledged
         self.dropped = 0  # messages dropped after max_publish_attempts refusals
         client = mqtt.Client(
@@ -136,11 +141,12 @@ class MqttBridge:
             protocol=mqtt.MQTTv311,
         )
         client.reconnect_delay_set(reconnect_min_delay, reconnect_max_delay)  # type: ignore[arg-type]
-        client.max_queued_messages_set(max_queued)
+        client.max_queued_messages_set(0)  # the spool bounds what waits, in bytes
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         self._client = client
 
     # ---------------------------------------------------------------- lifecycle
@@ -173,61 +179,87 @@ class MqttBridge:
 
     # ---------------------------------------------------------------- publish
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool = False) -> None:
-        info = self._client.publish(topic, payload, qos=qos, retain=retain)
-        rc = info.rc
-        if qos > 0 and rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-            # NO_CONN: queued by paho; sent after the reconnect
-            self._track(_Outgoing(info, topic, payload, qos, retain))
-            return
-        if rc == mqtt.MQTT_ERR_SUCCESS:
-            return
-        if rc == mqtt.MQTT_ERR_NO_CONN:
+        """Send, or spool until the broker is back. A QoS 1 message is on disk (a disk
+        spool) when this returns; MqttBridgeError if it cannot be taken."""
+        if qos == 0 and self._online:
+            info = self._client.publish(topic, payload, qos=0, retain=retain)
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                return
+            if info.rc != mqtt.MQTT_ERR_NO_CONN:
+                raise MqttBridgeError(f"publish to {topic!r} failed: {mqtt.error_string(info.rc)}")
+        if qos == 0 and not self._keep_qos0:
             raise MqttBridgeError(
                 f"the MQTT broker at {self.endpoint} is not connected; QoS 0 messages are not "
-                f"queued while offline (publish with QoS 1 to have {topic!r} sent on reconnect)"
+                f"queued while offline (publish with QoS 1 to have {topic!r} sent on reconnect, "
+                "or set the nucleus' mqtt.spooler.keepQos0WhenOffline)"
             )
-        if rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+        try:
+            message = self.spool.append(topic, payload, qos, retain, durable=qos > 0)
+        except SpoolFullError as exc:
             raise MqttBridgeError(
-                f"the MQTT broker at {self.endpoint} is unreachable and the offline queue is full; "
-                f"message to {topic!r} refused"
-            )
-        raise MqttBridgeError(f"publish to {topic!r} failed: {mqtt.error_string(rc)}")
+                f"{exc} (the MQTT broker at {self.endpoint} is unreachable)"
+            ) from exc
+        with self._send_lock:
+            # A reconnect that started after the append has sent it already, in order.
+            if self._online and message.sent_in != self._generation:
+                self._hand(message)
 
-    def stats(self) -> dict[str, int | bool]:
-        """Counters for status and tests: connects, unacknowledged QoS 1 messages, drops."""
-        with self._out_lock:
+    def _hand(self, message: SpooledMessage) -> None:
+        """Give one spooled message to paho (holds _send_lock)."""
+        info = self._client.publish(
+            message.topic, message.payload, qos=message.qos, retain=message.retain
+        )
+        message.sent_in = self._generation
+        if message.qos == 0:
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                self.lost_qos0 += 1
+            self.spool.ack(message.seq)
+            return
+        with self._ack_lock:
+            message.info = info
+            self._inflight.append(message)
+            self._prune()
+
+    def _prune(self, *, everything: bool = False) -> None:
+        """Remove acknowledged messages from the spool: the head always (the broker acknowledges
+        in order), all when asked (holds _ack_lock)."""
+        while self._inflight and _acked(self._inflight[0]):
+            self.spool.ack(self._inflight.popleft().seq)
+        if everything:
+            keep: deque[SpooledMessage] = deque()
+            for message in self._inflight:
+                if _acked(message):
+                    self.spool.ack(message.seq)
+                else:
+                    keep.append(message)
+            self._inflight = keep
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+        with self._ack_lock:
+            self._prune()
+
+    def stats(self) -> dict[str, int | bool | str]:
+        """Counters for status and tests: connects, what waits in the spool and its bound,
+        and every message dropped or refused (``refusals``, ``dropped``, ``refused_full``,
+        ``dropped_qos0``, ``lost_qos0``, ``corrupt``)."""
+        with self._ack_lock:
             self._prune(everything=True)
-            queued = len(self._unacked)
         return {
             "connected": self.connected,
             "reconnects": self.reconnects,
-            "queued": queued,
             "refusals": self.refusals,
             "dropped": self.dropped,
+            "lost_qos0": self.lost_qos0,
+            **self.spool.stats(),
         }
-
-    def _track(self, out: _Outgoing) -> None:
-        with self._out_lock:
-            if id(out.info) in self._taken_back:
-                self._taken_back.discard(id(out.info))  # a reconnect already resent and tracks it
-                return
-            self._unacked.append(out)
-            self._prune(everything=len(self._unacked) > 2 * self._max_queued)
-
-    def _prune(self, *, everything: bool = False) -> None:
-        """Forget acknowledged messages: the head always, all when asked (holds _out_lock)."""
-        while self._unacked and self._unacked[0].acked():
-            self._unacked.popleft()
-        if everything:
-            self._unacked = deque(o for o in self._unacked if not o.acked())
 
     def _blame_oldest_unacked(self) -> None:
         """The connection was lost: the oldest unacknowledged message is the likely cause."""
-        with self._out_lock:
+        with self._ack_lock:
             self._prune()
-            if not self._unacked:
+            if not self._inflight:
                 return
-            head = self._unacked[0]
+            head = self._inflight[0]
             head.strikes += 1
             self.refusals += 1
         log.warning(
@@ -240,39 +272,30 @@ class MqttBridge:
             self._max_attempts,
         )
 
-    def _resend_unacked(self, client: mqtt.Client) -> None:
-        """On a (re)connect: take paho's unacknowledged messages back and resend them in order,
-        dropping those the broker refused ``max_publish_attempts`` times."""
-        pending = client.drop_out_messages()
-        with self._out_lock:
-            known = {id(o.info): o for o in self._unacked}
-            self._unacked = deque()
-            for message in pending:
-                out = known.get(id(message.info))
-                if out is None:  # published, but publish() has not tracked it yet
-                    self._taken_back.add(id(message.info))
-                    out = _Outgoing(
-                        message.info,
-                        message.topic,
-                        bytes(message.payload),
-                        message.qos,
-                        bool(message.retain),
-                    )
-                if out.strikes >= self._max_attempts:
+    def _resend_spool(self, client: mqtt.Client) -> None:
+        """On a (re)connect: take paho's unacknowledged messages back and send the spool in
+        order, dropping messages the broker refused ``max_publish_attempts`` times
+        (holds _send_lock)."""
+        client.drop_out_messages()
+        with self._ack_lock:
+            self._prune(everything=True)
+            self._inflight = deque()
+        for message in self.spool.pending():
+            if message.strikes >= self._max_attempts:
+                if self.spool.drop(message.seq):
                     self.dropped += 1
-                    log.error(
-                        "IPC MQTT bridge: dropped the message to %r (%d bytes, QoS %d): %s "
-                        "closed the connection each of the %d times it was sent; %d dropped so far",
-                        out.topic,
-                        len(out.payload),
-                        out.qos,
-                        self.endpoint,
-                        out.strikes,
-                        self.dropped,
-                    )
-                    continue
-                out.info = client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
-                self._unacked.append(out)
+                log.error(
+                    "IPC MQTT bridge: dropped the message to %r (%d bytes, QoS %d): %s "
+                    "closed the connection each of the %d times it was sent; %d dropped so far",
+                    message.topic,
+                    len(message.payload),
+                    message.qos,
+                    self.endpoint,
+                    message.strikes,
+                    self.dropped,
+                )
+                continue
+            self._hand(message)
 
     # ---------------------------------------------------------------- subscribe
     def subscribe(
@@ -335,7 +358,10 @@ class MqttBridge:
         if reason_code.is_failure:
             log.warning("MQTT broker %s refused the IPC bridge: %s", self.endpoint, reason_code)
             return
-        self._resend_unacked(client)
+        with self._send_lock:
+            self._generation += 1
+            self._resend_spool(client)
+            self._online = True
         with self._lock:
             self._connected.set()
             if self.reconnects or self._filters:
@@ -357,6 +383,7 @@ class MqttBridge:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         was_connected = self._connected.is_set()
+        self._online = False
         self._connected.clear()
         if was_connected and self._started:
             self._blame_oldest_unacked()

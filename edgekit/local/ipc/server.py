@@ -29,6 +29,7 @@ from edgekit.errors import LocalBackendError
 from edgekit.local.ipc.handlers import OperationRouter
 from edgekit.local.ipc.host import IpcHost
 from edgekit.local.ipc.mqtt_bridge import MqttBridge
+from edgekit.local.ipc.mqtt_spool import MEMORY, NUCLEUS, MqttSpool, SpoolerConfig
 from edgekit.local.ipc.rpc import RpcConnection, SendQueuePolicy
 from edgekit.unix_socket import clear_stale_socket
 
@@ -46,7 +47,11 @@ class IpcServer:
         send_queue: SendQueuePolicy | None = None,
         mqtt_reconnect_delay: tuple[float, float] = (0.25, 2.0),
         host_threads: int = 4,
+        spool_dir: str | os.PathLike[str] | None = None,
     ) -> None:
+        """``spool_dir``: where the IoT Core bridge keeps QoS 1 messages until the broker
+        acknowledges them (the nucleus' ``mqtt.spooler`` with ``storageType: Disk``); None
+        keeps them in memory only."""
         self.socket_path = Path(socket_path)
         size = len(os.fsencode(self.socket_path))
         if size > MAX_SOCKET_PATH_BYTES:
@@ -59,6 +64,7 @@ class IpcServer:
         self.policy = send_queue or SendQueuePolicy()
         self._reconnect_delay = mqtt_reconnect_delay
         self._host_threads = host_threads
+        self._spool_dir = Path(spool_dir) if spool_dir is not None else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -106,7 +112,13 @@ class IpcServer:
         self._thread = None
 
     def notify_configuration_changed(self, component: str, key_path: list[str]) -> None:
-        """Send ConfigurationUpdateEvents to the component's watchers; any thread."""
+        """Send ConfigurationUpdateEvents to the component's watchers; any thread.
+
+        A change of the nucleus' ``mqtt.spooler.maxSizeInBytes`` applies at once, as on the
+        nucleus; its other spooler keys apply when the device runtime restarts."""
+        bridge = self.bridge
+        if component == NUCLEUS and bridge is not None and key_path[:1] in ([], ["mqtt"]):
+            bridge.spool.max_bytes = self._spooler_config().max_bytes
         loop, router = self._loop, self.router
         if loop is None or router is None or loop.is_closed():
             return
@@ -138,10 +150,12 @@ class IpcServer:
 
         return asyncio.run_coroutine_threadsafe(snapshot(), loop).result(timeout)
 
-    def mqtt_stats(self) -> dict[str, int | bool]:
-        """The IoT Core bridge's counters (`MqttBridge.stats`): connects, unacknowledged QoS 1
-        messages, connections the broker closed on one (``refusals``), messages ``dropped``
-        after too many; empty when the device has no broker. Any thread."""
+    def mqtt_stats(self) -> dict[str, int | bool | str]:
+        """The IoT Core bridge's counters (`MqttBridge.stats`): connects, messages waiting in
+        the spool (``queued``, ``queued_bytes`` of ``max_bytes``), connections the broker closed
+        on one (``refusals``), messages ``dropped`` after too many, publishes refused because
+        the spool was full (``refused_full``), QoS 0 messages dropped; empty when the device
+        has no broker. Any thread."""
         return {} if self.bridge is None else self.bridge.stats()
 
     def __enter__(self) -> IpcServer:
@@ -188,11 +202,14 @@ class IpcServer:
         self._remove_stale_socket()
         endpoint = self.host.mqtt_endpoint
         if endpoint:
+            config = self._spooler_config()
             self.bridge = MqttBridge(
                 endpoint,
                 client_id=f"edgekit-ipc-{uuid.uuid4().hex[:10]}",
                 reconnect_min_delay=self._reconnect_delay[0],
                 reconnect_max_delay=self._reconnect_delay[1],
+                spool=self._open_spool(config),
+                keep_qos0_when_offline=config.keep_qos0_when_offline,
             )
         self._executor = ThreadPoolExecutor(
             self._host_threads, thread_name_prefix="edgekit-ipc-host"
@@ -219,11 +236,32 @@ class IpcServer:
             if self._remove_listener is not None:
                 with contextlib.suppress(Exception):
                     self._remove_listener()
+            await loop.run_in_executor(None, self.router.close)
             if self.bridge is not None:
                 await loop.run_in_executor(None, self.bridge.stop)
+                self.bridge.spool.close()
             self._executor.shutdown(wait=False, cancel_futures=True)
             with contextlib.suppress(FileNotFoundError):
                 self.socket_path.unlink()
+
+    def _spooler_config(self) -> SpoolerConfig:
+        """The nucleus' ``mqtt.spooler`` configuration, as deployed to this device."""
+        try:
+            value = self.host.get_configuration(NUCLEUS, ["mqtt", "spooler"])
+        except KeyError:
+            value = None
+        return SpoolerConfig.from_config(value)
+
+    def _open_spool(self, config: SpoolerConfig) -> MqttSpool:
+        """A disk spool in ``spool_dir``; in memory when configured so, or (as the nucleus does
+        when its disk spooler cannot start) when the folder cannot be used."""
+        if self._spool_dir is None or config.storage_type == MEMORY:
+            return MqttSpool(None, config.max_bytes)
+        try:
+            return MqttSpool(self._spool_dir, config.max_bytes)
+        except LocalBackendError as exc:
+            log.error("%s; IoT Core messages are spooled in memory only", exc)
+            return MqttSpool(None, config.max_bytes)
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert self.router is not None

@@ -182,3 +182,156 @@ def test_max_publish_attempts_must_be_positive() -> None:
 def test_no_broker_means_no_mqtt_stats(sockdir: Path) -> None:
     with IpcServer(sockdir / "nb.sock", MemoryHost(mqtt_endpoint=None)) as server:
         assert server.mqtt_stats() == {}
+
+
+# ---------------------------------------------------------------- the disk spool (item 2)
+def _free_port() -> int:
+    probe = Broker(host="127.0.0.1", port=0).start()
+    port = probe.port
+    probe.stop()
+    return port
+
+
+class _Subscriber:
+    """A cloud-side paho client that reconnects with a persistent session, as a results
+    notebook would: QoS 1 messages published while it is away are kept for it."""
+
+    def __init__(self, endpoint: str, topic: str = "results/#") -> None:
+        host, port = endpoint.rsplit(":", 1)
+        self.got: queue.Queue[paho.MQTTMessage] = queue.Queue()
+        self.client = paho.Client(
+            paho.CallbackAPIVersion.VERSION2, client_id="cloud-side-spool", clean_session=False
+        )
+        self.client.on_message = lambda c, u, m: self.got.put(m)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, 1)
+        self.client.reconnect_delay_set(0.05, 0.2)
+        self.client.connect_async(host, int(port))
+        self.client.loop_start()
+
+    def topics(self, n: int, timeout: float = 20) -> list[str]:
+        out: list[str] = []
+        deadline = time.monotonic() + timeout
+        while len(out) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"got {len(out)} of {n} messages: {out}")
+            try:
+                out.append(self.got.get(timeout=left).topic)
+            except queue.Empty:
+                continue
+        return out
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_qos1_messages_spooled_while_the_broker_is_down_survive_a_server_restart(
+    sockdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Acknowledged to the component means on disk: a new IPC server (a restarted runtime)
+    sends them, oldest first and before anything published after the restart."""
+    port = _free_port()
+    endpoint = f"127.0.0.1:{port}"
+    host = MemoryHost(thing_name="dev1", mqtt_endpoint=endpoint)
+    token = host.add_component("com.example.A", access_control=PUBLISH_ANY)
+    spool = tmp_path / "spool"
+    with IpcServer(
+        sockdir / "a.sock", host, mqtt_reconnect_delay=(0.05, 0.2), spool_dir=spool
+    ) as server:
+        a = _client(server, token, monkeypatch)
+        try:
+            for i in range(20):
+                a.publish_to_iot_core(topic_name=f"results/old/{i}", qos="1", payload=b"x")
+            stats = server.mqtt_stats()
+            assert (stats["queued"], stats["queued_bytes"], stats["storage"]) == (20, 20, "Disk")
+        finally:
+            a.close()
+    assert list(spool.glob("*.log"))  # on disk, not only in the old process
+
+    broker = Broker(host="127.0.0.1", port=port).start()
+    sub = _Subscriber(endpoint)
+    try:
+        with IpcServer(
+            sockdir / "b.sock", host, mqtt_reconnect_delay=(0.05, 0.2), spool_dir=spool
+        ) as server:
+            assert server.mqtt_stats()["replayed"] == 20
+            b = _client(server, token, monkeypatch)
+            try:
+                b.publish_to_iot_core(topic_name="results/new/0", qos="1", payload=b"y")
+                topics = sub.topics(21)
+            finally:
+                b.close()
+            assert topics == [f"results/old/{i}" for i in range(20)] + ["results/new/0"]
+            deadline = time.monotonic() + 10
+            while server.mqtt_stats()["queued"] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert server.mqtt_stats()["queued"] == 0  # PUBACKs removed them
+        assert not list(spool.glob("*.log"))
+    finally:
+        sub.close()
+        broker.stop()
+
+
+def test_a_full_spool_refuses_with_an_error_naming_the_limit(
+    sockdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from awsiot.greengrasscoreipc.model import ServiceError
+
+    host = MemoryHost(thing_name="dev1", mqtt_endpoint=f"127.0.0.1:{_free_port()}")
+    host.add_component(
+        "aws.greengrass.Nucleus", configuration={"mqtt": {"spooler": {"maxSizeInBytes": 100}}}
+    )
+    token = host.add_component("com.example.A", access_control=PUBLISH_ANY)
+    with IpcServer(sockdir / "f.sock", host, spool_dir=tmp_path / "spool") as server:
+        a = _client(server, token, monkeypatch)
+        try:
+            a.publish_to_iot_core(topic_name="results/a/1", qos="1", payload=b"x" * 60)
+            with pytest.raises(ServiceError) as refused:
+                a.publish_to_iot_core(topic_name="results/a/2", qos="1", payload=b"x" * 60)
+            text = str(refused.value.message)
+            assert "results/a/2" in text and "maxSizeInBytes" in text and "100 bytes" in text
+            with pytest.raises(ServiceError) as offline:  # QoS 0 is not spooled
+                a.publish_to_iot_core(topic_name="results/a/3", qos="0", payload=b"x")
+            assert "not connected" in str(offline.value.message)
+            stats = server.mqtt_stats()
+            assert (stats["queued"], stats["max_bytes"], stats["refused_full"]) == (1, 100, 1)
+        finally:
+            a.close()
+
+
+def test_keep_qos0_when_offline_spools_qos0_in_memory(
+    sockdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = _free_port()
+    endpoint = f"127.0.0.1:{port}"
+    host = MemoryHost(thing_name="dev1", mqtt_endpoint=endpoint)
+    host.add_component(
+        "aws.greengrass.Nucleus",
+        configuration={"mqtt": {"spooler": {"keepQos0WhenOffline": True, "storageType": "Memory"}}},
+    )
+    token = host.add_component("com.example.A", access_control=PUBLISH_ANY)
+    with IpcServer(sockdir / "q.sock", host, mqtt_reconnect_delay=(0.05, 0.2)) as server:
+        a = _client(server, token, monkeypatch)
+        try:
+            a.publish_to_iot_core(topic_name="results/q0", qos="0", payload=b"0")
+            a.publish_to_iot_core(topic_name="results/q1", qos="1", payload=b"1")
+            assert server.mqtt_stats()["storage"] == "Memory"
+            broker = Broker(host="127.0.0.1", port=port).start()
+            sub = _Subscriber(endpoint)
+            try:
+                # the subscriber may connect after the bridge: the QoS 0 message may go first
+                # to nobody, so only the QoS 1 one is awaited; both left the spool
+                seen: list[str] = []
+                while "results/q1" not in seen:
+                    seen += sub.topics(1)
+                assert seen in (["results/q1"], ["results/q0", "results/q1"])  # in order
+                deadline = time.monotonic() + 10
+                while server.mqtt_stats()["queued"] and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert server.mqtt_stats()["queued"] == 0
+            finally:
+                sub.close()
+                broker.stop()
+        finally:
+            a.close()
