@@ -77,6 +77,10 @@ class Broker:
         """The most recent websocket upgrade requests accepted, oldest first (path, query...)."""
         return self.call(lambda: list(self.server.websocket_handshakes))
 
+    def stats(self) -> dict[str, int]:
+        """What the broker dropped or refused so far, and its current sizes (`BrokerStats`)."""
+        return self.call(self.server.router.snapshot)
+
     @property
     def endpoint(self) -> str:
         """``host:port``, the form EDGEKIT_MQTT_ENDPOINT uses."""

@@ -19,7 +19,7 @@ import secrets
 import time
 from typing import Any
 
-from edgekit.local.mqtt.limits import NEVER_EXPIRES, BrokerLimits
+from edgekit.local.mqtt.limits import BrokerLimits
 from edgekit.local.mqtt.packets import (
     CONNECT,
     MQTT_5,
@@ -60,6 +60,7 @@ log = logging.getLogger("edgekit.local.mqtt")
 
 # MQTT 5 reason codes the connection sends (spec table 2-6).
 NOT_AUTHORIZED = 0x87
+QUOTA_EXCEEDED = 0x97
 BAD_AUTHENTICATION_METHOD = 0x8C
 SERVER_SHUTTING_DOWN = 0x8B
 KEEP_ALIVE_TIMEOUT = 0x8D
@@ -71,11 +72,13 @@ SHARED_SUBSCRIPTIONS_NOT_SUPPORTED = 0x9E
 DISCONNECT_WITH_WILL = 0x04
 V311_REFUSED_PROTOCOL = 0x01
 V311_REFUSED_IDENTIFIER = 0x02
+V311_SERVER_UNAVAILABLE = 0x03
 V311_REFUSED_NOT_AUTHORIZED = 0x05
 V311_SUBSCRIBE_FAILURE = 0x80
 
 _CONTROL_SLACK = 64 * 1024  # acks may exceed the outgoing limit by this much before we give up
 _CLOSE_GRACE_S = 1.0  # time a closing connection gets to flush its last packet
+_DRAIN_POLL_S = 0.005  # how often a session waiting for the write buffer looks again
 
 
 def _is_loopback(peer: Any) -> bool:
@@ -118,6 +121,7 @@ class Connection:
         self.normal_disconnect = False
         self.aliases: dict[int, str] = {}
         self.dropped_qos0 = 0
+        self._drain_waiters: list[Any] = []
 
     def __repr__(self) -> str:
         return f"<Connection {self.client_id or '?'} from {self.peer}>"
@@ -186,12 +190,18 @@ class Connection:
             if not self.v5 and not connect.clean_start:
                 return self._refuse(V311_REFUSED_IDENTIFIER, "empty client id needs clean session")
             client_id = assigned = f"edgekit-{secrets.token_hex(8)}"
+        longest = self.limits.session_expiry
         if self.v5:
-            expiry = props.get("session_expiry_interval", 0)
+            asked = props.get("session_expiry_interval", 0)
+            expiry = min(asked, longest)
             self.window = min(props.get("receive_maximum", 0xFFFF), self.limits.max_inflight)
             self.client_max_packet = props.get("maximum_packet_size", MAX_UINT32)
         else:
-            expiry = 0 if connect.clean_start else NEVER_EXPIRES
+            asked = expiry = 0 if connect.clean_start else longest
+        if not self.router.make_room(client_id):
+            code = QUOTA_EXCEEDED if self.v5 else V311_SERVER_UNAVAILABLE
+            why = f"max_sessions ({self.limits.max_sessions}) reached and all are online"
+            return self._refuse(code, why)
         self.client_id = client_id
         self.keep_alive = connect.keep_alive
         self.will = connect.will
@@ -208,6 +218,8 @@ class Connection:
             }
             if assigned:
                 ack["assigned_client_identifier"] = assigned
+            if expiry != asked:  # MQTT 5 3.2.2.3.2: the server says which interval it uses
+                ack["session_expiry_interval"] = expiry
         self._write(encode(Connack(present, 0, ack), self.version))
         self.connected = True
         log.debug("%r connected (MQTT level %d, session present %s)", self, self.version, present)
@@ -327,16 +339,19 @@ class Connection:
         self._write(encode(Suback(packet.packet_id, codes), self.version))
         for sub in retained:
             sub_ids = (identifier,) if identifier is not None else ()
-            for message in self.router.retained_for(sub.topic_filter):
-                qos = min(message.qos, sub.options.qos)
-                session.deliver(Delivery(message, qos, True, sub_ids))
+            session.deliver_retained(
+                [
+                    Delivery(message, min(message.qos, sub.options.qos), True, sub_ids)
+                    for message in self.router.retained_for(sub.topic_filter)
+                ]
+            )
 
     def _on_disconnect(self, packet: Disconnect, session: Session) -> None:
         expiry = packet.properties.get("session_expiry_interval")
         if expiry is not None:
             if session.expiry_interval == 0 and expiry != 0:
                 raise ProtocolError("DISCONNECT sets a session expiry after CONNECT asked for 0")
-            session.expiry_interval = expiry
+            session.expiry_interval = min(expiry, self.limits.session_expiry)
         self.normal_disconnect = packet.reason_code != DISCONNECT_WITH_WILL
         log.debug("%r disconnected (reason 0x%02x)", self, packet.reason_code)
         self._close(None)
@@ -351,16 +366,43 @@ class Connection:
             return
         self.transport.write(data)
 
+    def writable(self) -> bool:
+        if self.closed:
+            return False
+        return self.transport.get_write_buffer_size() < self.limits.max_outgoing_bytes
+
+    def when_writable(self, callback: Any) -> None:
+        """Call ``callback`` once the write buffer is below half its limit (polled)."""
+        if callback in self._drain_waiters:
+            return
+        self._drain_waiters.append(callback)
+        if len(self._drain_waiters) == 1:
+            asyncio.get_running_loop().call_later(_DRAIN_POLL_S, self._check_drained)
+
+    def _check_drained(self) -> None:
+        if self.closed:
+            self._drain_waiters.clear()
+            return
+        if self.transport.get_write_buffer_size() > self.limits.max_outgoing_bytes // 2:
+            asyncio.get_running_loop().call_later(_DRAIN_POLL_S, self._check_drained)
+            return
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for callback in waiters:
+            callback()
+
     def send_publish(self, delivery: Delivery, dup: bool = False) -> Sent:
         if self.closed:
             return Sent.FULL
         if self.transport.get_write_buffer_size() >= self.limits.max_outgoing_bytes:
             if delivery.qos == 0:
                 self.dropped_qos0 += 1
-                if self.dropped_qos0 == 1 or self.dropped_qos0 % 1000 == 0:
-                    log.warning(
-                        "%r does not keep up: dropped %d QoS 0 messages", self, self.dropped_qos0
-                    )
+                self.router.stats.qos0_dropped += 1
+                log.warning(
+                    "%r does not keep up: dropped a QoS 0 message on %r (%d so far)",
+                    self,
+                    delivery.message.topic,
+                    self.dropped_qos0,
+                )
             return Sent.FULL
         message = delivery.message
         props = message.properties
@@ -384,7 +426,13 @@ class Connection:
             self.v5,
         )
         if len(data) > self.client_max_packet:
-            log.info("%r: a message on %r exceeds its maximum packet size", self, message.topic)
+            self.router.stats.oversize_skipped += 1
+            log.warning(
+                "%r: dropped a message on %r: %d bytes exceed the client's maximum packet size",
+                self,
+                message.topic,
+                len(data),
+            )
             return Sent.SKIPPED
         self.transport.write(data)
         return Sent.OK

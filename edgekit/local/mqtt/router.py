@@ -6,6 +6,12 @@ session's delivery QoS (min of the publish QoS and the best granted QoS among
 that session's matching subscriptions) and hand it to the session, which
 writes to its connection without waiting for it. A slow subscriber therefore
 cannot hold up a publisher or the other subscribers.
+
+Bounds (`BrokerLimits`): the retained store holds at most ``max_retained_bytes``
+(a retained message that does not fit is routed but not kept); persistent
+sessions expire ``session_expiry`` seconds after their client left; at most
+``max_sessions`` sessions exist (`make_room` ends the offline session idle
+longest, or says no). Every refusal and drop is counted in `stats`.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 from edgekit.local.mqtt.limits import NEVER_EXPIRES, BrokerLimits
 from edgekit.local.mqtt.packets import Will
 from edgekit.local.mqtt.sessions import Delivery, Link, Message, Session, Subscription
+from edgekit.local.mqtt.stats import BrokerStats
 from edgekit.local.mqtt.topics import SubscriptionTree, matches
 
 log = logging.getLogger("edgekit.local.mqtt")
@@ -41,16 +48,15 @@ class Router:
         self.sessions: dict[str, Session] = {}
         self.tree: SubscriptionTree[Subscription] = SubscriptionTree()
         self.retained: dict[str, Message] = {}
+        self.retained_bytes = 0
+        self.stats = BrokerStats()
         self.closing = False
 
     # ------------------------------------------------------------ routing
     def publish(self, message: Message) -> int:
         """Route ``message`` to every matching session; returns how many sessions got it."""
         if message.retain:
-            if message.payload:
-                self.retained[message.topic] = message
-            else:
-                self.retained.pop(message.topic, None)  # an empty retained message clears
+            self._retain(message)
         targets: dict[str, list[Subscription]] = {}
         for client_id, sub in self.tree.match(message.topic):
             if sub.options.no_local and client_id == message.sender:
@@ -66,10 +72,35 @@ class Router:
             session.deliver(Delivery(message, min(message.qos, granted), keep_retain, ids))
         return len(targets)
 
-    def retained_for(self, topic_filter: str) -> list[Message]:
+    def _retain(self, message: Message) -> None:
+        old = self.retained.pop(message.topic, None)  # an empty retained message clears
+        if old is not None:
+            self.retained_bytes -= old.size
+        if not message.payload:
+            return
+        limit = self.limits.max_retained_bytes
+        if self.retained_bytes + message.size > limit:
+            self._drop_expired_retained()
+        if self.retained_bytes + message.size > limit:
+            self.stats.retained_refused += 1
+            log.warning(
+                "not retaining the message %r published on %r: the retained messages "
+                "would exceed %d bytes (max_retained_bytes); it was delivered, not kept",
+                message.sender,
+                message.topic,
+                limit,
+            )
+            return
+        self.retained[message.topic] = message
+        self.retained_bytes += message.size
+
+    def _drop_expired_retained(self) -> None:
         now = time.monotonic()
         for topic in [t for t, m in self.retained.items() if m.expired(now)]:
-            del self.retained[topic]
+            self.retained_bytes -= self.retained.pop(topic).size
+
+    def retained_for(self, topic_filter: str) -> list[Message]:
+        self._drop_expired_retained()
         return [m for t, m in self.retained.items() if matches(topic_filter, t)]
 
     # ------------------------------------------------------------ subscriptions
@@ -85,6 +116,36 @@ class Router:
         return True
 
     # ------------------------------------------------------------ session lifecycle
+    def make_room(self, client_id: str) -> bool:
+        """Whether ``client_id`` may have a session; ends the offline one idle longest if full.
+
+        False (counted) when ``max_sessions`` sessions exist and all are online.
+        """
+        if client_id in self.sessions or len(self.sessions) < self.limits.max_sessions:
+            return True
+        offline = [s for s in self.sessions.values() if s.link is None]
+        if not offline:
+            self.stats.sessions_refused += 1
+            log.warning(
+                "refusing client %r: %d sessions, all online (max_sessions)",
+                client_id,
+                len(self.sessions),
+            )
+            return False
+        victim = min(offline, key=lambda s: s.offline_since or 0.0)
+        self.stats.sessions_evicted += 1
+        self.stats.queued_dropped += len(victim.pending) + len(victim.inflight)
+        log.warning(
+            "ending the offline session %r (%d queued messages dropped) to make room for "
+            "client %r: %d sessions (max_sessions)",
+            victim.client_id,
+            len(victim.pending) + len(victim.inflight),
+            client_id,
+            len(self.sessions),
+        )
+        self.end_session(victim)
+        return True
+
     def open_session(
         self, client_id: str, link: Link, clean_start: bool, expiry_interval: int
     ) -> tuple[Session, bool]:
@@ -102,7 +163,7 @@ class Router:
             session = None
         present = session is not None
         if session is None:
-            session = Session(client_id, self.limits)
+            session = Session(client_id, self.limits, self.stats)
             self.sessions[client_id] = session
         else:
             session.cancel_timers()  # came back before expiry / will delay: no will
@@ -118,6 +179,8 @@ class Router:
             return
         if session.link is link:
             session.link = None
+        if session.link is None and session.offline_since is None:
+            session.offline_since = time.monotonic()
         current = self.sessions.get(session.client_id) is session
         resumed = current and session.link is not None  # another connection took it over
         if will is not None:
@@ -152,7 +215,13 @@ class Router:
     def _expire(self, session: Session) -> None:
         session.expiry_timer = None
         if self.sessions.get(session.client_id) is session and session.link is None:
-            log.info("session %r expired", session.client_id)
+            self.stats.sessions_expired += 1
+            self.stats.queued_dropped += len(session.pending) + len(session.inflight)
+            log.info(
+                "session %r expired (%d queued messages dropped)",
+                session.client_id,
+                len(session.pending) + len(session.inflight),
+            )
             self.end_session(session)
 
     def end_session(self, session: Session) -> None:
@@ -166,6 +235,20 @@ class Router:
         session.clear()
         if will is not None and not self.closing:
             self.publish_will(session.client_id, will)
+
+    def snapshot(self) -> dict[str, int]:
+        """The counters in `stats` plus the current sizes (sessions, queues, retained store)."""
+        sessions = self.sessions.values()
+        return {
+            **self.stats.as_dict(),
+            "sessions": len(self.sessions),
+            "sessions_online": sum(1 for s in sessions if s.link is not None),
+            "queued_messages": sum(len(s.pending) for s in sessions),
+            "queued_bytes": sum(s.pending_bytes for s in sessions),
+            "retained_backlog": sum(len(s.backlog) for s in sessions),
+            "retained_messages": len(self.retained),
+            "retained_bytes": self.retained_bytes,
+        }
 
     def close(self) -> None:
         """Stop all timers; no will is published while the broker shuts down."""

@@ -4,13 +4,22 @@ A session outlives its network connections when the client asked for it
 (3.1.1 clean session 0; 5.0 a non-zero session expiry interval). It owns the
 client's subscriptions, the QoS 1/2 deliveries sent but not yet acknowledged
 (``inflight``, resent with DUP on reconnect) and those waiting for a free slot
-in the in-flight window or for the client to come back (``pending``).
+in the in-flight window or for the client to come back (``pending``), and the
+retained messages a new subscription matched (``backlog``).
 
 Queueing policy (see `BrokerLimits`): QoS 0 goes straight to the connection or
 nowhere (it is not queued for offline clients). QoS 1/2 queue in ``pending``
-up to ``max_queued``; when that overflows while the client is connected, the
-client is disconnected (it is not keeping up); while it is offline, the
-oldest queued message is dropped and counted in ``dropped``.
+up to ``max_queued`` messages and ``max_queued_bytes``; when that overflows
+while the client is connected, the client is disconnected (it is not keeping
+up); while it is offline, the oldest queued messages are dropped, counted
+(``dropped``, `BrokerStats.queued_dropped`) and logged with their topic.
+
+Flow control: the backlog, then the queue, drain into the in-flight window
+(the broker's ``max_inflight``, or less for an MQTT 5 client's Receive
+Maximum) and only while the connection's write buffer has room; when it is
+full, draining waits for it (`Link.when_writable`) instead of disconnecting.
+A retained flood (thousands of retained messages matching one filter) is
+therefore delivered at the client's pace, never counted against the queue.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
@@ -26,6 +36,7 @@ from typing import Protocol
 from edgekit.local.mqtt.limits import BrokerLimits
 from edgekit.local.mqtt.packets import SubscriptionOptions, Will
 from edgekit.local.mqtt.properties import Properties
+from edgekit.local.mqtt.stats import BrokerStats
 
 log = logging.getLogger("edgekit.local.mqtt")
 
@@ -44,6 +55,11 @@ class Message:
 
     def expired(self, now: float | None = None) -> bool:
         return self.expires_at is not None and (now or time.monotonic()) >= self.expires_at
+
+    @property
+    def size(self) -> int:
+        """Bytes a queue or the retained store is charged for it: topic and payload."""
+        return len(self.topic) + len(self.payload)
 
 
 @dataclass(slots=True)
@@ -76,6 +92,12 @@ class Link(Protocol):
 
     window: int  # in-flight QoS 1/2 deliveries allowed
 
+    def writable(self) -> bool:
+        """True while the write buffer has room for another delivery."""
+
+    def when_writable(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the write buffer has drained (not if the link closes)."""
+
     def send_publish(self, delivery: Delivery, dup: bool = False) -> Sent: ...
 
     def send_pubrel(self, packet_id: int) -> Sent: ...
@@ -88,12 +110,18 @@ class Link(Protocol):
 
 
 class Session:
-    def __init__(self, client_id: str, limits: BrokerLimits) -> None:
+    def __init__(
+        self, client_id: str, limits: BrokerLimits, stats: BrokerStats | None = None
+    ) -> None:
         self.client_id = client_id
         self.limits = limits
+        self.stats = stats if stats is not None else BrokerStats()
         self.subscriptions: dict[str, Subscription] = {}
         self.inflight: dict[int, Delivery] = {}  # insertion order = send order
         self.pending: deque[Delivery] = deque()
+        self.pending_bytes = 0
+        self.backlog: deque[Delivery] = deque()  # retained messages for new subscriptions
+        self.offline_since: float | None = None  # time.monotonic() when its link went
         self.incoming_qos2: set[int] = set()  # PUBREC sent, awaiting PUBREL
         self.expiry_interval = 0
         self.link: Link | None = None
@@ -108,6 +136,10 @@ class Session:
         state = "online" if self.link else "offline"
         return f"<Session {self.client_id!r} {state} inflight={len(self.inflight)}>"
 
+    @property
+    def online(self) -> bool:
+        return self.link is not None
+
     # ------------------------------------------------------------ outgoing flow
     def deliver(self, delivery: Delivery) -> None:
         """Send now, queue, or drop ``delivery`` per the policy in the module docstring."""
@@ -118,27 +150,52 @@ class Session:
             if link is not None:
                 link.send_publish(delivery)  # dropped by the link when its buffer is full
             return
-        if link is None or self.pending or len(self.inflight) >= link.window:
+        if link is None or self.pending or self.backlog or len(self.inflight) >= link.window:
             self._queue(delivery)
         else:
             self._send_new(delivery, link)
 
+    def deliver_retained(self, deliveries: list[Delivery]) -> None:
+        """Retained messages a new subscription matched: sent at the client's pace."""
+        if self.ended or not deliveries:
+            return
+        self.backlog.extend(deliveries)
+        self.pump()
+
     def _queue(self, delivery: Delivery) -> None:
-        limit = self.limits.max_queued
-        if len(self.pending) >= limit and self.link is not None:
-            self._lose_link(f"{len(self.pending)} QoS 1/2 messages queued (limit {limit})")
-        if len(self.pending) >= limit:
-            self.pending.popleft()
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.warning(
-                    "session %r is offline with %d queued messages: dropped the oldest "
-                    "(%d dropped so far)",
-                    self.client_id,
-                    limit,
-                    self.dropped,
-                )
+        limit, byte_limit = self.limits.max_queued, self.limits.max_queued_bytes
+        size = delivery.message.size
+        if self.link is not None and (
+            len(self.pending) >= limit or self.pending_bytes + size > byte_limit
+        ):
+            self.stats.overflow_disconnects += 1
+            self._lose_link(
+                f"{len(self.pending)} QoS 1/2 messages ({self.pending_bytes} bytes) queued "
+                f"(limits {limit} messages, {byte_limit} bytes)"
+            )
+        if size > byte_limit:
+            self._drop(delivery, f"it alone exceeds the queue's {byte_limit} bytes")
+            return
+        while self.pending and (
+            len(self.pending) >= limit or self.pending_bytes + size > byte_limit
+        ):
+            oldest = self.pending.popleft()
+            self.pending_bytes -= oldest.message.size
+            self._drop(oldest, f"the offline queue is full ({limit} messages, {byte_limit} bytes)")
         self.pending.append(delivery)
+        self.pending_bytes += size
+
+    def _drop(self, delivery: Delivery, why: str) -> None:
+        self.dropped += 1
+        self.stats.queued_dropped += 1
+        log.warning(
+            "session %r dropped a QoS %d message on %r: %s (%d dropped by this session)",
+            self.client_id,
+            delivery.qos,
+            delivery.message.topic,
+            why,
+            self.dropped,
+        )
 
     def _send_new(self, delivery: Delivery, link: Link) -> None:
         delivery.packet_id = self._allocate_id()
@@ -159,19 +216,41 @@ class Session:
     def _lose_link(self, reason: str) -> None:
         link, self.link = self.link, None
         if link is not None:
+            self.offline_since = time.monotonic()
             link.overflow(reason)
 
     def pump(self) -> None:
-        """Move pending deliveries into the in-flight window while there is room."""
+        """Move the backlog, then pending deliveries, into the in-flight window.
+
+        Stops when the window is full (an acknowledgement calls it again) or the
+        write buffer is (the link calls it again once the buffer has drained).
+        """
         now = time.monotonic()
-        while self.pending and self.link is not None and len(self.inflight) < self.link.window:
-            delivery = self.pending.popleft()
-            if not delivery.message.expired(now):
-                self._send_new(delivery, self.link)
+        link = self.link
+        while link is not None and self.link is link and not self.ended:
+            queue = self.backlog if self.backlog else self.pending
+            if not queue:
+                return
+            delivery = queue[0]
+            if delivery.qos and len(self.inflight) >= link.window:
+                return
+            if not link.writable():
+                link.when_writable(self.pump)
+                return
+            queue.popleft()
+            if queue is self.pending:
+                self.pending_bytes -= delivery.message.size
+            if delivery.message.expired(now):
+                continue
+            if delivery.qos == 0:
+                link.send_publish(delivery)
+            else:
+                self._send_new(delivery, link)
 
     def attach(self, link: Link) -> None:
         """A connection took this session: resend unacknowledged deliveries, then the queue."""
         self.link = link
+        self.offline_since = None
         for delivery in list(self.inflight.values()):
             if delivery.released:
                 sent = link.send_pubrel(delivery.packet_id)
@@ -221,4 +300,6 @@ class Session:
         self.cancel_timers()
         self.inflight.clear()
         self.pending.clear()
+        self.pending_bytes = 0
+        self.backlog.clear()
         self.incoming_qos2.clear()
