@@ -10,7 +10,11 @@ older package). A device is PROVEN when all of these hold:
 - its latest health message (``qualityinspection/health``, schema v2) reports, for the
   current model, ``package_sha256`` equal to the deployed package's (and the agent's
   ``key_fingerprint`` when the criteria name one);
-- at least ``min_results`` results of that package arrived since the deployment started.
+- at least ``min_results`` results of that package arrived since the deployment started,
+  from one run of the app: its latest health counts at least ``min_results`` results
+  published since the app started (``since_start``), and that many arrived stamped at or
+  after its ``started_at``. An app that dies a few seconds after it starts and is restarted
+  by Greengrass never gathers them in one run, however many runs it makes.
 
 `ProofCollector` subscribes to the results and health topics *before* the deployment
 is created and keeps, per device, the latest health and the results since ``since``;
@@ -363,8 +367,10 @@ class ProofCollector:
         ]
         health = self._health.get(thing)
         entry = current_model(health) if health else None
+        run = AppRun(results=len(results))
         if health is not None:
             proof.health_state = str(health.get("state")) if health.get("state") else None
+            run = AppRun.of(health, entry, results)
         if entry is not None:
             proof.package_sha256 = entry.get("package_sha256")
             proof.key_fingerprint = entry.get("key_fingerprint")
@@ -375,7 +381,9 @@ class ProofCollector:
                 proof.p95_ms = None if p95 is None else float(p95)
         if totals:
             proof.p95_ms = round(percentile(totals, 95), 3)
-        proof.problem = self._problems.get(thing) or _evidence_gap(criteria, health, entry, proof)
+        proof.problem = self._problems.get(thing) or _evidence_gap(
+            criteria, health, entry, proof, run
+        )
         if thing in self._failed:
             proof.state = FAILED
             proof.reason, proof.component = self._failed[thing]
@@ -384,11 +392,44 @@ class ProofCollector:
         return proof
 
 
+@dataclass(frozen=True)
+class AppRun:
+    """The evidence of the app's current run (since the ``started_at`` of its latest health):
+    the results its health counts as published since it started, and the results received
+    stamped at or after that start. None: the health does not say (an older app)."""
+
+    started_at: str | None = None
+    published: int | None = None
+    results: int = 0
+
+    @classmethod
+    def of(
+        cls,
+        health: Mapping[str, Any],
+        entry: Mapping[str, Any] | None,
+        results: list[dict[str, Any]],
+    ) -> AppRun:
+        started_text = health.get("started_at")
+        started = _when({"timestamp": started_text}) if started_text else None
+        counted = results
+        if started is not None:
+            counted = [r for r in results if (_when(r) or started) >= started]
+        published = None
+        if entry is not None and isinstance(entry.get("since_start"), Mapping):
+            published = int(entry["since_start"].get("results_published") or 0)
+        return cls(
+            started_at=str(started_text) if started is not None else None,
+            published=published,
+            results=len(counted),
+        )
+
+
 def _evidence_gap(
     criteria: ProofCriteria,
     health: Mapping[str, Any] | None,
     entry: Mapping[str, Any] | None,
     proof: DeviceProof,
+    run: AppRun | None = None,
 ) -> str | None:
     """What the messages still lack for a proof (None: the messages prove it)."""
     if health is None:
@@ -412,6 +453,16 @@ def _evidence_gap(
         return (
             f"{proof.results} of {criteria.min_results} results of {criteria.package} "
             "received since the deployment started"
+        )
+    run = run or AppRun(results=proof.results)
+    in_run = min(run.results, proof.results if run.published is None else run.published)
+    if in_run < criteria.min_results:
+        return (
+            f"the app's current run (started {run.started_at or '-'}) has {in_run} of "
+            f"{criteria.min_results} results of {criteria.package} (its health counts "
+            f"{'-' if run.published is None else run.published} published, {run.results} "
+            f"received): the others came from an earlier run of the app (did it restart?), "
+            "or its next health message has not counted them yet"
         )
     return None
 

@@ -185,6 +185,61 @@ def test_missing_evidence_keeps_the_device_pending_with_a_named_problem(
     assert problem in (proof.problem or "")
 
 
+def run_health(thing: str, started: float, at: float, published: int) -> dict[str, Any]:
+    """A health message of the app run that started ``started`` s after SINCE."""
+    msg = health(thing, at=SINCE + timedelta(seconds=at))
+    msg["started_at"] = utc_timestamp(SINCE + timedelta(seconds=started))
+    for key in ("since_start", "window"):
+        msg["models"][0][key]["results_published"] = published
+    return msg
+
+
+@pytest.mark.parametrize(
+    ("messages", "proven", "problem"),
+    [
+        pytest.param(
+            # Run 1 (started at 0 s) published 2 results and died; Greengrass restarted the
+            # app at 3 s; run 2 published 1 and its health says so.
+            [result("core-1", at=SINCE + timedelta(seconds=s)) for s in (1, 2, 4)]
+            + [run_health("core-1", started=3, at=4.1, published=1)],
+            False,
+            "current run (started 2026-12-05T12:00:03.000Z) has 1 of 3 results",
+            id="results-of-a-crash-looping-app-do-not-add-up",
+        ),
+        pytest.param(
+            # The third result arrived before run 2's health: the latest health (run 1's)
+            # counts only 2 of them.
+            [run_health("core-1", started=0, at=1.1, published=2)]
+            + [result("core-1", at=SINCE + timedelta(seconds=s)) for s in (1, 2, 4)],
+            False,
+            "its health counts 2 published, 3 received",
+            id="health-has-not-counted-them",
+        ),
+        pytest.param(
+            [result("core-1", at=SINCE + timedelta(seconds=s)) for s in (1, 2, 3)]
+            + [run_health("core-1", started=0.5, at=3.5, published=3)],
+            True,
+            None,
+            id="one-run-with-three-results",
+        ),
+    ],
+)
+def test_the_results_must_come_from_one_run_of_the_app(
+    messages: list[dict[str, Any]], proven: bool, problem: str | None
+) -> None:
+    """Issue 11: an app that dies a few seconds after it starts publishes a result or two
+    per run; Greengrass restarts it; the runs' results together must not prove it."""
+    collector = ProofCollector(SETTINGS, criteria(), ["core-1"])
+    for msg in messages:
+        collector.feed(msg)
+    collector.set_status("core-1", "SUCCEEDED")
+    proof = collector.proof("core-1")
+    assert proof.proven is proven, proof
+    assert proof.results == 3  # every result of the package since the deployment is shown
+    if problem is not None:
+        assert problem in (proof.problem or "")
+
+
 def test_repeated_results_count_once_and_clock_skew_is_tolerated() -> None:
     collector = ProofCollector(SETTINGS, criteria(), ["core-1"])
     collector.feed(health("core-1"))
