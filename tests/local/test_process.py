@@ -205,3 +205,57 @@ def test_bad_names_are_rejected(home: Path) -> None:
 
     with pytest.raises(ConfigurationError, match="cannot be used"):
         process.start_process(home, "../escape", SLEEPER)
+
+
+# --- after a crash (issue 12, item 8): nothing it started outlives it ------------------------
+
+_PARENT = [
+    sys.executable,
+    "-c",
+    "import subprocess, sys, time; "
+    "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+    "print('child', p.pid, flush=True); time.sleep(60)",
+]
+
+
+def test_stop_after_a_crash_ends_what_it_left_in_its_session(home: Path) -> None:
+    import signal
+
+    pid = process.start_process(
+        home, "parent", _PARENT, ready=lambda: "child " in _output(home, "parent")
+    )
+    child = int(_output(home, "parent").split("child ")[1].split()[0])
+    os.kill(pid, signal.SIGKILL)
+    assert _wait_for(lambda: not process.is_running(home, "parent"))
+    assert not _gone(child)  # the crash left it running
+
+    assert process.stop_process(home, "parent", timeout=2) is False  # it was not running
+    assert _wait_for(lambda: _gone(child))
+    assert not HomeLayout(home).pid_file("parent").exists()
+
+
+def test_stop_after_a_crash_ends_the_groups_of_its_ledger(home: Path, tmp_path: Path) -> None:
+    """What a supervisor started in other sessions and recorded is ended by `stop_process`."""
+    import signal
+
+    ledger_path = tmp_path / "ledger" / "groups.json"
+    argv = [
+        sys.executable,
+        "-c",
+        "import subprocess, sys, time; from edgekit.local.process import GroupLedger; "
+        "p = subprocess.Popen(['/bin/sh', '-c', 'exec env -i sleep 60'], start_new_session=True); "
+        f"GroupLedger({str(ledger_path)!r}).add(p.pid, 'c run'); "
+        "print('child', p.pid, flush=True); time.sleep(60)",
+    ]
+    pid = process.start_process(
+        home, "super", argv, ready=lambda: "child " in _output(home, "super"), groups=ledger_path
+    )
+    assert process.read_record(home, "super").groups == str(ledger_path)  # type: ignore[union-attr]
+    child = int(_output(home, "super").split("child ")[1].split()[0])
+    os.kill(pid, signal.SIGKILL)
+    assert _wait_for(lambda: not process.is_running(home, "super"))
+    assert not _gone(child)  # in its own session: the leader's group does not hold it
+
+    process.stop_process(home, "super", timeout=2)
+    assert _wait_for(lambda: _gone(child))
+    assert not ledger_path.exists()

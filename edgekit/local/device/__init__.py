@@ -2,7 +2,8 @@
 
 Owns: ``runtime`` (`DeviceRuntime`, one device, in a thread or as ``python -m
 edgekit.local.device``), with ``planning`` (`Planner`: what a deployment needs) and one
-mixin per purpose: ``supervision`` (running the components' ``lifecycle``),
+mixin per purpose: ``supervision`` (running the components' ``lifecycle``; their
+process groups are recorded by ``process_groups`` so a killed runtime's are ended),
 ``deployments`` (polling, applying, rolling back), ``status`` (reports) and
 ``ipc_host`` (the IPC server's host);
 the device's side of the control plane (``control``), artifacts, configuration,

@@ -5,7 +5,10 @@ RUNNING -> (Run exits 0) FINISHED, or ERRORED on a failing step; an errored
 component is recovered and started again, and after three errors within an
 hour it is BROKEN until a deployment brings it again. Each script runs as
 ``/bin/sh -c`` in ``{work:path}`` in its own session, so stopping a component
-kills every process it started, and writes to ``<root>/logs/<component>.log``.
+kills every process it started (grandchildren included), and writes to
+``<root>/logs/<component>.log``. Each session is recorded in the host's
+`GroupLedger` until it has ended, so a runtime killed with SIGKILL leaves a
+record of what to end.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from edgekit.errors import LocalBackendError
 from edgekit.local.device.interpolate import ComponentPaths
 from edgekit.local.device.recipe import ResolvedRecipe, Step
+from edgekit.local.process import GroupLedger, group_members
 
 NEW, INSTALLED, STARTING, RUNNING = "NEW", "INSTALLED", "STARTING", "RUNNING"
 STOPPING, ERRORED, BROKEN, FINISHED = "STOPPING", "ERRORED", "BROKEN", "FINISHED"
@@ -40,6 +45,9 @@ class ServiceHost(Protocol):
     """What a component needs from the runtime that hosts it."""
 
     condition: threading.Condition  # notified on every state change of any component
+    # Where the scripts' process groups are recorded while they may run (None: nowhere;
+    # a host without the attribute records nothing either).
+    groups: GroupLedger | None
 
     def component_env(self, service: ComponentService) -> dict[str, str]: ...
 
@@ -92,20 +100,7 @@ def _group_alive(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            return True
-    return False
+    return not Path("/proc").is_dir() or bool(group_members(pgid))
 
 
 class ComponentService:
@@ -126,6 +121,7 @@ class ComponentService:
         self._ipc_error: str | None = None
         self._thread: threading.Thread | None = None
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._groups: GroupLedger | None = getattr(host, "groups", None)
         self._errors: deque[float] = deque()
         self._started = False
         self._privilege_noted = False
@@ -362,6 +358,7 @@ class ComponentService:
                 except OSError as exc:
                     return -1, f"{name} script could not start: {exc}"
             self._procs[proc.pid] = proc
+            self._record_group(proc.pid, name)
         if on_spawn is not None:
             on_spawn()
         try:
@@ -378,6 +375,30 @@ class ComponentService:
         if code < 0:
             return code, f"{name} script was killed by signal {-code}"
         return code, f"{name} script exited with code {code}"
+
+    def _record_group(self, pgid: int, step: str) -> None:
+        if self._groups is None:
+            return
+        try:
+            self._groups.add(pgid, f"{self.name} {step}")
+        except (OSError, LocalBackendError) as exc:
+            self.host.log(
+                "ERROR",
+                f"component {self.name}: cannot record process group {pgid} of {step} in "
+                f"{self._groups.path} ({exc}); it would outlive a crash of the runtime",
+            )
+
+    def _forget_group(self, pgid: int) -> None:
+        if self._groups is None:
+            return
+        try:
+            self._groups.remove(pgid)
+        except (OSError, LocalBackendError) as exc:
+            self.host.log(
+                "ERROR",
+                f"component {self.name}: cannot forget ended process group {pgid} in "
+                f"{self._groups.path} ({exc}); the next runtime start skips it (it has ended)",
+            )
 
     def _signal_all(self, sig: int) -> None:
         with self._lock:
@@ -406,7 +427,9 @@ class ComponentService:
                 break
             time.sleep(0.02)
         with self._lock:
-            self._procs.pop(pgid, None)
+            known = self._procs.pop(pgid, None) is not None
+        if known:
+            self._forget_group(pgid)
 
     def _terminate_all(self) -> None:
         with self._lock:

@@ -23,7 +23,8 @@ from edgekit.awsapi import error_code
 from edgekit.errors import ConfigurationError, LocalBackendError
 from edgekit.local import boto, process
 from edgekit.local.device.paths import DeviceLayout, remove_root
-from edgekit.local.endpoints import LocalEndpoints
+from edgekit.local.device.process_groups import ledger_file
+from edgekit.local.endpoints import MQTT, LocalEndpoints
 from edgekit.local.home import HomeLayout, check_name
 from edgekit.settings import Settings
 
@@ -94,7 +95,8 @@ def add_device(
     if poll <= 0:
         raise ConfigurationError(f"poll={poll} must be a positive number of seconds")
     layout = HomeLayout.of(home).ensure()
-    endpoints = LocalEndpoints.load(layout.root)
+    # The broker may be down: the runtime spools IoT Core messages until it is back.
+    endpoints = LocalEndpoints.load(layout.root, optional=(MQTT,))
     group = group if group is not None else Settings.from_env().thing_group
     iot = boto.for_endpoints(endpoints, "iot")
     register_thing(thing, group or None, iot)
@@ -126,7 +128,13 @@ def add_device(
         return stamp is None or stamp.timestamp() >= started - 1.0
 
     process.start_process(
-        layout.root, name, argv, env=endpoints.env(), ready=reported, timeout=timeout
+        layout.root,
+        name,
+        argv,
+        env=endpoints.env(),
+        ready=reported,
+        timeout=timeout,
+        groups=ledger_file(root),  # `local down` ends its components even after a crash
     )
     return _info(layout, thing)
 

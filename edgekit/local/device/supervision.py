@@ -17,12 +17,14 @@ from pathlib import Path
 
 from edgekit.files import log_tail
 from edgekit.local.device import lifecycle as lc
+from edgekit.local.device import process_groups
 from edgekit.local.device.configuration import changed_paths
 from edgekit.local.device.control import ControlPlane
 from edgekit.local.device.failures import DeploymentFailure
 from edgekit.local.device.lifecycle import ComponentService
 from edgekit.local.device.paths import DeviceLayout
 from edgekit.local.device.planning import Plan, topological
+from edgekit.local.process import GroupLedger
 
 
 class Interrupted(Exception):
@@ -30,7 +32,14 @@ class Interrupted(Exception):
 
 
 def kill_orphans(root: Path, log: logging.Logger) -> None:
-    """End component processes a previous runtime of this root left behind (it was killed)."""
+    """End component processes a previous runtime of this root left behind (it was killed).
+
+    The process groups it recorded (`process_groups`) get SIGTERM, then SIGKILL after
+    the components' stop grace. Then, for a script started in the instant before its
+    group was recorded (or by a runtime older than the ledger), groups whose processes
+    still carry this root's ``EDGEKIT_DEVICE_ROOT`` are killed.
+    """
+    process_groups.end_leftovers(root, lc.STOP_GRACE, log)
     proc = Path("/proc")
     if not proc.is_dir():
         return
@@ -115,6 +124,15 @@ class SupervisionMixin:
     # services get a small adapter instead of the runtime itself.
     def _host(self) -> ServiceHostAdapter:
         return ServiceHostAdapter(self)
+
+    def _group_ledger(self) -> GroupLedger:
+        """The one ledger of this runtime's process groups (all its services share it)."""
+        with self._lock:
+            ledger: GroupLedger | None = getattr(self, "_groups", None)
+            if ledger is None:
+                ledger = process_groups.ledger(self.layout.root)
+                self._groups = ledger
+        return ledger
 
     def _switch(self, plan: Plan, *, fresh_errors: bool = False) -> set[str]:
         """Make the running services match ``plan``; returns the names that (re)started."""
@@ -249,6 +267,7 @@ class ServiceHostAdapter:
     def __init__(self, runtime: SupervisionMixin) -> None:
         self._rt = runtime
         self.condition = runtime.condition
+        self.groups: GroupLedger | None = runtime._group_ledger()
 
     def component_env(self, service: ComponentService) -> dict[str, str]:
         return self._rt.component_env(service)
