@@ -69,8 +69,13 @@ class LocalEndpoints:
     home: Path = field(compare=False)
 
     @classmethod
-    def load(cls, home: str | os.PathLike[str] | None = None) -> LocalEndpoints:
-        """The running endpoints; LocalBackendError if `local up` has not run or a server died."""
+    def load(
+        cls, home: str | os.PathLike[str] | None = None, *, optional: tuple[str, ...] = ()
+    ) -> LocalEndpoints:
+        """The running endpoints; LocalBackendError if `local up` has not run or a server died.
+
+        Servers named in ``optional`` may be down (a device runtime starts without the MQTT
+        broker and spools IoT Core messages until it is back)."""
         layout = HomeLayout.of(home)
         data = _read_endpoints_file(layout)
         if data is None:
@@ -78,7 +83,11 @@ class LocalEndpoints:
                 f"local endpoints are not running (no {layout.endpoints_file}); "
                 "run `edgekit local up`" + ("" if home is None else f" --home {layout.root}")
             )
-        dead = [name for name in SERVERS if not process.is_running(layout.root, name)]
+        dead = [
+            name
+            for name in SERVERS
+            if name not in optional and not process.is_running(layout.root, name)
+        ]
         if dead:
             raise LocalBackendError(
                 f"local endpoints are not running ({', '.join(dead)} stopped; see "

@@ -1,4 +1,4 @@
-"""``edgekit local device add | remove | list | logs``: local Greengrass core devices.
+"""``edgekit local device add | restart | remove | list | status | logs``: local core devices.
 
 Mounted by ``edgekit/cli/cmd_local.py`` under ``edgekit local``. Like every command
 module, it imports the device manager (boto3, the local endpoints) only when a device
@@ -8,8 +8,12 @@ command runs, so building the parser for ``edgekit --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
+from typing import Any
 
+from edgekit.errors import ConfigurationError
 from edgekit.local.home import add_home_option
 
 
@@ -35,6 +39,18 @@ def register(local_subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for it")
     add.set_defaults(handler=_add)
 
+    restart = commands.add_parser(
+        "restart",
+        help="stop a device runtime and start it again (works while the MQTT broker is down)",
+        description="The runtime keeps IoT Core messages in its spool until the broker is back.",
+    )
+    add_home_option(restart)
+    restart.add_argument("thing", help="IoT thing name")
+    restart.add_argument("--thing-group", help="thing group (default: Settings thing_group)")
+    restart.add_argument("--poll", type=float, default=0.5, help="deployment poll interval (s)")
+    restart.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for it")
+    restart.set_defaults(handler=_restart)
+
     remove = commands.add_parser("remove", help="stop a device runtime (and its components)")
     add_home_option(remove)
     remove.add_argument("thing")
@@ -46,6 +62,15 @@ def register(local_subparsers: argparse._SubParsersAction) -> None:
     lst = commands.add_parser("list", help="list local devices")
     add_home_option(lst)
     lst.set_defaults(handler=_list)
+
+    status = commands.add_parser(
+        "status",
+        help="a device's components and its IoT Core bridge (spool, drops), as it last wrote them",
+    )
+    add_home_option(status)
+    status.add_argument("thing")
+    status.add_argument("--json", action="store_true", help="print the whole status document")
+    status.set_defaults(handler=_status)
 
     logs = commands.add_parser("logs", help="print a device's runtime log or a component's log")
     add_home_option(logs)
@@ -69,6 +94,17 @@ def _add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _restart(args: argparse.Namespace) -> int:
+    from edgekit.local.device.manager import add_device, remove_device
+
+    remove_device(args.thing, _home(args))
+    info = add_device(
+        args.thing, args.thing_group, _home(args), poll=args.poll, timeout=args.timeout
+    )
+    print(f"device {info.thing} restarted (pid {info.pid}, root {info.root})")
+    return 0
+
+
 def _remove(args: argparse.Namespace) -> int:
     from edgekit.local.device.manager import remove_device
 
@@ -89,6 +125,70 @@ def _list(args: argparse.Namespace) -> int:
     for d in devices:
         comps = ", ".join(f"{n} {v}" for n, v in sorted(d.components.items())) or "-"
         print(f"{d.thing:<24} {d.pid if d.pid else 'stopped':>8}  {comps}")
+    return 0
+
+
+# What `status` prints about the IoT Core bridge: (key, label), in order.
+MQTT_COUNTERS = (
+    ("refused_full", "publishes refused, spool full"),
+    ("dropped_qos0", "QoS 0 dropped to make room"),
+    ("lost_qos0", "QoS 0 lost with the connection"),
+    ("dropped", "dropped after the broker refused them"),
+    ("refusals", "connections the broker closed on a message"),
+    ("corrupt", "damaged spool records ignored at start"),
+)
+
+
+def format_status(thing: str, pid: int | None, status: dict[str, Any] | None) -> str:
+    """The text of ``edgekit local device status``."""
+    state = f"running (pid {pid})" if pid else "stopped"
+    lines = [f"device {thing}: {state}"]
+    if status is None:
+        lines.append("  no status written yet (has this device runtime ever run?)")
+        return "\n".join(lines) + "\n"
+    age = max(0.0, time.time() - float(status.get("writtenAt", 0.0)))
+    lines.append(f"  health {status.get('status', '?')}, as of {age:.0f} s ago")
+    if not status.get("controlPlaneReachable", True):
+        lines.append("  the control plane (local endpoints) was unreachable")
+    lines.append(f"  {'COMPONENT':<40} {'VERSION':<12} STATE")
+    for row in status.get("components", []):
+        lines.append(
+            f"  {row.get('componentName', '?'):<40} {row.get('componentVersion', '?'):<12} "
+            f"{row.get('lifecycleState', '?')}"
+        )
+    mqtt = status.get("mqtt") or {}
+    if not mqtt:
+        lines.append("  IoT Core bridge: none (no MQTT broker configured, or IPC is off)")
+        return "\n".join(lines) + "\n"
+    link = "connected" if mqtt.get("connected") else "NOT connected (spooling)"
+    lines.append(
+        f"  IoT Core bridge: {link}; connected {mqtt.get('reconnects', 0)} times since start"
+    )
+    lines.append(
+        f"  spool ({mqtt.get('storage', '?')}): {mqtt.get('queued', 0)} messages, "
+        f"{mqtt.get('queued_bytes', 0)} of {mqtt.get('max_bytes', 0)} bytes "
+        "(mqtt.spooler.maxSizeInBytes); "
+        f"{mqtt.get('replayed', 0)} read back at the last start"
+    )
+    lines.append("  drops and refusals:")
+    lines.extend(f"    {label:<44} {mqtt.get(key, 0)}" for key, label in MQTT_COUNTERS)
+    return "\n".join(lines) + "\n"
+
+
+def _status(args: argparse.Namespace) -> int:
+    from edgekit.local.device.manager import list_devices
+    from edgekit.local.device.status import read_local_status
+
+    device = next((d for d in list_devices(_home(args)) if d.thing == args.thing), None)
+    if device is None:
+        raise ConfigurationError(
+            f"no local device {args.thing}; add one with `edgekit local device add THING`"
+        )
+    status = read_local_status(device.root)
+    if args.json:
+        print(json.dumps({"thing": device.thing, "pid": device.pid, "status": status}, indent=1))
+    else:
+        sys.stdout.write(format_status(device.thing, device.pid, status))
     return 0
 
 

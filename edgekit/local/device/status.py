@@ -2,15 +2,22 @@
 
 The rows ListInstalledComponents shows, the core device's health, and the loop
 that reports them on every state change (batched) and every ``status_interval``.
+The same report, plus the IoT Core bridge's counters (`IpcServer.mqtt_stats`: its
+spool and every message dropped or refused), is written to ``<root>/status.json``
+at least every ``LOCAL_STATUS_INTERVAL`` seconds, even while the control plane is
+down, for ``edgekit local device status`` (`read_local_status`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+from edgekit.files import write_json_atomic
 from edgekit.local.device import lifecycle as lc
 from edgekit.local.device.control import ControlPlane, ControlPlaneUnavailable
 from edgekit.local.device.lifecycle import ComponentService
@@ -18,6 +25,17 @@ from edgekit.local.device.store import ComponentRecord, DeviceState
 
 CORE_VERSION = "2.12.0"
 NUCLEUS = "aws.greengrass.Nucleus"
+LOCAL_STATUS_FILE = "status.json"
+LOCAL_STATUS_INTERVAL = 1.0
+
+
+def read_local_status(root: str | Path) -> dict[str, Any] | None:
+    """The last ``status.json`` a device runtime wrote under ``root``; None if there is none."""
+    try:
+        data = json.loads((Path(root) / LOCAL_STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 class StatusMixin:
@@ -36,6 +54,9 @@ class StatusMixin:
     _boot_errors: dict[str, tuple[str, str]]
     _status_ok: bool
     _last_error: dict[str, float]
+    _ipc_server: Any
+    layout: Any
+    thing_name: str
 
     def _warn_once(self, key: str, message: str, every: float = 30.0) -> None:
         """Log a recurring problem (control plane down) at most every ``every`` seconds."""
@@ -108,21 +129,47 @@ class StatusMixin:
             "components": rows,
         }
 
-    def _send_status(self) -> bool:
+    def mqtt_stats(self) -> dict[str, Any]:
+        """The IoT Core bridge's counters; empty without an IPC server or a broker."""
+        server = self._ipc_server
+        return {} if server is None else dict(server.mqtt_stats())
+
+    def _write_local_status(self, payload: dict[str, Any] | None = None) -> None:
+        document = dict(payload if payload is not None else self._status_payload())
+        document.update(
+            thingName=self.thing_name,
+            writtenAt=time.time(),
+            controlPlaneReachable=self._status_ok,
+            mqtt=self.mqtt_stats(),
+        )
         try:
-            self.cloud.report_status(self._status_payload())
+            write_json_atomic(self.layout.root / LOCAL_STATUS_FILE, document, fsync=False)
+        except OSError as exc:
+            self._warn_once("local-status", f"cannot write {LOCAL_STATUS_FILE}: {exc}")
+
+    def _send_status(self) -> bool:
+        payload = self._status_payload()
+        try:
+            self.cloud.report_status(payload)
         except ControlPlaneUnavailable as exc:
             self._status_ok = False
             self._warn_once("status", f"cannot report status: {exc}")
+            self._write_local_status(payload)
             return False
         self._status_ok = True
+        self._write_local_status(payload)
         return True
 
     def _report_loop(self) -> None:
+        last_report = time.monotonic()
         while not self._stopping.is_set():
-            self._report_event.wait(self.status_interval)
+            changed = self._report_event.wait(min(self.status_interval, LOCAL_STATUS_INTERVAL))
             if self._stopping.is_set():
                 return
-            self._report_event.clear()
-            time.sleep(0.02)  # a burst of state changes becomes one report
-            self._send_status()
+            if changed or time.monotonic() - last_report >= self.status_interval:
+                self._report_event.clear()
+                time.sleep(0.02)  # a burst of state changes becomes one report
+                self._send_status()
+                last_report = time.monotonic()
+            else:
+                self._write_local_status()
