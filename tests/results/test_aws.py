@@ -41,6 +41,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 REGION = "us-east-1"
 TOPIC = "qualityinspection/scratch-detection"
+E2E_KEYS = {"AKIDE2E": "e2e-secret"}  # the broker checks the SigV4 signature with these
 
 
 @pytest.fixture
@@ -128,7 +129,7 @@ def test_describe_endpoint_failure_is_a_clear_error(aws_env: str) -> None:
 @pytest.fixture(scope="module")
 def ws_broker() -> Iterator[Broker]:
     """The local broker with its websocket listener; it keeps each upgrade request."""
-    broker = Broker(port=0, websocket_port=0).start()
+    broker = Broker(port=0, websocket_port=0, websocket_credentials=E2E_KEYS).start()
     yield broker
     broker.stop()
 
@@ -359,7 +360,7 @@ def test_a_dropped_connection_rejoins_its_session_and_loses_nothing(ws_broker: B
 
 
 def test_a_lost_session_is_resubscribed_after_a_broker_restart() -> None:
-    first = Broker(port=0, websocket_port=0).start()
+    first = Broker(port=0, websocket_port=0, websocket_credentials=E2E_KEYS).start()
     port, ws_port = first.port, first.websocket_port
     got: list[bytes] = []
     second: Broker | None = None
@@ -368,7 +369,9 @@ def test_a_lost_session_is_resubscribed_after_a_broker_restart() -> None:
         with sub:
             sub.subscribe(TOPIC, lambda m: got.append(m.payload))
             first.stop()  # sessions live in memory: the restarted broker knows none
-            second = Broker(port=port, websocket_port=ws_port).start()
+            second = Broker(
+                port=port, websocket_port=ws_port, websocket_credentials=E2E_KEYS
+            ).start()
             _wait(lambda: sub.resubscribed == 1, what="the re-subscription")
             publisher = Publisher(port)
             try:

@@ -3,7 +3,9 @@
 Serves until SIGTERM/SIGINT. With ``--port 0`` the OS picks a free port; it is
 written to ``--port-file`` once the broker accepts connections. With
 ``--websocket-port P`` it also serves MQTT over WebSocket (``ws://host:P/mqtt``;
-0 picks a port, written to ``--websocket-port-file``).
+0 picks a port, written to ``--websocket-port-file``); upgrades must be SigV4
+presigned with ``--websocket-access-key ID:SECRET`` (repeatable; default the
+local backend's ``testing:testing``).
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ async def serve(
     limits: BrokerLimits | None = None,
     websocket_port: int | None = None,
     websocket_port_file: Path | None = None,
+    websocket_credentials: dict[str, str] | None = None,
 ) -> None:
-    server = MqttServer(host, port, limits, websocket_port)
+    server = MqttServer(host, port, limits, websocket_port, websocket_credentials)
     bound = await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -65,7 +68,22 @@ def main(argv: list[str] | None = None) -> int:
         "--websocket-port-file", type=Path, help="write the bound websocket port here when ready"
     )
     parser.add_argument(
+        "--websocket-access-key",
+        action="append",
+        metavar="ID:SECRET",
+        help="credentials a websocket upgrade may be SigV4-signed with (repeatable)",
+    )
+    parser.add_argument(
         "--max-packet-size", type=int, default=BrokerLimits.max_packet_size, help="bytes"
+    )
+    parser.add_argument(
+        "--session-expiry",
+        type=int,
+        default=BrokerLimits.session_expiry,
+        help="seconds a persistent session outlives its connection (IoT Core: 3600)",
+    )
+    parser.add_argument(
+        "--max-sessions", type=int, default=BrokerLimits.max_sessions, help="sessions kept"
     )
     parser.add_argument(
         "--allow-remote",
@@ -79,7 +97,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    limits = BrokerLimits(max_packet_size=args.max_packet_size, allow_remote=args.allow_remote)
+    credentials = None
+    if args.websocket_access_key:
+        pairs = [key.partition(":") for key in args.websocket_access_key]
+        if any(not key_id or not sep or not secret for key_id, sep, secret in pairs):
+            parser.error("--websocket-access-key takes ACCESS_KEY_ID:SECRET_ACCESS_KEY")
+        credentials = {key_id: secret for key_id, _, secret in pairs}
+    limits = BrokerLimits(
+        max_packet_size=args.max_packet_size,
+        allow_remote=args.allow_remote,
+        session_expiry=args.session_expiry,
+        max_sessions=args.max_sessions,
+    )
     try:
         asyncio.run(
             serve(
@@ -89,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 limits,
                 args.websocket_port,
                 args.websocket_port_file,
+                credentials,
             )
         )
     except LocalBackendError as exc:

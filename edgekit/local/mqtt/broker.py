@@ -4,7 +4,9 @@
 broker) on a thread and event loop of its own, so tests and notebooks need no
 event loop. Clients are anonymous and accepted from loopback only, like a
 developer's stand-in for IoT Core. With ``websocket_port`` (0 picks one) it
-also serves MQTT over WebSocket, the way IoT Core serves SigV4 clients.
+also serves MQTT over WebSocket, the way IoT Core serves SigV4 clients: the
+upgrade must be presigned with a key in ``websocket_credentials`` (access key
+id -> secret; the local backend's ``testing``/``testing`` by default).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from edgekit.errors import LocalBackendError
@@ -41,9 +43,11 @@ class Broker:
         *,
         limits: BrokerLimits | None = None,
         websocket_port: int | None = None,
+        websocket_credentials: Mapping[str, str] | None = None,
     ) -> None:
         self.host = host
         self.limits = limits or BrokerLimits()
+        self.websocket_credentials = websocket_credentials
         self._requested_port = port
         self._requested_websocket_port = websocket_port
         self._port: int | None = None
@@ -125,7 +129,11 @@ class Broker:
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
         self._server = MqttServer(
-            self.host, self._requested_port, self.limits, self._requested_websocket_port
+            self.host,
+            self._requested_port,
+            self.limits,
+            self._requested_websocket_port,
+            self.websocket_credentials,
         )
         self._port = await self._server.start()
         self._websocket_port = self._server.websocket_port

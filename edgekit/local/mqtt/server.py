@@ -1,7 +1,9 @@
 """The asyncio server: accepts connections and runs each one concurrently.
 
 It listens on TCP and, if asked, on a second port for MQTT over WebSocket
-(`edgekit.local.mqtt.websocket`); both feed the same `Connection`.
+(`edgekit.local.mqtt.websocket`); both feed the same `Connection`. A websocket
+upgrade must carry a valid SigV4 presigned query (`edgekit.local.mqtt.sigv4`),
+signed with one of ``websocket_credentials`` (the local backend's by default).
 
 `MqttServer` lives on whatever event loop starts it (``python -m
 edgekit.local.mqtt`` runs it under ``asyncio.run``; `Broker` on a thread).
@@ -15,12 +17,14 @@ import asyncio
 import collections
 import contextlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from edgekit.errors import LocalBackendError
 from edgekit.local.mqtt.connection import Connection
 from edgekit.local.mqtt.limits import BrokerLimits
 from edgekit.local.mqtt.router import Router
+from edgekit.local.mqtt.sigv4 import LOCAL_CREDENTIALS, SigV4Verifier
 from edgekit.local.mqtt.websocket import MAX_HANDSHAKE_BYTES, Handshake, accept
 
 HANDSHAKES_KEPT = 64  # the most recent websocket upgrade requests, for inspection
@@ -37,12 +41,15 @@ class MqttServer:
         port: int = 0,
         limits: BrokerLimits | None = None,
         websocket_port: int | None = None,
+        websocket_credentials: Mapping[str, str] | None = None,
     ) -> None:
         self.host = host
         self.requested_port = port
         self.requested_websocket_port = websocket_port
         self.limits = limits or BrokerLimits()
         self.router = Router(self.limits)
+        creds = LOCAL_CREDENTIALS if websocket_credentials is None else websocket_credentials
+        self.verifier = SigV4Verifier(dict(creds))
         self.port = 0
         self.websocket_port: int | None = None
         self.websocket_handshakes: collections.deque[Handshake] = collections.deque(
@@ -106,6 +113,7 @@ class MqttServer:
                 writer,
                 max_frame=self.limits.max_packet_size,
                 timeout=self.limits.connect_timeout,
+                authenticate=self.verifier.check,
             )
         except asyncio.CancelledError:
             return  # close() during the handshake

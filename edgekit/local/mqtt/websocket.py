@@ -12,7 +12,8 @@ What is enforced, each violation closing only its own connection:
 - the handshake: ``GET`` over HTTP/1.1, ``Host``, ``Upgrade: websocket``,
   ``Connection: Upgrade``, version 13, a 16-byte ``Sec-WebSocket-Key``, the
   ``mqtt`` subprotocol offered, at most `MAX_HANDSHAKE_BYTES`; refused with an
-  HTTP error status and a one-line reason.
+  HTTP error status and a one-line reason; with an ``authenticate`` check (the
+  broker's `sigv4.SigV4Verifier`), a refused signature is answered 403.
 - frames: masked (client to server), no RSV bits (no extension is negotiated),
   known opcodes, minimal length encodings, control frames unfragmented and at
   most 125 bytes, continuation only inside a fragmented message, binary data
@@ -32,6 +33,7 @@ import contextlib
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -100,6 +102,7 @@ class HandshakeError(WebSocketError):
 
 _STATUS_PHRASES = {
     400: "Bad Request",
+    403: "Forbidden",
     405: "Method Not Allowed",
     426: "Upgrade Required",
     431: "Request Header Fields Too Large",
@@ -543,14 +546,22 @@ async def accept(
     *,
     max_frame: int,
     timeout: float,
+    authenticate: Callable[[str, tuple[tuple[str, str], ...]], str | None] | None = None,
 ) -> WebSocketStream | None:
-    """Run the server side of the handshake; None (connection closed) if it was refused."""
+    """Run the server side of the handshake; None (connection closed) if it was refused.
+
+    ``authenticate(target, headers)`` returns why the request may not connect, or None.
+    """
     peername = writer.get_extra_info("peername")
     peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
     try:
         async with asyncio.timeout(timeout):
             raw = await read_request_head(reader, MAX_HANDSHAKE_BYTES)
         handshake = parse_handshake(raw, peer)
+        refusal = authenticate(handshake.target, handshake.headers) if authenticate else None
+        if refusal:
+            log.warning("websocket %s: refused %s: %s", peer, handshake.path, refusal)
+            raise HandshakeError(refusal, 403)
     except HandshakeError as exc:
         log.info("websocket %s: %s", peer, exc)
         writer.write(exc.response())
@@ -571,19 +582,7 @@ async def accept(
 
 
 __all__ = [
-    "CLOSE_MESSAGE_TOO_BIG",
-    "CLOSE_PROTOCOL_ERROR",
-    "CLOSE_UNSUPPORTED_DATA",
-    "Frame",
-    "FrameDecoder",
-    "Handshake",
-    "HandshakeError",
-    "WebSocketError",
-    "WebSocketStream",
-    "accept",
-    "accept_key",
-    "encode_frame",
-    "handshake_response",
-    "parse_close",
-    "parse_handshake",
-]
+    "CLOSE_MESSAGE_TOO_BIG", "CLOSE_PROTOCOL_ERROR", "CLOSE_UNSUPPORTED_DATA", "Frame",
+    "FrameDecoder", "Handshake", "HandshakeError", "WebSocketError", "WebSocketStream", "accept",
+    "accept_key", "encode_frame", "handshake_response", "parse_close", "parse_handshake",
+]  # fmt: skip
