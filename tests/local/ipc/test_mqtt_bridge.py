@@ -335,3 +335,19 @@ def test_keep_qos0_when_offline_spools_qos0_in_memory(
                 broker.stop()
         finally:
             a.close()
+
+
+def test_a_new_max_size_applies_at_once(sockdir: Path, tmp_path: Path) -> None:
+    """As on the nucleus, a deployment changing mqtt.spooler.maxSizeInBytes needs no restart."""
+    host = MemoryHost(thing_name="dev1", mqtt_endpoint=f"127.0.0.1:{_free_port()}")
+    host.add_component("aws.greengrass.Nucleus", configuration={})
+    with IpcServer(sockdir / "m.sock", host, spool_dir=tmp_path / "spool") as server:
+        assert server.mqtt_stats()["max_bytes"] == 2_621_440
+        host.update_configuration(
+            "aws.greengrass.Nucleus", ["mqtt"], {"spooler": {"maxSizeInBytes": 4096}}, time.time()
+        )
+        assert server.mqtt_stats()["max_bytes"] == 4096
+        host.update_configuration(
+            "aws.greengrass.Nucleus", ["other"], {"x": 1}, time.time()
+        )  # an unrelated key changes nothing
+        assert server.mqtt_stats()["max_bytes"] == 4096
