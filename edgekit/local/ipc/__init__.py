@@ -4,8 +4,9 @@ Owns: the event-stream RPC protocol on a unix socket (`IpcServer`: ``eventstream
 ``rpc``, ``server``), the IPC operations (``handlers``), authorization of them
 (``authorization``, ``topics``), local publish/subscribe and the bridge to the MQTT
 broker (``mqtt_bridge``) with its spool of messages waiting for the broker, on disk
-(``mqtt_spool``, the nucleus' ``mqtt.spooler``). The device runtime supplies an `IpcHost` (components, tokens, configuration);
-``memory_host`` is an in-memory one for tests.
+(``mqtt_spool``, the nucleus' ``mqtt.spooler``). The device runtime supplies an
+`IpcHost` (components, tokens, configuration); ``memory_host`` is an in-memory one for
+tests.
 
 Must not import ``edgekit.local.device`` (the runtime depends on IPC, never the other
 way round: `IpcHost` is the only contract), nor anything above the local backend
@@ -14,7 +15,8 @@ way round: `IpcHost` is the only contract), nor anything above the local backend
 Its public API raises `edgekit.errors.LocalBackendError`. ``modeled_errors`` are the
 Greengrass IPC error shapes sent to components over the socket, not Python exceptions
 for edgekit's callers; the protocol errors of ``eventstream``/``rpc`` and
-``mqtt_bridge.MqttBridgeError`` / ``mqtt_spool.SpoolFullError`` are internal (they end one connection or one request).
+``mqtt_bridge.MqttBridgeError`` / ``mqtt_spool.SpoolError`` are internal (they end one
+connection or one request).
 """
 
 from __future__ import annotations

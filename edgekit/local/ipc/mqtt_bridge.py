@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 import paho.mqtt.client as mqtt
 
 from edgekit.errors import LocalBackendError
-from edgekit.local.ipc.mqtt_spool import MqttSpool, SpooledMessage, SpoolFullError
+from edgekit.local.ipc.mqtt_spool import MqttSpool, SpooledMessage, SpoolError
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ class MqttBridge:
             )
         try:
             message = self.spool.append(topic, payload, qos, retain, durable=qos > 0)
-        except SpoolFullError as exc:
+        except SpoolError as exc:
             raise MqttBridgeError(
                 f"{exc} (the MQTT broker at {self.endpoint} is unreachable)"
             ) from exc

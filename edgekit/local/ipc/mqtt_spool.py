@@ -63,8 +63,12 @@ _SEQ = struct.Struct(">Q")
 _MAX_BODY = 16 << 20
 
 
-class SpoolFullError(LocalBackendError):
-    """The spool has no room for a message (internal; PublishToIoTCore answers ServiceError)."""
+class SpoolError(LocalBackendError):
+    """The spool cannot take a message (internal; PublishToIoTCore answers ServiceError)."""
+
+
+class SpoolFullError(SpoolError):
+    """The spool has no room for a message, even after dropping QoS 0 messages."""
 
 
 @dataclass(frozen=True)
@@ -295,7 +299,7 @@ class MqttSpool:
         size = len(payload)
         with self._lock:
             if self._closed:
-                raise SpoolFullError(
+                raise SpoolError(
                     f"the IoT Core spool is closed (the device runtime is stopping); the message "
                     f"to {topic!r} was not taken: publish it again once the runtime is back"
                 )
@@ -319,16 +323,32 @@ class MqttSpool:
             seq = self._next_seq
             self._next_seq += 1
             on_disk = durable and self.directory is not None
-            segment = (
-                self._write(_encode(seq, topic, payload, qos, retain), seq) if on_disk else None
-            )
+            segment = None
+            if on_disk:
+                try:
+                    segment = self._write(_encode(seq, topic, payload, qos, retain), seq)
+                except OSError as exc:
+                    raise self._write_failed(topic, exc) from exc
             message = SpooledMessage(seq, topic, payload, qos, retain, segment)
             self._messages[seq] = message
             self._bytes += size
             end = self._written
         if on_disk and self._fsync:
-            self._sync(end)
+            try:
+                self._sync(end)
+            except OSError as exc:  # it stays spooled and is sent; the caller may send it again
+                raise self._write_failed(topic, exc) from exc
         return message
+
+    def _write_failed(self, topic: str, exc: OSError) -> SpoolError:
+        """A write or fsync failed (a full disk): later records go to a new segment, so none
+        follows a torn one; the error names the folder (holds _lock or not)."""
+        self._current_size = self._segment_bytes
+        self.counters.refused += 1
+        return SpoolError(
+            f"cannot write the IoT Core spool in {self.directory} ({exc}); the message to "
+            f"{topic!r} may not survive a restart: free disk space there and publish it again"
+        )
 
     def _drop_qos0_for(self, size: int) -> None:
         """Drop the oldest QoS 0 messages until ``size`` more bytes fit (holds _lock)."""

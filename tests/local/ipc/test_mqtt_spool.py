@@ -20,6 +20,7 @@ from edgekit.local.ipc.mqtt_spool import (
     MEMORY,
     MqttSpool,
     SpoolerConfig,
+    SpoolError,
     SpoolFullError,
 )
 
@@ -163,7 +164,7 @@ def test_memory_spool_and_closed_spool(tmp_path: Path) -> None:
     disk = MqttSpool(tmp_path)
     assert disk.storage_type == DISK
     disk.close()
-    with pytest.raises(SpoolFullError, match="closed"):
+    with pytest.raises(SpoolError, match="closed"):
         disk.append("r/1", b"x", 1)
 
 
@@ -228,3 +229,31 @@ def test_an_unwritable_folder_is_an_error_naming_it(tmp_path: Path) -> None:
 def test_spooler_configuration(value: Any, expected: SpoolerConfig) -> None:
     assert SpoolerConfig.from_config(value) == expected
     assert SpoolerConfig().max_bytes == DEFAULT_MAX_BYTES == 2_621_440
+
+
+def test_a_failed_write_is_an_error_and_later_records_stay_readable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk tears one record: the publish fails naming the folder, and the next
+    record goes to a new segment, so nothing written later hides behind the torn one."""
+    import errno
+    import os
+
+    from edgekit.local.ipc import mqtt_spool
+
+    spool = MqttSpool(tmp_path)
+    spool.append("r/0", b"a" * 20, 1)
+    real_write = os.write
+
+    def half_then_full(fd: int, data: Any) -> int:
+        real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(mqtt_spool.os, "write", half_then_full)
+    with pytest.raises(SpoolError, match=rf"cannot write the IoT Core spool in {tmp_path}.*r/1"):
+        spool.append("r/1", b"b" * 20, 1)
+    monkeypatch.setattr(mqtt_spool.os, "write", real_write)
+    spool.append("r/2", b"c" * 20, 1)
+    again = MqttSpool(tmp_path)
+    assert [m.topic for m in again.pending()] == ["r/0", "r/2"]
+    assert again.stats()["corrupt"] == 1
