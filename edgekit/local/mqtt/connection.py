@@ -331,6 +331,12 @@ class Connection:
             if self.v5 and topic_filter.startswith(SHARED_PREFIX):
                 codes.append(SHARED_SUBSCRIPTIONS_NOT_SUPPORTED)
                 continue
+            limit = self.limits.max_subscriptions
+            if topic_filter not in session.subscriptions and len(session.subscriptions) >= limit:
+                self.router.stats.subscriptions_refused += 1
+                log.warning("%r: refused filter %r: %d subscriptions", self, topic_filter, limit)
+                codes.append(QUOTA_EXCEEDED if self.v5 else V311_SUBSCRIBE_FAILURE)
+                continue
             sub = Subscription(topic_filter, options, identifier)
             existed = self.router.subscribe(session, sub)
             codes.append(options.qos)

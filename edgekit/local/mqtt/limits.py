@@ -38,6 +38,9 @@ class BrokerLimits:
       client over it takes the place of the offline session idle longest; if
       every session is online, it is refused (CONNACK 0x97 quota exceeded for
       MQTT 5, 3 server unavailable for 3.1.1).
+    - ``max_subscriptions``: topic filters one session may subscribe to; a SUBSCRIBE
+      past it gets failure reason codes for the new filters (0x97 quota exceeded in
+      MQTT 5, 0x80 in 3.1.1), counted.
     - ``topic_alias_maximum``: topic aliases an MQTT 5 client may set up.
     - ``connect_timeout``: seconds a new connection has to send CONNECT.
     - ``allow_remote``: accept anonymous clients from non-loopback addresses.
@@ -51,6 +54,7 @@ class BrokerLimits:
     max_retained_bytes: int = 64 << 20
     session_expiry: int = DEFAULT_SESSION_EXPIRY_S
     max_sessions: int = 10_000
+    max_subscriptions: int = 1000
     topic_alias_maximum: int = 64
     connect_timeout: float = 10.0
     allow_remote: bool = False

@@ -19,6 +19,7 @@ class BrokerStats:
     sessions_expired: int = 0
     sessions_evicted: int = 0  # offline sessions ended to make room (max_sessions)
     sessions_refused: int = 0  # CONNECTs refused: max_sessions, all online
+    subscriptions_refused: int = 0  # topic filters over max_subscriptions
     overflow_disconnects: int = 0  # clients disconnected for not keeping up
 
     def as_dict(self) -> dict[str, int]:

@@ -401,3 +401,21 @@ def test_a_stuck_live_subscriber_is_still_disconnected_and_its_session_kept(
         assert not _session_gone(broker, cid)
         raw.close()
     threading.Event().wait(0)  # nothing left running
+
+
+@pytest.mark.parametrize("v5", [False, True], ids=["mqtt311", "mqtt5"])
+def test_subscriptions_per_session_are_capped(made: list[Client], v5: bool) -> None:
+    with Broker(limits=BrokerLimits(max_subscriptions=3)) as broker:
+        c = _connect(broker, made, v5=v5)
+        codes: list[Any] = []
+        c.client.on_subscribe = lambda cl, u, mid, rcs, p: codes.append(rcs)
+        _, mid = c.client.subscribe([(f"cap/{i}", 1) for i in range(5)])
+        _wait(lambda: bool(codes), "the SUBACK")
+        names = [rc.getName() for rc in codes[0]]
+        refused = "Quota exceeded" if v5 else "Unspecified error"
+        assert names == ["Granted QoS 1"] * 3 + [refused] * 2, names
+        assert broker.stats()["subscriptions_refused"] == 2
+        codes.clear()
+        c.client.subscribe("cap/0", 1)  # subscribing again to a filter it has is fine
+        _wait(lambda: bool(codes), "the second SUBACK")
+        assert [rc.getName() for rc in codes[0]] == ["Granted QoS 1"]
