@@ -78,7 +78,8 @@ V311_SUBSCRIBE_FAILURE = 0x80
 
 _CONTROL_SLACK = 64 * 1024  # acks may exceed the outgoing limit by this much before we give up
 _CLOSE_GRACE_S = 1.0  # time a closing connection gets to flush its last packet
-_DRAIN_POLL_S = 0.005  # how often a session waiting for the write buffer looks again
+_DRAIN_POLL_S = 0.005  # how soon a session waiting for the write buffer looks again...
+_DRAIN_POLL_MAX_S = 0.1  # ...backing off to this while the client does not read
 
 
 def _is_loopback(peer: Any) -> bool:
@@ -383,14 +384,15 @@ class Connection:
             return
         self._drain_waiters.append(callback)
         if len(self._drain_waiters) == 1:
-            asyncio.get_running_loop().call_later(_DRAIN_POLL_S, self._check_drained)
+            asyncio.get_running_loop().call_later(_DRAIN_POLL_S, self._check_drained, _DRAIN_POLL_S)
 
-    def _check_drained(self) -> None:
+    def _check_drained(self, delay: float) -> None:
         if self.closed:
             self._drain_waiters.clear()
             return
         if self.transport.get_write_buffer_size() > self.limits.max_outgoing_bytes // 2:
-            asyncio.get_running_loop().call_later(_DRAIN_POLL_S, self._check_drained)
+            delay = min(delay * 2, _DRAIN_POLL_MAX_S)  # a client that stopped reading
+            asyncio.get_running_loop().call_later(delay, self._check_drained, delay)
             return
         waiters, self._drain_waiters = self._drain_waiters, []
         for callback in waiters:
