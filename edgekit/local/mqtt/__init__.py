@@ -1,11 +1,13 @@
 """The local backend's MQTT broker: IoT Core's message broker on loopback.
 
-A compact asyncio MQTT 3.1.1 and 5.0 broker (stdlib only). `Broker` runs
+A compact asyncio MQTT 3.1.1 and 5.0 broker (stdlib, and botocore's SigV4 signer to
+check websocket upgrades, ``sigv4``). `Broker` runs
 in-process (tests, notebooks); ``python -m edgekit.local.mqtt`` runs it as the
 detached process `edgekit local up` starts.
 
 Owns: the wire format (``wire``, ``packets``, ``properties``), topic rules (``topics``),
-sessions, routing, client connections (``connection``, ``websocket``) and limits.
+sessions, routing, client connections (``connection``, ``websocket``, ``sigv4``), limits
+and the counters of what it drops or refuses (``stats``, `Broker.stats`).
 Must not import any other part of edgekit but ``errors`` and ``files`` (IPC and the
 device runtime depend on the broker, never the other way round).
 
