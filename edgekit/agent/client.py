@@ -4,11 +4,19 @@ It speaks the same API as any client generated from agent.proto (the
 SageMaker Edge Manager agent's), adds numpy in and out, and optionally passes
 inputs through POSIX shared memory instead of the gRPC message, which saves
 a serialization and a copy per tensor for large inputs.
+
+Before its first call, again after a call found no agent, and at most every
+:data:`PEER_CHECK_INTERVAL` seconds, the client checks who listens on a unix socket
+(``SO_PEERCRED``, on Linux): a process of another user (not root) is not this device's
+agent, and every call fails with PERMISSION_DENIED naming the socket, the process and its
+uid, instead of trusting what it answers.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +31,8 @@ from edgekit.agent.status import AgentStatusError
 from edgekit.agent.tensors import DATA_TYPE_NAMES, DATA_TYPES, data_type_of, to_proto
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+PEER_CHECK_INTERVAL = 10.0
+"""Seconds a check of the socket's owner holds (an agent restart may replace the socket)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,45 @@ def _model_info(model: Any) -> ModelInfo:
     )
 
 
+def socket_path_of(target: str) -> str | None:
+    """The filesystem path of a ``unix:`` gRPC target; None for other targets."""
+    if target.startswith("unix://"):
+        return target[len("unix://") :]
+    if target.startswith("unix:"):
+        return target[len("unix:") :]
+    return None
+
+
+def check_peer(path: str, *, method: str = "") -> bool:
+    """PERMISSION_DENIED unless the process listening on unix socket ``path`` runs as this
+    user or root; True when checked. False when nobody listens (the call itself reports
+    UNAVAILABLE) or there is no SO_PEERCRED (not Linux: the socket's folder is the guard)."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(5.0)
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+        raw = probe.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
+    finally:
+        probe.close()
+    pid, uid, _gid = struct.unpack("3i", raw)
+    me = os.geteuid()
+    if uid not in (me, 0):
+        raise AgentStatusError(
+            "PERMISSION_DENIED",
+            f"{path}: the process listening there (pid {pid}) runs as uid {uid}, not as this "
+            f"user (uid {me}) or root, so it is not this device's model agent; stop it, "
+            "remove the socket and restart the agent component",
+            method=method,
+        )
+    return True
+
+
 def to_array(tensor: Any) -> np.ndarray:
     """A (writable) numpy array from a response Tensor."""
     meta = tensor.tensor_metadata
@@ -94,15 +143,30 @@ class AgentClient:
         )
         self.stub = agent_pb2_grpc.AgentStub(self._channel)
         self._pool: SharedMemoryPool | None = None
+        self._socket = socket_path_of(self.target)
+        self._peer_checked_at: float | None = None
 
     # -- plumbing --------------------------------------------------------------
+    def check_peer(self, method: str = "") -> None:
+        """Check who listens on the agent's socket (see :func:`check_peer`) unless a check
+        passed less than PEER_CHECK_INTERVAL seconds ago."""
+        if self._socket is None:
+            return
+        checked = self._peer_checked_at
+        if checked is not None and time.monotonic() - checked < PEER_CHECK_INTERVAL:
+            return
+        if check_peer(self._socket, method=method):
+            self._peer_checked_at = time.monotonic()
+
     def _call(self, method: str, request: Any) -> Any:
+        self.check_peer(method)
         try:
             return getattr(self.stub, method)(request, timeout=self.timeout)
         except grpc.RpcError as exc:
             code = exc.code().name if exc.code() is not None else "UNKNOWN"
             details = exc.details() or ""
             if code == "UNAVAILABLE":
+                self._peer_checked_at = None  # whoever answers next is checked again
                 details = f"no agent answers on {self.target} ({details})"
             raise AgentStatusError(code, details, method=method) from None
 
@@ -114,6 +178,7 @@ class AgentClient:
             raise AgentStatusError(
                 "UNAVAILABLE", f"no agent answered on {self.target} within {timeout:.0f} s"
             ) from None
+        self.check_peer()
 
     def close(self) -> None:
         self._channel.close()
@@ -225,4 +290,4 @@ class AgentClient:
         return agent_pb2.CaptureDataStatus.Name(reply.status)
 
 
-__all__ = ["AgentClient", "ModelInfo", "TensorInfo", "to_array", "DATA_TYPE_NAMES"]
+__all__ = ["AgentClient", "ModelInfo", "TensorInfo", "check_peer", "to_array", "DATA_TYPE_NAMES"]

@@ -14,7 +14,8 @@ public key the signature was checked with. The agent knows them as follows:
   archive (source ``"install-marker"``). No marker: the sha256 is unknown
   (None), never guessed.
 
-The key fingerprint is always the agent's own key (the one it verified with).
+The key fingerprint is that of the trusted key the signature verified with (the
+agent's own key, or one of its additional keys; see :mod:`edgekit.agent.models`).
 """
 
 from __future__ import annotations

@@ -1,19 +1,24 @@
 """The models an agent serves: load verified packages by name, describe their tensors.
 
 A model is loaded only from a package whose signature and file hashes check
-out against the agent's public key (:func:`edgekit.package.load_model`, which
+out against one of the keys the agent trusts: its public key, then any
+additional keys (a rollout's shadow stage adds the candidate's key for a while),
+tried in that order (:func:`edgekit.package.load_model`, which
 also picks the runtime from the manifest's ``runtime`` field and hashes the
 model bytes again before the runtime sees them). Each model gets one runtime
 session, created at load; sessions are thread-safe, so concurrent Predicts
 run in parallel. With each model the registry keeps its
 :class:`~edgekit.agent.identity.PackageIdentity` (archive sha256, key
-fingerprint), which the agent reports in ListModels/DescribeModel.
+fingerprint of the key that verified it), which the agent reports in
+ListModels/DescribeModel.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,15 +101,29 @@ def output_specs(model: LoadedModel) -> list[TensorSpec]:
 class ModelRegistry:
     """The models an agent serves, by name."""
 
-    def __init__(self, public_key: Any, *, intra_op_threads: int = 0) -> None:
-        self._public_key = public_key
-        self.key_fingerprint = fingerprint(public_key)
-        """Fingerprint of the public key every package is verified with."""
+    def __init__(
+        self,
+        public_key: Any,
+        *,
+        additional_keys: Iterable[Any] = (),
+        intra_op_threads: int = 0,
+    ) -> None:
+        trusted: dict[str, Any] = {}
+        for key in (public_key, *additional_keys):
+            trusted.setdefault(fingerprint(key), key)  # the same key twice is trusted once
+        self._trusted = list(trusted.items())
+        self.key_fingerprint = self._trusted[0][0]
+        """Fingerprint of the agent's own public key (the first one tried)."""
         self._intra_op_threads = intra_op_threads
         self._lock = threading.Lock()
         self._models: dict[str, LoadedModel] = {}
         self._identities: dict[str, PackageIdentity] = {}
         self._loading: set[str] = set()
+
+    @property
+    def key_fingerprints(self) -> list[str]:
+        """Fingerprints of every trusted key: the agent's own first, then the additional ones."""
+        return [fp for fp, _key in self._trusted]
 
     def get(self, name: str) -> LoadedModel:
         with self._lock:
@@ -159,31 +178,37 @@ class ModelRegistry:
             raise not_found(f"no model package at {path}")
         try:
             # Hashed before verification and load: the bytes loaded are the bytes reported.
-            identity = identify(path, self.key_fingerprint)
+            identity = identify(path, "")
         except OSError as exc:
             raise failed_precondition(f"package {path} cannot be read: {exc}") from None
-        try:
-            model = load_model(
-                path,
-                name=name,
-                public_key=self._public_key,
-                source=url,
-                threads=self._intra_op_threads or None,
-            )
-        except VerificationError as exc:
-            raise failed_precondition(
-                f"package {path} failed verification against the agent's public key "
-                f"{self.key_fingerprint}: {exc}"
-            ) from None
-        except PackageError as exc:
-            raise failed_precondition(f"package {path} cannot be opened: {exc}") from None
-        except ModelError as exc:
-            raise failed_precondition(
-                f"package {path} cannot be run by this agent: {exc}"
-            ) from None
-        input_specs(model)  # refuse, at load, tensors the API cannot describe
-        output_specs(model)
-        return model, identity
+        refusals: list[str] = []
+        for key_fp, key in self._trusted:
+            try:
+                model = load_model(
+                    path,
+                    name=name,
+                    public_key=key,
+                    source=url,
+                    threads=self._intra_op_threads or None,
+                )
+            except VerificationError as exc:
+                refusals.append(f"key {key_fp}: {exc}")
+                continue
+            except PackageError as exc:
+                raise failed_precondition(f"package {path} cannot be opened: {exc}") from None
+            except ModelError as exc:
+                raise failed_precondition(
+                    f"package {path} cannot be run by this agent: {exc}"
+                ) from None
+            input_specs(model)  # refuse, at load, tensors the API cannot describe
+            output_specs(model)
+            return model, dataclasses.replace(identity, key_fingerprint=key_fp)
+        trusted = ", ".join(self.key_fingerprints)
+        raise failed_precondition(
+            f"package {path} failed verification against every key this agent trusts "
+            f"({trusted}): " + "; ".join(refusals) + ". Sign it with a trusted key, or "
+            "deploy the agent with its public key (PublicKey, or AdditionalPublicKeys)"
+        )
 
 
 def check_input(spec: TensorSpec, data_type: int, shape: list[int], *, model: str) -> None:

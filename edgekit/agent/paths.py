@@ -1,22 +1,119 @@
 """Where a device's model agent listens when its configuration leaves SocketPath empty.
 
-Unix socket paths are limited to 108 bytes, so the socket cannot live in the
-component's work folder; a short path in /tmp derived from that folder keeps two
-device roots on one machine (two local homes, parallel test runs) apart. The
-agent component and the inference app both call this, so they always agree.
+Whoever binds the agent's socket first is "the agent" to the inference app, which then
+runs whatever that process says it verified; so the socket lives in a folder only the
+agent's user can write, never under a name another local user can take first:
+
+- ``<agent work folder>/agent.sock`` when that path fits a unix socket address (107
+  bytes); the work folder is the component's own (``{work:path}``);
+- otherwise ``<per-user folder>/agent-<sha1(work folder)[:12]>.sock``, the per-user folder
+  being ``$XDG_RUNTIME_DIR/edgekit`` when ``XDG_RUNTIME_DIR`` is set, else
+  ``/tmp/edgekit-<uid>``, created with mode 0700 if missing. The hash keeps two device
+  roots on one machine (two local homes, parallel test runs) apart.
+
+Every folder is checked with ``lstat`` before use: a real directory (not a symlink),
+owned by this user, writable by nobody else (the per-user folder: exactly mode 0700).
+Anything else is an :class:`~edgekit.errors.AgentError` naming the folder and what is
+wrong with it; there is no fallback. The agent component's Run script and the inference
+app both call :func:`socket_for_work`, so they always agree.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
+from pathlib import Path
+
+from edgekit.errors import AgentError
+
+SOCKET_NAME = "agent.sock"
+UNIX_SOCKET_LIMIT = 107
+"""sun_path holds 108 bytes including the terminating NUL."""
+RUNTIME_DIR_ENV = "XDG_RUNTIME_DIR"
+TMP_DIR = Path("/tmp")
+"""Where the per-user folder goes when XDG_RUNTIME_DIR is not set."""
+
+
+def check_private_dir(path: Path, *, exact_mode: int | None = None) -> None:
+    """AgentError unless ``path`` is a real directory owned by this user that no other user
+    can write (``exact_mode``: its permission bits must be exactly that)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise AgentError(f"{path}: the agent's socket folder does not exist") from None
+    except OSError as exc:
+        raise AgentError(f"{path}: cannot inspect the agent's socket folder: {exc}") from None
+    problem = None
+    mode = stat.S_IMODE(st.st_mode)
+    if stat.S_ISLNK(st.st_mode):
+        problem = "is a symbolic link"
+    elif not stat.S_ISDIR(st.st_mode):
+        problem = "is not a directory"
+    elif st.st_uid != os.geteuid():
+        problem = f"is owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})"
+    elif exact_mode is not None and mode != exact_mode:
+        problem = f"has mode {mode:04o}, not {exact_mode:04o}"
+    elif mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problem = f"has mode {mode:04o}: other users can write to it"
+    if problem is not None:
+        raise AgentError(
+            f"{path} {problem}; another user could put an impostor agent socket there, so "
+            "the model agent does not use it. Remove it (or fix its owner and mode), or set "
+            "the agent's SocketPath to a path in a folder only its user can write"
+        )
+
+
+def user_runtime_dir() -> Path:
+    """This user's private folder for sockets (created 0700 if missing, then checked)."""
+    base = os.environ.get(RUNTIME_DIR_ENV, "")
+    if base:
+        check_private_dir(Path(base))
+        folder = Path(base) / "edgekit"
+    else:
+        folder = TMP_DIR / f"edgekit-{os.geteuid()}"
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass  # checked below, whoever made it
+    except OSError as exc:
+        raise AgentError(f"{folder}: cannot create the agent's socket folder: {exc}") from None
+    check_private_dir(folder, exact_mode=0o700)
+    return folder
+
+
+def fits(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` (made absolute) fits in a unix socket address."""
+    return len(os.fsencode(os.path.abspath(path))) <= UNIX_SOCKET_LIMIT
 
 
 def socket_for_work(agent_work_path: str) -> str:
-    digest = hashlib.sha1(agent_work_path.encode("utf-8")).hexdigest()[:12]
-    return f"/tmp/edgekit-agent-{digest}.sock"
+    """The agent's socket for the agent component whose work folder is ``agent_work_path``."""
+    work = Path(os.path.abspath(agent_work_path))
+    in_work = work / SOCKET_NAME
+    if fits(in_work):
+        check_private_dir(work)
+        return str(in_work)
+    digest = hashlib.sha1(str(agent_work_path).encode("utf-8")).hexdigest()[:12]
+    path = user_runtime_dir() / f"agent-{digest}.sock"
+    if not fits(path):
+        raise AgentError(
+            f"{path}: longer than {UNIX_SOCKET_LIMIT} bytes, the unix socket limit; set "
+            f"{RUNTIME_DIR_ENV} to a shorter folder or the agent's SocketPath to a short path"
+        )
+    return str(path)
+
+
+def default_socket() -> str:
+    """``edgekit agent serve`` / ``edgekit agent list`` without ``--socket``."""
+    return str(user_runtime_dir() / SOCKET_NAME)
 
 
 if __name__ == "__main__":  # used by the agent component's Run script
     import sys
 
-    print(socket_for_work(sys.argv[1]))
+    try:
+        print(socket_for_work(sys.argv[1]))
+    except AgentError as exc:
+        print(f"edgekit agent: {exc}", file=sys.stderr)
+        sys.exit(1)

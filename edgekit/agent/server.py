@@ -28,19 +28,20 @@ from edgekit.agent.models import (
     input_specs,
     output_specs,
 )
+from edgekit.agent.paths import UNIX_SOCKET_LIMIT
 from edgekit.agent.protos import agent_pb2, agent_pb2_grpc
 from edgekit.agent.shm import SegmentCache
 from edgekit.agent.status import AgentStatusError, invalid_argument
 from edgekit.agent.tensors import DATA_TYPES, dtype_name, from_bytes, to_proto
-from edgekit.errors import AgentError
+from edgekit.errors import AgentError, PackageError
 from edgekit.model.loaded import LoadedModel
 from edgekit.package import load_public_key
+from edgekit.package.keys import load_public_keys
 from edgekit.unix_socket import clear_stale_socket
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
-UNIX_SOCKET_LIMIT = 107  # sun_path holds 108 bytes including the terminating NUL
 
 
 def _model_proto(model: LoadedModel, identity: PackageIdentity | None) -> agent_pb2.Model:
@@ -180,7 +181,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             model.source,
             identity.package_sha256 if identity else None,
             identity.source if identity else None,
-            self.registry.key_fingerprint,
+            identity.key_fingerprint if identity else None,
         )
         return agent_pb2.LoadModelResponse(model=self._proto(model))
 
@@ -265,6 +266,7 @@ class AgentServer:
         max_workers: int = 8,
         *,
         intra_op_threads: int = 0,
+        additional_public_keys: str | os.PathLike[str] | None = None,
     ) -> None:
         self.socket_path = Path(socket_path)
         if len(os.fsencode(self.socket_path.absolute())) > UNIX_SOCKET_LIMIT:
@@ -278,7 +280,17 @@ class AgentServer:
             public_key = load_public_key(Path(public_key_path))
         except Exception as exc:
             raise AgentError(f"{public_key_path}: cannot read the public key ({exc})") from exc
-        self.registry = ModelRegistry(public_key, intra_op_threads=intra_op_threads)
+        additional = []
+        if additional_public_keys is not None:
+            try:
+                additional = load_public_keys(Path(additional_public_keys))
+            except PackageError as exc:
+                raise AgentError(
+                    f"{additional_public_keys}: cannot read the additional public keys ({exc})"
+                ) from exc
+        self.registry = ModelRegistry(
+            public_key, additional_keys=additional, intra_op_threads=intra_op_threads
+        )
         self.segments = SegmentCache()
         self.captures = (
             CaptureStore(capture_dir, capture_uploader) if capture_dir is not None else None
@@ -321,7 +333,11 @@ class AgentServer:
             # Only the agent's user (and root) may talk to it: the socket runs models.
             os.chmod(self.socket_path, 0o660)
             self._server = server
-            log.info("agent listening on %s", self.target)
+            log.info(
+                "agent listening on %s; trusted keys: %s",
+                self.target,
+                ", ".join(self.registry.key_fingerprints),
+            )
             return self
 
     def _remove_stale_socket(self) -> None:

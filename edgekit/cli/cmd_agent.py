@@ -12,7 +12,10 @@ from typing import Any
 
 from edgekit.errors import ConfigurationError
 
-DEFAULT_SOCKET = "/tmp/edgekit_agent.sock"
+SOCKET_HELP = (
+    "the agent's unix socket (default: agent.sock in this user's private folder, "
+    "$XDG_RUNTIME_DIR/edgekit or /tmp/edgekit-<uid>, created 0700 and checked)"
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,9 +28,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="agent_command", metavar="ACTION", required=True)
 
     serve = sub.add_parser("serve", help="run the agent in the foreground until SIGTERM/SIGINT")
-    serve.add_argument("--socket", default=DEFAULT_SOCKET, help="unix socket path to listen on")
+    serve.add_argument("--socket", help=SOCKET_HELP)
     serve.add_argument(
         "--public-key", required=True, help="PEM public key that model packages must be signed by"
+    )
+    serve.add_argument(
+        "--additional-public-keys",
+        metavar="FILE",
+        help="PEM bundle of more public keys packages may be signed by (may be empty); the "
+        "identity a model reports names the key that verified it",
     )
     serve.add_argument("--capture-dir", help="folder for CaptureData (enables capture)")
     serve.add_argument("--capture-bucket", help="S3 bucket to upload captures to")
@@ -52,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ("describe", "describe a loaded model"),
     ):
         cmd = sub.add_parser(name, help=help_text)
-        cmd.add_argument("--socket", default=DEFAULT_SOCKET, help="the agent's unix socket")
+        cmd.add_argument("--socket", help=SOCKET_HELP)
         if name != "list":
             cmd.add_argument("name", help="model name")
         if name == "load":
@@ -70,6 +79,7 @@ def _s3_factory() -> Any:
 
 def _serve(args: argparse.Namespace) -> int:
     from edgekit.agent.capture import CaptureUploader
+    from edgekit.agent.paths import default_socket
     from edgekit.agent.server import AgentServer
 
     logging.basicConfig(
@@ -87,12 +97,13 @@ def _serve(args: argparse.Namespace) -> int:
             max_attempts=args.capture_attempts,
         )
     server = AgentServer(
-        args.socket,
+        args.socket or default_socket(),
         args.public_key,
         capture_dir=args.capture_dir,
         capture_uploader=uploader,
         max_workers=args.workers,
         intra_op_threads=args.intra_op_threads,
+        additional_public_keys=args.additional_public_keys,
     )
     stop = threading.Event()
 
@@ -115,8 +126,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _call(args: argparse.Namespace) -> int:
     from edgekit.agent.client import AgentClient
+    from edgekit.agent.paths import default_socket
 
-    with AgentClient(args.socket) as client:
+    with AgentClient(args.socket or default_socket()) as client:
         if args.agent_command == "list":
             models = client.list_models()
         elif args.agent_command == "load":

@@ -192,6 +192,7 @@ def build_components(
         "HEALTH_TOPIC": settings.health_topic,
         "MODEL_NAME": settings.model_name,
         "PUBLIC_KEY": public.read_text().strip(),
+        "ADDITIONAL_PUBLIC_KEYS": "",  # only a rollout's shadow stage merges a key here
     }
     name_of = {role: name for name, role in role_of.items()}
     built: list[BuiltComponent] = []

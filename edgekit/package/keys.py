@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,3 +141,46 @@ def load_public_key(key: PublicKeyLike) -> Ed25519PublicKey:
             f"{where}: the key is {type(loaded).__name__}, packages are verified with Ed25519"
         )
     return loaded
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.DOTALL)
+
+
+def load_public_keys(bundle: str | os.PathLike[str] | bytes) -> list[Ed25519PublicKey]:
+    """The Ed25519 public keys of a PEM bundle (a file path or PEM bytes), in order.
+
+    A bundle is zero or more PEM public keys one after the other; an empty (or
+    whitespace-only) bundle is valid and gives no key. Anything between the
+    blocks other than white space, a block that is not an Ed25519 public key,
+    or the same key twice is a PackageError naming the bundle and the block.
+    """
+    data, where = _pem_bytes(bundle, "public key bundle")
+    keys: list[Ed25519PublicKey] = []
+    seen: dict[str, int] = {}
+    position = 0
+    for number, match in enumerate(_PEM_BLOCK.finditer(data), start=1):
+        _only_space(data[position : match.start()], where)
+        position = match.end()
+        try:
+            key = load_public_key(match.group(0))
+        except PackageError as exc:
+            raise PackageError(f"{where}: key {number} of the bundle: {exc}") from None
+        fp = key_id(key)
+        if fp in seen:
+            raise PackageError(
+                f"{where}: key {number} of the bundle is key {seen[fp]} again ({fp}); "
+                "list each key once"
+            )
+        seen[fp] = number
+        keys.append(key)
+    _only_space(data[position:], where)
+    return keys
+
+
+def _only_space(text: bytes, where: str) -> None:
+    if text.strip():
+        shown = text.strip()[:60].decode("utf-8", "replace")
+        raise PackageError(
+            f"{where}: {shown!r} is not part of a PEM block; a public key bundle holds only "
+            "'-----BEGIN PUBLIC KEY-----' ... '-----END PUBLIC KEY-----' blocks"
+        )

@@ -6,16 +6,28 @@ next to the versions the fleet runs, and the inference app is told to run it in 
 work folder). The app acts only on the current model; its health reports the shadow's
 latency and its agreement with the current model, which the gates judge: agreement, the
 shadow's error rate, and its p95 latency against the current model's on the same devices.
+
+A candidate signed with another key than the one the fleet's agent trusts could not load
+beside the current model, so the stage's deployment also merges the candidate's public key
+into the agent's ``AdditionalPublicKeys`` (the agent then trusts both keys, and reports which
+one verified each model); every later stage and every rollback resets it
+(:data:`edgekit.rollout.stages.AGENT_RESET`).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from edgekit import clients
 from edgekit.components import build_components, publish_components
+from edgekit.components.publish import account_id, component_arn
+from edgekit.deploy.expected import stored_recipe
+from edgekit.errors import ConfigurationError, PackageError, RolloutError
+from edgekit.package.keys import fingerprint
 from edgekit.rollout import stages as gg
 from edgekit.rollout.gates import (
     ERROR_RATE,
@@ -33,29 +45,93 @@ from edgekit.settings import Settings
 if TYPE_CHECKING:
     from edgekit.rollout.workflow import Runner
 
+log = logging.getLogger(__name__)
+
 SHADOW_SUFFIX = ".shadow"
 #: The inference app's configuration keys of shadow mode (edgekit.edge.config).
 SHADOW_KEYS = ("ShadowPackagePath", "ShadowModelName")
+#: The agent's configuration key of the extra public keys it trusts (a PEM bundle).
+TRUST_KEY = "AdditionalPublicKeys"
 
 
 def shadow_component(settings: Settings) -> str:
     return settings.model_component + SHADOW_SUFFIX
 
 
+def _merge(spec: dict[str, Any], values: Mapping[str, Any]) -> None:
+    """Merge ``values`` into ``spec``'s configuration update, and reset none of them."""
+    update = spec.setdefault("configurationUpdate", {})
+    merge = json.loads(update.get("merge") or "{}")
+    merge.update(values)
+    update["merge"] = json.dumps(merge)
+    update["reset"] = [r for r in update.get("reset") or [] if r.lstrip("/") not in values]
+
+
 def shadow_specs(
-    settings: Settings, previous: Mapping[str, Any], shadow_version: str
+    settings: Settings,
+    previous: Mapping[str, Any],
+    shadow_version: str,
+    *,
+    trust_pem: str | None = None,
 ) -> dict[str, Any]:
-    """The previous deployment plus the shadow model component, and the app in shadow mode."""
+    """The previous deployment plus the shadow model component, and the app in shadow mode.
+
+    ``trust_pem``: the candidate's public key when the fleet's agent does not trust it; the
+    agent then also trusts it (``AdditionalPublicKeys``) for the stage.
+    """
     specs = gg.rollback_specs(settings, previous)
+    if trust_pem:
+        agent = specs.get(settings.agent_component)
+        if agent is None:
+            raise ConfigurationError(
+                f"the previous deployment has no {settings.agent_component}, so no agent can "
+                "be told to trust the candidate's key; deploy edgekit's components first"
+            )
+        _merge(agent, {TRUST_KEY: trust_pem})
     name = shadow_component(settings)
     specs[name] = {"componentVersion": shadow_version}
     app = specs.setdefault(settings.inference_component, {})
-    update = app.setdefault("configurationUpdate", {})
-    merge = json.loads(update.get("merge") or "{}")
-    merge.update({"ShadowPackagePath": f"{name}/package", "ShadowModelName": ""})
-    update["merge"] = json.dumps(merge)
-    update["reset"] = [r for r in update.get("reset") or [] if r.lstrip("/") not in SHADOW_KEYS]
+    _merge(app, {"ShadowPackagePath": f"{name}/package", "ShadowModelName": ""})
     return specs
+
+
+def agent_public_key(settings: Settings, spec: Mapping[str, Any] | None) -> str:
+    """The PEM public key an agent component spec makes the agent verify with: the spec's
+    merged ``PublicKey``, else its version's ``DefaultConfiguration.PublicKey``."""
+    if not spec or not spec.get("componentVersion"):
+        raise ConfigurationError(
+            f"no {settings.agent_component} version in the deployment; deploy edgekit's "
+            "components first"
+        )
+    merge = json.loads(((spec.get("configurationUpdate") or {}).get("merge")) or "{}")
+    pem = merge.get("PublicKey") if isinstance(merge, Mapping) else None
+    arn = component_arn(
+        settings, account_id(settings), settings.agent_component, str(spec["componentVersion"])
+    )
+    if not pem:
+        recipe = stored_recipe(clients.client("greengrassv2", settings), arn)
+        defaults = (recipe.get("ComponentConfiguration") or {}).get("DefaultConfiguration") or {}
+        pem = defaults.get("PublicKey")
+    if not pem:
+        raise RolloutError(f"{arn}: no PublicKey in its configuration; publish the agent again")
+    return str(pem)
+
+
+def candidate_trust(runner: Runner) -> str | None:
+    """The candidate's public key PEM when the fleet's agent does not trust it, else None."""
+    record, settings = runner.record, runner.settings
+    agent = settings.agent_component
+    version = (record.candidate.get("components") or {}).get(agent)
+    candidate = agent_public_key(settings, {"componentVersion": version} if version else None)
+    fleet = agent_public_key(settings, (record.previous.get("specs") or {}).get(agent))
+    try:
+        new, old = fingerprint(candidate.encode()), fingerprint(fleet.encode())
+    except PackageError as exc:
+        raise RolloutError(f"the agent's PublicKey is not a PEM public key: {exc}") from exc
+    if new == old:
+        return None
+    log.info("the candidate is signed with key %s, the fleet trusts %s: trusting both", new, old)
+    return candidate
 
 
 def publish_shadow(runner: Runner) -> str:
@@ -174,7 +250,12 @@ def run_shadow(runner: Runner) -> GateResult | None:
         record.thing_group,
         record.canary_group,
     )
-    specs = shadow_specs(settings, copy.deepcopy(record.previous["specs"]), version)
+    specs = shadow_specs(
+        settings,
+        copy.deepcopy(record.previous["specs"]),
+        version,
+        trust_pem=candidate_trust(runner),
+    )
     # The devices still act on the current model: that is what they must prove.
     proofs = runner.deploy_and_prove(
         stage, record.canary_group, specs, record.previous["model"], record.canary_things

@@ -35,8 +35,10 @@ from edgekit.deploy import (
 from edgekit.errors import ConfigurationError, DeploymentError, RolloutError
 from edgekit.settings import Settings
 
-#: The agent's key follows each new agent recipe (a package signed with a new key).
-AGENT_RESET = ["/PublicKey"]
+#: The agent's keys follow each deployed agent recipe (a package signed with a new key), and
+#: the extra key a shadow stage trusts goes away with the stage. Both are keys the build
+#: generates, so `edgekit deploy` resets them too (edgekit.components.generated_configuration).
+AGENT_RESET = ["/AdditionalPublicKeys", "/PublicKey"]  # sorted, as rollback_specs writes it
 #: The inference app leaves shadow mode unless a deployment puts it there (edgekit.edge.config).
 SHADOW_RESET = ["/ShadowPackagePath", "/ShadowModelName"]
 #: How a stage's IoT job rolls out and when it aborts (a failed device cancels the rest).

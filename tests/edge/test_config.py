@@ -29,15 +29,16 @@ def test_defaults_come_from_the_recipe_environment() -> None:
     assert config.results_topic == "qualityinspection/scratch-detection"
 
 
-def test_empty_socket_path_is_derived_from_the_agent_work_folder() -> None:
+def test_empty_socket_path_is_derived_from_the_agent_work_folder(tmp_path: Path) -> None:
     from edgekit.agent.paths import socket_for_work
 
-    env = {**ENV, "EDGEKIT_AGENT_SOCKET": "", "EDGEKIT_AGENT_WORK": "/home-a/work/agent"}
+    work_a, work_b = tmp_path / "home-a" / "agent", tmp_path / "home-b" / "agent"
+    work_a.mkdir(parents=True, mode=0o700)
+    work_b.mkdir(parents=True, mode=0o700)
+    env = {**ENV, "EDGEKIT_AGENT_SOCKET": "", "EDGEKIT_AGENT_WORK": str(work_a)}
     config = parse_config({}, env, thing_name="dev-7")
-    assert config.agent_socket == socket_for_work("/home-a/work/agent")
-    other = parse_config(
-        {}, {**env, "EDGEKIT_AGENT_WORK": "/home-b/work/agent"}, thing_name="dev-7"
-    )
+    assert config.agent_socket == socket_for_work(str(work_a))
+    other = parse_config({}, {**env, "EDGEKIT_AGENT_WORK": str(work_b)}, thing_name="dev-7")
     assert other.agent_socket != config.agent_socket  # two device roots never share an agent
     assert len(config.agent_socket) < 108
 
