@@ -20,8 +20,9 @@ class BrokerLimits:
       buffer. Past it, QoS 0 deliveries to that client are dropped and a QoS 1/2
       delivery disconnects the client (its persistent session keeps the message);
       a session draining its queue or retained messages waits for the buffer instead.
-    - ``max_inflight``: unacknowledged QoS 1/2 deliveries per client (an MQTT 5
-      client's Receive Maximum can lower it); the rest wait in the session's queue.
+    - ``max_inflight`` and ``max_inflight_bytes``: unacknowledged QoS 1/2 deliveries
+      per client (an MQTT 5 client's Receive Maximum can lower the count), and their
+      bytes (one delivery is always allowed); the rest wait in the session's queue.
     - ``max_queued`` and ``max_queued_bytes``: QoS 1/2 deliveries (count, and bytes
       of topic + payload) a session holds beyond the in-flight window. Online,
       overflowing either disconnects the client (it is not keeping up); offline,
@@ -49,6 +50,7 @@ class BrokerLimits:
     max_packet_size: int = 1 << 20
     max_outgoing_bytes: int = 1 << 20
     max_inflight: int = 256
+    max_inflight_bytes: int = 16 << 20
     max_queued: int = 1000
     max_queued_bytes: int = 16 << 20
     max_retained_bytes: int = 64 << 20

@@ -15,9 +15,10 @@ up); while it is offline, the oldest queued messages are dropped, counted
 (``dropped``, `BrokerStats.queued_dropped`) and logged with their topic.
 
 Flow control: the backlog, then the queue, drain into the in-flight window
-(the broker's ``max_inflight``, or less for an MQTT 5 client's Receive
-Maximum) and only while the connection's write buffer has room; when it is
-full, draining waits for it (`Link.when_writable`) instead of disconnecting.
+(the broker's ``max_inflight`` deliveries and ``max_inflight_bytes``, or fewer
+for an MQTT 5 client's Receive Maximum) and only while the connection's write
+buffer has room; when it is full, draining waits for it (`Link.when_writable`)
+instead of disconnecting.
 A retained flood (thousands of retained messages matching one filter) is
 therefore delivered at the client's pace, never counted against the queue.
 """
@@ -118,6 +119,7 @@ class Session:
         self.stats = stats if stats is not None else BrokerStats()
         self.subscriptions: dict[str, Subscription] = {}
         self.inflight: dict[int, Delivery] = {}  # insertion order = send order
+        self.inflight_bytes = 0
         self.pending: deque[Delivery] = deque()
         self.pending_bytes = 0
         self.backlog: deque[Delivery] = deque()  # retained messages for new subscriptions
@@ -150,7 +152,7 @@ class Session:
             if link is not None:
                 link.send_publish(delivery)  # dropped by the link when its buffer is full
             return
-        if link is None or self.pending or self.backlog or len(self.inflight) >= link.window:
+        if link is None or self.pending or self.backlog or self._window_full(link, delivery):
             self._queue(delivery)
         else:
             self._send_new(delivery, link)
@@ -197,12 +199,26 @@ class Session:
             self.dropped,
         )
 
+    def _window_full(self, link: Link, delivery: Delivery) -> bool:
+        """No room in flight: ``window`` deliveries, or (past the first) the byte bound."""
+        if len(self.inflight) >= link.window:
+            return True
+        limit = self.limits.max_inflight_bytes
+        return bool(self.inflight) and self.inflight_bytes + delivery.message.size > limit
+
+    def _forget(self, packet_id: int) -> None:
+        """The flow of ``packet_id`` ended: it leaves the in-flight window."""
+        delivery = self.inflight.pop(packet_id, None)
+        if delivery is not None:
+            self.inflight_bytes = max(self.inflight_bytes - delivery.message.size, 0)
+
     def _send_new(self, delivery: Delivery, link: Link) -> None:
         delivery.packet_id = self._allocate_id()
         self.inflight[delivery.packet_id] = delivery
+        self.inflight_bytes += delivery.message.size
         sent = link.send_publish(delivery)
         if sent is Sent.SKIPPED:
-            del self.inflight[delivery.packet_id]
+            self._forget(delivery.packet_id)
         elif sent is Sent.FULL:
             self._lose_link("its outgoing buffer is full")
 
@@ -232,7 +248,7 @@ class Session:
             if not queue:
                 return
             delivery = queue[0]
-            if delivery.qos and len(self.inflight) >= link.window:
+            if delivery.qos and self._window_full(link, delivery):
                 return
             if not link.writable():
                 link.when_writable(self.pump)
@@ -260,14 +276,14 @@ class Session:
                 self._lose_link("its outgoing buffer is full")
                 return
             if sent is Sent.SKIPPED:
-                del self.inflight[delivery.packet_id]
+                self._forget(delivery.packet_id)
         self.pump()
 
     # ------------------------------------------------------------ acknowledgements
     def puback(self, packet_id: int) -> None:
         delivery = self.inflight.get(packet_id)
         if delivery is not None and delivery.qos == 1:
-            del self.inflight[packet_id]
+            self._forget(packet_id)
             self.pump()
 
     def pubrec(self, packet_id: int, failed: bool) -> bool:
@@ -276,7 +292,7 @@ class Session:
         if delivery is None or delivery.qos != 2:
             return False
         if failed:  # MQTT 5 reason >= 0x80: the client refused it; the flow ends here
-            del self.inflight[packet_id]
+            self._forget(packet_id)
             self.pump()
         else:
             delivery.released = True
@@ -285,7 +301,7 @@ class Session:
     def pubcomp(self, packet_id: int) -> None:
         delivery = self.inflight.get(packet_id)
         if delivery is not None and delivery.released:
-            del self.inflight[packet_id]
+            self._forget(packet_id)
             self.pump()
 
     # ------------------------------------------------------------ end of life
@@ -299,6 +315,7 @@ class Session:
         self.ended = True
         self.cancel_timers()
         self.inflight.clear()
+        self.inflight_bytes = 0
         self.pending.clear()
         self.pending_bytes = 0
         self.backlog.clear()

@@ -419,3 +419,24 @@ def test_subscriptions_per_session_are_capped(made: list[Client], v5: bool) -> N
         c.client.subscribe("cap/0", 1)  # subscribing again to a filter it has is fine
         _wait(lambda: bool(codes), "the second SUBACK")
         assert [rc.getName() for rc in codes[0]] == ["Granted QoS 1"]
+
+
+def test_in_flight_deliveries_are_bounded_in_bytes(made: list[Client]) -> None:
+    with Broker(limits=BrokerLimits(max_inflight_bytes=10_000)) as broker:
+        raw = RawV5(broker.port)
+        try:
+            raw.send(pk.Connect(_cid(), pk.MQTT_5, True, 30))
+            assert isinstance(raw.recv(), pk.Connack)
+            raw.send(pk.Subscribe(1, [("fat/#", pk.SubscriptionOptions(1))]))
+            assert isinstance(raw.recv(), pk.Suback)
+            pub = _connect(broker, made)
+            for i in range(4):  # 4 x 4005 bytes: two fit in 10,000 in flight
+                pub.publish("fat/x", b"%d" % i + b"." * 3999)
+            first = [raw.recv(), raw.recv()]
+            with pytest.raises(TimeoutError):
+                raw.recv(0.3)
+            raw.send(pk.Ack(pk.PUBACK, first[0].packet_id))  # type: ignore[union-attr]
+            third = raw.recv()
+            assert isinstance(third, pk.Publish) and third.payload[:1] == b"2"
+        finally:
+            raw.close()
