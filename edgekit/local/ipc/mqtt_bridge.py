@@ -196,9 +196,8 @@ class MqttBridge:
         try:
             message = self.spool.append(topic, payload, qos, retain, durable=qos > 0)
         except SpoolError as exc:
-            raise MqttBridgeError(
-                f"{exc} (the MQTT broker at {self.endpoint} is unreachable)"
-            ) from exc
+            state = "is unreachable" if not self._online else "has not acknowledged them yet"
+            raise MqttBridgeError(f"{exc} (the MQTT broker at {self.endpoint} {state})") from exc
         with self._send_lock:
             # A reconnect that started after the append has sent it already, in order.
             if self._online and message.sent_in != self._generation:
