@@ -44,11 +44,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument(
         "--timeout", type=float, default=60.0, help="seconds to wait for each server (default 60)"
     )
+    up.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start the emulated AWS services (moto) empty: the saved state "
+        "(<home>/moto/state.pickle) is renamed to *.bak, never deleted",
+    )
     up.set_defaults(handler=_up)
 
     down = commands.add_parser(
         "down",
-        help="stop the local endpoints and every local device runtime (idempotent)",
+        help="stop the local endpoints and every local device runtime (idempotent); moto "
+        "saves its state first, and the next `up` restores it",
     )
     add_home_option(down)
     down.set_defaults(handler=_down)
@@ -90,8 +97,15 @@ def _home(args: argparse.Namespace) -> str | None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from edgekit.local.endpoints import up
+    from edgekit.local.endpoints import fresh_moto_state, up
 
+    if args.fresh:
+        aside = fresh_moto_state(_home(args))
+        print(
+            f"moto starts empty; its previous state is kept as {aside}"
+            if aside
+            else "moto starts empty (it had no saved state)"
+        )
     endpoints = up(_home(args), region=args.region, timeout=args.timeout)
     print(f"home:       {endpoints.home}")
     print(f"region:     {endpoints.region}")

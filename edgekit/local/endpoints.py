@@ -5,6 +5,10 @@ that answer are kept (same pids, same ports); dead or hung ones are restarted,
 on their previous port when it is still free. The servers run detached, so
 they survive a notebook kernel restart; `down()` stops them and every device
 runtime recorded in the same home.
+
+moto keeps its state in ``home/moto/state.pickle`` (saved a few seconds after each
+change and when `down()` stops it, restored when `up()` starts it; see
+``moto_state``); `fresh_moto_state()` moves that file aside so moto starts empty.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from urllib.parse import urlsplit
 
 from edgekit.errors import ConfigurationError, LocalBackendError
 from edgekit.files import write_text_atomic
-from edgekit.local import process
+from edgekit.local import moto_state, process
 from edgekit.local.home import HomeLayout, home_lock, local_home
 from edgekit.local.mqtt.broker import mqtt_ping
 from edgekit.settings import Settings
@@ -33,6 +37,8 @@ ACCOUNT_ID = "123456789012"  # moto's default account
 DUMMY_ACCESS_KEY_ID = "testing"
 DUMMY_SECRET_ACCESS_KEY = "testing"
 GREENGRASS_MODULE = "edgekit.local.greengrass"
+# moto writes its last snapshot when it stops; give a large state time before SIGKILL.
+MOTO_STOP_TIMEOUT = 60.0
 
 MOTO, GREENGRASS, MQTT = "moto", "greengrass", "mqtt"
 SERVERS: tuple[str, ...] = (MOTO, GREENGRASS, MQTT)
@@ -256,8 +262,12 @@ def _greengrass_args(ctx: _Context) -> list[str]:
     ]
 
 
+def _moto_args(ctx: _Context) -> list[str]:
+    return ["--state-file", str(ctx.layout.moto_state_file)]
+
+
 _SERVERS: dict[str, _Server] = {
-    MOTO: _Server(MOTO, lambda: "edgekit.local.moto_server", _moto_answers, lambda ctx: []),
+    MOTO: _Server(MOTO, lambda: "edgekit.local.moto_server", _moto_answers, _moto_args),
     MQTT: _Server(MQTT, lambda: "edgekit.local.mqtt", _mqtt_answers, lambda ctx: [], scheme=""),
     GREENGRASS: _Server(
         GREENGRASS, lambda: GREENGRASS_MODULE, _greengrass_answers, _greengrass_args
@@ -424,6 +434,8 @@ def up(
                 endpoints[name] = str(recorded)
                 continue
             process.stop_process(layout.root, name)  # a hung or stale one
+            if name == MOTO:  # refuse a snapshot moto cannot restore, before starting it
+                moto_state.check_snapshot(layout.moto_state_file)
             endpoints[name] = _start(server, ctx, _port_of(recorded), timeout)
         result = LocalEndpoints(
             region=region,
@@ -449,11 +461,29 @@ def down(home: str | os.PathLike[str] | None = None, *, timeout: float = 10.0) -
     with home_lock(layout.root):
         names = process.recorded_names(layout.root)
         ordered = [n for n in names if n not in SERVERS] + [n for n in _STOP_ORDER if n in names]
-        stopped = [name for name in ordered if process.stop_process(layout.root, name, timeout)]
+        stopped = [
+            name
+            for name in ordered
+            if process.stop_process(
+                layout.root, name, max(timeout, MOTO_STOP_TIMEOUT) if name == MOTO else timeout
+            )
+        ]
         layout.endpoints_file.unlink(missing_ok=True)
         for name in SERVERS:
             layout.port_file(name).unlink(missing_ok=True)
         return stopped
+
+
+def fresh_moto_state(home: str | os.PathLike[str] | None = None) -> Path | None:
+    """Stop moto (it saves its state) and rename ``home/moto/state.pickle`` to ``*.<time>.bak``.
+
+    The next `up()` starts moto empty. Returns where the old state went (None if there
+    was none); it is never deleted. The Greengrass emulator's own state is kept.
+    """
+    layout = HomeLayout.of(home)
+    with home_lock(layout.root):
+        process.stop_process(layout.root, MOTO, MOTO_STOP_TIMEOUT)
+        return moto_state.move_aside(layout.moto_state_file)
 
 
 def status(home: str | os.PathLike[str] | None = None) -> list[ProcessStatus]:
@@ -480,6 +510,7 @@ __all__ = [
     "LocalEndpoints",
     "ProcessStatus",
     "down",
+    "fresh_moto_state",
     "greengrass_available",
     "local_home",
     "status",

@@ -9,6 +9,7 @@ home/endpoints.json     where the running servers listen (written by `local up`)
 home/run/<name>.pid     one pid file per process started
 home/logs/<name>.log    stdout/stderr of each process
 home/greengrass/        control-plane state
+home/moto/state.pickle  the emulated AWS services' state (moto), saved by the moto server
 home/devices/<thing>/   a device's root
 home/.lock              serializes concurrent `local up` / `local down`
 ```
@@ -86,6 +87,10 @@ class HomeLayout:
     @property
     def greengrass_dir(self) -> Path:
         return self.root / "greengrass"
+
+    @property
+    def moto_state_file(self) -> Path:
+        return self.root / "moto" / "state.pickle"
 
     @property
     def devices_dir(self) -> Path:

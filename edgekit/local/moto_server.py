@@ -3,6 +3,11 @@
 moto's own ``python -m moto.server`` needs a fixed port; this runs the same WSGI
 app (every service moto emulates, one server) but can bind port 0 and report the
 port it got, so parallel test runs and several homes never collide.
+
+With ``--state-file F`` the server restores moto's backends from F before it
+listens (refusing, with exit code 2 and the reason on stderr, a snapshot it cannot
+restore) and keeps F up to date: every ``moto_keeper.SNAPSHOT_INTERVAL`` seconds
+after a change, and on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server
 
+from edgekit.errors import LocalBackendError
 from edgekit.files import write_text_atomic
 from edgekit.local import moto_cloudformation
+from edgekit.local.moto_keeper import StateKeeper
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,9 +38,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--port-file", type=Path, help="write the bound port here when ready")
+    parser.add_argument(
+        "--state-file", type=Path, help="restore moto's state from here and keep it saved there"
+    )
     args = parser.parse_args(argv)
     moto_cloudformation.install()  # the device stack's resource types, as on AWS
     app = DomainDispatcherApplication(create_backend_app)
+    keeper = None if args.state_file is None else StateKeeper(args.state_file)
+    if keeper is not None:
+        try:
+            services = keeper.restore()
+        except LocalBackendError as exc:
+            print(f"edgekit moto server: {exc}", file=sys.stderr, flush=True)
+            return 2
+        if services:
+            print(f"restored {', '.join(services)} from {args.state_file}", flush=True)
+        app = keeper.wrap(app)  # type: ignore[assignment]
     server = make_server(
         args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler
     )
@@ -50,8 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.port_file is not None:
         write_text_atomic(args.port_file, f"{port}\n", fsync=False)
     print(f"edgekit moto server listening on http://{args.host}:{port}", flush=True)
+    if keeper is not None:
+        keeper.start()
     server.serve_forever(poll_interval=0.1)  # a quick `local down`
     server.server_close()
+    # The last snapshot; an error here exits non-zero with its message.
+    if keeper is not None and keeper.stop():
+        print(f"saved the moto state to {args.state_file}", flush=True)
     print("edgekit moto server stopped", flush=True)
     return 0
 
