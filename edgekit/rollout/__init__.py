@@ -4,7 +4,8 @@ Owns: the gates and their evaluation on what devices report (``gates``), the fle
 messages during a rollout (``observe``), the Greengrass side of a stage: groups,
 memberships, stage deployments and rollbacks (``stages``), the shadow stage (``shadow``),
 the persistent record under ``settings.home/"rollouts"`` (``record``), the registry
-outcome (``outcome``) and ``rollout()`` itself (``workflow``).
+outcome (``outcome``), a candidate made of a package's model as a new version, without
+training (``candidate``), and ``rollout()`` itself (``workflow``).
 
 Sits with the workflows (layer 10): it may use ``components``, ``deploy`` (and its
 proof of inspection), ``registry``, ``results``, ``package`` and ``reports``. Must not
