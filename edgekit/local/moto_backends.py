@@ -116,8 +116,8 @@ class _Pickler(pickle.Pickler):
         return key
 
 
-def dump_backends() -> tuple[bytes, list[str]]:
-    """Pickle every moto backend in use; returns the bytes and the service names.
+def dump_backends() -> tuple[memoryview, list[str]]:
+    """Pickle every moto backend in use; returns the bytes (not copied) and the service names.
 
     The caller makes sure no request changes a backend meanwhile (``moto_keeper``).
     """
@@ -143,7 +143,7 @@ def dump_backends() -> tuple[bytes, list[str]]:
             f"cannot snapshot the moto state of {', '.join(sorted(services))}: {exc!r} (an "
             "object moto keeps cannot be saved); the previous snapshot is kept"
         ) from exc
-    return buffer.getvalue(), sorted(set(services))
+    return buffer.getbuffer(), sorted(set(services))
 
 
 def restore_backends(payload: bytes, source: str) -> list[str]:

@@ -84,6 +84,7 @@ class StateKeeper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_error: str | None = None
+        self._last_sha256: str | None = None  # of the payload in the file
 
     def restore(self) -> list[str]:
         """Load the snapshot, if any, into moto's backends; LocalBackendError if it cannot be."""
@@ -91,8 +92,10 @@ class StateKeeper:
         found = moto_state.read_snapshot(self.path)
         if found is None:
             return []
-        _header, payload = found
-        return moto_backends.restore_backends(payload, str(self.path))
+        header, payload = found
+        services = moto_backends.restore_backends(payload, str(self.path))
+        self._last_sha256 = header.sha256
+        return services
 
     def wrap(self, app: WsgiApp) -> WsgiApp:
         """``app`` with every request under the shared lock, marking changes."""
@@ -129,7 +132,8 @@ class StateKeeper:
                     self._last_error = message
 
     def save_if_dirty(self) -> bool:
-        """Write a snapshot if a request may have changed the state since the last one."""
+        """Write a snapshot if a request may have changed the state since the last one
+        (and the state did change: a POST that only read leaves the file alone)."""
         with self._lock.exclusive():
             if not self._dirty:
                 return False
@@ -137,10 +141,14 @@ class StateKeeper:
             payload, services = moto_backends.dump_backends()
             self._dirty = False
         try:
-            moto_state.write_snapshot(self.path, payload, services, saved_at)
+            digest = moto_state.payload_digest(payload)
+            if digest == self._last_sha256:
+                return False
+            moto_state.write_snapshot(self.path, payload, services, saved_at, sha256=digest)
         except BaseException:
             self._dirty = True  # try again next time
             raise
+        self._last_sha256 = digest
         self._last_error = None
         return True
 

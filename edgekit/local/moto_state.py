@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import LocalBackendError
-from edgekit.files import write_bytes_atomic
 
 MAGIC = b"edgekit-moto-state "
 FORMAT = 1
@@ -169,23 +168,44 @@ def read_snapshot(path: str | os.PathLike[str]) -> tuple[SnapshotHeader, bytes] 
     return header, payload
 
 
-def write_snapshot(
-    path: str | os.PathLike[str], payload: bytes, services: list[str], saved_at: float
-) -> SnapshotHeader:
-    """Write ``payload`` with its header atomically (temp file, fsync, rename).
+def payload_digest(payload: bytes | memoryview) -> str:
+    """The sha256 a header records for ``payload``."""
+    return hashlib.sha256(payload).hexdigest()
 
-    A reader (or a crash at any point) sees the previous snapshot or this one, never a mix.
+
+def write_snapshot(
+    path: str | os.PathLike[str],
+    payload: bytes | memoryview,
+    services: list[str],
+    saved_at: float,
+    *,
+    sha256: str | None = None,
+) -> SnapshotHeader:
+    """Write the header and ``payload`` atomically (temp file, fsync, rename).
+
+    A reader (or a crash at any point) sees the previous snapshot or this one, never a
+    mix. The payload is written as is (no copy: it can hold every S3 object's bytes).
     """
     header = SnapshotHeader(
         moto=moto_version(),
         python=python_version(),
         size=len(payload),
-        sha256=hashlib.sha256(payload).hexdigest(),
+        sha256=sha256 or payload_digest(payload),
         saved_at=saved_at,
         services=tuple(services),
     )
-    data = MAGIC + header.to_json().encode() + b"\n" + payload
-    write_bytes_atomic(path, data, fsync=True)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(MAGIC + header.to_json().encode() + b"\n")
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
     return header
 
 
@@ -230,6 +250,7 @@ __all__ = [
     "check_snapshot",
     "move_aside",
     "moto_version",
+    "payload_digest",
     "read_snapshot",
     "remove_stale_temp_files",
     "write_snapshot",
