@@ -277,7 +277,7 @@ class Journal:
                     os.write(self._fd, data)
                     os.fsync(self._fd)
                     self.size += len(data)
-            except OSError as exc:
+            except Exception as exc:  # reported to every waiter and every later append
                 self._fail(exc)
                 return
             with self.lock:
@@ -287,7 +287,7 @@ class Journal:
                 for fire in ready:
                     fire(None)
 
-    def _fail(self, exc: OSError) -> None:
+    def _fail(self, exc: Exception) -> None:
         error = LocalBackendError(
             f"cannot write the journal {self.path}: {exc}; free disk space or fix the "
             "directory's permissions, then restart"
