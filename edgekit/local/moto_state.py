@@ -198,7 +198,9 @@ def write_snapshot(
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        with tmp.open("wb") as fh:
+        # Owner-only: the state holds what the emulated services were given (keys, policies).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
             fh.write(MAGIC + header.to_json().encode() + b"\n")
             fh.write(payload)
             fh.flush()

@@ -55,6 +55,7 @@ def test_a_snapshot_round_trips_and_is_written_atomically(tmp_path: Path) -> Non
     assert payload == b"payload"
     assert header == written and header.services == ("s3", "iot") and header.saved_at == 12.5
     assert sorted(p.name for p in path.parent.iterdir()) == ["state.pickle"]  # no temp file
+    assert path.stat().st_mode & 0o777 == 0o600
 
 
 @pytest.mark.parametrize(
@@ -392,6 +393,16 @@ def test_kill_9_loses_nothing_up_to_the_last_snapshot(home: Path) -> None:
     assert got == body
     things = {t["thingName"] for t in _client(restarted, "iot").list_things()["things"]}
     assert "edge-9" in things
+
+    # --fresh on running endpoints: moto saves, its file is moved aside, it restarts empty.
+    fresh = _edgekit(home, "up", "--fresh")
+    assert fresh.returncode == 0, fresh.stderr
+    emptied = ep.LocalEndpoints.load(home)
+    assert emptied.moto_url == restarted.moto_url  # same port: the emulator keeps its URL
+    assert _client(emptied, "s3").list_buckets()["Buckets"] == []
+    kept = list(HomeLayout(home).moto_state_file.parent.glob("state.pickle.*.bak"))
+    assert len(kept) == 1 and str(kept[0]) in fresh.stdout
+    assert moto_state.check_snapshot(kept[0]) is not None
 
 
 @pytest.mark.integration
