@@ -268,7 +268,13 @@ def _moto_args(ctx: _Context) -> list[str]:
 
 _SERVERS: dict[str, _Server] = {
     MOTO: _Server(MOTO, lambda: "edgekit.local.moto_server", _moto_answers, _moto_args),
-    MQTT: _Server(MQTT, lambda: "edgekit.local.mqtt", _mqtt_answers, lambda ctx: [], scheme=""),
+    MQTT: _Server(
+        MQTT,
+        lambda: "edgekit.local.mqtt",
+        _mqtt_answers,
+        lambda ctx: ["--state-dir", str(ctx.layout.root / "mqtt")],  # persistent sessions
+        scheme="",
+    ),
     GREENGRASS: _Server(
         GREENGRASS, lambda: GREENGRASS_MODULE, _greengrass_answers, _greengrass_args
     ),

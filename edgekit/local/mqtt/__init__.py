@@ -7,7 +7,8 @@ detached process `edgekit local up` starts.
 
 Owns: the wire format (``wire``, ``packets``, ``properties``), topic rules (``topics``),
 sessions, routing, client connections (``connection``, ``websocket``, ``sigv4``), limits
-and the counters of what it drops or refuses (``stats``, `Broker.stats`).
+and the counters of what it drops or refuses (``stats``, `Broker.stats`), and the
+durable state that survives a crash (``store``, ``journal``, ``persistence``).
 Must not import any other part of edgekit but ``errors`` and ``files`` (IPC and the
 device runtime depend on the broker, never the other way round).
 

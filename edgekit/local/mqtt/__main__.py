@@ -35,8 +35,11 @@ async def serve(
     websocket_port: int | None = None,
     websocket_port_file: Path | None = None,
     websocket_credentials: dict[str, str] | None = None,
+    state_dir: Path | None = None,
 ) -> None:
-    server = MqttServer(host, port, limits, websocket_port, websocket_credentials)
+    server = MqttServer(
+        host, port, limits, websocket_port, websocket_credentials, state_dir=state_dir
+    )
     bound = await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -90,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="accept anonymous clients from non-loopback addresses too",
     )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="keep persistent sessions, their queued messages and retained messages here, "
+        "so they survive a crash; without it they live in memory only",
+    )
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     if args.websocket_port_file is not None and args.websocket_port is None:
@@ -119,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.websocket_port,
                 args.websocket_port_file,
                 credentials,
+                state_dir=args.state_dir,
             )
         )
     except LocalBackendError as exc:

@@ -18,6 +18,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from edgekit.errors import LocalBackendError
@@ -44,9 +45,11 @@ class Broker:
         limits: BrokerLimits | None = None,
         websocket_port: int | None = None,
         websocket_credentials: Mapping[str, str] | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.host = host
         self.limits = limits or BrokerLimits()
+        self.state_dir = None if state_dir is None else Path(state_dir)
         self.websocket_credentials = websocket_credentials
         self._requested_port = port
         self._requested_websocket_port = websocket_port
@@ -134,6 +137,7 @@ class Broker:
             self.limits,
             self._requested_websocket_port,
             self.websocket_credentials,
+            state_dir=self.state_dir,
         )
         self._port = await self._server.start()
         self._websocket_port = self._server.websocket_port

@@ -121,6 +121,7 @@ class Connection:
         self.will_delay = 0
         self.normal_disconnect = False
         self.aliases: dict[int, str] = {}
+        self.acks_waiting = 0  # acknowledgements waiting for the durable store
         self.dropped_qos0 = 0
         self._drain_waiters: list[Any] = []
 
@@ -208,7 +209,9 @@ class Connection:
         self.will = connect.will
         if connect.will is not None and self.v5:
             self.will_delay = connect.will.properties.get("will_delay_interval", 0)
-        session, present = self.router.open_session(client_id, self, connect.clean_start, expiry)
+        session, present = self.router.open_session(
+            client_id, self, connect.clean_start, expiry, self.version
+        )
         self.session = session
         ack: dict[str, Any] = {}
         if self.v5:
@@ -249,7 +252,7 @@ class Connection:
                 0 if self.router.unsubscribe(session, f) else NO_SUBSCRIPTION_EXISTED
                 for f in packet.filters
             ]
-            self._write(encode(Unsuback(packet.packet_id, codes), self.version))
+            self._ack_when_durable(encode(Unsuback(packet.packet_id, codes), self.version))
         elif isinstance(packet, PingReq):
             self._write(b"\xd0\x00")
         elif isinstance(packet, Disconnect):
@@ -295,10 +298,10 @@ class Connection:
         )
         self.router.publish(message)
         if packet.qos == 1:
-            self._write(encode(Ack(PUBACK, packet.packet_id), self.version))
+            self._ack_when_durable(encode(Ack(PUBACK, packet.packet_id), self.version))
         elif packet.qos == 2:
             session.incoming_qos2.add(packet.packet_id)
-            self._write(encode(Ack(PUBREC, packet.packet_id), self.version))
+            self._ack_when_durable(encode(Ack(PUBREC, packet.packet_id), self.version))
 
     def _on_ack(self, packet: Ack, session: Session) -> None:
         pid = packet.packet_id
@@ -343,7 +346,7 @@ class Connection:
             codes.append(options.qos)
             if options.retain_handling == 0 or (options.retain_handling == 1 and not existed):
                 retained.append(sub)
-        self._write(encode(Suback(packet.packet_id, codes), self.version))
+        self._ack_when_durable(encode(Suback(packet.packet_id, codes), self.version))
         for sub in retained:
             sub_ids = (identifier,) if identifier is not None else ()
             session.deliver_retained(
@@ -362,6 +365,29 @@ class Connection:
         self.normal_disconnect = packet.reason_code != DISCONNECT_WITH_WILL
         log.debug("%r disconnected (reason 0x%02x)", self, packet.reason_code)
         self._close(None)
+
+    def _ack_when_durable(self, data: bytes) -> None:
+        """Write a PUBACK, PUBREC, SUBACK or UNSUBACK once what it acknowledges is on disk.
+
+        With a durable store, a change still being written (a queued message, a retained
+        message, a subscription) is acknowledged only after its fsync; acknowledgements
+        keep their order. A store that cannot write closes the connection unacknowledged.
+        """
+        persistence = self.router.persistence
+        if persistence is None or not (persistence.store.pending or self.acks_waiting):
+            self._write(data)
+            return
+        self.acks_waiting += 1
+
+        def durable(error: BaseException | None) -> None:
+            self.acks_waiting -= 1
+            if error is None:
+                self._write(data)
+            elif not self.closed:
+                log.error("closing %r unacknowledged: %s", self, error)
+                self._close(None)
+
+        persistence.store.when_durable(durable)
 
     # ------------------------------------------------------------ writing (the session's Link)
     def _write(self, data: bytes) -> None:

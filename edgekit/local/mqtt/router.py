@@ -22,7 +22,8 @@ import time
 from typing import Any
 
 from edgekit.local.mqtt.limits import NEVER_EXPIRES, BrokerLimits
-from edgekit.local.mqtt.packets import Will
+from edgekit.local.mqtt.packets import MQTT_311, Will
+from edgekit.local.mqtt.persistence import Persistence
 from edgekit.local.mqtt.sessions import Delivery, Link, Message, Session, Subscription
 from edgekit.local.mqtt.stats import BrokerStats
 from edgekit.local.mqtt.topics import SubscriptionTree, matches
@@ -50,6 +51,7 @@ class Router:
         self.retained: dict[str, Message] = {}
         self.retained_bytes = 0
         self.stats = BrokerStats()
+        self.persistence: Persistence | None = None  # set by `restore`: durable state
         self.closing = False
 
     # ------------------------------------------------------------ routing
@@ -57,6 +59,11 @@ class Router:
         """Route ``message`` to every matching session; returns how many sessions got it."""
         if message.retain:
             self._retain(message)
+            if self.persistence is not None:
+                if self.retained.get(message.topic) is message:
+                    self.persistence.retained(message)
+                else:
+                    self.persistence.retained_cleared(message.topic)
         targets: dict[str, list[Subscription]] = {}
         for client_id, sub in self.tree.match(message.topic):
             if sub.options.no_local and client_id == message.sender:
@@ -69,7 +76,10 @@ class Router:
             granted = max(s.options.qos for s in subs)
             keep_retain = message.retain and any(s.options.retain_as_published for s in subs)
             ids = tuple(s.identifier for s in subs if s.identifier is not None)
-            session.deliver(Delivery(message, min(message.qos, granted), keep_retain, ids))
+            delivery = Delivery(message, min(message.qos, granted), keep_retain, ids)
+            if self.persistence is not None:
+                self.persistence.queued(session, delivery)
+            session.deliver(delivery)
         return len(targets)
 
     def _retain(self, message: Message) -> None:
@@ -98,6 +108,8 @@ class Router:
         now = time.monotonic()
         for topic in [t for t, m in self.retained.items() if m.expired(now)]:
             self.retained_bytes -= self.retained.pop(topic).size
+            if self.persistence is not None:
+                self.persistence.retained_cleared(topic)
 
     def retained_for(self, topic_filter: str) -> list[Message]:
         self._drop_expired_retained()
@@ -107,12 +119,16 @@ class Router:
     def subscribe(self, session: Session, sub: Subscription) -> bool:
         """Add or replace the session's subscription; True if it replaced one."""
         session.subscriptions[sub.topic_filter] = sub
+        if self.persistence is not None:
+            self.persistence.subscribed(session, sub)
         return self.tree.add(sub.topic_filter, session.client_id, sub)
 
     def unsubscribe(self, session: Session, topic_filter: str) -> bool:
         if session.subscriptions.pop(topic_filter, None) is None:
             return False
         self.tree.remove(topic_filter, session.client_id)
+        if self.persistence is not None:
+            self.persistence.unsubscribed(session, topic_filter)
         return True
 
     # ------------------------------------------------------------ session lifecycle
@@ -147,7 +163,12 @@ class Router:
         return True
 
     def open_session(
-        self, client_id: str, link: Link, clean_start: bool, expiry_interval: int
+        self,
+        client_id: str,
+        link: Link,
+        clean_start: bool,
+        expiry_interval: int,
+        protocol_version: int = MQTT_311,
     ) -> tuple[Session, bool]:
         """The session for a new connection: (session, session present).
 
@@ -163,13 +184,22 @@ class Router:
             session = None
         present = session is not None
         if session is None:
-            session = Session(client_id, self.limits, self.stats)
-            self.sessions[client_id] = session
+            session = self._new_session(client_id)
         else:
             session.cancel_timers()  # came back before expiry / will delay: no will
             session.pending_will = None
         session.expiry_interval = expiry_interval
+        if self.persistence is not None:
+            self.persistence.session_opened(session, protocol_version)
         return session, present
+
+    def _new_session(self, client_id: str) -> Session:
+        session = Session(client_id, self.limits, self.stats)
+        if self.persistence is not None:
+            persistence = self.persistence
+            session.on_done = lambda delivery: persistence.done(session, delivery)
+        self.sessions[client_id] = session
+        return session
 
     def connection_closed(
         self, session: Session, link: Link, will: Will | None, will_delay: int
@@ -193,6 +223,8 @@ class Router:
             elif not (will_delay and resumed):
                 self.publish_will(session.client_id, will)
         if current and not resumed:
+            if session.expiry_interval and self.persistence is not None:
+                self.persistence.session_offline(session)
             if session.expiry_interval == 0:
                 self.end_session(session)
             elif session.expiry_interval != NEVER_EXPIRES:
@@ -228,6 +260,8 @@ class Router:
         """Forget the session and its subscriptions; a will still waiting goes out now."""
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
+            if self.persistence is not None:
+                self.persistence.session_ended(session.client_id)
         for topic_filter in session.subscriptions:
             self.tree.remove(topic_filter, session.client_id)
         session.subscriptions.clear()
@@ -249,6 +283,35 @@ class Router:
             "retained_messages": len(self.retained),
             "retained_bytes": self.retained_bytes,
         }
+
+    def restore(self, persistence: Persistence) -> None:
+        """Keep state in ``persistence`` from now on, and bring back what it holds:
+        retained messages, and persistent sessions offline with their subscriptions,
+        queued messages and remaining expiry (on the running loop, before clients come)."""
+        self.persistence = persistence
+        sessions, retained = persistence.restore(self.limits.session_expiry)
+        for message in retained:
+            self.retained[message.topic] = message
+            self.retained_bytes += message.size
+        loop = asyncio.get_running_loop()
+        for saved in sessions:
+            session = self._new_session(saved.client_id)
+            session.expiry_interval = saved.expiry_interval
+            session.offline_since = time.monotonic() - saved.offline_for
+            for sub in saved.subscriptions:
+                session.subscriptions[sub.topic_filter] = sub
+                self.tree.add(sub.topic_filter, session.client_id, sub)
+            for delivery in saved.deliveries:
+                session.deliver(delivery)
+            if saved.expires_in is not None:
+                session.expiry_timer = loop.call_later(saved.expires_in, self._expire, session)
+        if sessions or retained:
+            log.info(
+                "restored %d persistent sessions (%d queued messages) and %d retained messages",
+                len(sessions),
+                sum(len(s.deliveries) for s in sessions),
+                len(retained),
+            )
 
     def close(self) -> None:
         """Stop all timers; no will is published while the broker shuts down."""

@@ -18,13 +18,16 @@ import collections
 import contextlib
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from edgekit.errors import LocalBackendError
 from edgekit.local.mqtt.connection import Connection
 from edgekit.local.mqtt.limits import BrokerLimits
+from edgekit.local.mqtt.persistence import Persistence
 from edgekit.local.mqtt.router import Router
 from edgekit.local.mqtt.sigv4 import LOCAL_CREDENTIALS, SigV4Verifier
+from edgekit.local.mqtt.store import DurableStore
 from edgekit.local.mqtt.websocket import MAX_HANDSHAKE_BYTES, Handshake, accept
 
 HANDSHAKES_KEPT = 64  # the most recent websocket upgrade requests, for inspection
@@ -42,8 +45,11 @@ class MqttServer:
         limits: BrokerLimits | None = None,
         websocket_port: int | None = None,
         websocket_credentials: Mapping[str, str] | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self.host = host
+        self.state_dir = state_dir  # persistent sessions and retained messages survive here
+        self.store: DurableStore | None = None
         self.requested_port = port
         self.requested_websocket_port = websocket_port
         self.limits = limits or BrokerLimits()
@@ -61,6 +67,18 @@ class MqttServer:
         self._upgrading: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     async def start(self) -> int:
+        """Restore the durable state (with ``state_dir``), listen; returns the bound port."""
+        if self.state_dir is not None:
+            self.store = DurableStore.open(self.state_dir)
+            self.router.restore(Persistence(self.store))
+        try:
+            return await self._listen()
+        except BaseException:
+            if self.store is not None:
+                self.store.close()
+            raise
+
+    async def _listen(self) -> int:
         """Listen; returns the bound port (the OS picks one for port 0)."""
         try:
             self._server = await asyncio.start_server(
@@ -190,3 +208,5 @@ class MqttServer:
         self._connections.clear()
         for _ in range(2):  # aborted transports close their sockets in a callback
             await asyncio.sleep(0)
+        if self.store is not None:
+            self.store.close()  # writes what is pending

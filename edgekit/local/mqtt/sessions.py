@@ -80,6 +80,7 @@ class Delivery:
     subscription_ids: tuple[int, ...] = ()
     packet_id: int = 0
     released: bool = False  # QoS 2: PUBREC received, PUBREL sent, awaiting PUBCOMP
+    store_id: int = 0  # its record in the broker's durable store (0: memory only)
 
 
 class Sent(Enum):
@@ -128,6 +129,9 @@ class Session:
         self.expiry_interval = 0
         self.link: Link | None = None
         self.dropped = 0
+        # Called when a delivery with a store_id leaves the session (acknowledged, refused,
+        # dropped, expired): the broker's `Persistence` forgets its record.
+        self.on_done: Callable[[Delivery], None] | None = None
         self.ended = False
         self.expiry_timer: asyncio.TimerHandle | None = None
         self.will_timer: asyncio.TimerHandle | None = None
@@ -187,7 +191,12 @@ class Session:
         self.pending.append(delivery)
         self.pending_bytes += size
 
+    def _done(self, delivery: Delivery) -> None:
+        if delivery.store_id and self.on_done is not None:
+            self.on_done(delivery)
+
     def _drop(self, delivery: Delivery, why: str) -> None:
+        self._done(delivery)
         self.dropped += 1
         self.stats.queued_dropped += 1
         log.warning(
@@ -210,6 +219,7 @@ class Session:
         """The flow of ``packet_id`` ended: it leaves the in-flight window."""
         delivery = self.inflight.pop(packet_id, None)
         if delivery is not None:
+            self._done(delivery)
             self.inflight_bytes = max(self.inflight_bytes - delivery.message.size, 0)
 
     def _send_new(self, delivery: Delivery, link: Link) -> None:
@@ -257,6 +267,7 @@ class Session:
             if queue is self.pending:
                 self.pending_bytes -= delivery.message.size
             if delivery.message.expired(now):
+                self._done(delivery)
                 continue
             if delivery.qos == 0:
                 link.send_publish(delivery)
