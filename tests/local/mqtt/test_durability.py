@@ -10,7 +10,8 @@ receive every number (duplicates allowed). Also: a retained message survives.
 In-process (`Broker(state_dir=...)`): a restart keeps persistent sessions, their
 queues and retained messages, not clean sessions; a session that expired while
 the broker was down is not restored; a PUBACK waits for the disk; what a session
-drops (its queue is full) leaves the store.
+drops (its queue is full) leaves the store. And the broker `edgekit local up` starts
+keeps its sessions when it is killed and `up` restarts it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import pytest
 paho = pytest.importorskip("paho.mqtt.client")
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
+from edgekit.local import endpoints, process  # noqa: E402
 from edgekit.local.mqtt import Broker, BrokerLimits, mqtt_ping  # noqa: E402
 from edgekit.local.mqtt import journal as journal_module  # noqa: E402
 from edgekit.local.mqtt.store import (  # noqa: E402
@@ -319,3 +321,26 @@ def test_messages_a_session_drops_leave_the_store_too(tmp_path: Path) -> None:
         assert kept == [str(n).encode() for n in range(15, 20)]  # the oldest were dropped
     finally:
         broker.stop()
+
+
+@pytest.mark.skipif(not endpoints.greengrass_available(), reason="no Greengrass emulator here")
+def test_the_broker_of_edgekit_local_up_keeps_sessions_across_kill_9(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    try:
+        local = endpoints.up(home)
+        sub = Client(local.mqtt_port, "notebook")
+        sub.subscribe("results/#")
+        sub.close()
+        pub = Client(local.mqtt_port, "device", clean=True)
+        for n in range(20):
+            pub.client.publish("results/a", str(n).encode(), qos=1).wait_for_publish(10)
+        pub.close()
+        os.kill(process.running(home)["mqtt"], signal.SIGKILL)
+        again = endpoints.up(home)  # restarts the dead broker on its port, same directory
+        assert again.mqtt == local.mqtt
+        sub = Client(again.mqtt_port, "notebook")
+        assert sub.session_present == [True]
+        _wait(lambda: sub.numbers() == set(range(20)), 20, lambda: f"got {sub.numbers()}")
+        sub.close()
+    finally:
+        endpoints.down(home)
