@@ -22,69 +22,46 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from pathlib import Path
 
 from edgekit.errors import AgentError
+from edgekit.unix_socket import (
+    RUNTIME_DIR_ENV,
+    UNIX_SOCKET_LIMIT,
+    fits,
+    make_user_socket_dir,
+    private_dir_problem,
+)
 
 SOCKET_NAME = "agent.sock"
-UNIX_SOCKET_LIMIT = 107
-"""sun_path holds 108 bytes including the terminating NUL."""
-RUNTIME_DIR_ENV = "XDG_RUNTIME_DIR"
-TMP_DIR = Path("/tmp")
-"""Where the per-user folder goes when XDG_RUNTIME_DIR is not set."""
+__all__ = ["SOCKET_NAME", "UNIX_SOCKET_LIMIT", "check_private_dir", "default_socket", "fits",
+           "socket_for_work", "user_runtime_dir"]  # fmt: skip
+
+
+def _refuse(path: Path, problem: str) -> AgentError:
+    return AgentError(
+        f"{path} {problem}; another user could put an impostor agent socket there, so "
+        "the model agent does not use it. Remove it (or fix its owner and mode), or set "
+        "the agent's SocketPath to a path in a folder only its user can write"
+    )
 
 
 def check_private_dir(path: Path, *, exact_mode: int | None = None) -> None:
     """AgentError unless ``path`` is a real directory owned by this user that no other user
     can write (``exact_mode``: its permission bits must be exactly that)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        raise AgentError(f"{path}: the agent's socket folder does not exist") from None
-    except OSError as exc:
-        raise AgentError(f"{path}: cannot inspect the agent's socket folder: {exc}") from None
-    problem = None
-    mode = stat.S_IMODE(st.st_mode)
-    if stat.S_ISLNK(st.st_mode):
-        problem = "is a symbolic link"
-    elif not stat.S_ISDIR(st.st_mode):
-        problem = "is not a directory"
-    elif st.st_uid != os.geteuid():
-        problem = f"is owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})"
-    elif exact_mode is not None and mode != exact_mode:
-        problem = f"has mode {mode:04o}, not {exact_mode:04o}"
-    elif mode & (stat.S_IWGRP | stat.S_IWOTH):
-        problem = f"has mode {mode:04o}: other users can write to it"
+    problem = private_dir_problem(path, exact_mode=exact_mode)
+    if problem == "does not exist":
+        raise AgentError(f"{path}: the agent's socket folder does not exist")
     if problem is not None:
-        raise AgentError(
-            f"{path} {problem}; another user could put an impostor agent socket there, so "
-            "the model agent does not use it. Remove it (or fix its owner and mode), or set "
-            "the agent's SocketPath to a path in a folder only its user can write"
-        )
+        raise _refuse(path, problem)
 
 
 def user_runtime_dir() -> Path:
     """This user's private folder for sockets (created 0700 if missing, then checked)."""
-    base = os.environ.get(RUNTIME_DIR_ENV, "")
-    if base:
-        check_private_dir(Path(base))
-        folder = Path(base) / "edgekit"
-    else:
-        folder = TMP_DIR / f"edgekit-{os.geteuid()}"
-    try:
-        folder.mkdir(mode=0o700)
-    except FileExistsError:
-        pass  # checked below, whoever made it
-    except OSError as exc:
-        raise AgentError(f"{folder}: cannot create the agent's socket folder: {exc}") from None
-    check_private_dir(folder, exact_mode=0o700)
+    folder, problem = make_user_socket_dir()
+    if problem is not None:
+        raise _refuse(folder, problem)
     return folder
-
-
-def fits(path: str | os.PathLike[str]) -> bool:
-    """True when ``path`` (made absolute) fits in a unix socket address."""
-    return len(os.fsencode(os.path.abspath(path))) <= UNIX_SOCKET_LIMIT
 
 
 def socket_for_work(agent_work_path: str) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.agent import paths
+from edgekit import unix_socket
 from edgekit.agent.client import AgentClient, check_peer
 from edgekit.agent.paths import SOCKET_NAME, default_socket, socket_for_work, user_runtime_dir
 from edgekit.agent.server import AgentServer
@@ -42,7 +42,7 @@ def short() -> Iterator[Path]:
 def private_tmp(short: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A stand-in for /tmp (the per-user folder's parent) and no XDG_RUNTIME_DIR."""
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    monkeypatch.setattr(paths, "TMP_DIR", short)
+    monkeypatch.setattr(unix_socket, "TMP_DIR", short)
     return short
 
 

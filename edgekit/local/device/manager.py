@@ -155,7 +155,7 @@ def remove_device(
     if purge:
         root = layout.device_root(thing)
         socket = DeviceLayout.of(root).socket_path
-        if socket.parent == Path("/tmp"):
+        if not socket.is_relative_to(root):  # in the per-user socket folder
             socket.unlink(missing_ok=True)
         remove_root(root)
         try:

@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.local.device.failures import DeploymentFailure
-
-# sun_path is 108 bytes on Linux including the terminating NUL; leave headroom.
-MAX_SOCKET_PATH = 100
+from edgekit.unix_socket import fits, user_socket_dir
 
 
 def path_segment(value: str, what: str) -> str:
@@ -87,12 +85,14 @@ class DeviceLayout:
 
     @property
     def socket_path(self) -> Path:
-        """``<root>/ipc.socket``, or a short path in /tmp when that would not fit a unix socket."""
+        """``<root>/ipc.socket``; when that would not fit a unix socket address,
+        ``ipc-<hash of the root>.sock`` in this user's private socket folder (never a name
+        in a folder another user can write: see `edgekit.unix_socket`)."""
         path = self.root / "ipc.socket"
-        if len(os.fsencode(str(path))) <= MAX_SOCKET_PATH:
+        if fits(path):
             return path
         digest = hashlib.sha1(os.fsencode(str(self.root))).hexdigest()[:12]
-        return Path(f"/tmp/edgekit-ipc-{digest}.sock")
+        return user_socket_dir() / f"ipc-{digest}.sock"
 
     def ensure(self) -> DeviceLayout:
         for folder in (self.recipes_dir, self.logs_dir, self.state_file.parent, self.root / "work"):

@@ -31,11 +31,15 @@ from edgekit.local.ipc.host import IpcHost
 from edgekit.local.ipc.mqtt_bridge import MqttBridge
 from edgekit.local.ipc.mqtt_spool import MEMORY, NUCLEUS, MqttSpool, SpoolerConfig
 from edgekit.local.ipc.rpc import RpcConnection, SendQueuePolicy
-from edgekit.unix_socket import clear_stale_socket
+from edgekit.unix_socket import (
+    UNIX_SOCKET_LIMIT,
+    clear_stale_socket,
+    make_user_socket_dir,
+    private_dir_problem,
+    user_socket_dir,
+)
 
 log = logging.getLogger(__name__)
-
-MAX_SOCKET_PATH_BYTES = 107  # sun_path is 108 bytes including the terminating NUL
 
 
 class IpcServer:
@@ -54,11 +58,11 @@ class IpcServer:
         keeps them in memory only."""
         self.socket_path = Path(socket_path)
         size = len(os.fsencode(self.socket_path))
-        if size > MAX_SOCKET_PATH_BYTES:
+        if size > UNIX_SOCKET_LIMIT:
             raise LocalBackendError(
                 f"IPC socket path {self.socket_path} is {size} bytes; "
-                f"unix sockets allow {MAX_SOCKET_PATH_BYTES}: use a shorter device root or a "
-                "/tmp/edgekit-ipc-<hash>.sock path"
+                f"unix sockets allow {UNIX_SOCKET_LIMIT}: use a shorter device root or a "
+                f"path in {user_socket_dir()}"
             )
         self.host = host
         self.policy = send_queue or SendQueuePolicy()
@@ -182,6 +186,22 @@ class IpcServer:
                 loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
+    def _check_folder(self) -> None:
+        """The socket's folder exists and no other user can write it: whoever binds the
+        path first is "the nucleus" to every component."""
+        folder = self.socket_path.parent
+        if folder == user_socket_dir():
+            folder, problem = make_user_socket_dir()
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            problem = private_dir_problem(folder)
+        if problem is not None:
+            raise LocalBackendError(
+                f"{folder} {problem}; another user could put an impostor IPC socket there, "
+                "so the device does not listen in it. Remove it (or fix its owner and mode), "
+                "or use a device root only this user can write"
+            )
+
     def _remove_stale_socket(self) -> None:
         """Remove a socket file left by a dead server; refuse to take over a live one."""
         state = clear_stale_socket(self.socket_path, probe_timeout=1.0)
@@ -198,7 +218,7 @@ class IpcServer:
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
-        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        self._check_folder()
         self._remove_stale_socket()
         endpoint = self.host.mqtt_endpoint
         if endpoint:

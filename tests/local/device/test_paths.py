@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from edgekit.local.device.failures import DeploymentFailure
 from edgekit.local.device.paths import DeviceLayout
+from edgekit.unix_socket import fits
 
 
-def test_socket_path_falls_back_to_tmp_for_long_roots(tmp_path: Path) -> None:
+def test_a_long_root_puts_the_ipc_socket_in_the_per_user_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never a shared /tmp name another user could bind first (issue 12, item 4 sibling)."""
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     assert DeviceLayout.of(tmp_path).socket_path == tmp_path / "ipc.socket"
     long_root = tmp_path / ("x" * 120)
     path = DeviceLayout.of(long_root).socket_path
-    assert str(path).startswith("/tmp/edgekit-ipc-") and len(str(path)) < 100
+    assert path.parent == Path(f"/tmp/edgekit-{os.geteuid()}") and fits(path)
+    assert path.name.startswith("ipc-") and path != DeviceLayout.of(tmp_path / "y").socket_path
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    assert DeviceLayout.of(long_root).socket_path.parent == tmp_path / "edgekit"
 
 
 @pytest.mark.parametrize("name", ["", ".", "..", "a/b", "../escape", "a\x00b"])

@@ -37,6 +37,7 @@ from awsiot.greengrasscoreipc.model import (  # noqa: E402
     SubscribeToTopicRequest,
 )
 
+from edgekit.errors import LocalBackendError  # noqa: E402
 from edgekit.local.ipc.eventstream import FrameDecoder, Header, Message, encode  # noqa: E402
 from edgekit.local.ipc.memory_host import MemoryHost  # noqa: E402
 from edgekit.local.ipc.rpc import SendQueuePolicy  # noqa: E402
@@ -442,3 +443,27 @@ def test_send_queue_drops_oldest_events_and_keeps_responses() -> None:
             theirs.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o722])
+def test_the_ipc_server_refuses_a_socket_folder_other_users_can_write(
+    sockdir: Path, mode: int
+) -> None:
+    """Whoever binds the IPC socket first is the nucleus to every component: the device
+    listens only in a folder no other user can write (issue 12, item 4 sibling)."""
+    folder = sockdir / "shared"
+    folder.mkdir()
+    folder.chmod(mode)
+    server = IpcServer(folder / "ipc.sock", MemoryHost(mqtt_endpoint=None))
+    with pytest.raises(LocalBackendError, match=rf"{folder} has mode 0{mode:o}: other users"):
+        server.start()
+    assert not (folder / "ipc.sock").exists()
+
+
+def test_the_ipc_server_refuses_a_symlinked_socket_folder(sockdir: Path) -> None:
+    real = sockdir / "real"
+    real.mkdir()
+    (sockdir / "link").symlink_to(real)
+    server = IpcServer(sockdir / "link" / "ipc.sock", MemoryHost(mqtt_endpoint=None))
+    with pytest.raises(LocalBackendError, match="is a symbolic link"):
+        server.start()
