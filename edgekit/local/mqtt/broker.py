@@ -6,7 +6,9 @@ event loop. Clients are anonymous and accepted from loopback only, like a
 developer's stand-in for IoT Core. With ``websocket_port`` (0 picks one) it
 also serves MQTT over WebSocket, the way IoT Core serves SigV4 clients: the
 upgrade must be presigned with a key in ``websocket_credentials`` (access key
-id -> secret; the local backend's ``testing``/``testing`` by default).
+id -> secret; the local backend's ``testing``/``testing`` by default). With
+``state_dir`` its persistent sessions (their subscriptions and queued messages) and
+retained messages survive a crash (`edgekit.local.mqtt.persistence`).
 """
 
 from __future__ import annotations
