@@ -182,17 +182,17 @@ class Runner:
                 if record.options.get("shadow") and not self._passed("shadow"):
                     verdict = run_shadow(self)
                     if verdict is not None:
-                        self._rollback(verdict.name, verdict.describe())
+                        self._rollback(verdict.name, verdict.detail)
                         return
                 if not self._passed("canary"):
                     verdict = self._canary()
                     if verdict is not None:
-                        self._rollback(verdict.name, verdict.describe())
+                        self._rollback(verdict.name, verdict.detail)
                         return
                 if record.fleet_things and not self._passed("fleet"):
                     verdict = self._fleet()
                     if verdict is not None:
-                        self._rollback(verdict.name, verdict.describe())
+                        self._rollback(verdict.name, verdict.detail)
                         return
                 self._leave_canary_group()
                 self._finish(PROMOTED)
