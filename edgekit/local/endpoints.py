@@ -460,6 +460,7 @@ def down(home: str | os.PathLike[str] | None = None, *, timeout: float = 10.0) -
     """Stop every process recorded in ``home/run`` (devices first); idempotent.
 
     Returns the names of the processes that were running and are now stopped.
+    LocalBackendError (once everything is stopped) if moto could not save its state.
     """
     layout = HomeLayout.of(home)
     if not layout.root.is_dir():
@@ -477,6 +478,9 @@ def down(home: str | os.PathLike[str] | None = None, *, timeout: float = 10.0) -
         layout.endpoints_file.unlink(missing_ok=True)
         for name in SERVERS:
             layout.port_file(name).unlink(missing_ok=True)
+        problem = moto_state.take_save_error(layout.moto_state_file)
+        if problem is not None:  # everything is stopped; say what the next `up` will find
+            raise problem
         return stopped
 
 

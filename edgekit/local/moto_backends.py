@@ -14,6 +14,12 @@ What plain pickle cannot carry is handled by ``_Pickler.reducer_override``:
   the live module-level one, never a copy;
 - locks, conditions, events and semaphores are recreated (released / unset), as
   no request is running while a snapshot is taken;
+- a ``defaultdict`` whose factory is a lambda (``defaultdict(lambda: defaultdict(dict))``
+  in moto's SSM backend) gets a picklable factory that builds the same empty container,
+  and a defaultdict/OrderedDict subclass whose ``__init__`` takes other arguments (SSM's
+  ``ParameterDict``) is rebuilt without calling it;
+- keys and certificates of ``cryptography`` (KMS keys, IoT certificates) are saved as
+  DER bytes and loaded back;
 - S3 object bodies (temp files / spooled buffers) go through moto's own
   ``FakeKey.__getstate__``, which stores the bytes, and come back in a new buffer.
 
@@ -22,6 +28,7 @@ Must only be imported in the moto server process (it imports moto).
 
 from __future__ import annotations
 
+import collections
 import importlib
 import io
 import pickle
@@ -29,6 +36,8 @@ import sys
 import threading
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from moto.core.base_backend import AccountSpecificBackend, BackendDict, backend_lock
 
 from edgekit.errors import LocalBackendError
@@ -64,6 +73,74 @@ def _new_bounded_semaphore(value: int) -> threading.BoundedSemaphore:
     return threading.BoundedSemaphore(value)
 
 
+def _load_private_key(der: bytes) -> Any:
+    return serialization.load_der_private_key(der, password=None)
+
+
+def _reduce_crypto(obj: Any) -> tuple[Any, tuple[bytes]] | None:
+    """A cryptography key or certificate as (loader, (DER bytes,)); None for anything else."""
+    if not type(obj).__module__.startswith("cryptography."):
+        return None
+    if isinstance(obj, x509.Certificate):
+        return x509.load_der_x509_certificate, (obj.public_bytes(serialization.Encoding.DER),)
+    if hasattr(obj, "private_bytes"):
+        der = obj.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return _load_private_key, (der,)
+    if hasattr(obj, "public_bytes") and hasattr(obj, "verify"):
+        der = obj.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return serialization.load_der_public_key, (der,)
+    return None
+
+
+def _new_mapping(cls: type, factory: Any) -> Any:
+    """An empty ``cls`` (a defaultdict or OrderedDict subclass) without calling its __init__."""
+    mapping = cls.__new__(cls)
+    if factory is not None:
+        mapping.default_factory = factory
+    return mapping
+
+
+def _is_local(function: Any) -> bool:
+    qualname = str(getattr(function, "__qualname__", ""))
+    return "<lambda>" in qualname or "<locals>" in qualname
+
+
+_EMPTY_TYPES = (dict, list, set, tuple, int, float, str, bytes)
+
+
+class _EmptyFactory:
+    """A picklable ``default_factory`` standing in for a lambda that returns an empty
+    container (``lambda: defaultdict(dict)`` becomes ``_EmptyFactory(defaultdict, dict)``)."""
+
+    def __init__(self, kind: type, inner: Any = None) -> None:
+        self.kind = kind
+        self.inner = inner
+
+    def __call__(self) -> Any:
+        if self.kind is collections.defaultdict:
+            return collections.defaultdict(self.inner)
+        return self.kind()
+
+    @classmethod
+    def of(cls, factory: Any) -> _EmptyFactory:
+        sample = factory()
+        if type(sample) is collections.defaultdict and not sample:
+            inner = sample.default_factory
+            return cls(collections.defaultdict, cls.of(inner) if _is_local(inner) else inner)
+        if type(sample) in _EMPTY_TYPES and not sample:
+            return cls(type(sample))
+        raise LocalBackendError(
+            f"cannot snapshot a moto defaultdict whose factory {factory.__qualname__} returns "
+            f"{type(sample).__name__} {sample!r}; report this with your moto version"
+        )
+
+
 def _key_of(backend_dict: BackendDict[Any]) -> _Key:
     """Where ``backend_dict`` lives: the module of its backend class, searched by identity."""
     candidates = [backend_dict.backend.__module__]
@@ -97,6 +174,11 @@ class _Pickler(pickle.Pickler):
                 f"cannot snapshot moto's {obj.service_name!r} backend of account "
                 f"{obj.account_id}: it belongs to no BackendDict in use"
             )
+        if isinstance(obj, collections.defaultdict | collections.OrderedDict):
+            return self._reduce_dict(obj)
+        crypto = _reduce_crypto(obj)
+        if crypto is not None:
+            return crypto
         if isinstance(obj, _LOCK_TYPES):
             return type(obj), ()
         if isinstance(obj, threading.Condition):
@@ -108,6 +190,20 @@ class _Pickler(pickle.Pickler):
         if isinstance(obj, threading.Semaphore):
             return _new_semaphore, (obj._value,)  # type: ignore[attr-defined]
         return NotImplemented
+
+    @staticmethod
+    def _reduce_dict(obj: dict[Any, Any]) -> Any:
+        """A defaultdict or OrderedDict: their own ``__reduce__`` calls ``type(obj)(factory)``,
+        which breaks for a subclass whose ``__init__`` takes other arguments (moto's SSM
+        ``ParameterDict(account_id, region_name)``), and a lambda factory cannot be pickled."""
+        factory = getattr(obj, "default_factory", None)
+        if factory is not None and _is_local(factory):
+            factory = _EmptyFactory.of(factory)
+        exact = type(obj) in (collections.defaultdict, collections.OrderedDict)
+        if exact and factory is getattr(obj, "default_factory", None):
+            return NotImplemented  # pickle's own way works
+        state = getattr(obj, "__dict__", None) or None
+        return _new_mapping, (type(obj), factory), state, None, iter(obj.items())
 
     def _key(self, backend_dict: BackendDict[Any]) -> _Key:
         key = self._keys.get(id(backend_dict))

@@ -120,36 +120,47 @@ class StateKeeper:
         while not self._stop.wait(self.interval):
             try:
                 self.save_if_dirty()
-            except LocalBackendError as exc:  # keep serving; say it once, keep the old file
+            except (LocalBackendError, OSError) as exc:  # keep serving; keep the old file
                 message = str(exc)
-                if message != self._last_error:
-                    print(f"edgekit moto server: ERROR {message}", file=sys.stderr, flush=True)
-                    self._last_error = message
-            except OSError as exc:
-                message = f"cannot write the moto state {self.path}: {exc}"
-                if message != self._last_error:
+                if message != self._last_error:  # say it once, not every interval
                     print(f"edgekit moto server: ERROR {message}", file=sys.stderr, flush=True)
                     self._last_error = message
 
     def save_if_dirty(self) -> bool:
         """Write a snapshot if a request may have changed the state since the last one
-        (and the state did change: a POST that only read leaves the file alone)."""
-        with self._lock.exclusive():
-            if not self._dirty:
-                return False
-            saved_at = time.time()
-            payload, services = moto_backends.dump_backends()
-            self._dirty = False
+        (and the state did change: a POST that only read leaves the file alone).
+
+        A failure keeps the previous file, stays dirty (the next call tries again) and is
+        recorded next to the file (``moto_state.error_file``) for `local down` to report.
+        """
         try:
-            digest = moto_state.payload_digest(payload)
-            if digest == self._last_sha256:
-                return False
-            moto_state.write_snapshot(self.path, payload, services, saved_at, sha256=digest)
-        except BaseException:
-            self._dirty = True  # try again next time
+            with self._lock.exclusive():
+                if not self._dirty:
+                    return False
+                saved_at = time.time()
+                self._dirty = False
+                try:
+                    payload, services = moto_backends.dump_backends()
+                except BaseException:
+                    self._dirty = True
+                    raise
+            try:
+                digest = moto_state.payload_digest(payload)
+                if digest == self._last_sha256:
+                    return False
+                moto_state.write_snapshot(self.path, payload, services, saved_at, sha256=digest)
+            except BaseException:
+                self._dirty = True  # try again next time
+                raise
+        except OSError as exc:
+            moto_state.record_save_error(self.path, f"cannot write {self.path}: {exc}")
+            raise
+        except LocalBackendError as exc:
+            moto_state.record_save_error(self.path, str(exc))
             raise
         self._last_sha256 = digest
         self._last_error = None
+        moto_state.clear_save_error(self.path)
         return True
 
     def stop(self) -> bool:

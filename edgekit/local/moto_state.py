@@ -235,6 +235,50 @@ def move_aside(path: str | os.PathLike[str]) -> Path | None:
     return aside
 
 
+def error_file(path: str | os.PathLike[str]) -> Path:
+    """Where the moto server records that it could not save (``state.pickle.error``)."""
+    target = Path(path)
+    return target.with_name(f"{target.name}.error")
+
+
+def record_save_error(path: str | os.PathLike[str], message: str) -> None:
+    """Note that saving to ``path`` failed, so `local down` can say so (not only the log)."""
+    error_file(path).parent.mkdir(parents=True, exist_ok=True)
+    error_file(path).write_text(message + "\n")
+
+
+def clear_save_error(path: str | os.PathLike[str]) -> None:
+    error_file(path).unlink(missing_ok=True)
+
+
+def take_save_error(path: str | os.PathLike[str]) -> LocalBackendError | None:
+    """The recorded save failure as an error to raise (and forget it), or None."""
+    marker = error_file(path)
+    try:
+        message = marker.read_text().strip()
+    except FileNotFoundError:
+        return None
+    marker.unlink(missing_ok=True)
+    try:
+        header = check_snapshot(path)
+    except LocalBackendError as exc:
+        last = f"the file {path} cannot be restored either ({exc})"
+    else:
+        when = (
+            time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(header.saved_at)) if header else None
+        )
+        last = (
+            f"`edgekit local up` restores the last snapshot it saved, {path} from {when}; "
+            "changes after it are lost"
+            if when
+            else f"there is no snapshot at {path}: `edgekit local up` starts moto empty"
+        )
+    return LocalBackendError(
+        f"moto could not save its state: {message}. {last}. Please report this with the log "
+        "(logs/moto.log in the local home) and your moto version"
+    )
+
+
 def remove_stale_temp_files(path: str | os.PathLike[str]) -> list[Path]:
     """Delete the temp files of snapshots interrupted by a crash (never the snapshot itself)."""
     target = Path(path)
@@ -250,10 +294,14 @@ def remove_stale_temp_files(path: str | os.PathLike[str]) -> list[Path]:
 __all__ = [
     "SnapshotHeader",
     "check_snapshot",
+    "clear_save_error",
+    "error_file",
     "move_aside",
     "moto_version",
     "payload_digest",
     "read_snapshot",
+    "record_save_error",
     "remove_stale_temp_files",
+    "take_save_error",
     "write_snapshot",
 ]

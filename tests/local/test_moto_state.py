@@ -137,6 +137,97 @@ def test_backends_with_locks_and_shared_objects_round_trip_in_process() -> None:
         sqs.send_message(QueueUrl=url, MessageBody="r2")  # the recreated locks work
 
 
+def test_every_service_of_the_local_endpoints_round_trips_in_process() -> None:
+    """The services edgekit points at moto (ENDPOINT_ENV) with the objects that broke plain
+    pickle: SSM's ParameterDict (a defaultdict needing __init__ arguments) and its
+    defaultdict(lambda...), SQS-like conditions, multipart uploads in progress."""
+    from moto import mock_aws
+    from moto.core.base_backend import BackendDict
+
+    from edgekit.local import moto_backends, moto_cloudformation
+
+    moto_cloudformation.install()
+    r = {"region_name": "us-east-1"}
+    role_arn = "arn:aws:iam::123456789012:role/r1"
+    with mock_aws():
+        ec2 = boto3.client("ec2", **r)
+        ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)
+        iam = boto3.client("iam", **r)
+        iam.create_role(RoleName="r1", AssumeRolePolicyDocument="{}")
+        ssm = boto3.client("ssm", **r)
+        ssm.put_parameter(Name="/edgekit/a", Value="v1", Type="String")
+        ssm.add_tags_to_resource(
+            ResourceType="Parameter", ResourceId="/edgekit/a", Tags=[{"Key": "k", "Value": "v"}]
+        )
+        logs = boto3.client("logs", **r)
+        logs.create_log_group(logGroupName="edgekit")
+        iot = boto3.client("iot", **r)
+        iot.create_thing(thingName="t1")
+        iot.create_role_alias(roleAlias="edgekit-alias", roleArn=role_arn)
+        data = boto3.client("iot-data", **r)
+        shadow = {"state": {"reported": {"model": "1.0.0"}}}
+        data.update_thing_shadow(thingName="t1", payload=json.dumps(shadow))
+        boto3.client("sts", **r).assume_role(RoleArn=role_arn, RoleSessionName="edgekit")
+        s3 = boto3.client("s3", **r)
+        s3.create_bucket(Bucket=BUCKET)
+        upload = s3.create_multipart_upload(Bucket=BUCKET, Key="mp")["UploadId"]
+        part = os.urandom(5 * 1024 * 1024)
+        etag = s3.upload_part(Bucket=BUCKET, Key="mp", UploadId=upload, PartNumber=1, Body=part)[
+            "ETag"
+        ]
+        cfn = boto3.client("cloudformation", **r)
+        cfn.create_stack(StackName="st", TemplateBody=json.dumps(STACK_TEMPLATE))
+        kms = boto3.client("kms", **r)  # keeps cryptography key objects
+        signing = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="RSA_2048")["KeyMetadata"]
+        symmetric = kms.create_key()["KeyMetadata"]["KeyId"]
+        sealed = kms.encrypt(KeyId=symmetric, Plaintext=b"secret")["CiphertextBlob"]
+        ec2.create_key_pair(KeyName="edgekit")
+        payload, services = moto_backends.dump_backends()
+        expected = {
+            "cloudformation", "ec2", "iam", "iot", "iot-data", "kms", "logs", "s3", "ssm", "sts"
+        }  # fmt: skip
+        assert expected <= set(services)
+
+        BackendDict.reset()
+        assert expected <= set(moto_backends.restore_backends(bytes(payload), "test"))
+
+        assert len(ec2.describe_instances()["Reservations"]) == 1
+        assert iam.get_role(RoleName="r1")["Role"]["Arn"] == role_arn
+        assert ssm.get_parameter(Name="/edgekit/a")["Parameter"]["Value"] == "v1"
+        tags = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId="/edgekit/a")
+        assert tags["TagList"] == [{"Key": "k", "Value": "v"}]
+        ssm.put_parameter(Name="/edgekit/b", Value="v2", Type="String")  # the factories work
+        ssm.add_tags_to_resource(
+            ResourceType="Parameter", ResourceId="/edgekit/b", Tags=[{"Key": "k", "Value": "v"}]
+        )
+        assert [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]] == ["edgekit"]
+        assert iot.describe_role_alias(roleAlias="edgekit-alias")["roleAliasDescription"]
+        got = json.loads(data.get_thing_shadow(thingName="t1")["payload"].read())
+        assert got["state"] == shadow["state"]
+        s3.complete_multipart_upload(
+            Bucket=BUCKET,
+            Key="mp",
+            UploadId=upload,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]},
+        )
+        assert s3.get_object(Bucket=BUCKET, Key="mp")["Body"].read() == part
+        signature = kms.sign(
+            KeyId=signing["KeyId"],
+            Message=b"m",
+            SigningAlgorithm="RSASSA_PSS_SHA_256",
+        )["Signature"]
+        assert kms.verify(
+            KeyId=signing["KeyId"],
+            Message=b"m",
+            Signature=signature,
+            SigningAlgorithm="RSASSA_PSS_SHA_256",
+        )["SignatureValid"]
+        assert kms.decrypt(CiphertextBlob=sealed)["Plaintext"] == b"secret"
+        assert [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]] == ["edgekit"]
+        cfn.delete_stack(StackName="st")  # the stack's resources are the live ones
+        assert iot.list_thing_groups()["thingGroups"] == []
+
+
 def test_a_payload_from_another_moto_is_refused_naming_the_file() -> None:
     from edgekit.local import moto_backends
 
@@ -175,10 +266,13 @@ def test_the_keeper_saves_changes_only_and_keeps_the_old_file_when_a_save_fails(
         with pytest.raises(LocalBackendError, match="previous snapshot is kept"):
             keeper.save_if_dirty()
         assert path.read_bytes() == first
+        recorded = moto_state.error_file(path).read_text()
+        assert "cannot pickle" in recorded or "Can't pickle" in recorded
         del backend.unpicklable  # type: ignore[attr-defined]
         s3.create_bucket(Bucket="another-bucket")
         assert keeper.stop()  # still dirty: the last save writes it
         assert path.read_bytes() != first
+        assert not moto_state.error_file(path).exists()  # a good save clears the record
 
 
 # --- against the real local endpoints ------------------------------------------------------
@@ -427,6 +521,21 @@ def test_an_incompatible_snapshot_stops_up_and_fresh_moves_it_aside(home: Path) 
     assert str(kept[0]) in fresh.stdout
     endpoints = ep.LocalEndpoints.load(home)
     assert _client(endpoints, "s3").list_buckets()["Buckets"] == []
+
+
+@pytest.mark.integration
+@needs_greengrass
+def test_local_down_says_when_moto_could_not_save(home: Path) -> None:
+    endpoints = ep.up(home)
+    state = HomeLayout(home).moto_state_file
+    # A folder where the snapshot goes: every save fails (rename onto a non-empty folder).
+    (state / "blocker").mkdir(parents=True)
+    _client(endpoints, "s3").create_bucket(Bucket=BUCKET)
+    down = _edgekit(home, "down")
+    assert down.returncode != 0
+    assert "moto could not save its state" in down.stderr and str(state) in down.stderr
+    assert process.running(home) == {}  # everything is stopped all the same
+    assert _edgekit(home, "down").returncode == 0  # said once
 
 
 @pytest.mark.integration
