@@ -178,12 +178,24 @@ def test_every_result_survives_kill_9_of_each_part(
     def runtime_up() -> None:
         add_device(thing, GROUP, home)
 
+    def subscriber_away() -> None:
+        subscriber.client.disconnect()  # its persistent session queues the results
+        subscriber.client.loop_stop()
+
+    def subscriber_back() -> None:
+        subscriber.client.reconnect()
+        subscriber.client.loop_start()
+
     def pause() -> None:
         time.sleep(2.0)  # results pile up in the spools meanwhile
 
     # Each scenario is a sequence of actions; results must flow again after each.
     scenarios: dict[str, list[Callable[[], None]]] = {
         "broker": [kill_broker, pause, broker_up],
+        # What the broker acknowledged and queued for an absent subscriber outlives it.
+        "broker while the subscriber is away": [
+            subscriber_away, pause, kill_broker, broker_up, pause, subscriber_back,
+        ],
         # The loss: the runtime dies while the broker is down (restarted first).
         "runtime during an outage, runtime first": [
             kill_broker, pause, kill_runtime, runtime_up, pause, broker_up,
