@@ -228,6 +228,34 @@ def test_every_service_of_the_local_endpoints_round_trips_in_process() -> None:
         assert iot.list_thing_groups()["thingGroups"] == []
 
 
+def test_the_real_device_stack_round_trips_and_deletes_in_process() -> None:
+    """edgekit's device template (bucket, KMS-encrypted volume, roles, IoT policies, EC2):
+    what `edgekit provision` creates must survive a restart and still delete cleanly."""
+    from moto import mock_aws
+    from moto.core.base_backend import BackendDict
+
+    from edgekit.local import moto_backends, moto_cloudformation
+    from edgekit.stack import delete_stack, deploy_stack, stack_outputs
+
+    moto_cloudformation.install()
+    with mock_aws():
+        cfn = boto3.client("cloudformation", region_name="us-east-1")
+        params = {"ThingName": "core-1", "ThingGroupName": "fleet-1"}
+        deployed = deploy_stack("edgekit-device", parameters=params, client=cfn, progress=False)
+        assert deployed.status == "CREATE_COMPLETE"
+        payload, _services = moto_backends.dump_backends()
+
+        BackendDict.reset()
+        moto_backends.restore_backends(bytes(payload), "test")
+
+        assert stack_outputs("edgekit-device", client=cfn) == deployed.outputs
+        iot = boto3.client("iot", region_name="us-east-1")
+        assert iot.describe_thing_group(thingGroupName="fleet-1")["thingGroupName"] == "fleet-1"
+        s3 = boto3.client("s3", region_name="us-east-1")
+        delete_stack("edgekit-device", client=cfn, s3=s3, iot=iot, progress=False, poll=0.1)
+        assert iot.list_thing_groups()["thingGroups"] == []
+
+
 def test_a_payload_from_another_moto_is_refused_naming_the_file() -> None:
     from edgekit.local import moto_backends
 
