@@ -148,6 +148,17 @@ def check_snapshot(path: str | os.PathLike[str]) -> SnapshotHeader | None:
     return header
 
 
+def _check_owner(path: Path, info: os.stat_result) -> None:
+    """Loading a pickle runs code: only a file (and folder) that no one else can write."""
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise LocalBackendError(
+            f"refusing to load the moto state: {path} is owned by uid {info.st_uid} or "
+            "writable by other users (mode "
+            f"{info.st_mode & 0o777:o}), and loading it would run what it holds. If you trust "
+            f"it, `chmod go-w {path}` (and chown it to yourself); otherwise run {FRESH_HINT}"
+        )
+
+
 def read_snapshot(path: str | os.PathLike[str]) -> tuple[SnapshotHeader, bytes] | None:
     """The header and the verified payload of the snapshot at ``path`` (None if there is none).
 
@@ -156,6 +167,8 @@ def read_snapshot(path: str | os.PathLike[str]) -> tuple[SnapshotHeader, bytes] 
     target = Path(path)
     try:
         with target.open("rb") as fh:
+            _check_owner(target, os.fstat(fh.fileno()))
+            _check_owner(target.parent, target.parent.stat())
             line = fh.readline(_MAX_HEADER)
             header = _parse_header(target, line)
             payload = fh.read()
@@ -195,7 +208,7 @@ def write_snapshot(
         services=tuple(services),
     )
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         # Owner-only: the state holds what the emulated services were given (keys, policies).

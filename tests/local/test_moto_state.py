@@ -92,6 +92,19 @@ def test_a_damaged_payload_of_the_right_size_is_refused_on_read(tmp_path: Path) 
         moto_state.read_snapshot(path)
 
 
+@pytest.mark.parametrize("which", ["file", "folder"])
+def test_a_snapshot_others_can_write_is_not_loaded(tmp_path: Path, which: str) -> None:
+    """Loading a pickle runs code: a file another user could have written is refused."""
+    path = tmp_path / "moto" / "state.pickle"
+    moto_state.write_snapshot(path, b"abc", ["s3"], 1.0)
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert moto_state.read_snapshot(path) is not None
+    (path if which == "file" else path.parent).chmod(0o777 if which == "folder" else 0o666)
+    with pytest.raises(LocalBackendError) as info:
+        moto_state.read_snapshot(path)
+    assert "writable by other users" in str(info.value) and "chmod go-w" in str(info.value)
+
+
 def test_move_aside_keeps_the_state(tmp_path: Path) -> None:
     path = tmp_path / "state.pickle"
     assert moto_state.move_aside(path) is None
