@@ -133,6 +133,8 @@ class StateKeeper:
         A failure keeps the previous file, stays dirty (the next call tries again) and is
         recorded next to the file (``moto_state.error_file``) for `local down` to report.
         """
+        if not self._dirty:  # a quick look first: no need to hold requests back
+            return False
         try:
             with self._lock.exclusive():
                 if not self._dirty:
