@@ -114,12 +114,13 @@ def _deprovision(args: argparse.Namespace) -> int:
         deprovision,
         device_backend,
         thing_group_of,
+        wake,
     )
     from edgekit.settings import Settings
 
     settings = Settings.from_env()
     name = args.stack_name or default_stack_name(settings)
-    if args.components and device_backend(settings).reachable():
+    if args.components and wake(device_backend(settings)):
         group = thing_group_of(settings, name, args.thing_group)
         for deployment in cancel_deployments(settings, group):
             print(f"deployment {deployment}: canceled")

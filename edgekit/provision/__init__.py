@@ -29,6 +29,7 @@ from edgekit.provision.cleanup import (
     delete_components,
     deprovision,
     thing_group_of,
+    wake,
 )
 from edgekit.provision.ec2 import Ec2Device
 from edgekit.provision.local_devices import LocalDevices
@@ -70,6 +71,7 @@ __all__ = [
     "order_things",
     "provision",
     "thing_group_of",
+    "wake",
     "thing_names",
     "wait_for_devices",
 ]

@@ -18,6 +18,7 @@ from edgekit.provision.controlplane import group_arn as thing_group_arn
 from edgekit.provision.controlplane import group_devices
 from edgekit.provision.types import (
     Deprovisioned,
+    DeviceBackend,
     default_stack_name,
     default_thing_prefix,
     edgekit_component_names,
@@ -101,6 +102,14 @@ def delete_components(
     return deleted
 
 
+def wake(backend: DeviceBackend) -> bool:
+    """True if the backend's endpoints answer, starting them first when they are down but
+    hold saved state (resources that would otherwise come back at the next `local up`)."""
+    if not backend.reachable() and backend.holds_saved_state():
+        backend.prepare()
+    return backend.reachable()
+
+
 def deprovision(
     settings: Settings,
     stack_name: str | None = None,
@@ -117,13 +126,14 @@ def deprovision(
     stack; the thing, certificate and core device record that the Greengrass installer
     made remain (see ``cloudformation/README.md``). Deleting the stack empties its
     bucket first. With nothing to delete this returns quietly. When the local
-    endpoints are down the stack cannot exist (moto keeps it in memory), so only the
-    local device roots named ``<prefix>-<n>`` are removed, without starting anything.
+    endpoints are down and hold no saved state, nothing can exist there, so only the
+    local device roots named ``<prefix>-<n>`` are removed, without starting anything; with
+    a saved state (which the next `local up` would bring back) they are started first.
     """
     backend = device_backend(settings)
     stack_name = stack_name or default_stack_name(settings)
     prefix = thing_prefix or default_thing_prefix(settings)
-    if not backend.reachable():
+    if not wake(backend):
         removed = backend.remove_devices(backend.own_devices(prefix)) if remove_devices else []
         return Deprovisioned(stack_name, False, tuple(removed))
 
@@ -163,4 +173,5 @@ __all__ = [
     "delete_components",
     "deprovision",
     "thing_group_of",
+    "wake",
 ]

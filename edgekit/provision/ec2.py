@@ -50,6 +50,9 @@ class Ec2Device:
     def reachable(self) -> bool:
         return True
 
+    def holds_saved_state(self) -> bool:
+        return False  # the services are always up
+
     def start_devices(self, things: Sequence[str], group: str) -> None:
         # Nothing to start: the instance's user data installed the nucleus, and the stack
         # only completes once it signalled that greengrass.service runs.

@@ -52,6 +52,13 @@ class LocalDevices:
             return False
         return True
 
+    def holds_saved_state(self) -> bool:
+        layout = HomeLayout.of(self.home)
+        greengrass = layout.greengrass_dir
+        return layout.moto_state_file.is_file() or (
+            greengrass.is_dir() and any(greengrass.iterdir())
+        )
+
     def start_devices(self, things: Sequence[str], group: str) -> None:
         for thing in things:
             add_device(thing, group, self.home)

@@ -182,6 +182,11 @@ class DeviceBackend(Protocol):
     def reachable(self) -> bool:
         """True if the backend's endpoints answer now (without starting anything)."""
 
+    def holds_saved_state(self) -> bool:
+        """True if the backend may hold resources while its endpoints are down (local: a
+        saved moto snapshot that the next `local up` restores); clean-up then starts the
+        endpoints rather than leave those resources to come back."""
+
     def start_devices(self, things: Sequence[str], group: str) -> None:
         """Make a device run for each thing; those already running are left alone."""
 

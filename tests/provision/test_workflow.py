@@ -157,3 +157,25 @@ def test_cleanup_cancels_group_deployments_and_deletes_every_version(
     left: list[Any] = greengrass.list_components()["components"]
     assert [c["componentName"] for c in left] == ["someone.else"]
     assert delete_components(settings) == []
+
+
+def test_deprovision_with_the_endpoints_down_removes_what_local_up_would_restore(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto's state outlives `local down`, so deprovisioning while the endpoints are down
+    starts them and deletes the stack and things; before, they came back at the next up."""
+    root = tmp_path / "home"
+    monkeypatch.setenv("EDGEKIT_LOCAL_HOME", str(root))
+    settings = Settings.from_env(backend="local")
+    try:
+        made = provision(settings, device_count=1, progress=False)
+        endpoints.down(root)
+        gone = deprovision(settings, progress=False)
+        assert gone.stack_deleted and gone.removed_devices == made.things
+        endpoints.up(root)
+        assert find_provisioned(settings) is None
+        iot = clients.client("iot", settings)
+        assert [t["thingName"] for t in iot.list_things()["things"]] == []
+    finally:
+        endpoints.down(root)
+    assert process.running(root) == {}
