@@ -21,6 +21,8 @@ TAG_SCRATCHES = Path(
 )
 
 os.environ.setdefault("EDGEKIT_QUIET", "1")
+# Compiles in tests run for real (tests of the compile cache pass their own cache folder).
+os.environ.setdefault("EDGEKIT_COMPILE_CACHE", "off")
 # Keep tests (and the notebook kernels nbval starts, which inherit this) out of the
 # user's own local home: keys, endpoints and devices go to a throwaway folder.
 _THROWAWAY_HOME: str | None = None

@@ -72,6 +72,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--force", action="store_true", help="keep the compiled model even if parity fails"
     )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="compile even if the compile cache holds this result, and do not store it "
+        "(the cache: $EDGEKIT_COMPILE_CACHE, else $XDG_CACHE_HOME/edgekit/compile; "
+        "EDGEKIT_COMPILE_CACHE=off turns it off)",
+    )
     parser.set_defaults(handler=_compile)
 
 
@@ -96,6 +103,7 @@ def _compile(args: argparse.Namespace) -> int:
             force=args.force,
             max_ap50_drop=args.max_ap50_drop,
             options=CompileOptions(extra=extra) if extra else None,
+            cache=False if args.no_cache else None,
         )
     print(report.table())
     return 0

@@ -4,11 +4,14 @@ Targets are registered :class:`Compiler` classes (``onnxruntime-fp32``,
 ``onnxruntime-int8``; more, such as ``sagemaker-neo``, by registering another
 class). :func:`compile_model` runs one, stamps the outputs with the source's
 metadata, compares source and compiled model on a golden set and writes
-``compile_report.json``. Importing this package does not import onnxruntime.
+``compile_report.json``. Results of local targets are kept in a per-user
+compile cache (:mod:`edgekit.compile.cache`) and reused for identical inputs.
+Importing this package does not import onnxruntime.
 
 Owns: compile targets and their registry (adding a target is one module
 registered in :data:`edgekit.compile.base.BUILTIN_MODULES`), the compile
-record in a model's metadata, the parity gate and the compile report.
+record in a model's metadata, the parity gate, the compile cache and the
+compile report.
 
 Must not import: edgekit.package, edgekit.agent, edgekit.edge, the
 AWS/workflow modules (clients, settings, studio, components, ...) or the CLI.
@@ -26,12 +29,15 @@ from edgekit.compile.base import (
     known_targets,
     register_compiler,
 )
+from edgekit.compile.cache import CompileCache, CompileCacheWarning
 from edgekit.compile.metadata import read_compile_info
 from edgekit.compile.parity import ParityResult, check_parity
 from edgekit.compile.pipeline import ParityWarning, compile_model
 from edgekit.compile.report import CompileReport
 
 __all__ = [
+    "CompileCache",
+    "CompileCacheWarning",
     "CompileOptions",
     "CompileReport",
     "CompiledModel",

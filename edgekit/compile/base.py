@@ -87,6 +87,9 @@ class Compiler(ABC):
     runtime: ClassVar[str] = "onnxruntime"
     """What the device needs to run the output; becomes the package manifest's runtime."""
     description: ClassVar[str] = ""
+    cacheable: ClassVar[bool] = False
+    """True when the output depends only on the source file, the options and the library
+    versions (so :mod:`edgekit.compile.cache` may reuse it); False for remote services."""
 
     @abstractmethod
     def compile(self, source: Path, out_dir: Path, options: CompileOptions) -> CompiledModel:

@@ -51,6 +51,7 @@ class OnnxRuntimeFp32Compiler(Compiler):
     target = "onnxruntime-fp32"
     runtime = "onnxruntime"
     description = "ONNX Runtime graph optimization (extended level), float32"
+    cacheable = True
 
     def compile(self, source: Path, out_dir: Path, options: CompileOptions) -> CompiledModel:
         level = str(options.extra.get("optimization_level", "extended"))

@@ -40,6 +40,7 @@ class OnnxRuntimeInt8Compiler(Compiler):
     target = "onnxruntime-int8"
     runtime = "onnxruntime-int8"
     description = "ONNX Runtime static int8 quantization (QDQ, per-channel weights)"
+    cacheable = True
 
     def compile(self, source: Path, out_dir: Path, options: CompileOptions) -> CompiledModel:
         from onnxruntime.quantization import (

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import os
 import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from edgekit.compile.base import CompileOptions, get_compiler
+from edgekit.compile.base import CompiledModel, CompileOptions, Compiler, get_compiler
+from edgekit.compile.cache import CompileCache, cache_key, image_set_identity
 from edgekit.compile.metadata import stamp_compiled_model
-from edgekit.compile.parity import DEFAULT_GOLDEN_COUNT, DEFAULT_MAX_AP50_DROP, check_parity
+from edgekit.compile.parity import (
+    DEFAULT_GOLDEN_COUNT,
+    DEFAULT_MAX_AP50_DROP,
+    ParityResult,
+    check_parity,
+)
 from edgekit.compile.report import CompileReport
 from edgekit.errors import CompileError, ParityError
 from edgekit.files import sha256_file
 from edgekit.model import default_model_path
+from edgekit.model.evaluate import VALIDATION_SEED
 from edgekit.model.metadata import read_model_info
 from edgekit.version import __version__
 
@@ -26,6 +36,65 @@ class ParityWarning(UserWarning):
 
 def _utc_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _resolve_cache(cache: CompileCache | bool | None) -> CompileCache | None:
+    if cache is None or cache is True:
+        return CompileCache.from_env()
+    return cache or None
+
+
+def _cache_inputs(
+    compiler: Compiler,
+    source: Path,
+    source_sha: str,
+    opts: CompileOptions,
+    golden: Path | None,
+    golden_count: int,
+    max_ap50_drop: float,
+) -> dict[str, Any] | None:
+    """Everything a cached result depends on; None when the target is not cacheable."""
+    import onnx
+    import onnxruntime
+
+    if not type(compiler).cacheable:
+        return None
+    try:
+        extra = json.loads(json.dumps(dict(opts.extra), sort_keys=True))
+    except (TypeError, ValueError):  # e.g. an AWS client object: not a cache key
+        return None
+    options = {
+        f.name: getattr(opts, f.name)
+        for f in dataclasses.fields(opts)
+        if f.name not in ("calibration", "extra")
+    }
+    return {
+        "edgekit_version": __version__,
+        "onnx_version": onnx.__version__,
+        "onnxruntime_version": onnxruntime.__version__,
+        "source_sha256": source_sha,
+        "source_name": source.name,  # stamped into the compiled file's record
+        "target": compiler.target,
+        "compiler": f"{type(compiler).__module__}.{type(compiler).__qualname__}",
+        "options": {
+            **options,
+            "extra": extra,
+            "calibration": image_set_identity(
+                opts.calibration, count=opts.calibration_count, seed=opts.calibration_seed
+            ),
+        },
+        "parity": {
+            "golden": image_set_identity(golden, count=golden_count, seed=VALIDATION_SEED),
+            "golden_count": golden_count,
+            "max_ap50_drop": max_ap50_drop,
+        },
+    }
+
+
+def _parity_from_record(data: dict[str, Any] | None) -> ParityResult | None:
+    if data is None:
+        return None
+    return ParityResult(**{**data, "worst_images": tuple(data.get("worst_images", ()))})
 
 
 def compile_model(
@@ -40,6 +109,7 @@ def compile_model(
     force: bool = False,
     max_ap50_drop: float = DEFAULT_MAX_AP50_DROP,
     options: CompileOptions | None = None,
+    cache: CompileCache | bool | None = None,
 ) -> CompileReport:
     """Compile ``model`` (None: the shipped model) for ``target`` into ``out_dir``.
 
@@ -49,9 +119,13 @@ def compile_model(
     validation set). If AP50 drops by more than ``max_ap50_drop``, ParityError
     is raised after ``compile_report.json`` is written, unless ``force``, which
     warns (ParityWarning) and returns the report.
-    """
-    import onnxruntime
 
+    ``cache``: None or True uses the per-user compile cache
+    (:mod:`edgekit.compile.cache`; ``EDGEKIT_COMPILE_CACHE=off`` turns it off),
+    False does not, a :class:`~edgekit.compile.cache.CompileCache` uses that one.
+    A hit copies the cached files and parity result (a cached failure still
+    fails); the report's ``cache`` says which key served it.
+    """
     started = time.perf_counter()
     source = default_model_path() if model is None else Path(model).expanduser()
     if not source.is_file():
@@ -71,10 +145,103 @@ def compile_model(
         opts = replace(opts, calibration=Path(calibration).expanduser())
     if calibration_count is not None:
         opts = replace(opts, calibration_count=int(calibration_count))
+    golden_path = Path(golden).expanduser() if golden is not None else None
 
     source_sha = sha256_file(source)
-    compiled = compiler.compile(source.resolve(), out, opts)
-    compiled_at = time.perf_counter()
+    store = _resolve_cache(cache)
+    inputs = None
+    if store is not None:
+        inputs = _cache_inputs(
+            compiler, source, source_sha, opts, golden_path, golden_count, max_ap50_drop
+        )
+    key = cache_key(inputs) if inputs is not None else None
+    lookup = store.lookup(key) if store is not None and key is not None else None
+    hit = lookup.entry if lookup is not None else None
+    restored = store.restore(hit, out) if store is not None and hit is not None else []
+    if hit is not None and restored:
+        record = hit.record
+        runtime = record["runtime"]
+        model_path = out / record["model"]
+        files = restored
+        compile_info = record["compile_info"]
+        parity = _parity_from_record(record["parity"])
+        compiled_at = finished = time.perf_counter()
+        cache_info = {"key": key, "hit": True, "entry": str(hit.path)}
+    else:
+        compiled = compiler.compile(source.resolve(), out, opts)
+        compiled_at = time.perf_counter()
+        runtime, model_path, files = compiled.runtime, compiled.model_path, list(compiled.files)
+        compile_info, parity = _stamp_and_check(
+            compiler, compiled, source, source_sha, golden_path, golden_count, max_ap50_drop
+        )
+        finished = time.perf_counter()
+        cache_info = None
+        if key is not None and store is not None:
+            record = {
+                "inputs": inputs,
+                "target": compiler.target,
+                "runtime": runtime,
+                "model": model_path.relative_to(out).as_posix(),
+                "compile_info": compile_info,
+                "parity": dataclasses.asdict(parity) if parity is not None else None,
+                "created_at": _utc_now(),
+            }
+            entry = store.store(key, out, files, record)
+            cache_info = {"key": key, "hit": False, "entry": str(entry) if entry else None}
+            if lookup is not None and lookup.note:
+                cache_info["note"] = lookup.note
+
+    if parity is None:
+        status = "skipped"
+    elif parity.passed:
+        status = "passed"
+    elif force:
+        status = "forced"
+        parity = replace(parity, forced=True)
+    else:
+        status = "failed"
+    report = CompileReport(
+        target=compiler.target,
+        runtime=runtime,
+        status=status,
+        out_dir=out,
+        model_path=model_path,
+        source_path=source,
+        source_sha256=source_sha,
+        compiled_sha256=sha256_file(model_path),
+        source_size=source.stat().st_size,
+        compiled_size=sum(p.stat().st_size for p in files),
+        compile_info=compile_info,
+        parity=parity,
+        times_s={
+            "compile": compiled_at - started,
+            "parity": finished - compiled_at,
+            "total": finished - started,
+        },
+        created_at=_utc_now(),
+        files=sorted(p.relative_to(out).as_posix() for p in files),
+        cache=cache_info,
+    )
+    report.write()
+    if parity is not None and not parity.passed:
+        message = parity.failure_message(source, model_path)
+        if not force:
+            raise ParityError(message)
+        warnings.warn(f"{message} Kept because force=True.", ParityWarning, stacklevel=2)
+    return report
+
+
+def _stamp_and_check(
+    compiler: Compiler,
+    compiled: CompiledModel,
+    source: Path,
+    source_sha: str,
+    golden: Path | None,
+    golden_count: int,
+    max_ap50_drop: float,
+) -> tuple[dict[str, Any], ParityResult | None]:
+    """Stamp every ONNX output with the compile record; run parity when it can run here."""
+    import onnxruntime
 
     compile_info = {
         "target": compiler.target,
@@ -90,52 +257,13 @@ def compile_model(
     for path in compiled.files:
         if path.suffix == ".onnx":
             stamp_compiled_model(path, source, compile_info, source_sha256=source_sha)
-
-    parity = None
-    if compiled.runs_locally:
-        parity = check_parity(
-            source,
-            compiled.model_path,
-            golden=Path(golden).expanduser() if golden is not None else None,
-            golden_count=golden_count,
-            max_ap50_drop=max_ap50_drop,
-        )
-    finished = time.perf_counter()
-
-    if parity is None:
-        status = "skipped"
-    elif parity.passed:
-        status = "passed"
-    elif force:
-        status = "forced"
-        parity = replace(parity, forced=True)
-    else:
-        status = "failed"
-    report = CompileReport(
-        target=compiler.target,
-        runtime=compiled.runtime,
-        status=status,
-        out_dir=out,
-        model_path=compiled.model_path,
-        source_path=source,
-        source_sha256=source_sha,
-        compiled_sha256=sha256_file(compiled.model_path),
-        source_size=source.stat().st_size,
-        compiled_size=sum(p.stat().st_size for p in compiled.files),
-        compile_info=compile_info,
-        parity=parity,
-        times_s={
-            "compile": compiled_at - started,
-            "parity": finished - compiled_at,
-            "total": finished - started,
-        },
-        created_at=_utc_now(),
-        files=sorted(p.relative_to(out).as_posix() for p in compiled.files),
+    if not compiled.runs_locally:
+        return compile_info, None
+    parity = check_parity(
+        source,
+        compiled.model_path,
+        golden=golden,
+        golden_count=golden_count,
+        max_ap50_drop=max_ap50_drop,
     )
-    report.write()
-    if parity is not None and not parity.passed:
-        message = parity.failure_message(source, compiled.model_path)
-        if not force:
-            raise ParityError(message)
-        warnings.warn(f"{message} Kept because force=True.", ParityWarning, stacklevel=2)
-    return report
+    return compile_info, parity

@@ -45,6 +45,25 @@ class CompileReport:
     times_s: dict[str, float]
     created_at: str
     files: list[str] = field(default_factory=list)
+    cache: dict[str, Any] | None = None
+    """None: not cached (cache off, or a target that is never cached); else ``key``,
+    ``hit`` (True: the files and parity result came from the cache), ``entry`` (its
+    folder; None if it could not be stored) and ``note`` (a corrupt entry was rebuilt)."""
+
+    @property
+    def from_cache(self) -> bool:
+        return bool(self.cache and self.cache.get("hit"))
+
+    def cache_summary(self) -> str:
+        """One line: ``from cache (key 1a2b3c4d5e6f)``, ``compiled, cached (key ...)``, ..."""
+        if not self.cache:
+            return "compiled (compile cache off for this target or run)"
+        key = str(self.cache.get("key", ""))[:12]
+        if self.cache.get("hit"):
+            return f"from cache (key {key})"
+        stored = "cached" if self.cache.get("entry") else "not cached (store failed)"
+        note = f"; {self.cache['note']}" if self.cache.get("note") else ""
+        return f"compiled, {stored} (key {key}){note}"
 
     @property
     def path(self) -> Path:
@@ -80,6 +99,7 @@ class CompileReport:
             "times_s": {k: round(v, 3) for k, v in self.times_s.items()},
             "compile": self.compile_info,
             "created_at": self.created_at,
+            "cache": self.cache,
         }
 
     def write(self) -> Path:
@@ -124,6 +144,7 @@ class CompileReport:
                 ),
             ]
         rows.append(("time", ", ".join(f"{k} {v:.1f} s" for k, v in self.times_s.items())))
+        rows.append(("cache", self.cache_summary()))
         rows.append(("report", str(self.path)))
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
