@@ -33,6 +33,13 @@ from edgekit.errors import ConfigurationError, PipelineError
 from edgekit.progress import progress
 from edgekit.reports import render_pipeline_report
 from edgekit.resources import notebooks_dir
+from edgekit.settings import BACKENDS
+from edgekit.workflow.params import (
+    NotebookParameter,
+    check_parameters,
+    declared_parameters,
+    overrides,
+)
 
 #: The main job, in order. Each notebook runs alone too: it finds what exists
 #: and creates what is missing.
@@ -44,6 +51,10 @@ STAGES: tuple[str, ...] = (
 )
 #: The optional stage: a staged rollout with gates (edgekit.rollout), after the main job.
 ROLLOUT_STAGE = "05_rollout"
+#: Parameters of the run itself (no notebook declares them): name -> (default, help).
+PIPELINE_PARAMETERS: dict[str, tuple[str, str]] = {
+    "rollout": ("false  (pipeline)", "also run 05_rollout, a staged rollout with gates, last"),
+}
 
 
 @dataclass
@@ -97,6 +108,21 @@ def load_parameters(path: str | Path | None) -> dict[str, Any]:
     return data
 
 
+def pipeline_parameters(
+    notebooks: str | Path | None = None, stages: Sequence[str] = STAGES
+) -> dict[str, list[NotebookParameter]]:
+    """What a parameters file may set: the parameters cells of ``stages`` and the rollout stage.
+
+    Name -> its declaration in each notebook that uses it (see :data:`PIPELINE_PARAMETERS`
+    for the run's own). The rollout stage counts when its notebook is there, so one file
+    serves runs with and without ``--rollout``.
+    """
+    nb_dir = Path(notebooks) if notebooks else default_notebooks_dir()
+    names = list(dict.fromkeys([*stages, ROLLOUT_STAGE]))
+    paths = [nb_dir / f"{name}.ipynb" for name in names]
+    return declared_parameters(p for p in paths if p.is_file())
+
+
 def with_rollout(
     stages: Sequence[str], parameters: Mapping[str, Any] | None, rollout: bool | None
 ) -> tuple[str, ...]:
@@ -131,7 +157,7 @@ def run_pipeline(
     *,
     out_dir: str | Path | None = None,
     runs_root: str | Path = "runs",
-    backend: str = "local",
+    backend: str | None = None,
     parameters: Mapping[str, Any] | None = None,
     notebooks_dir: str | Path | None = None,
     stages: Sequence[str] = STAGES,
@@ -143,16 +169,37 @@ def run_pipeline(
 
     ``rollout``: also run the staged rollout (:data:`ROLLOUT_STAGE`) last; None: when the
     parameters say ``rollout: true``.
+
+    ``parameters`` may set only what the notebooks' parameters cells declare (and
+    ``rollout``): an unknown name raises ConfigurationError listing the valid ones.
+    ``backend`` and ``out_dir`` come from the arguments or from ``parameters``
+    (``backend``, ``output_dir``), never from both with different values; the backend is
+    ``local`` when neither says.
     """
-    stages = with_rollout(stages, parameters, rollout)
+    given = dict(parameters or {})
     nb_dir = Path(notebooks_dir) if notebooks_dir else default_notebooks_dir()
-    run_dir = Path(out_dir) if out_dir else new_run_dir(Path(runs_root))
+    declared = pipeline_parameters(nb_dir, stages)
+    check_parameters(given, [*declared, *PIPELINE_PARAMETERS], "run_pipeline(parameters=...)")
+    explicit = {"backend": backend, "output_dir": str(out_dir) if out_dir else None}
+    for name, value, argument in overrides(given, explicit):
+        raise ConfigurationError(
+            f"run_pipeline({'out_dir' if name == 'output_dir' else name}={argument!r}) and "
+            f"parameters[{name!r}]={value!r} disagree; set it in one place"
+        )
+    backend = backend or given.get("backend") or "local"
+    if backend not in BACKENDS:
+        raise ConfigurationError(
+            f"backend={backend!r} is not known; use one of {', '.join(BACKENDS)}"
+        )
+    stages = with_rollout(stages, parameters, rollout)
+    out = out_dir or given.get("output_dir")
+    run_dir = Path(out) if out else new_run_dir(Path(runs_root))
     run_dir.mkdir(parents=True, exist_ok=True)
     params = {
         # a scheduled run has nobody to look at widgets; figures go next to the report
         "interactive": False,
         "figures_dir": str((run_dir / "figures").resolve()),
-        **dict(parameters or {}),
+        **given,
         "backend": backend,
         "output_dir": str(run_dir.resolve()),
     }
@@ -170,13 +217,15 @@ def run_pipeline(
                 )
             executed = run_dir / source.name
             started = time.monotonic()
-            declared = papermill.inspect_notebook(str(source))
+            uses = {
+                k for k, notebooks in declared.items() if any(u.notebook == name for u in notebooks)
+            }
             try:
                 papermill.execute_notebook(
                     str(source),
                     str(executed),
                     # only what the notebook declares: papermill warns about the rest
-                    parameters={k: v for k, v in params.items() if k in declared},
+                    parameters={k: v for k, v in params.items() if k in uses},
                     kernel_name=kernel_name,
                     progress_bar=False,
                     log_output=log_output,

@@ -1,19 +1,83 @@
-"""``edgekit pipeline run``: the notebooks end to end, for schedules and CI."""
+"""``edgekit pipeline run``: the notebooks end to end, for schedules and CI.
+
+The parameters file may set only what the notebooks' parameters cells declare
+(``pipeline run --help`` lists them). A flag typed on the command line (``--backend``,
+``--out``) wins over the same setting in the file (``backend``, ``output_dir``), and
+the command says so on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
 
 from edgekit.handover import RESULTS
 
+#: Flag -> the parameter it sets (the flag wins over the parameters file).
+FLAG_PARAMETERS = {"--backend": "backend", "--out": "output_dir"}
+
+
+class _HelpWithParameters(argparse.Action):
+    """``-h``: the usual help, then every notebook parameter (read only when asked)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any):
+        super().__init__(option_strings, dest, default=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, *_: Any) -> None:
+        from edgekit.pipeline import PIPELINE_PARAMETERS, pipeline_parameters
+        from edgekit.workflow.params import parameters_help
+
+        declared = pipeline_parameters(getattr(namespace, "notebooks", None))
+        parser.epilog = (
+            "parameters (--params FILE.yaml; from the notebooks' parameters cells: name, "
+            "default and the notebooks using it):\n"
+            + parameters_help(declared, PIPELINE_PARAMETERS)
+            + "\n\nA run sets output_dir to its run folder, interactive to false and "
+            "figures_dir to <run folder>/figures unless FILE.yaml sets them. A flag on the "
+            "command line (--backend, --out) wins over the same setting in FILE.yaml "
+            "(backend, output_dir), and the command says so."
+        )
+        parser.print_help()
+        parser.exit()
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("pipeline", help="run the notebooks end to end with papermill")
+    parser = subparsers.add_parser(
+        "pipeline",
+        help="run the notebooks end to end with papermill",
+        description="Run notebooks 01-04 (and 05 with --rollout) in order, for schedules and CI.",
+    )
     sub = parser.add_subparsers(dest="pipeline_command", metavar="COMMAND", required=True)
-    run = sub.add_parser("run", help="execute the notebooks in order and write an HTML report")
-    run.add_argument("--backend", choices=["local", "aws"], default="local")
+    run = sub.add_parser(
+        "run",
+        help="execute the notebooks in order and write an HTML report",
+        description=(
+            "Execute the notebooks in order with papermill into a run folder (executed "
+            "notebooks, their HTML, report.html) and exit non-zero naming the failing "
+            "notebook and cell."
+        ),
+        add_help=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "-h",
+        "--help",
+        action=_HelpWithParameters,
+        help="show this help and the notebooks' parameters, and exit",
+    )
+    run.add_argument(
+        "--backend",
+        choices=["local", "aws"],
+        default=None,
+        help="default: backend in --params, else local",
+    )
     run.add_argument("--params", metavar="FILE.yaml", help="notebook parameters (YAML mapping)")
-    run.add_argument("--out", metavar="DIR", help="run folder (default: runs/<timestamp>)")
+    run.add_argument(
+        "--out",
+        metavar="DIR",
+        help="run folder (default: output_dir in --params, else <runs-root>/<timestamp>)",
+    )
     run.add_argument(
         "--runs-root",
         metavar="DIR",
@@ -35,15 +99,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.set_defaults(handler=_run)
 
 
+def _parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """The --params file, checked against the notebooks; the flags typed win, and say so."""
+    from edgekit.pipeline import PIPELINE_PARAMETERS, load_parameters, pipeline_parameters
+    from edgekit.workflow.params import check_parameters, overrides
+
+    params = load_parameters(args.params)
+    if args.params is None:
+        return params
+    declared = pipeline_parameters(args.notebooks)
+    check_parameters(params, [*declared, *PIPELINE_PARAMETERS], args.params)
+    typed = {"backend": args.backend, "output_dir": args.out}
+    flags = {name: flag for flag, name in FLAG_PARAMETERS.items()}
+    for name, value, flag_value in overrides(params, typed):
+        print(
+            f"edgekit pipeline run: {flags[name]} {flag_value} overrides {name}: {value} "
+            f"in {args.params}",
+            file=sys.stderr,
+        )
+    for name, flag_value in typed.items():
+        if flag_value is not None:
+            params.pop(name, None)  # the flag says it; run_pipeline takes it from there
+    return params
+
+
 def _run(args: argparse.Namespace) -> int:
     # Imported when the command runs: papermill and nbconvert take a while to load.
-    from edgekit.pipeline import load_parameters, run_pipeline
+    from edgekit.pipeline import run_pipeline
 
     result = run_pipeline(
         out_dir=args.out,
         runs_root=args.runs_root,
         backend=args.backend,
-        parameters=load_parameters(args.params),
+        parameters=_parameters(args),
         notebooks_dir=args.notebooks,
         log_output=args.log_output,
         rollout=args.rollout,

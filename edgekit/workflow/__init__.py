@@ -4,13 +4,14 @@ Every notebook runs alone. These functions hold the few decisions the notebooks 
 otherwise repeat in cells: which device stack (`devices`), which model package and
 registry version (`model`), whether the inference app is deployed, and notebook 03 in
 one call for notebook 04 when it is not (`deployment`), where the images behind the
-results are and whether any result arrived (`results`). The notebooks still make the
-edgekit calls themselves, so a reader sees them.
+results are and whether any result arrived (`results`), and what each notebook's
+parameters cell declares, with the check of the names a scheduled run is given (`params`).
+The notebooks still make the edgekit calls themselves, so a reader sees them.
 
 Owns: those find-or-make decisions. Sits at the top of the library: it may use
 `provision`, `registry`, `components`, `deploy`, `results` and `handover`; nothing in
-edgekit imports it but the notebooks. Must not import `edgekit.cli`, `edgekit.viz` or
-the local emulators' internals.
+edgekit imports it but the notebooks and `pipeline` (for `params`). Must not import
+`edgekit.cli`, `edgekit.viz` or the local emulators' internals.
 """
 
 from __future__ import annotations
