@@ -1,0 +1,241 @@
+"""Notebook 04 in JupyterLab, as a user runs it: Run All, then the live view keeps counting.
+
+A local backend in a throwaway home with one device that already inspects (what notebooks
+01-03 leave behind, done here with the library in one call), the notebooks as
+`edgekit notebooks DIR` writes them, and JupyterLab on a free loopback port with a token.
+Chromium opens notebook 04, runs every cell from the Run menu and the test reads what the
+page shows: no cell has an error output, the live view widget renders an image, and its
+"N received" line grows while nobody touches the page.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgekit.local import endpoints
+from edgekit.resources import write_notebooks
+from edgekit.settings import Settings
+from edgekit.workflow.deployment import deploy_latest_approved
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
+
+NOTEBOOK = "04_visualize_results.ipynb"
+PROJECT = "ekbrowser"  # thing names of their own: no clash with devices of other test homes
+OUTPUT_DIR = "runs/manual"  # notebook 04's default output_dir, relative to the notebook
+RECEIVED = re.compile(r"(\d+) received")
+
+# What JupyterLab keeps per user goes to the test's folder. Every cell stays in the DOM
+# (the default windowing detaches cells scrolled out of view), and no news is fetched.
+LAB_SETTINGS = {
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false"},
+}
+
+
+@dataclass
+class Lab:
+    url: str
+    token: str
+    root: Path
+    log: Path
+
+    def page_url(self, path: str) -> str:
+        return f"{self.url}/lab/tree/{path}?token={self.token}"
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def inspecting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Path]]:
+    """A local home whose one device inspects and publishes results; the lab's root folder."""
+    home = tmp_path_factory.mktemp("home")
+    root = tmp_path_factory.mktemp("lab")
+    write_notebooks(root)
+    endpoints.up(home)
+    try:
+        settings = Settings(local_home=home, project_name=PROJECT)
+        deploy_latest_approved(settings, root / OUTPUT_DIR, device_count=1, progress=False)
+        yield settings, root
+    finally:
+        endpoints.down(home)
+
+
+@pytest.fixture(scope="module")
+def lab(
+    inspecting: tuple[Settings, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Lab]:
+    """JupyterLab on 127.0.0.1 with a token, its kernels on the throwaway home; stopped after."""
+    pytest.importorskip("jupyterlab", reason="jupyterlab is not installed (pip install jupyterlab)")
+    settings, root = inspecting
+    state = tmp_path_factory.mktemp("jupyter")
+    for name, value in LAB_SETTINGS.items():
+        path = state / "lab-settings" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGEKIT_", "JUPYTER"))}
+    env.update(
+        EDGEKIT_LOCAL_HOME=str(settings.home),
+        EDGEKIT_PROJECT_NAME=PROJECT,
+        JUPYTER_CONFIG_DIR=str(state / "config"),
+        JUPYTER_DATA_DIR=str(state / "data"),
+        JUPYTER_RUNTIME_DIR=str(state / "runtime"),
+        JUPYTERLAB_SETTINGS_DIR=str(state / "lab-settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(state / "workspaces"),
+        IPYTHONDIR=str(state / "ipython"),
+        MPLCONFIGDIR=str(state / "matplotlib"),
+    )
+    # EDGEKIT_QUIET (set for the test session) would mark the kernel a scheduled run.
+    port, token = free_port(), secrets.token_hex(16)
+    log = state / "jupyterlab.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--no-browser",
+                "--ip=127.0.0.1",
+                f"--port={port}",
+                "--port-retries=0",
+                f"--IdentityProvider.token={token}",
+                f"--ServerApp.root_dir={root}",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                "--LabApp.extension_manager=readonly",
+                *(["--allow-root"] if os.geteuid() == 0 else []),
+            ],
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    started = Lab(f"http://127.0.0.1:{port}", token, root, log)
+    try:
+        _wait_until_serving(started, process)
+        yield started
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_until_serving(lab: Lab, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    status = f"{lab.url}/api/status?token={lab.token}"
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"jupyter lab exited with {process.returncode}:\n{lab.log_tail()}")
+        try:
+            with urllib.request.urlopen(status, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass  # not listening yet
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"jupyter lab did not answer {lab.url} within {timeout} s:\n{lab.log_tail()}"
+            )
+        time.sleep(0.25)
+
+
+# ---------------------------------------------------------------- reading the page
+
+PROMPTS = "[...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')]"
+ERROR_OUTPUTS = (
+    "[...document.querySelectorAll('.jp-Notebook .jp-OutputArea-output"
+    '[data-mime-type="application/vnd.jupyter.stderr"]\')].map(e => e.innerText)'
+)
+LIVE_STATS = (
+    "[...document.querySelectorAll('.jp-Notebook .widget-vbox .widget-html')]"
+    ".map(e => e.innerText).filter(t => /\\d+ received/.test(t))"
+)
+
+
+def received(page: Any) -> int:
+    texts = page.evaluate(LIVE_STATS)
+    assert len(texts) == 1, f"expected one live view counting results, found {texts}"
+    match = RECEIVED.search(texts[0])
+    assert match is not None
+    return int(match.group(1))
+
+
+def run_all_cells(page: Any) -> None:
+    """Run > Run All Cells, as a user clicks it."""
+    page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
+
+
+def test_notebook_04_runs_in_jupyterlab_and_its_live_view_keeps_counting(
+    lab: Lab, browser: Any, screenshot_on_failure: list[Any]
+) -> None:
+    page = browser.new_page()
+    screenshot_on_failure.append(page)
+    page.goto(lab.page_url(NOTEBOOK), wait_until="domcontentloaded")
+    notebook = json.loads((lab.root / NOTEBOOK).read_text())
+    code_cells = sum(cell["cell_type"] == "code" for cell in notebook["cells"])
+    # the notebook is shown in full (JupyterLab adds the cells a few at a time)
+    page.wait_for_function(
+        "n => document.querySelectorAll('.jp-Notebook .jp-CodeCell').length === n",
+        arg=code_cells,
+        timeout=60_000,
+    )
+
+    # Run All before the kernel is up runs nothing: wait as a user waits for "Idle"
+    page.locator("#jp-main-statusbar").get_by_text(re.compile(r"\| Idle$")).wait_for(timeout=60_000)
+    run_all_cells(page)
+    # Every code cell ran: its prompt shows an execution count, none is queued ([*]).
+    page.wait_for_function(
+        f"() => {{ const p = {PROMPTS}; return p.length > 0 && "
+        "p.every(e => /\\[\\d+\\]/.test(e.innerText)); }",
+        timeout=180_000,
+        polling=500,
+    )
+    errors = page.evaluate(ERROR_OUTPUTS)
+    assert errors == [], "cells with error output:\n" + "\n---\n".join(errors)
+    assert browser.outside == [], f"the page reached beyond loopback: {browser.outside}"
+
+    # The live view: a widget (not a static figure) with the latest image, counting results.
+    view = page.locator(".jp-Notebook .widget-vbox").filter(has=page.locator("img")).last
+    view.wait_for(timeout=30_000)
+    image = view.locator("img").first
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 100", arg=image.element_handle(), timeout=30_000
+    )
+    page.wait_for_function(f"() => {LIVE_STATS}.length === 1", timeout=30_000)
+    first = received(page)
+    # It keeps counting while nobody touches the page (the devices publish every 0.2 s).
+    page.wait_for_function(
+        f"n => {LIVE_STATS}.some(t => parseInt(t.match(/(\\d+) received/)[1]) > n)",
+        arg=first,
+        timeout=30_000,
+        polling=500,
+    )
+    second = received(page)
+    assert second > first
+    caption = view.locator(".widget-html").first.inner_text()
+    assert f"{PROJECT}-core-1" in caption, caption
+    assert page.errors == [], page.errors
