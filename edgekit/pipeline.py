@@ -30,6 +30,7 @@ from nbconvert import HTMLExporter
 from papermill.exceptions import PapermillExecutionError
 
 from edgekit.errors import ConfigurationError, PipelineError
+from edgekit.kernels import papermill_options
 from edgekit.progress import progress
 from edgekit.reports import render_pipeline_report
 from edgekit.resources import notebooks_dir
@@ -230,6 +231,7 @@ def run_pipeline(
                     progress_bar=False,
                     log_output=log_output,
                     cwd=str(run_dir),
+                    **papermill_options(),  # the kernel over IPC: no plain-TCP warning
                 )
             except PapermillExecutionError as exc:
                 run.stages.append(

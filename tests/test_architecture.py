@@ -73,7 +73,7 @@ LAYERS: list[set[str]] = [
     # 9: fleet operations and figures
     {"provision", "deploy", "neo", "viz"},
     # 10: the notebooks' steps and scheduled runs
-    {"workflow", "rollout", "reports", "pipeline"},
+    {"workflow", "rollout", "reports", "pipeline", "kernels"},
     # 11: entry points
     {"cli", "demo", "__main__", ""},
 ]
