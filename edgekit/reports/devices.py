@@ -93,6 +93,11 @@ def _kept_current(row: Mapping[str, Any]) -> bool:
     return str(row.get("state") or "").upper() == CURRENT
 
 
+def _rolled_back(row: Mapping[str, Any]) -> bool:
+    """A device whose last proof is a rollout's rollback: it proved the previous package."""
+    return str(row.get("stage") or "").lower() == "rollback"
+
+
 def is_failed(row: Mapping[str, Any]) -> bool:
     state = str(row.get("state") or "").upper()
     return state in FAILED_STATES
@@ -164,7 +169,7 @@ def proof_table(
                 "td",
                 _sha_cell(
                     row.get("package_sha256"),
-                    None if _kept_current(row) else expected_sha256,
+                    None if _kept_current(row) or _rolled_back(row) else expected_sha256,
                 ),
             ),
             el("td", number(row.get("results")), class_="num"),

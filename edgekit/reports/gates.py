@@ -104,7 +104,7 @@ def _limit(gate: Mapping[str, Any]) -> str:
 def _numbers(gate: Mapping[str, Any]) -> Markup:
     """Every other number the gate carries (per-device values, baselines, counts)."""
     shown = {*_NAME_KEYS, *_VALUE_KEYS, *_LIMIT_KEYS, *_VERDICT_KEYS, *_DETAIL_KEYS, *_QUIET_KEYS}
-    extra = {k: v for k, v in gate.items() if k not in shown}
+    extra = {k: v for k, v in gate.items() if k not in shown and v not in ({}, [])}
     if isinstance(gate.get("numbers"), Mapping):
         extra = {**gate["numbers"], **extra}
     if not extra:

@@ -61,6 +61,9 @@ def _versions(previous: Any) -> str | None:
     """``com.x 1.0.0, com.y 1.0.0`` from ``{component: version}`` (or nested dicts)."""
     if not isinstance(previous, Mapping) or not previous:
         return None
+    if isinstance(previous.get("components"), Mapping):
+        # a rollout record's previous deployment: {deployment_id, components, specs, model}
+        previous = previous["components"]
     parts = []
     for name, value in sorted(previous.items()):
         if isinstance(value, Mapping):
