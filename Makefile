@@ -49,3 +49,14 @@ readme-figures:
 	@test -d runs/latest/figures || { echo "run 'make demo' first"; exit 1; }
 	mkdir -p docs/figures
 	for f in $(FIGURES); do cp runs/latest/figures/$$f.png docs/figures/; done
+
+# Every benchmark in benchmarks/, each rewriting its table(s) in README.md between
+# <!-- bench:NAME --> markers (CPU, cores and load average printed under every table).
+# Offline, everything on loopback. QUICK=1: short settings (minutes, not a quarter hour).
+BENCHMARKS := model_latency agent_overhead deploy_time ipc_throughput end_to_end_latency mqtt_broker rollout spool
+.PHONY: bench
+bench: $(VENV)/.test-installed
+	@for b in $(BENCHMARKS); do \
+		echo "== benchmarks/$$b.py"; \
+		$(BIN)/python benchmarks/$$b.py $(if $(QUICK),--quick) --readme README.md || exit 1; \
+	done

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import BenchOutput, add_readme_option, markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "edgekit" / "model" / "shipped" / "model.onnx"
@@ -62,7 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--model", type=Path, help="an edgekit ONNX file (default: shipped)")
+    parser.add_argument("--quick", action="store_true", help="30 iterations after 5 warm-up")
+    add_readme_option(parser)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.iterations, args.warmup = min(args.iterations, 30), min(args.warmup, 5)
 
     import onnxruntime as ort
 
@@ -126,20 +131,31 @@ def main(argv: list[str] | None = None) -> int:
             ]
 
         base = results[0][1]
-        print(f"model: {source}")
-        print(
-            f"input: {inp.name} float32 {shape} ({x.nbytes / 1e6:.2f} MB), "
-            f"{args.iterations} iterations after {args.warmup} warm-up"
+        out = BenchOutput("agent_overhead", args.readme)
+        out.text(
+            f"**Measured in this run:** agent Predict p50 is {results[1][1] / base:.2f}x the "
+            f"in-process ONNX Runtime call with bytes, {results[2][1] / base:.2f}x with shared "
+            "memory."
         )
-        print()
-        print(f"| {'path':<30} | {'p50 ms':>8} | {'p95 ms':>8} | {'p50 overhead ms':>15} |")
-        print(f"|{'-' * 32}|{'-' * 10}|{'-' * 10}|{'-' * 17}|")
-        for label, p50, p95 in results:
-            print(f"| {label:<30} | {p50:8.2f} | {p95:8.2f} | {p50 - base:15.2f} |")
+        table = markdown_table(
+            ["path", "p50 ms", "p95 ms", "p50 overhead ms"],
+            [
+                [label, f"{p50:.2f}", f"{p95:.2f}", f"{p50 - base:+.2f}"]
+                for label, p50, p95 in results
+            ],
+        )
+        out.table(
+            table,
+            f"Model: {Path(source).name if model else source}; input {inp.name} float32 "
+            f"{shape} ({x.nbytes / 1e6:.2f} MB), {args.iterations} iterations after "
+            f"{args.warmup} warm-up.",
+        )
         shm_overhead = results[2][1] - base
         verdict = "met" if shm_overhead <= GOAL_MS else "NOT met"
-        print()
-        print(f"goal (shared memory adds <= {GOAL_MS} ms p50): {verdict} ({shm_overhead:+.2f} ms)")
+        out.text(
+            f"goal (shared memory adds <= {GOAL_MS} ms p50): {verdict} ({shm_overhead:+.2f} ms)"
+        )
+        out.finish()
         return 0
     finally:
         if proc is not None:

@@ -29,6 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from _machine import BenchOutput, add_readme_option, markdown_table
+
 from edgekit.awsapi import paginate
 from edgekit.settings import Settings
 
@@ -168,7 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll", type=float, default=0.5, help="device poll interval (s)")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--keep-home", action="store_true", help="keep the temporary home")
+    parser.add_argument("--quick", action="store_true", help="1 and 5 devices only")
+    add_readme_option(parser)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.devices = [n for n in args.devices if n <= 5] or [1]
     os.environ.setdefault("EDGEKIT_QUIET", "1")
 
     from edgekit.local import endpoints
@@ -191,17 +197,38 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep_home:
             shutil.rmtree(home, ignore_errors=True)
 
-    print()
-    print(
-        "| devices | succeeded | CreateDeployment -> all SUCCEEDED (s) | median device (s) "
-        "| starting the runtimes (s) |"
-    )
-    print("|---:|---:|---:|---:|---:|")
-    for r in results:
-        print(
-            f"| {r['devices']} | {r['succeeded']}/{r['devices']} | {r['all_final_s']:.2f} "
-            f"| {r['median_s']:.2f} | {r['add_s']:.1f} |"
+    out = BenchOutput("deploy_time", args.readme)
+    if len(results) > 1 and results[0]["all_final_s"] > 0:
+        first, last = results[0], results[-1]
+        out.text(
+            f"**Measured in this run:** {last['devices']} devices reach SUCCEEDED in "
+            f"{last['all_final_s'] / first['all_final_s']:.2f}x the time of "
+            f"{first['devices']} ({first['all_final_s']:.2f} s -> {last['all_final_s']:.2f} s)."
         )
+    table = markdown_table(
+        [
+            "devices",
+            "succeeded",
+            "CreateDeployment -> all SUCCEEDED (s)",
+            "median device (s)",
+            "starting the runtimes (s)",
+        ],
+        [
+            [
+                r["devices"],
+                f"{r['succeeded']}/{r['devices']}",
+                f"{r['all_final_s']:.2f}",
+                f"{r['median_s']:.2f}",
+                f"{r['add_s']:.1f}",
+            ]
+            for r in results
+        ],
+    )
+    out.table(
+        table,
+        f"Local backend, two components, device poll interval {args.poll} s.",
+    )
+    out.finish()
     ok = all(r["succeeded"] == r["devices"] for r in results)
     return 0 if ok else 1
 

@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _machine import BenchOutput, add_readme_option, markdown_table
+
 os.environ.setdefault("EDGEKIT_QUIET", "1")
 
 
@@ -45,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=15.0, help="measured time per rate")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds ignored per rate")
     parser.add_argument("--model", choices=["shipped", "tiny"], default="shipped")
+    parser.add_argument("--quick", action="store_true", help="5 s per rate after 1 s warm-up")
+    add_readme_option(parser)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.warmup = min(args.seconds, 5.0), min(args.warmup, 1.0)
 
     import paho.mqtt.client as paho
 
@@ -118,24 +124,41 @@ def main(argv: list[str] | None = None) -> int:
             achieved = len(latencies) / args.seconds
             rows.append((rate, achieved, latencies, device_ms))
 
-        print(f"\nmodel: {args.model}; {os.cpu_count()} CPU(s); {args.seconds:g} s per rate")
-        print("| target img/s | achieved img/s | results | e2e p50 ms | e2e p95 ms | "
-              "device p50 ms | device p95 ms |")  # fmt: skip
-        print("|---:|---:|---:|---:|---:|---:|---:|")
+        out = BenchOutput("end_to_end_latency", args.readme)
+        measured = [(rate, lat, dev) for rate, _, lat, dev in rows if lat]
+        if measured:
+            shares = ", ".join(
+                f"{statistics.median(dev) / statistics.median(lat) * 100:.0f}% at {rate:g} img/s"
+                for rate, lat, dev in measured
+            )
+            out.text(
+                "**Measured in this run:** the device's own work (read to spooled) is "
+                f"{shares} of the end-to-end p50."
+            )
+        table_rows: list[list[Any]] = []
         for rate, achieved, lat, dev in rows:
             if not lat:
-                print(f"| {rate:g} | 0 | 0 | - | - | - | - |")
+                table_rows.append([f"{rate:g}", 0, 0, "-", "-", "-", "-"])
                 continue
-            print(
-                f"| {rate:g} | {achieved:.1f} | {len(lat)} | {statistics.median(lat):.1f} | "
-                f"{percentile(lat, 0.95):.1f} | {statistics.median(dev):.1f} | "
-                f"{percentile(dev, 0.95):.1f} |"
+            table_rows.append(
+                [
+                    f"{rate:g}",
+                    f"{achieved:.1f}",
+                    len(lat),
+                    f"{statistics.median(lat):.1f}",
+                    f"{percentile(lat, 0.95):.1f}",
+                    f"{statistics.median(dev):.1f}",
+                    f"{percentile(dev, 0.95):.1f}",
+                ]
             )
-        print(
-            "\ne2e: subscriber receive time minus the app's image-read time (timestamp is "
-            "truncated to ms, so e2e may read up to 1 ms high); device: the app's own "
-            "latency_ms.total (read to spooled)."
+        headers = ["target img/s", "achieved img/s", "results", "e2e p50 ms", "e2e p95 ms"]
+        out.table(
+            markdown_table([*headers, "device p50 ms", "device p95 ms"], table_rows),
+            f"Model: {args.model}; {args.seconds:g} s per rate. e2e: subscriber receive time "
+            "minus the app's image-read time (timestamp is truncated to ms, so e2e may read up "
+            "to 1 ms high); device: the app's own latency_ms.total (read to spooled).",
         )
+        out.finish()
         client.loop_stop()
         client.disconnect()
         return 0

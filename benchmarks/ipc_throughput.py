@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _machine import BenchOutput, add_readme_option, markdown_table
+
 _SEQ = struct.Struct(">Q")
 
 
@@ -117,15 +119,21 @@ def run(
     return Result(operation, mode, count, len(arrivals), seconds, latencies)
 
 
-def print_table(results: list[Result], payload: int) -> None:
+def print_table(out: BenchOutput, results: list[Result], payload: int) -> None:
     header = ["operation", "mode", "sent", "received", "msg/s", "p50 ms", "p95 ms", "max ms"]
-    rows = [header] + [r.row() for r in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    print(f"\nIPC throughput ({payload}-byte payloads, official awsiot SDK, {os.cpu_count()} CPUs)")
-    for i, row in enumerate(rows):
-        print("  ".join(cell.ljust(widths[j]) for j, cell in enumerate(row)))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    flat = {r.operation: r for r in results if r.mode == "flat out" and r.seconds}
+    local = flat.get("PublishToTopic")
+    cloud = flat.get("PublishToIoTCore q1")
+    if local and cloud and cloud.received:
+        ratio = (local.received / local.seconds) / (cloud.received / cloud.seconds)
+        out.text(
+            f"**Measured in this run:** flat out, PublishToTopic carries {ratio:.2f}x the "
+            "messages/s of PublishToIoTCore QoS 1."
+        )
+    out.table(
+        markdown_table(header, [r.row() for r in results]),
+        f"IPC throughput: {payload}-byte payloads, official awsiot SDK.",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="paced rate, messages/s")
     parser.add_argument("--count", type=int, default=2000, help="messages in each flat-out run")
     parser.add_argument("--payload", type=int, default=256, help="payload bytes per message")
+    parser.add_argument("--quick", action="store_true", help="2 s paced runs, 500 flat out")
+    add_readme_option(parser)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.count = min(args.seconds, 2.0), min(args.count, 500)
 
     import paho.mqtt.client as paho
     from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
@@ -220,12 +232,14 @@ def main(argv: list[str] | None = None) -> int:
         for name, mode, publish, receiver, count, rate in runs:
             results.append(run(name, mode, publish, receiver, count, rate))
             print(f"  done: {name} {mode}", file=sys.stderr)
-        print_table(results, args.payload)
+        out = BenchOutput("ipc_throughput", args.readme)
+        print_table(out, results, args.payload)
         goal = next(r for r in results if r.operation == "PublishToIoTCore q0" and r.mode == paced)
         p50 = statistics.median(goal.latencies_ms) if goal.latencies_ms else float("nan")
         verdict = "met" if p50 <= 5.0 else "NOT met"
         goal_text = f"PublishToIoTCore p50 <= 5 ms at {args.rate:.0f} msg/s"
-        print(f"\ngoal {goal_text}: {p50:.2f} ms ({verdict})")
+        out.text(f"goal {goal_text}: {p50:.2f} ms ({verdict})")
+        out.finish()
         return 0
     finally:
         for c in clients:

@@ -8,8 +8,9 @@ Three ways to run the same trained weights (the shipped model by default):
 3. ONNX Runtime int8: ``compile_model(source, "onnxruntime-int8")`` (static QDQ).
 
 Every row times the same end-to-end call, ``predictor.predict(image)`` on one
-450x300 RGB image at batch 1: numpy/Pillow preprocessing, the network, numpy
-peak decoding. Only the network differs. Threads are pinned per row
+image at batch 1 (the first photo of the real validation split when the data set
+is there, else a 450x300 synthetic render): numpy/Pillow preprocessing, the
+network, numpy peak decoding. Only the network differs. Threads are pinned per row
 (``torch.set_num_threads`` / ONNX Runtime ``intra_op_num_threads``). AP50 is
 scored on the real validation split of tag-scratches (``evaluation_data(path,
 "val")``) and on the synthetic validation set (200 images). A second table
@@ -19,14 +20,16 @@ split (``train(<data>, out, seed=0)``, cached under ``--work``).
     .venv/bin/python benchmarks/model_latency.py                  # full run (trains once)
     .venv/bin/python benchmarks/model_latency.py --skip-train --iterations 50
     .venv/bin/python benchmarks/model_latency.py --quick          # seconds; smoke test
+
+The output leads with the speed-up ratios of this run (machine-independent enough to
+compare), and every table is followed by the CPU model, core count and load average.
+``--readme README.md`` also writes the tables into README's ``model_latency`` section.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -35,6 +38,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+from _machine import BenchOutput, add_readme_option, machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a plain script from a checkout
@@ -196,27 +201,24 @@ def environment() -> dict[str, Any]:
     import onnxruntime
     import torch
 
-    flags: set[str] = set()
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and cpu in ("", platform.machine()):
-                cpu = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
     return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "isa": isa,
+        **machine_info(),
         "torch": torch.__version__,
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "onnxruntime": onnxruntime.__version__,
-        "python": platform.python_version(),
-        "loadavg": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
+
+
+def speedup_line(by_name: dict[str, Row]) -> str:
+    """The ratios of this run, which travel between machines better than milliseconds."""
+    eager, fp32, int8 = (by_name[n].latency[1].p50_ms for n in (EAGER, FP32, INT8))
+    two = by_name[INT8].latency[2].p50_ms
+    return (
+        f"**Speed-up, measured in this run (p50, batch 1, 1 thread):** int8 {eager / int8:.2f}x "
+        f"faster than PyTorch eager fp32, ONNX Runtime fp32 {eager / fp32:.2f}x, int8 "
+        f"{fp32 / int8:.2f}x faster than ONNX Runtime fp32; int8 on 2 threads runs at "
+        f"{int8 / two:.2f}x its 1-thread speed."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,9 +238,11 @@ def main(argv: list[str] | None = None) -> int:
         "--breakdown", action="store_true", help="also time preprocess/network/decode alone"
     )
     parser.add_argument("--rounds", type=int, help="interleaved timing rounds (default 3)")
+    add_readme_option(parser)
     args = parser.parse_args(argv)
 
     from edgekit.benchmarking import format_table
+    from edgekit.data import load_image
     from edgekit.model import default_model_path
     from edgekit.model.evaluate import evaluation_data, synthetic_validation
     from edgekit.model.predict import Predictor
@@ -263,12 +267,19 @@ def main(argv: list[str] | None = None) -> int:
     ]
 
     synthetic = synthetic_validation(synthetic_count)
-    image = synthetic[0][0]  # a 450x300 render, the size of the real photos
+    real_val = evaluation_data(data, "val") if has_data else None
+    if real_val is not None and real_val.samples:
+        # A real photo when there is one (never copied: read from the data set in place).
+        photo = real_val.samples[0].image_path
+        image = load_image(photo)
+        image_note = f"the photo {photo.name} ({image.shape[1]}x{image.shape[0]}) of {data.name}"
+    else:
+        image = synthetic[0][0]  # a 450x300 render, the size of the real photos
+        image_note = "a 450x300 synthetic render (no data set, so no real photo)"
     time_rows(rows, image, iterations, rounds, max_seconds=60.0)
     if args.breakdown:
         time_stages(rows, image, max(10, iterations // 2))
 
-    real_val = evaluation_data(data, "val") if has_data else None
     for row in rows:
         predictor = row.make(2)
         row.ap_synthetic = score(predictor, synthetic, f"{row.name}: synthetic")
@@ -313,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- print -----------------------------------------------------------------------
     env = environment()
+    out = BenchOutput("model_latency", args.readme)
+    by_name = {row.name: row for row in rows}
+    out.text(speedup_line(by_name))
     table_rows = []
     for row in rows:
         one, two = row.latency[1], row.latency[2]
@@ -340,25 +354,22 @@ def main(argv: list[str] | None = None) -> int:
         ("ap_real", "AP50 real val"),
         ("ap_syn", f"AP50 synthetic ({synthetic_count})"),
     ]
-    print(format_table(table_rows, columns))
     n_real = len(real_val) if real_val is not None else 0
-    print()
-    print(
-        f"Latency: one 450x300 RGB image, batch 1, end to end (preprocess + network + decode; "
+    out.table(
+        format_table(table_rows, columns),
+        f"Latency: {image_note}, batch 1, end to end (preprocess + network + decode; "
         f"the same `predict` path in every row, only the network differs), p50/p95 of "
         f"{rows[0].latency[1].iterations} calls, best of {rounds} interleaved round(s); "
         f"images/s = 1000 / mean ms at 1 thread. AP50 at IoU 0.5: real val = "
         + (f"{n_real} photos of {data.name} (split seed 0)" if has_data else "n/a (no data set)")
         + f", synthetic = synthetic_validation({synthetic_count}). Eager weights: the ONNX "
         f"file's initializers loaded into ScratchDetector (size = torch.save state dict). "
-        f"CPU: {env['cpu']} x{env['cpu_count']} ({', '.join(env['isa'])}), torch "
-        f"{env['torch']} ({env['torch_cpu_capability']}), onnxruntime {env['onnxruntime']}, "
-        f"load average {env['loadavg']}. compile_model parity gate: fp32 {fp32_status}, "
-        f"int8 {int8_status}."
+        f"torch {env['torch']} ({env['torch_cpu_capability']}), onnxruntime "
+        f"{env['onnxruntime']}. compile_model parity gate: fp32 {fp32_status}, "
+        f"int8 {int8_status}.",
     )
 
     if args.breakdown:
-        print()
         stage_rows = [
             {
                 "model": row.name,
@@ -369,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             for row in rows
         ]
-        print(
+        out.table(
             format_table(
                 stage_rows,
                 [
@@ -382,7 +393,6 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
 
-    print()
     real = training["real"]
     second = [
         {
@@ -405,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
         },
     ]
-    print(
+    out.table(
         format_table(
             second,
             [
@@ -418,7 +428,6 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     # Goals: reported, never asserted.
-    by_name = {row.name: row for row in rows}
     speedup = by_name[EAGER].latency[1].p50_ms / by_name[INT8].latency[1].p50_ms
     drops = {
         name: abs(getattr(by_name[FP32], attr) - getattr(by_name[INT8], attr))
@@ -443,10 +452,12 @@ def main(argv: list[str] | None = None) -> int:
             "measured": f"{real['ap50_real_val']:.3f}" if real else training["real_status"],
         },
     ]
-    print()
+    lines = []
     for goal in goals:
         verdict = "not run" if goal["met"] is None else ("met" if goal["met"] else "NOT met")
-        print(f"- goal: {goal['goal']}: {verdict} — {goal['measured']}")
+        lines.append(f"- goal: {goal['goal']}: {verdict} — {goal['measured']}")
+    out.text("\n".join(lines))
+    out.finish()
     print(f"\n({time.perf_counter() - started:.0f} s; cache: {work})")
 
     if args.json:
@@ -470,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rounds": rounds,
                 "synthetic_count": synthetic_count,
                 "real_val_images": n_real,
+                "timed_image": image_note,
                 "source": str(source),
                 "data": str(data),
                 "quick": args.quick,

@@ -25,6 +25,8 @@ import time
 import uuid
 from typing import Any
 
+from _machine import BenchOutput, add_readme_option, markdown_table
+
 _HEAD = struct.Struct(">Qd")  # sequence number, perf_counter at publish
 
 
@@ -123,7 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--payload", type=int, default=256, help="bytes per message")
     parser.add_argument("--protocol", type=int, default=311, choices=[311, 5])
     parser.add_argument("--endpoint", help="host:port of a running broker (default: start one)")
+    parser.add_argument("--quick", action="store_true", help="2 s paced, 1000 flat out")
+    add_readme_option(parser)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.count = min(args.seconds, 2.0), min(args.count, 1000)
 
     broker = None
     if args.endpoint:
@@ -167,11 +173,19 @@ def main(argv: list[str] | None = None) -> int:
             broker.stop()
             print(f"broker stop: {(time.perf_counter() - t0) * 1000:.1f} ms", file=sys.stderr)
     where = args.endpoint or "edgekit broker (in-process thread)"
-    print(f"MQTT {args.protocol} QoS {args.qos}, {args.payload} B payloads, {where}")
-    header = ["run", "sent", "received", "msg/s", "p50 ms", "p99 ms", "max ms", ""]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    out = BenchOutput("mqtt_broker", args.readme)
+    paced_rate, flat_rate = (float(r[3]) if r[3] != "-" else 0.0 for r in rows)
+    if paced_rate > 0:
+        out.text(
+            f"**Measured in this run:** flat out, the broker carries {flat_rate / paced_rate:.1f}x "
+            f"the paced {args.rate:.0f} msg/s."
+        )
+    header = ["run", "sent", "received", "msg/s", "p50 ms", "p99 ms", "max ms", "delivery"]
+    out.table(
+        markdown_table(header, rows),
+        f"MQTT {args.protocol} QoS {args.qos}, {args.payload} B payloads, {where}.",
+    )
+    out.finish()
     return 0 if all(r[-1] == "ok" for r in rows) else 1
 
 

@@ -29,6 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from _machine import BenchOutput, add_readme_option, markdown_table
+
 from edgekit.settings import Settings
 
 GROUP = "bench-line"
@@ -63,7 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.5, help="InferenceInterval (s)")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--keep-home", action="store_true", help="keep the temporary home")
+    parser.add_argument("--quick", action="store_true", help="canary 1 + fleet 2, soak 3 s")
+    add_readme_option(parser)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.canary, args.fleet, args.soak = min(args.canary, 1), min(args.fleet, 2), 3.0
     os.environ.setdefault("EDGEKIT_QUIET", "1")
 
     from edgekit.components import build_components, publish_components
@@ -143,24 +149,27 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep_home:
             shutil.rmtree(home, ignore_errors=True)
 
-    print()
-    print(
-        f"canary {args.canary} + fleet {args.fleet} local devices, soak {args.soak:g} s per "
-        f"stage, inference every {args.interval:g} s"
-    )
-    print()
-    print(
-        "| rollout | outcome | total (s) | soak excluded (s) | publish (s) | canary proven (s) "
-        "| fleet proven (s) | rollback proven (s) |"
-    )
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    out = BenchOutput("rollout", args.readme)
+    if rows and rows[0]["wall"] > 0:
+        share = (rows[0]["wall"] - rows[0]["soak"]) / rows[0]["wall"]
+        out.text(
+            f"**Measured in this run:** soaking is {1 - share:.0%} of the time to "
+            f"{rows[0]['status']}; the rest ({share:.0%}) is edgekit's own work."
+        )
+    table_rows = []
     for r in rows:
         outcome = r["status"] + ("" if r["gate"] == "-" else f" ({r['gate']})")
-        print(
-            f"| {r['label']} | {outcome} | {r['wall']:.1f} | {r['wall'] - r['soak']:.1f} | "
-            f"{r['publish']:.1f} | {r['canary']:.1f} | {r['fleet']:.1f} | "
-            f"{r['rollback']:.1f} |".replace("nan", "-")
-        )
+        cells = [r["wall"], r["wall"] - r["soak"], r["publish"], r["canary"], r["fleet"]]
+        cells.append(r["rollback"])
+        table_rows.append([r["label"], outcome, *(f"{v:.1f}".replace("nan", "-") for v in cells)])
+    headers = ["rollout", "outcome", "total (s)", "soak excluded (s)", "publish (s)"]
+    headers += ["canary proven (s)", "fleet proven (s)", "rollback proven (s)"]
+    out.table(
+        markdown_table(headers, table_rows),
+        f"Canary {args.canary} + fleet {args.fleet} local devices, soak {args.soak:g} s per "
+        f"stage, inference every {args.interval:g} s.",
+    )
+    out.finish()
     return 0
 
 

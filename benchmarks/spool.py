@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _machine import BenchOutput, add_readme_option, markdown_table
+
 MESSAGE_ID = "message_id"
 
 
@@ -79,7 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outage", type=int, default=10_000, help="results during the outage")
     parser.add_argument("--payload", type=int, default=256, help="bytes per result")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait per run")
+    parser.add_argument("--quick", action="store_true", help="500 results, an outage of 2000")
+    add_readme_option(parser)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.count, args.outage = min(args.count, 500), min(args.outage, 2000)
 
     import paho.mqtt.client as paho
     from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
@@ -193,18 +199,27 @@ def main(argv: list[str] | None = None) -> int:
         broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    load = os.getloadavg()[0]
-    print(
-        f"\nIoT Core spool: {args.payload}-byte QoS 1 results through IPC (awsiot SDK), "
-        f"spool bound {max_bytes} bytes, {os.cpu_count()} CPUs, load {load:.1f}\n"
-    )
-    print("| case | results | delivered (spooled) | seconds | results/s |")
-    print("|---|---|---|---|---|")
+    out = BenchOutput("spool", args.readme)
+    rates = {label: got / seconds if seconds > 0 else 0.0 for label, _, got, seconds in rows}
+    disk, memory = rates.get("broker up, Disk spool"), rates.get("broker up, Memory spool")
+    if disk and memory:
+        out.text(
+            f"**Measured in this run:** the Memory spool carries {memory / disk:.2f}x the "
+            "results/s of the Disk spool (which fsyncs each result before answering)."
+        )
     failed = False
+    table_rows = []
     for label, sent, got, seconds in rows:
-        rate = got / seconds if seconds > 0 else 0.0
-        print(f"| {label} | {sent} | {got} | {seconds:.2f} | {rate:.0f} |")
+        table_rows.append([label, sent, got, f"{seconds:.2f}", f"{rates[label]:.0f}"])
         failed |= got != sent
+    out.table(
+        markdown_table(
+            ["case", "results", "delivered (spooled)", "seconds", "results/s"], table_rows
+        ),
+        f"IoT Core spool: {args.payload}-byte QoS 1 results through IPC (awsiot SDK), one call "
+        f"after the other; spool bound {max_bytes} bytes.",
+    )
+    out.finish()
     if failed:
         print("some results were not delivered (see 'delivered')", file=sys.stderr)
         return 1

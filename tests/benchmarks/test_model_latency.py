@@ -15,6 +15,7 @@ pytest.importorskip("torch")
 pytestmark = [pytest.mark.slow, pytest.mark.train]
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "model_latency.py"
+README = SCRIPT.parents[1] / "README.md"
 ROWS = ("PyTorch eager fp32", "ONNX Runtime fp32", "ONNX Runtime int8")
 
 
@@ -26,6 +27,8 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run(tmp_path: Path, work: Path, data: Path) -> tuple[str, dict]:
     out = tmp_path / "result.json"
+    readme = tmp_path / "README.md"
+    readme.write_text(README.read_text())
     command = [
         sys.executable,
         str(SCRIPT),
@@ -39,10 +42,18 @@ def _run(tmp_path: Path, work: Path, data: Path) -> tuple[str, dict]:
         str(work),
         "--json",
         str(out),
+        "--readme",
+        str(readme),
     ]
     env = {**os.environ, "EDGEKIT_QUIET": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
+    # The README copy's model_latency section now holds what the script printed.
+    text = readme.read_text()
+    start = text.index("<!-- bench:model_latency -->\n")
+    section = text[start : text.index("<!-- /bench -->", start)]
+    assert "**Speed-up, measured in this run" in section
+    assert "| model | p50 ms (1 thr) |" in section and "_Machine: " in section
     return done.stdout, json.loads(out.read_text())
 
 
@@ -56,7 +67,12 @@ def _table_rows(stdout: str) -> dict[str, list[str]]:
 
 
 def _check_latency_table(stdout: str, result: dict) -> dict[str, list[str]]:
-    assert stdout.splitlines()[0].startswith("| model | p50 ms (1 thr) |")
+    lines = stdout.splitlines()
+    # Leads with the ratios of this run, then the table, each table followed by the machine.
+    assert lines[0].startswith("**Speed-up, measured in this run (p50, batch 1, 1 thread):**")
+    assert lines[1].startswith("| model | p50 ms (1 thr) |")
+    assert stdout.count("_Machine: ") >= 2
+    assert result["environment"]["cpu"] in stdout and "load average" in stdout
     rows = _table_rows(stdout)
     assert set(rows) == set(ROWS)
     for cells in rows.values():
@@ -81,6 +97,7 @@ def test_quick_without_real_data(tmp_path: Path, work: Path) -> None:
     assert all(cells[7] == "n/a" for cells in rows.values())
     assert "not run (no data set" in stdout
     assert result["training"]["real"] is None
+    assert "a 450x300 synthetic render" in result["settings"]["timed_image"]
 
 
 def test_quick_with_real_validation_split(tmp_path: Path, work: Path, tag_scratches: Path) -> None:
@@ -89,4 +106,7 @@ def test_quick_with_real_validation_split(tmp_path: Path, work: Path, tag_scratc
     for cells in rows.values():
         assert 0.0 <= float(cells[7]) <= 1.0
     assert result["settings"]["real_val_images"] > 0
+    # Real photos present: the timed image is one of them, read in place.
+    assert result["settings"]["timed_image"].startswith("the photo ")
+    assert "Latency: the photo " in stdout
     assert "goal: real-trained AP50 >= 0.6 on real val: not run" in stdout
