@@ -63,6 +63,38 @@ def _is_many(curves: Any) -> bool:
     return isinstance(curves, Mapping) and "pr_curve" not in curves
 
 
+def _envelope(curve: _Curve) -> tuple[np.ndarray, np.ndarray]:
+    """The step curve AP integrates: precision made non-increasing from the right."""
+    envelope = np.maximum.accumulate(curve.precision[::-1])[::-1]
+    recall = np.concatenate([[0.0], curve.recall])
+    precision = np.concatenate([[envelope[0]], envelope])
+    return recall, precision
+
+
+def _annotate_operating_points(
+    ax: Axes, points: list[tuple[str, str, tuple[float, float, float]]]
+) -> None:
+    """One label per distinct operating point, stacked so equal points share one label."""
+    groups: dict[tuple[float, float, float], list[tuple[str, str]]] = {}
+    for name, color, (r, p, threshold) in points:
+        key = (round(r, 3), round(p, 3), threshold)
+        groups.setdefault(key, []).append((name, color))
+    for j, ((r, p, threshold), members) in enumerate(groups.items()):
+        shared = len(members) > 1 or len(groups) == 1
+        text = f"score ≥ {threshold:g}" if shared else f"{members[0][0]}: score ≥ {threshold:g}"
+        ax.annotate(
+            text,
+            (r, p),
+            xytext=(-10, -14 - 12 * j),
+            textcoords="offset points",
+            ha="right",
+            fontsize=8,
+            color=style.TEXT if shared else members[0][1],
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.0},
+            zorder=20,
+        )
+
+
 def plot_pr_curve(
     curves: Any,
     *,
@@ -75,50 +107,59 @@ def plot_pr_curve(
     ``curves``: an `EvalResult`, its ``to_json()`` dict, ``(precision, recall)``,
     or a mapping ``{label: any of those}`` to compare models. An EvalResult's
     operating point (its score threshold) is marked.
+
+    Compared models often have identical curves (an fp32 export of the source): the
+    first is drawn widest and solid, each next one narrower, dashed or dotted on top,
+    so every curve stays visible where they coincide.
     """
     named = dict(curves) if _is_many(curves) else {label or "model": curves}
-    figure, ax = style.figure_and_axes(ax, width=5.6, height=4.6)
+    figure, ax = style.figure_and_axes(ax, width=7.2, height=4.6)
     style.style_axes(ax, grid="both")
-    colors = style.PALETTE
+    count = len(named)
+    points: list[tuple[str, str, tuple[float, float, float]]] = []
     for i, (name, source) in enumerate(named.items()):
         curve = _curve(source)
-        color = colors[i % len(colors)]
+        color = style.PALETTE[i % len(style.PALETTE)]
+        width = 1.6 + 1.5 * (count - 1 - i)  # the first widest: the later ones lie inside it
+        linestyle = style.LINE_STYLES[i % len(style.LINE_STYLES)]
+        text = f"{name}  AP50 {curve.ap:.3f}"
         if curve.recall.size:
-            # the envelope AP integrates: precision made non-increasing from the right
-            envelope = np.maximum.accumulate(curve.precision[::-1])[::-1]
-            recall = np.concatenate([[0.0], curve.recall])
-            precision = np.concatenate([[envelope[0]], envelope])
+            recall, precision = _envelope(curve)
             ax.step(
                 recall,
                 precision,
                 where="pre",
                 color=color,
-                lw=2,
-                label=f"{name}  AP50 {curve.ap:.3f}",
+                lw=width,
+                ls=linestyle,
+                label=text,
+                zorder=2 + i,
             )
-            if len(named) == 1:  # shading several curves only muddies them
+            if count == 1:  # shading and the raw curve only muddy a comparison
                 ax.fill_between(recall, precision, step="pre", color=color, alpha=0.08)
-            ax.plot(curve.recall, curve.precision, color=color, lw=0.8, alpha=0.45)
+                ax.plot(curve.recall, curve.precision, color=color, lw=0.8, alpha=0.45)
         else:
-            ax.plot([], [], color=color, lw=2, label=f"{name}  AP50 {curve.ap:.3f} (no detections)")
+            ax.plot([], [], color=color, lw=2, ls=linestyle, label=f"{text} (no detections)")
         if curve.operating_point is not None:
-            r, p, threshold = curve.operating_point
-            ax.plot([r], [p], "o", color=color, markersize=7, markeredgecolor="white", zorder=5)
-            ax.annotate(
-                f"score ≥ {threshold:g}",
-                (r, p),
-                xytext=(-8, -14),
-                textcoords="offset points",
-                ha="right",
-                fontsize=8,
+            r, p, _threshold = curve.operating_point
+            ax.plot(
+                [r],
+                [p],
+                ls="none",
+                marker=style.MARKERS[i % len(style.MARKERS)],
                 color=color,
+                markersize=7 + 3 * (count - 1 - i),
+                markeredgecolor="white",
+                zorder=10 + i,
             )
+            points.append((name, color, curve.operating_point))
+    _annotate_operating_points(ax, points)
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("Recall")
     ax.set_ylabel("Precision")
     style.set_title(ax, title)
-    style.legend(ax, loc="lower left")
+    style.legend_outside(ax, title="model" if count > 1 else None)
     return figure
 
 

@@ -16,6 +16,7 @@ from matplotlib.patches import Rectangle
 from edgekit.errors import DataError
 from edgekit.viz import style
 from edgekit.viz.data import DrawBox, draw_boxes, find_image, load_image
+from edgekit.viz.labels import BoxLabels
 
 
 def _line_width(shape: Sequence[int]) -> float:
@@ -23,7 +24,13 @@ def _line_width(shape: Sequence[int]) -> float:
 
 
 def _draw(
-    ax: Axes, boxes: list[DrawBox], color: str, *, dashed: bool, scores: bool, lw: float
+    ax: Axes,
+    boxes: list[DrawBox],
+    color: str,
+    *,
+    dashed: bool,
+    lw: float,
+    labels: BoxLabels | None = None,
 ) -> None:
     for box in boxes:
         ax.add_patch(
@@ -35,21 +42,13 @@ def _draw(
                 edgecolor=color,
                 linewidth=lw,
                 linestyle=(0, (4, 2)) if dashed else "solid",
+                zorder=2.5 if dashed else 2,  # dashed ground truth over a prediction it matches
             )
         )
-        if scores and box.score is not None:
-            text = f"{box.label} {box.score:.2f}" if box.label else f"{box.score:.2f}"
-            ax.text(
-                box.left,
-                box.top - lw,
-                text,
-                color="white",
-                fontsize=7.5,
-                va="bottom",
-                ha="left",
-                clip_on=True,
-                bbox={"facecolor": color, "edgecolor": "none", "pad": 1.2, "alpha": 0.9},
-            )
+        if labels is not None and box.score is not None:
+            score = f"{box.score:.2f}"
+            full = f"{box.label} {score}" if box.label else score
+            labels.add((box.left, box.top, box.width, box.height), (full, score), color)
 
 
 def shorten(text: str, limit: int) -> str:
@@ -123,8 +122,11 @@ def plot_detections(
     )
     ax.imshow(pixels, cmap="gray" if pixels.ndim == 2 else None, interpolation="antialiased")
     lw = _line_width(pixels.shape)
-    _draw(ax, truth, style.GROUND_TRUTH, dashed=True, scores=False, lw=lw)
-    _draw(ax, boxes, style.PREDICTION, dashed=False, scores=show_scores, lw=lw)
+    labels = BoxLabels(ax, width, height) if show_scores else None
+    _draw(ax, boxes, style.PREDICTION, dashed=False, lw=lw, labels=labels)
+    _draw(ax, truth, style.GROUND_TRUTH, dashed=True, lw=lw)
+    if labels is not None:
+        ax.add_artist(labels)
     ax.set_xlim(-0.5, width - 0.5)
     ax.set_ylim(height - 0.5, -0.5)
     ax.set_axis_off()
@@ -132,13 +134,13 @@ def plot_detections(
     auto_title, color = _title_for(result, boxes, name, title_chars)
     ax.set_title(title if title is not None else auto_title, fontsize=10, color=color, loc="left")
     if legend if legend is not None else ground_truth is not None:
-        ax.legend(
+        ax.legend(  # under the image, where it hides neither boxes nor labels
             handles=_legend_handles(len(boxes), len(truth) if ground_truth is not None else None),
-            loc="upper right",
+            loc="upper left",
+            bbox_to_anchor=(0.0, 0.0),
+            ncols=2,
             fontsize=7.5,
-            framealpha=0.85,
-            facecolor="white",
-            edgecolor="none",
+            frameon=False,
         )
     return figure
 

@@ -65,7 +65,7 @@ def latency_bar_chart(
     ax.set_xlim(0, top * 1.15 if top > 0 else 1)
     ax.set_xlabel("Latency per image (ms)")
     style.set_title(ax, title, subtitle)
-    style.legend(ax, loc="lower right")
+    style.legend_outside(ax)
     return figure
 
 
@@ -103,18 +103,30 @@ def latency_histogram(
     everything = [v for values in by_device.values() for v in values]
     low, high = min(everything), max(everything)
     edges = np.linspace(low, high if high > low else low + 1.0, bins + 1)
-    colors = style.colors_for(by_device)
-    for device, values in by_device.items():
+    looks = style.series_styles(by_device)
+    devices = sorted(by_device, key=style.natural_key)
+    for device in devices:
+        look = looks[device]
+        ax.hist(by_device[device], bins=edges, histtype="stepfilled", alpha=0.25, color=look.color)
         ax.hist(
-            values,
+            by_device[device],
             bins=edges,
-            histtype="stepfilled",
-            alpha=0.25,
-            color=colors[device],
+            histtype="step",
+            lw=1.6,
+            ls=look.linestyle,
+            color=look.color,
+            label=device,
         )
-        ax.hist(values, bins=edges, histtype="step", lw=1.6, color=colors[device], label=device)
     handles = [
-        Line2D([], [], color=colors[d], lw=2, label=f"{d} ({len(v)})") for d, v in by_device.items()
+        Line2D(
+            [],
+            [],
+            color=looks[d].color,
+            ls=looks[d].linestyle,
+            lw=2,
+            label=f"{d} ({len(by_device[d])})",
+        )
+        for d in devices
     ]
     for q, ls in ((50, "--"), (95, ":")):
         value = percentile(everything, q)
@@ -125,7 +137,7 @@ def latency_histogram(
     ax.set_xlabel(f"{stage.capitalize()} latency (ms)")
     ax.set_ylabel("Images")
     style.set_title(ax, heading, f"{len(everything)} results from {len(by_device)} device(s)")
-    style.legend(ax, handles, loc="upper right")
+    style.legend_outside(ax, handles)
     return figure
 
 

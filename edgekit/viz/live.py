@@ -20,7 +20,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from edgekit.viz import style
-from edgekit.viz.data import find_image
+from edgekit.viz.data import find_image, load_image
 from edgekit.viz.detections import plot_detections
 
 INTERACTIVE_ENV = "EDGEKIT_INTERACTIVE"
@@ -56,18 +56,51 @@ def is_interactive(interactive: bool | None = None) -> bool:
     return importlib.util.find_spec("ipywidgets") is not None
 
 
-def _render(result: dict[str, Any] | None, image_dir: Path, *, width: float = 6.4) -> Figure:
+def _context(collector: Any) -> str:
+    """What the figure shows: how many results from how many devices."""
+    history = collector.latest()
+    devices = len({str(r.get("thing_name")) for r in history})
+    received = getattr(collector, "received", len(history))
+    if not history:
+        return "Live view · waiting for the first result"
+    return (
+        f"Live view · latest of {received} result{'s' if received != 1 else ''} "
+        f"from {devices} device{'s' if devices != 1 else ''}"
+    )
+
+
+def _render(
+    result: dict[str, Any] | None,
+    image_dir: Path,
+    *,
+    context: str | None = None,
+    width: float = 6.4,
+) -> Figure:
+    """The latest result's image and boxes, titled with ``context`` and the result's details."""
+    path = None if result is None else find_image(image_dir, str(result.get("image_name", "")))
+    pixels = None if path is None else load_image(path)
+    if pixels is None:
+        figure = style.new_figure(width, width * 0.62)
+    else:
+        height, image_width = pixels.shape[:2]
+        figure = style.new_figure(
+            min(9.0, max(5.6, 2.4 + image_width / 80)), min(7.5, 2.1 + height / 80)
+        )
+    grid = figure.add_gridspec(2, 1, height_ratios=[0.001, 1.0])
+    ax = figure.add_subplot(grid[1])
     if result is None:
-        figure = style.new_figure(width, width * 0.62)
-        style.empty_message(figure.add_subplot(), "waiting for results…")
-        return figure
-    path = find_image(image_dir, str(result.get("image_name", "")))
-    if path is None:
-        figure = style.new_figure(width, width * 0.62)
-        ax = figure.add_subplot()
+        style.empty_message(ax, "waiting for results…")
+    elif pixels is None:
         style.empty_message(ax, f"{result.get('image_name')}\nnot found in {image_dir}")
-        return figure
-    return plot_detections(path, result)
+    else:
+        plot_detections(pixels, result, ax=ax)
+        ax.set_axis_on()
+        style.style_axes(ax, grid=None)
+        ax.tick_params(labelsize=8)
+        ax.set_xlabel("x (pixels)", fontsize=9)
+        ax.set_ylabel("y (pixels)", fontsize=9)
+    style.header(figure, grid[0], context or "Live view", _caption(result, "\n") or None)
+    return figure
 
 
 def _png(figure: Figure) -> bytes:
@@ -76,7 +109,8 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _caption(result: dict[str, Any] | None) -> str:
+def _caption(result: dict[str, Any] | None, separator: str = " · ") -> str:
+    """When, from which device and model, what was found: one line (or two, ``separator``)."""
     if result is None:
         return ""
     model = result.get("model") or {}
@@ -84,7 +118,7 @@ def _caption(result: dict[str, Any] | None) -> str:
     best = f", best score {max(scores):.2f}" if scores else ""
     latency = (result.get("latency_ms") or {}).get("total")
     return (
-        f"{result.get('timestamp')} · {result.get('thing_name')} · "
+        f"{result.get('timestamp')} · {result.get('thing_name')}{separator}"
         f"{model.get('name')} {model.get('version')} · {len(scores)} detection(s){best}"
         + (f" · {latency:.1f} ms" if isinstance(latency, int | float) else "")
     )
@@ -143,13 +177,15 @@ class LiveView:
             self._show(history[index] if history else None)
 
     def _show(self, result: dict[str, Any] | None) -> None:
-        self.image.value = _png(_render(result, self.image_dir))
+        # the texts first: rendering the PNG takes a while on a busy machine
         self.caption.value = f"<span style='font-size: 90%'>{_caption(result)}</span>"
         c = self.collector
         self.stats.value = (
             f"<span style='color: {style.MUTED}; font-size: 85%'>{c.received} received · "
             f"{c.invalid} invalid · {c.duplicates} duplicates</span>"
         )
+        figure = _render(result, self.image_dir, context=_context(c))
+        self.image.value = _png(figure)
 
     # --- events ------------------------------------------------------------------------------
 
@@ -209,7 +245,8 @@ def live_view(
     """
     if not is_interactive(interactive):
         history = collector.latest(1)
-        return _render(history[-1] if history else None, Path(image_dir))
+        latest = history[-1] if history else None
+        return _render(latest, Path(image_dir), context=_context(collector))
     return LiveView(collector, image_dir, min_interval=min_interval)
 
 

@@ -213,13 +213,27 @@ def test_defect_rate_over_time(tmp_path: Path) -> None:
     results = fleet()
     fig = defect_rate_over_time(results, bin_seconds=60)
     png(fig, tmp_path / "rate.png")
-    lines = fig.axes[0].get_lines()
+    # one panel per device (identical lines cannot hide one another), plus the title block
+    lines = [line for ax in fig.axes for line in ax.get_lines()]
     assert [line.get_label() for line in lines] == ["dev-0", "dev-1", "dev-2"]
+    assert [len(ax.get_lines()) for ax in fig.axes] == [1, 1, 1, 0]
+    assert fig.axes[0].get_shared_x_axes().joined(fig.axes[0], fig.axes[2])
     rates = np.concatenate([line.get_ydata() for line in lines])
     assert ((rates >= 0) & (rates <= 1)).all()
     # overall: every 4th image is a defect; the bins must add back up to it
     table = ResultsTable(results)
     assert sum(r["defects"] for r in table.summary()) == 15
+    # into one given axes: every device there, each with its own style, shifted within the bin
+    overlay = style.new_figure()
+    ax = overlay.add_subplot()
+    assert defect_rate_over_time(results, bin_seconds=60, ax=ax) is overlay
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines] == ["dev-0", "dev-1", "dev-2"]
+    assert len({str(line.get_color()) for line in lines}) == 3
+    starts = [line.get_xdata()[0] for line in lines]
+    assert starts == sorted(starts) and len(set(starts)) == 3
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["dev-0", "dev-1", "dev-2"]
+    png(overlay, tmp_path / "rate_overlay.png")
     png(defect_rate_over_time([], bin_seconds=30), tmp_path / "rate_empty.png")
     with pytest.raises(DataError, match="bin_seconds"):
         defect_rate_over_time(results, bin_seconds=0)
