@@ -26,10 +26,11 @@ import os
 import shutil
 import uuid
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from edgekit.compile.parity import ParityResult
 from edgekit.data.groundtruth import load_dataset
 from edgekit.files import sha256_file, write_bytes_atomic, write_json_atomic
 
@@ -38,6 +39,7 @@ OFF_VALUES = frozenset({"0", "off", "false", "no"})
 SCHEMA = 1
 ENTRY_NAME = "entry.json"
 FILES_DIR = "files"
+_PARITY_FIELDS = frozenset(f.name for f in fields(ParityResult))
 
 
 class CompileCacheWarning(UserWarning):
@@ -132,6 +134,13 @@ class CompileCache:
         files = record.get("files")
         if not isinstance(files, dict) or record.get("model") not in files:
             return None, f"{ENTRY_NAME} lists no model file"
+        if not isinstance(record.get("runtime"), str) or not isinstance(
+            record.get("compile_info"), dict
+        ):
+            return None, f"{ENTRY_NAME} lacks 'runtime' or 'compile_info'"
+        parity = record.get("parity", "missing")
+        if parity is not None and not (isinstance(parity, dict) and set(parity) == _PARITY_FIELDS):
+            return None, f"{ENTRY_NAME} holds no readable parity result"
         for name, meta in files.items():
             path = folder / FILES_DIR / name
             if not path.is_file():

@@ -119,7 +119,7 @@ def test_image_set_identity_names_files_and_bytes(tmp_path: Path) -> None:
     assert synthetic == {"kind": "synthetic", "count": 4, "seed": 5}
 
 
-@pytest.mark.parametrize("damage", ["model", "entry", "missing"])
+@pytest.mark.parametrize("damage", ["model", "entry", "missing", "record"])
 def test_a_corrupt_entry_is_rebuilt_not_trusted(
     tiny: Path, cache: CompileCache, tmp_path: Path, damage: str
 ) -> None:
@@ -132,6 +132,10 @@ def test_a_corrupt_entry_is_rebuilt_not_trusted(
         model.write_bytes(bytes(data))
     elif damage == "entry":
         (entry / "entry.json").write_text("{not json")
+    elif damage == "record":  # valid JSON, but the parity result was cut out
+        record = json.loads((entry / "entry.json").read_text())
+        record["parity"] = {"passed": True}
+        (entry / "entry.json").write_text(json.dumps(record))
     else:
         model.unlink()
     rebuilt = _compile(tiny, tmp_path / "b", cache)
