@@ -68,35 +68,26 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def inspecting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Path]]:
-    """A local home whose one device inspects and publishes results; the lab's root folder."""
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """JupyterLab on 127.0.0.1 with a token, its kernels on a throwaway local home where one
+    device inspects and publishes results (what notebooks 01-03 leave); all stopped after.
+
+    JupyterLab starts first and comes up while the device is deployed.
+    """
+    # before anything starts: a missing jupyterlab skips at once
+    pytest.importorskip("jupyterlab", reason="jupyterlab is not installed (pip install jupyterlab)")
     home = tmp_path_factory.mktemp("home")
     root = tmp_path_factory.mktemp("lab")
     write_notebooks(root)
-    endpoints.up(home)
-    try:
-        settings = Settings(local_home=home, project_name=PROJECT)
-        deploy_latest_approved(settings, root / OUTPUT_DIR, device_count=1, progress=False)
-        yield settings, root
-    finally:
-        endpoints.down(home)
-
-
-@pytest.fixture(scope="module")
-def lab(
-    inspecting: tuple[Settings, Path], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Lab]:
-    """JupyterLab on 127.0.0.1 with a token, its kernels on the throwaway home; stopped after."""
-    pytest.importorskip("jupyterlab", reason="jupyterlab is not installed (pip install jupyterlab)")
-    settings, root = inspecting
     state = tmp_path_factory.mktemp("jupyter")
     for name, value in LAB_SETTINGS.items():
         path = state / "lab-settings" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(value))
+    # EDGEKIT_QUIET (set for the test session) would make the kernel a scheduled run.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGEKIT_", "JUPYTER"))}
     env.update(
-        EDGEKIT_LOCAL_HOME=str(settings.home),
+        EDGEKIT_LOCAL_HOME=str(home),
         EDGEKIT_PROJECT_NAME=PROJECT,
         JUPYTER_CONFIG_DIR=str(state / "config"),
         JUPYTER_DATA_DIR=str(state / "data"),
@@ -106,7 +97,6 @@ def lab(
         IPYTHONDIR=str(state / "ipython"),
         MPLCONFIGDIR=str(state / "matplotlib"),
     )
-    # EDGEKIT_QUIET (set for the test session) would mark the kernel a scheduled run.
     port, token = free_port(), secrets.token_hex(16)
     log = state / "jupyterlab.log"
     with log.open("wb") as out:
@@ -132,15 +122,28 @@ def lab(
         )
     started = Lab(f"http://127.0.0.1:{port}", token, root, log)
     try:
-        _wait_until_serving(started, process)
-        yield started
-    finally:
-        process.terminate()
+        endpoints.up(home)
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            settings = Settings(local_home=home, project_name=PROJECT)
+            deploy_latest_approved(settings, root / OUTPUT_DIR, device_count=1, progress=False)
+            _wait_until_serving(started, process)
+            yield started
+        finally:
+            _stop(process)  # the kernel first: its live view subscribes to the local broker
+            endpoints.down(home)
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_until_serving(lab: Lab, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
@@ -175,6 +178,28 @@ LIVE_STATS = (
 )
 
 
+ERROR_SHOWN = f"{ERROR_OUTPUTS}.length > 0"
+ALL_RAN = f"{PROMPTS}.length > 0 && {PROMPTS}.every(e => /\\[\\d+\\]/.test(e.innerText))"
+
+
+def wait_until(page: Any, condition: str, what: str, *, arg: Any = None, timeout: float) -> None:
+    """Poll the JavaScript ``condition`` (a function of ``arg``) in the page; on timeout fail
+    saying ``what`` did not happen, with the cells' prompts and error outputs."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(
+            f"arg => {{ {condition} }}", arg=arg, timeout=timeout * 1000, polling=500
+        )
+    except PlaywrightTimeout:
+        prompts = page.evaluate(f"{PROMPTS}.map(e => e.innerText.trim()).join(' ')")
+        pytest.fail(
+            f"{what} within {timeout:g} s; prompts: {prompts}; "
+            f"errors: {page.evaluate(ERROR_OUTPUTS)}; live view: {page.evaluate(LIVE_STATS)}; "
+            f"page errors: {page.errors}"
+        )
+
+
 def received(page: Any) -> int:
     texts = page.evaluate(LIVE_STATS)
     assert len(texts) == 1, f"expected one live view counting results, found {texts}"
@@ -190,49 +215,55 @@ def run_all_cells(page: Any) -> None:
 
 
 def test_notebook_04_runs_in_jupyterlab_and_its_live_view_keeps_counting(
-    lab: Lab, browser: Any, screenshot_on_failure: list[Any]
+    browser: Any, lab: Lab, screenshot_on_failure: list[Any]
 ) -> None:
     page = browser.new_page()
     screenshot_on_failure.append(page)
     page.goto(lab.page_url(NOTEBOOK), wait_until="domcontentloaded")
     notebook = json.loads((lab.root / NOTEBOOK).read_text())
     code_cells = sum(cell["cell_type"] == "code" for cell in notebook["cells"])
-    # the notebook is shown in full (JupyterLab adds the cells a few at a time)
-    page.wait_for_function(
-        "n => document.querySelectorAll('.jp-Notebook .jp-CodeCell').length === n",
+    wait_until(
+        page,
+        "return document.querySelectorAll('.jp-Notebook .jp-CodeCell').length === arg",
+        f"JupyterLab did not show the {code_cells} code cells of {NOTEBOOK}",
         arg=code_cells,
-        timeout=60_000,
+        timeout=60,
     )
-
     # Run All before the kernel is up runs nothing: wait as a user waits for "Idle"
-    page.locator("#jp-main-statusbar").get_by_text(re.compile(r"\| Idle$")).wait_for(timeout=60_000)
-    run_all_cells(page)
-    # Every code cell ran: its prompt shows an execution count, none is queued ([*]).
-    page.wait_for_function(
-        f"() => {{ const p = {PROMPTS}; return p.length > 0 && "
-        "p.every(e => /\\[\\d+\\]/.test(e.innerText)); }",
-        timeout=180_000,
-        polling=500,
+    wait_until(
+        page,
+        "return /\\| Idle\\b/.test(document.querySelector('#jp-main-statusbar').innerText);",
+        "the kernel did not become Idle",
+        timeout=60,
     )
+    run_all_cells(page)
+    # Every code cell ran (its prompt shows an execution count, none is queued [*]), or a
+    # cell failed, which stops Run All.
+    wait_until(page, f"return ({ALL_RAN}) || {ERROR_SHOWN};", "Run All did not finish", timeout=180)
     errors = page.evaluate(ERROR_OUTPUTS)
     assert errors == [], "cells with error output:\n" + "\n---\n".join(errors)
+    assert page.evaluate(ALL_RAN)
     assert browser.outside == [], f"the page reached beyond loopback: {browser.outside}"
 
     # The live view: a widget (not a static figure) with the latest image, counting results.
     view = page.locator(".jp-Notebook .widget-vbox").filter(has=page.locator("img")).last
     view.wait_for(timeout=30_000)
-    image = view.locator("img").first
-    page.wait_for_function(
-        "img => img.complete && img.naturalWidth > 100", arg=image.element_handle(), timeout=30_000
+    wait_until(
+        page,
+        "const img = [...document.querySelectorAll('.jp-Notebook .widget-vbox img')].pop();"
+        "return img !== undefined && img.complete && img.naturalWidth > 100;",
+        "the live view shows no image",
+        timeout=30,
     )
-    page.wait_for_function(f"() => {LIVE_STATS}.length === 1", timeout=30_000)
+    wait_until(page, f"return {LIVE_STATS}.length === 1;", "no live view counts", timeout=30)
     first = received(page)
     # It keeps counting while nobody touches the page (the devices publish every 0.2 s).
-    page.wait_for_function(
-        f"n => {LIVE_STATS}.some(t => parseInt(t.match(/(\\d+) received/)[1]) > n)",
+    wait_until(
+        page,
+        f"return {LIVE_STATS}.some(t => parseInt(t.match(/(\\d+) received/)[1]) > arg);",
+        f"the live view stayed at {first} received",
         arg=first,
-        timeout=30_000,
-        polling=500,
+        timeout=30,
     )
     second = received(page)
     assert second > first
