@@ -405,3 +405,21 @@ def test_time_axis_is_unambiguous_at_every_span(
         assert len(set(days)) == len(days) >= 2, labels
     words = " ".join(t.get_text() for t in figure.findobj(Text) if t.get_visible())
     assert "UTC" in words and "2026-12-05" in words  # the date and zone are said once
+
+
+# --- the static live view -------------------------------------------------------------------
+
+
+def test_static_live_view_says_what_when_and_how_many(camera: Path) -> None:
+    results = fleet(3)
+    figure = live_view(Collector(results), camera, interactive=False)
+    words = [t.get_text() for t in figure.findobj(Text) if t.get_visible() and t.get_text()]
+    latest = results[-1]
+    assert any(f"latest of {len(results)} results from 3 devices" in w for w in words), words
+    assert any(latest["timestamp"] in w and latest["thing_name"] in w for w in words), words
+    assert any("tag-scratch-detector 1.1.0" in w for w in words), words
+    image = figure.axes[0]
+    assert image.get_title(loc="left").startswith("DEFECT")
+    assert image.get_xlabel() == "x (pixels)" and image.get_ylabel() == "y (pixels)"
+    waiting = live_view(Collector([]), camera, interactive=False)
+    assert any("waiting" in t.get_text() for t in waiting.axes[0].texts)
