@@ -32,6 +32,7 @@ LAYERS: list[set[str]] = [
         "settings",
         "awsapi",
         "progress",
+        "spelling",
         "unix_socket",
         "schemas",
         "recipes",

@@ -5,6 +5,10 @@ Each ``edgekit/cli/cmd_*.py`` module contributes its sub-commands through a
 command handler returns an exit code; an :class:`~edgekit.errors.EdgekitError`
 is printed as one line on stderr with exit code 1, never a traceback.
 
+Every sub-command has a one-line ``help`` and a ``description``. An argument's ``dest`` is
+the name of the library parameter it sets (``--devices`` -> ``device_count``): a message
+naming that parameter (:func:`edgekit.spelling.parameter_text`) then names the flag.
+
 Owns: argument parsing and printing only; every command calls the library's public
 functions (options such as ``--home`` become Settings fields). It sits on top of every
 other package and nothing in edgekit imports it (so it must not be imported, and
@@ -21,6 +25,7 @@ import sys
 from collections.abc import Sequence
 
 from edgekit.errors import EdgekitError
+from edgekit.spelling import command_line_spelling
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +39,28 @@ def build_parser() -> argparse.ArgumentParser:
         if info.name.startswith("cmd_"):
             module = importlib.import_module(f"{__name__}.{info.name}")
             module.register(subparsers)
+    _set_flags(parser)
     return parser
+
+
+def _flags(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Parameter (an argument's ``dest``) -> its flag as typed: ``--force``, ``--devices {}``."""
+    flags: dict[str, str] = {}
+    for action in parser._actions:
+        if not action.option_strings or action.dest in (argparse.SUPPRESS, "help"):
+            continue
+        names = [o for o in action.option_strings if o.startswith("--")] or action.option_strings
+        flags[action.dest] = names[0] if action.nargs == 0 else f"{names[0]} {{}}"
+    return flags
+
+
+def _set_flags(parser: argparse.ArgumentParser) -> None:
+    """Give every (sub-)parser its flags as a default: the one that parses last wins."""
+    parser.set_defaults(_flags=_flags(parser))
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _set_flags(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(handler(args) or 0)
+        with command_line_spelling(getattr(args, "_flags", {})):
+            return int(handler(args) or 0)
     except EdgekitError as exc:
         print(f"edgekit {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -27,7 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     sub = parser.add_subparsers(dest="agent_command", metavar="ACTION", required=True)
 
-    serve = sub.add_parser("serve", help="run the agent in the foreground until SIGTERM/SIGINT")
+    serve = sub.add_parser(
+        "serve",
+        help="run the agent in the foreground until SIGTERM/SIGINT",
+        description="Serve the Edge Manager agent's gRPC API on a Unix socket, loading only "
+        "model packages signed by --public-key; stop with SIGTERM or Ctrl-C.",
+    )
     serve.add_argument("--socket", help=SOCKET_HELP)
     serve.add_argument(
         "--public-key", required=True, help="PEM public key that model packages must be signed by"
@@ -51,16 +56,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0,
         help="ONNX Runtime threads per model (0: ONNX Runtime's default)",
     )
-    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level (default INFO)",
+    )
     serve.set_defaults(handler=_serve)
 
-    for name, help_text in (
-        ("list", "list the loaded models"),
-        ("load", "load a model package"),
-        ("unload", "unload a model"),
-        ("describe", "describe a loaded model"),
+    for name, help_text, description in (
+        ("list", "list the loaded models", "ListModels on a running agent."),
+        (
+            "load",
+            "load a model package",
+            "LoadModel on a running agent: it verifies the package's signature first.",
+        ),
+        ("unload", "unload a model", "UnloadModel on a running agent."),
+        ("describe", "describe a loaded model", "DescribeModel on a running agent."),
     ):
-        cmd = sub.add_parser(name, help=help_text)
+        cmd = sub.add_parser(name, help=help_text, description=description)
         cmd.add_argument("--socket", help=SOCKET_HELP)
         if name != "list":
             cmd.add_argument("name", help="model name")

@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="TARGET",
         help=f"compile target: {', '.join(BUILTIN_TARGETS)}",
     )
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR")
+    parser.add_argument(
+        "--out", required=True, type=Path, metavar="DIR", help="folder for the compiled model"
+    )
     parser.add_argument(
         "--device",
         metavar="DEVICE",

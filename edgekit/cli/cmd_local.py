@@ -56,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "down",
         help="stop the local endpoints and every local device runtime (idempotent); moto "
         "saves its state first, and the next `up` restores it",
+        description="Stop every local device runtime and the endpoints of the home. Moto saves "
+        "its state first (<home>/moto/state.pickle); the next `edgekit local up` restores it.",
     )
     add_home_option(down)
     down.set_defaults(handler=_down)
@@ -63,6 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status = commands.add_parser(
         "status",
         help="show each process: pid, endpoint, alive, answering (exit 1 if one is down)",
+        description="One row per local process of the home; exit 1 if one is not running or "
+        "not answering.",
     )
     add_home_option(status)
     status.set_defaults(handler=_status)

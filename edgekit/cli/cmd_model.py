@@ -8,7 +8,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from edgekit.errors import ConfigurationError
+from edgekit.errors import ConfigurationError, DataError
+
+#: Where ``edgekit predict`` writes its JSON lines without ``--out``.
+DEFAULT_PREDICTIONS = "predictions.jsonl"
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -48,9 +51,16 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from edgekit.data.images import IMAGE_SUFFIXES, ImageScan
     from edgekit.model.predict import predict_folder
     from edgekit.package import load_predictor
 
+    if not ImageScan(args.images).paths():
+        raise DataError(
+            f"no image ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder; nothing predicted, "
+            "nothing written",
+            path=args.images,
+        )
     predictor = load_predictor(args.model, threads=args.threads)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -65,9 +75,14 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(
         f"{count} image(s) predicted, {len(skipped)} skipped, {boxes} detection(s) "
-        f"written to {out}",
+        f"written to {out.resolve()}",
         file=sys.stderr,
     )
+    if count == 0:
+        raise DataError(
+            f"none of the {len(skipped)} image(s) could be read; {out} holds no prediction",
+            path=args.images,
+        )
     return 0
 
 
@@ -107,7 +122,11 @@ def _model_arg(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
-        "train", help="train the scratch detector and export model.onnx + metrics.json"
+        "train",
+        help="train the scratch detector and export model.onnx + metrics.json",
+        description="Train the tag-scratch detector (PyTorch, the [train] extra) on synthetic "
+        "images or a Ground Truth folder, and write OUT/model.onnx and OUT/metrics.json "
+        "(AP50 on the validation split).",
     )
     train.add_argument(
         "--data", required=True, help="'synthetic' or a Ground Truth folder (labels.csv + images)"
@@ -128,14 +147,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.set_defaults(handler=_train)
 
     predict = subparsers.add_parser(
-        "predict", help="detect scratches in a folder of images, one JSON line per image"
+        "predict",
+        help="detect scratches in a folder of images, one JSON line per image",
+        description="Run a model (ONNX file or signed package; default: the shipped model) on "
+        "every image of a folder and write one JSON line per image: image_name and its "
+        "detections. Exit 1 when the folder holds no readable image.",
     )
     _model_arg(predict)
-    predict.add_argument("--images", required=True, help="folder of images")
-    predict.add_argument("--out", required=True, help="output .jsonl file")
+    predict.add_argument(
+        "--images", required=True, help="folder of images (.jpg, .jpeg, .png, .bmp)"
+    )
+    predict.add_argument(
+        "--out",
+        default=DEFAULT_PREDICTIONS,
+        metavar="FILE.jsonl",
+        help=f"output file (default: {DEFAULT_PREDICTIONS} in the current folder)",
+    )
     predict.set_defaults(handler=_predict)
 
-    evaluate = subparsers.add_parser("evaluate", help="AP50, precision and recall of a model")
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="AP50, precision and recall of a model",
+        description="Score a model (ONNX file or signed package; default: the shipped model) "
+        "on synthetic validation images or a Ground Truth folder: AP50, precision, recall.",
+    )
     _model_arg(evaluate)
     evaluate.add_argument(
         "--data", default="synthetic", help="'synthetic' (default) or a Ground Truth folder"

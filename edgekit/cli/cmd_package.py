@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="create an Ed25519 key pair for signing model packages",
         description="Write DIR/private_key.pem (mode 0600) and DIR/public_key.pem.",
     )
-    keygen.add_argument("--out", required=True, type=Path, metavar="DIR")
+    keygen.add_argument("--out", required=True, type=Path, metavar="DIR", help="key folder")
     keygen.add_argument("--force", action="store_true", help="replace an existing key pair")
     keygen.set_defaults(handler=_keygen)
 
@@ -21,14 +21,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="build a signed, versioned model package (.tar.gz)",
         description="Package a compiled model folder (or one .onnx file) with a signed manifest.",
     )
-    package.add_argument("--model", required=True, type=Path, metavar="DIR_OR_FILE")
+    package.add_argument(
+        "--model",
+        required=True,
+        type=Path,
+        metavar="DIR_OR_FILE",
+        help="compiled model folder (edgekit compile --out) or one .onnx file",
+    )
     package.add_argument("--name", required=True, help="package name, e.g. tag-scratch-detector")
     # dest differs from "version": the top-level parser already uses that for --version.
     package.add_argument(
         "--version", dest="package_version", required=True, help="semantic version, e.g. 1.0.0"
     )
-    package.add_argument("--key", required=True, type=Path, metavar="PRIVATE_KEY_PEM")
-    package.add_argument("--out", required=True, type=Path, metavar="FILE.tar.gz")
+    package.add_argument(
+        "--key",
+        required=True,
+        type=Path,
+        metavar="PRIVATE_KEY_PEM",
+        help="signing key (private_key.pem written by edgekit keygen)",
+    )
+    package.add_argument(
+        "--out", required=True, type=Path, metavar="FILE.tar.gz", help="package file to write"
+    )
     package.set_defaults(handler=_package)
 
     verify = subparsers.add_parser(
@@ -36,8 +50,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="check a model package's signature and file hashes",
         description="Exit 0 if the package is intact and signed by the given key, else 1.",
     )
-    verify.add_argument("package", type=Path, metavar="FILE_OR_DIR")
-    verify.add_argument("--public-key", required=True, type=Path, metavar="PUBLIC_KEY_PEM")
+    verify.add_argument(
+        "package", type=Path, metavar="FILE_OR_DIR", help="package .tar.gz or unpacked folder"
+    )
+    verify.add_argument(
+        "--public-key",
+        required=True,
+        type=Path,
+        metavar="PUBLIC_KEY_PEM",
+        help="the signer's public key (public_key.pem written by edgekit keygen)",
+    )
     verify.set_defaults(handler=_verify)
 
 

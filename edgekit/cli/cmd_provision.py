@@ -26,7 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "EC2 instance is the one device. Running it again creates only what is missing."
         ),
     )
-    prov.add_argument("--devices", type=int, default=1, metavar="N", help="number of devices")
+    prov.add_argument(
+        "--devices", dest="device_count", type=int, default=1, metavar="N", help="number of devices"
+    )
     prov.add_argument("--thing-group", default=None, metavar="G", help="thing group name")
     prov.add_argument(
         "--stack-name", default=None, metavar="S", help="stack name (default: <project>-device)"
@@ -49,7 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "bucket. Nothing to delete is fine."
         ),
     )
-    deprov.add_argument("--stack-name", default=None, metavar="S")
+    deprov.add_argument(
+        "--stack-name", default=None, metavar="S", help="stack name (default: <project>-device)"
+    )
     deprov.add_argument(
         "--thing-group", default=None, metavar="G", help="used when the stack is already gone"
     )
@@ -99,7 +103,7 @@ def _provision(args: argparse.Namespace) -> int:
         settings,
         stack_name=args.stack_name,
         thing_group=args.thing_group,
-        device_count=args.devices,
+        device_count=args.device_count,
         thing_prefix=args.thing_prefix,
     )
     _print_provisioned(result, args.json)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,29 +25,52 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="registry_command", metavar="COMMAND", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--group", required=True, help="model package group name")
+        p.add_argument(
+            "--group",
+            help="model package group (default: the settings' model_name, EDGEKIT_MODEL_NAME, "
+            "else tag-scratch-detector: the group notebook 03 registers in)",
+        )
         p.add_argument("--backend", choices=("local", "aws"), help="default: EDGEKIT_BACKEND")
         p.add_argument("--region", help="default: EDGEKIT_REGION")
         p.add_argument("--home", type=Path, help="local backend state folder")
 
-    listing = sub.add_parser("list", help="list the versions of a group, newest first")
+    listing = sub.add_parser(
+        "list",
+        help="list the versions of a group, newest first",
+        description="One row per version: status, semver, AP50, created, and its package in "
+        "S3, or why it is missing (say, its bucket went with `edgekit deprovision`).",
+    )
     common(listing)
     listing.add_argument("--status", choices=STATUSES, help="only versions with this status")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(handler=_list)
 
-    for name, verb in (("approve", "approve"), ("reject", "reject")):
-        cmd = sub.add_parser(name, help=f"{verb} one version (by number or ARN)")
+    for name, status, description in (
+        (
+            "approve",
+            "Approved",
+            "Set one version's status to Approved: the deploy notebook (and `registry latest`) "
+            "deploys the latest Approved version.",
+        ),
+        ("reject", "Rejected", "Set one version's status to Rejected."),
+    ):
+        cmd = sub.add_parser(
+            name, help=f"{name} one version (by number or ARN)", description=description
+        )
         common(cmd)
         which = cmd.add_mutually_exclusive_group(required=True)
-        which.add_argument("--version", dest="model_version", type=int, metavar="N")
+        which.add_argument(
+            "--version", dest="model_version", type=int, metavar="N", help="version number"
+        )
         which.add_argument("--arn", help="model package version ARN")
         cmd.add_argument("--description", help="approval description")
-        cmd.set_defaults(
-            handler=_set_status, status=STATUSES[0] if name == "approve" else "Rejected"
-        )
+        cmd.set_defaults(handler=_set_status, status=status)
 
-    latest = sub.add_parser("latest", help="the latest Approved version (what gets deployed)")
+    latest = sub.add_parser(
+        "latest",
+        help="the latest Approved version (what gets deployed)",
+        description="Print the latest Approved version; exit 1 if there is none.",
+    )
     common(latest)
     latest.add_argument("--json", action="store_true", help="print JSON")
     latest.set_defaults(handler=_latest)
@@ -54,24 +78,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reg = sub.add_parser(
         "register",
         help="verify a package, upload it to S3 and register it as the next version",
+        description="Check the package's signature with --public-key, upload it to S3 "
+        "(content-addressed) and register it as the next version (PendingManualApproval "
+        "unless --approve).",
     )
     common(reg)
-    reg.add_argument("--package", required=True, type=Path, metavar="FILE.tar.gz")
-    reg.add_argument("--public-key", required=True, type=Path, metavar="PUBLIC_KEY_PEM")
+    reg.add_argument(
+        "--package", required=True, type=Path, metavar="FILE.tar.gz", help="model package"
+    )
+    reg.add_argument(
+        "--public-key",
+        required=True,
+        type=Path,
+        metavar="PUBLIC_KEY_PEM",
+        help="the signer's public key (public_key.pem written by edgekit keygen)",
+    )
     reg.add_argument("--bucket", help="default: EDGEKIT_ARTIFACT_BUCKET or the project bucket")
     reg.add_argument("--approve", action="store_true", help="register as Approved")
-    reg.add_argument("--description")
+    reg.add_argument("--description", help="version description")
     reg.set_defaults(handler=_register)
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    """Settings from the environment and the flags; ``--home`` is the local backend's home."""
+    """Settings from the environment and the flags; ``--home`` is the local backend's home.
+
+    Without ``--group``, ``args.group`` becomes the settings' model package group, as in the
+    notebooks (``settings.model_name``).
+    """
     from edgekit.settings import Settings
 
-    return Settings.from_env(backend=args.backend, region=args.region, local_home=args.home)
+    settings = Settings.from_env(backend=args.backend, region=args.region, local_home=args.home)
+    if args.group is None:
+        args.group = settings.model_name
+    return settings
 
 
-def _table(versions: list[Any]) -> str:
+def _table(versions: list[Any], states: dict[str, str] | None = None) -> str:
+    from edgekit.registry import PACKAGE_PRESENT
+
     rows = [("version", "status", "semver", "AP50", "created", "package")]
     for v in versions:
         rows.append(
@@ -81,7 +125,7 @@ def _table(versions: list[Any]) -> str:
                 v.semver or "-",
                 f"{v.ap50:.4f}" if v.ap50 is not None else "-",
                 v.created.strftime("%Y-%m-%d %H:%M") if v.created else "-",
-                v.package_s3_uri or "-",
+                _package_cell(v.package_s3_uri, (states or {}).get(v.arn, PACKAGE_PRESENT)),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -90,18 +134,39 @@ def _table(versions: list[Any]) -> str:
     )
 
 
-def _list(args: argparse.Namespace) -> int:
-    from edgekit.registry import list_versions
+def _package_cell(uri: str | None, state: str) -> str:
+    from edgekit.registry import PACKAGE_PRESENT
 
-    versions = list_versions(args.group, _settings(args), status=args.status)
+    if state == PACKAGE_PRESENT:
+        return uri or "-"
+    return f"{state}: {uri}" if uri else state
+
+
+def _list(args: argparse.Namespace) -> int:
+    from edgekit.registry import PACKAGE_PRESENT, list_versions, package_states
+
+    settings = _settings(args)
+    versions = list_versions(args.group, settings, status=args.status)
+    states = package_states(versions, settings)
     if args.json:
-        print(json.dumps([v.to_json() for v in versions], indent=2))
+        print(
+            json.dumps(
+                [{**v.to_json(), "package_state": states[v.arn]} for v in versions], indent=2
+            )
+        )
     elif not versions:
         print(
             f"no versions in {args.group}" + (f" with status {args.status}" if args.status else "")
         )
     else:
-        print(_table(versions))
+        print(_table(versions, states))
+        missing = [v for v in versions if states[v.arn] != PACKAGE_PRESENT]
+        if missing:
+            print(
+                f"{len(missing)} version(s) point at a package that is not in S3 (deploying "
+                "them fails); register the package again with `edgekit registry register`",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -125,7 +190,8 @@ def _set_status(args: argparse.Namespace) -> int:
 def _latest(args: argparse.Namespace) -> int:
     from edgekit.registry import latest_approved
 
-    version = latest_approved(args.group, _settings(args))
+    settings = _settings(args)  # first: it fills in the default --group
+    version = latest_approved(args.group, settings)
     if version is None:
         if args.json:
             print("null")

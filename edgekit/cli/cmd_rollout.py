@@ -38,8 +38,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--shadow", action="store_true", help="first run the candidate in shadow on the canary"
     )
-    parser.add_argument("--max-error-rate", type=float, default=0.05, metavar="F")
-    parser.add_argument("--max-p95-ms", type=float, default=None, metavar="MS")
+    parser.add_argument(
+        "--max-error-rate",
+        type=float,
+        default=0.05,
+        metavar="F",
+        help="gate: errors / (results + errors) on every device (default 0.05)",
+    )
+    parser.add_argument(
+        "--max-p95-ms",
+        type=float,
+        default=None,
+        metavar="MS",
+        help="gate: absolute p95 latency limit in ms (default: only --max-p95-ratio)",
+    )
     parser.add_argument(
         "--max-p95-ratio",
         type=float,
@@ -47,8 +59,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="R",
         help="candidate p95 / current model's p95 (3.0)",
     )
-    parser.add_argument("--max-defect-rate-delta", type=float, default=0.2, metavar="F")
-    parser.add_argument("--min-agreement", type=float, default=0.8, metavar="F")
+    parser.add_argument(
+        "--max-defect-rate-delta",
+        type=float,
+        default=0.2,
+        metavar="F",
+        help="gate: |candidate defect rate - current model's| (default 0.2)",
+    )
+    parser.add_argument(
+        "--min-agreement",
+        type=float,
+        default=0.8,
+        metavar="F",
+        help="gate: shadow agreement with the current model (default 0.8)",
+    )
     parser.add_argument(
         "--min-results",
         type=int,
@@ -72,7 +96,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--region", help="override EDGEKIT_REGION")
     parser.set_defaults(handler=_rollout)
     sub = parser.add_subparsers(dest="rollout_command", metavar="COMMAND")
-    status = sub.add_parser("status", help="show a rollout's record (default: the latest)")
+    status = sub.add_parser(
+        "status",
+        help="show a rollout's record (default: the latest)",
+        description="Print a rollout's stages, gates and devices from its record under the "
+        "local home (rollouts/<id>.json).",
+    )
     status.add_argument("id", nargs="?", help="rollout id or record path")
     status.add_argument("--json", action="store_true", help="print the report JSON")
     status.add_argument("--backend", choices=["local", "aws"], help="override EDGEKIT_BACKEND")

@@ -37,7 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     deploy.add_argument("--name", required=True, help="stack name")
-    deploy.add_argument("--template", type=Path, default=None, metavar="PATH")
+    deploy.add_argument(
+        "--template",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="template file (default: the device stack shipped with edgekit)",
+    )
     deploy.add_argument(
         "--param",
         dest="params",
@@ -48,23 +54,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="template parameter (repeatable)",
     )
     deploy.add_argument(
-        "--tag", dest="tags", action="append", type=_key_value, default=[], metavar="KEY=VALUE"
+        "--tag",
+        dest="tags",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="stack tag (repeatable)",
     )
     deploy.add_argument("--json", action="store_true", help="print the outputs as JSON")
     deploy.set_defaults(handler=_deploy)
 
-    outputs = commands.add_parser("outputs", help="print a stack's outputs")
+    outputs = commands.add_parser(
+        "outputs",
+        help="print a stack's outputs",
+        description="Print the outputs of an existing stack as a table or JSON.",
+    )
     outputs.add_argument("--name", required=True, help="stack name")
     outputs.add_argument("--json", action="store_true", help="print the outputs as JSON")
     outputs.set_defaults(handler=_outputs)
 
-    status = commands.add_parser("status", help="print a stack's status (exit 1 if absent)")
+    status = commands.add_parser(
+        "status",
+        help="print a stack's status (exit 1 if absent)",
+        description="Print the stack's status, and its failed events if it failed; exit 1 if "
+        "the stack does not exist.",
+    )
     status.add_argument("--name", required=True, help="stack name")
     status.set_defaults(handler=_status)
 
     delete = commands.add_parser(
         "delete",
         help="delete a stack (empties its buckets and detaches its IoT policies first)",
+        description="Delete the stack and wait; its buckets are emptied and its IoT policies "
+        "detached first so CloudFormation can delete them. A missing stack is fine.",
     )
     delete.add_argument("--name", required=True, help="stack name")
     delete.add_argument(

@@ -34,6 +34,7 @@ from edgekit.model.evaluate import (
     synthetic_validation,
 )
 from edgekit.model.predict import Predictor
+from edgekit.spelling import parameter_text
 
 DEFAULT_MAX_AP50_DROP = 0.02
 DEFAULT_GOLDEN_COUNT = 200
@@ -78,8 +79,8 @@ class ParityResult:
             f"{compiled}: AP50 dropped from {self.source_ap50:.4f} ({source.name}) to "
             f"{self.compiled_ap50:.4f} on {self.golden}, a loss of {self.ap50_drop:.4f} "
             f"(allowed {self.max_ap50_drop:.4f}). Try more or more representative calibration "
-            "images (--calibration DIR) or the fp32 target; --force (force=True) keeps the "
-            "model anyway."
+            f"images (--calibration DIR) or the fp32 target; {parameter_text('force', True)} "
+            "keeps the model anyway."
         )
 
 

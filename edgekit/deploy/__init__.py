@@ -21,6 +21,7 @@ from edgekit.deploy.create import (
     MODEL_RESET,
     deploy,
     inference_configuration,
+    missing_group_message,
     parse_component_args,
     resolve_versions,
     thing_group_arn,
@@ -102,6 +103,7 @@ __all__ = [
     "parse_component_args",
     "proof_table",
     "resolve_versions",
+    "missing_group_message",
     "thing_group_arn",
     "wait_for_deployment",
 ]

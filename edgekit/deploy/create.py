@@ -40,6 +40,7 @@ from edgekit.deploy.proof import DEFAULT_MIN_RESULTS, ProofCollector
 from edgekit.deploy.status import DeploymentResult, target_devices
 from edgekit.deploy.wait import wait_for_deployment
 from edgekit.errors import ConfigurationError, DeploymentError
+from edgekit.provision import device_backend
 from edgekit.settings import Settings
 
 # The model component's name and version follow each new recipe, not an older deployment
@@ -56,16 +57,26 @@ DEPLOYMENT_POLICIES: dict[str, Any] = {
 DEFAULT_INFERENCE_INTERVAL = 0.2
 
 
-def thing_group_arn(iot: Any, group: str) -> str:
-    """The ARN of thing group ``group`` (ConfigurationError, saying how to make it, if none)."""
+def missing_group_message(settings: Settings | None, group: str) -> str:
+    """'thing group G does not exist', and how the README makes it on this backend."""
+    hint = (
+        device_backend(settings).provision_hint
+        if settings is not None
+        else "`edgekit provision` (or notebook 01_provision_device)"
+    )
+    return f"thing group {group} does not exist; provision the devices first: {hint}"
+
+
+def thing_group_arn(iot: Any, group: str, settings: Settings | None = None) -> str:
+    """The ARN of thing group ``group`` (ConfigurationError, saying how to make it, if none).
+
+    With ``settings`` the message says how to provision on that backend.
+    """
     try:
         return str(iot.describe_thing_group(thingGroupName=group)["thingGroupArn"])
     except ClientError as exc:
         if error_code(exc) == "ResourceNotFoundException":
-            raise ConfigurationError(
-                f"thing group {group} does not exist; create the device first (`edgekit local "
-                "device add THING --thing-group GROUP` locally, or the device stack on AWS)"
-            ) from exc
+            raise ConfigurationError(missing_group_message(settings, group)) from exc
         raise map_client_error(exc, f"thing group {group}", "describe it") from exc
 
 
@@ -158,7 +169,7 @@ def deploy(
     group = thing_group or settings.thing_group
     greengrass = clients.client("greengrassv2", settings)
     iot = clients.client("iot", settings)
-    group_arn = thing_group_arn(iot, group)
+    group_arn = thing_group_arn(iot, group, settings)
     account = account_id(settings)
     versions = resolve_versions(settings, greengrass, account, components)
     config = dict(configuration or {})

@@ -36,6 +36,7 @@ from edgekit.errors import ConfigurationError
 from edgekit.results import Intake, Message, ResultsSubscriber, percentile, subscriber_for
 from edgekit.schemas import HEALTH, RESULT, parse_timestamp
 from edgekit.settings import Settings
+from edgekit.spelling import parameter_text
 
 #: Default number of results a device must publish with the new package after the deployment.
 DEFAULT_MIN_RESULTS = 3
@@ -66,8 +67,9 @@ class ProofCriteria:
     def __post_init__(self) -> None:
         if self.min_results < 1:
             raise ConfigurationError(
-                f"min_results={self.min_results}: a device proves inspection with at least "
-                "1 result; pass --min-results 1 or more"
+                f"{parameter_text('min_results', self.min_results)}: a device proves "
+                f"inspection with at least 1 result; use {parameter_text('min_results', 1)} "
+                "or more"
             )
         if self.since.tzinfo is None:
             raise ConfigurationError(f"ProofCriteria.since={self.since!r} must be timezone-aware")

@@ -251,8 +251,8 @@ def _wait(
             if not things and now - started >= min(NO_DEVICE_GRACE, timeout):
                 raise DeploymentError(
                     f"no core devices in {result.target_arn}: nothing would run deployment "
-                    f"{result.deployment_id}; add one (`edgekit local device add THING "
-                    "--thing-group GROUP`) or start the device stack"
+                    f"{result.deployment_id}; provision them first: "
+                    + device_backend(settings).provision_hint
                 )
             if now >= deadline:
                 for thing in things:

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from edgekit.errors import PackageError
+from edgekit.spelling import parameter_text
 
 PRIVATE_KEY_NAME = "private_key.pem"
 PUBLIC_KEY_NAME = "public_key.pem"
@@ -62,7 +63,8 @@ def generate_keypair(out_dir: str | os.PathLike[str], *, force: bool = False) ->
     if existing and not force:
         raise PackageError(
             f"{existing[0]}: a key already exists; devices trusting it would reject packages "
-            "signed with a new one. Use another folder, or --force (force=True) to replace it."
+            f"signed with a new one. Use another folder, or {parameter_text('force', True)} to "
+            "replace it."
         )
     folder.mkdir(parents=True, exist_ok=True)
     private_key = Ed25519PrivateKey.generate()

@@ -15,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from edgekit import clients
 from edgekit.errors import ConfigurationError
 from edgekit.settings import Settings
+from edgekit.spelling import parameter_text
 
 
 class Ec2Device:
@@ -24,6 +25,10 @@ class Ec2Device:
     wait_poll = 10.0
     stack_poll = 10.0
     running_hint = ""
+    provision_hint = (
+        "`EDGEKIT_BACKEND=aws edgekit provision` (the device stack and its EC2 core device; "
+        "or notebook 01_provision_device with backend='aws')"
+    )
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -31,9 +36,10 @@ class Ec2Device:
     def check_count(self, count: int) -> None:
         if count != 1:
             raise ConfigurationError(
-                f"device_count={count}: on the aws backend the device stack makes exactly one "
-                "EC2 core device, and the stack owns its thing group, so a second stack cannot "
-                "join it; use device_count=1 (--devices 1). To add devices, install Greengrass "
+                f"{parameter_text('device_count', count)}: on the aws backend the device stack "
+                "makes exactly one EC2 core device, and the stack owns its thing group, so a "
+                f"second stack cannot join it; use {parameter_text('device_count', 1)}. To add "
+                "devices, install Greengrass "
                 "on them with --thing-group-name set to the stack's ThingGroupName output"
             )
 

@@ -24,6 +24,7 @@ from edgekit.local.endpoints import LocalEndpoints
 from edgekit.local.home import HomeLayout
 from edgekit.provision.controlplane import core_device, thing_exists
 from edgekit.settings import Settings
+from edgekit.spelling import parameter_text
 
 
 class LocalDevices:
@@ -33,6 +34,7 @@ class LocalDevices:
     wait_poll = 0.5
     stack_poll = 1.0
     running_hint = " (`edgekit local device list`)"
+    provision_hint = "`edgekit provision --devices N` (or notebook 01_provision_device)"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -40,7 +42,9 @@ class LocalDevices:
 
     def check_count(self, count: int) -> None:
         if count < 1:
-            raise ConfigurationError(f"device_count={count}: provision at least one device")
+            raise ConfigurationError(
+                f"{parameter_text('device_count', count)}: provision at least one device"
+            )
 
     def prepare(self) -> None:
         endpoints.up(self.home, region=self.settings.region)

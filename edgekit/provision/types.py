@@ -172,6 +172,9 @@ class DeviceBackend(Protocol):
     stack_poll: float
     #: What a "devices did not finish" error adds (how to check they run).
     running_hint: str
+    #: How to make the devices and their thing group, as the README teaches, for a
+    #: "thing group does not exist" or "no core devices" error.
+    provision_hint: str
 
     def check_count(self, count: int) -> None:
         """Refuse a device count this backend cannot make (before anything is created)."""

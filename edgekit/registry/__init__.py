@@ -6,7 +6,8 @@ deploys :func:`latest_approved`, so approving a version in SageMaker Studio (or 
 ``edgekit registry approve``) is what releases it to devices.
 
 Owns: ``records`` (what a version is: statuses, customer metadata, request shapes; no
-AWS calls), ``packages`` (package files in S3: upload, hash, download) and ``versions``
+AWS calls), ``packages`` (package files in S3: upload, hash, download, and whether each
+version's package is still there: ``package_states``) and ``versions``
 (groups and versions in SageMaker: register, describe, approve, list, find, and the
 outcome of a rollout on a version: ``record_rollout``). Refused
 SageMaker/S3 calls become edgekit errors through :mod:`edgekit.awsapi`.
@@ -19,7 +20,9 @@ from __future__ import annotations
 
 from edgekit.errors import RegistryError
 from edgekit.registry.packages import (
+    PACKAGE_PRESENT,
     download_package,
+    package_states,
     parse_s3_uri,
     s3_object_sha256,
     upload_package,
@@ -55,6 +58,7 @@ __all__ = [
     "APPROVAL_STATUSES",
     "APPROVED",
     "DEFAULT_PACKAGE_PREFIX",
+    "PACKAGE_PRESENT",
     "PENDING",
     "REJECTED",
     "ModelVersion",
@@ -72,6 +76,7 @@ __all__ = [
     "group_exists",
     "latest_approved",
     "list_versions",
+    "package_states",
     "parse_s3_uri",
     "record_rollout",
     "register_model_version",

@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from edgekit import clients
-from edgekit.awsapi import is_not_found, map_client_error
+from edgekit.awsapi import error_code, error_message, is_not_found, map_client_error
 from edgekit.components.profiles import profile_for
 from edgekit.components.publish import upload_file
 from edgekit.errors import ConfigurationError, EdgekitError, PackageError, RegistryError
@@ -136,3 +137,49 @@ def download_package(
     finally:
         partial.unlink(missing_ok=True)
     return target
+
+
+#: :func:`package_states` for a version whose package object exists.
+PACKAGE_PRESENT = "present"
+
+
+def package_states(
+    versions: Iterable[ModelVersion], settings: Settings | None = None, *, client: Any = None
+) -> dict[str, str]:
+    """Version ARN -> whether its package is still in S3: :data:`PACKAGE_PRESENT`, or why not.
+
+    ``missing (bucket B deleted)`` (say, by ``edgekit deprovision``: the device stack owns
+    the artifact bucket), ``missing (object deleted)``, ``no package URI``, or
+    ``unknown (CODE: message)`` when S3 refuses to say. The registry keeps such versions;
+    deploying one fails until its package is registered again. One HeadBucket per bucket.
+    """
+    s3 = registry_client("s3", settings, client)
+    buckets: dict[str, str | None] = {}
+    states: dict[str, str] = {}
+    for version in versions:
+        if not version.package_s3_uri:
+            states[version.arn] = "no package URI"
+            continue
+        try:
+            bucket, key = parse_s3_uri(version.package_s3_uri)
+        except ConfigurationError:
+            states[version.arn] = f"unknown (not an S3 URI: {version.package_s3_uri})"
+            continue
+        if bucket not in buckets:
+            buckets[bucket] = _head(lambda b=bucket: s3.head_bucket(Bucket=b), f"bucket {bucket}")
+        problem = buckets[bucket]
+        if problem is None:
+            problem = _head(lambda b=bucket, k=key: s3.head_object(Bucket=b, Key=k), "object")
+        states[version.arn] = PACKAGE_PRESENT if problem is None else problem
+    return states
+
+
+def _head(call: Any, what: str) -> str | None:
+    """None if ``call`` (a HeadBucket or HeadObject) succeeds, else what it says is wrong."""
+    try:
+        call()
+    except ClientError as exc:
+        if is_not_found(exc):
+            return f"missing ({what} deleted)"
+        return f"unknown ({error_code(exc)}: {error_message(exc)})"
+    return None

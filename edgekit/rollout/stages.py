@@ -30,6 +30,7 @@ from edgekit.deploy import (
     MODEL_RESET,
     DeploymentResult,
     execution_status,
+    missing_group_message,
     thing_group_arn,
 )
 from edgekit.errors import ConfigurationError, DeploymentError, RolloutError
@@ -71,10 +72,7 @@ def group_members(settings: Settings, group: str) -> list[str]:
         return sorted(str(t) for t in rows)
     except ClientError as exc:
         if is_not_found(exc):
-            raise ConfigurationError(
-                f"thing group {group} does not exist; create the devices first (`edgekit local "
-                "device add THING --thing-group GROUP`, or the device stack on AWS)"
-            ) from exc
+            raise ConfigurationError(missing_group_message(settings, group)) from exc
         raise map_client_error(exc, f"thing group {group}", "list its things") from exc
 
 
@@ -128,7 +126,7 @@ def move_things(settings: Settings, things: Iterable[str], source: str, dest: st
 def latest_deployment(settings: Settings, group: str) -> dict[str, Any] | None:
     """The latest deployment to thing group ``group`` (GetDeployment), or None."""
     greengrass = clients.client("greengrassv2", settings)
-    arn = thing_group_arn(clients.client("iot", settings), group)
+    arn = thing_group_arn(clients.client("iot", settings), group, settings)
     try:
         rows = list(
             paginate(
@@ -217,7 +215,7 @@ def create_stage_deployment(
     """One stage: a deployment of ``specs`` to ``group`` (ROLLBACK on failure, IoT job
     rollout and abort configuration); the DeploymentResult to wait on."""
     greengrass = clients.client("greengrassv2", settings)
-    arn = thing_group_arn(clients.client("iot", settings), group)
+    arn = thing_group_arn(clients.client("iot", settings), group, settings)
     try:
         answer = greengrass.create_deployment(
             targetArn=arn,

@@ -58,6 +58,7 @@ from edgekit.rollout.record import (
 )
 from edgekit.rollout.shadow import run_shadow
 from edgekit.settings import Settings
+from edgekit.spelling import parameter_text
 
 #: Seconds a stage's devices get to prove the package after its deployment is created.
 DEFAULT_TIMEOUT = 300.0
@@ -98,10 +99,13 @@ def rollout(
         )
     if canary < 1:
         raise ConfigurationError(
-            f"canary={canary}: at least one device must take the candidate first"
+            f"{parameter_text('canary', canary)}: at least one device must take the candidate first"
         )
     if soak < 0 or timeout <= 0:
-        raise ConfigurationError(f"soak={soak} must be >= 0 and timeout={timeout} > 0 seconds")
+        raise ConfigurationError(
+            f"{parameter_text('soak', soak)} must be >= 0 and "
+            f"{parameter_text('timeout', timeout)} > 0 seconds"
+        )
     gates = gates or Gates()
     group = thing_group or settings.thing_group
     sha = sha256_file(package)

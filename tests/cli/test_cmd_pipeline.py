@@ -19,6 +19,8 @@ from edgekit.pipeline import run_pipeline
 
 def _notebook(path: Path, source: str) -> None:
     nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nb.metadata["language_info"] = {"name": "python"}
     cell = new_code_cell(source)
     cell.metadata["tags"] = ["parameters"]
     nb.cells = [cell, new_code_cell("x = 1")]

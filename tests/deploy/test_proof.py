@@ -351,6 +351,7 @@ def _no_device_logs(monkeypatch: pytest.MonkeyPatch) -> None:
 
     class Backend:
         running_hint = " (`edgekit local device list`)"
+        provision_hint = "`edgekit provision --devices N`"
 
         def log_location(self, thing: str, component: str | None) -> str:
             return f"`edgekit local device logs {thing} {component}`"
@@ -499,8 +500,10 @@ def test_without_proof_greengrass_success_alone_counts() -> None:
 
 def test_no_core_device_is_a_deployment_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("edgekit.deploy.wait.NO_DEVICE_GRACE", 0.05)
-    with pytest.raises(DeploymentError, match="no core devices"):
+    with pytest.raises(DeploymentError, match="no core devices") as info:
         run_wait(FakeGreengrass({}), ProofCollector(SETTINGS, criteria()))
+    assert "provision them first: `edgekit provision --devices N`" in str(info.value)
+    assert "local device add" not in str(info.value)
 
 
 def test_device_proof_row_for_an_empty_device() -> None:

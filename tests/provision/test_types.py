@@ -135,6 +135,6 @@ def test_component_names_come_from_settings() -> None:
 def test_cli_has_provision_and_deprovision() -> None:
     parser = build_parser()
     args = parser.parse_args(["provision", "--devices", "3", "--thing-group", "g"])
-    assert (args.devices, args.thing_group, args.stack_name) == (3, "g", None)
+    assert (args.device_count, args.thing_group, args.stack_name) == (3, "g", None)
     args = parser.parse_args(["deprovision", "--components", "--stack-name", "s"])
     assert args.components and args.stack_name == "s" and not args.keep_devices

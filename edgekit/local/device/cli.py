@@ -51,30 +51,46 @@ def register(local_subparsers: argparse._SubParsersAction) -> None:
     restart.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for it")
     restart.set_defaults(handler=_restart)
 
-    remove = commands.add_parser("remove", help="stop a device runtime (and its components)")
+    remove = commands.add_parser(
+        "remove",
+        help="stop a device runtime (and its components)",
+        description="Stop the device runtime of THING; --purge also deletes its root folder "
+        "and its Greengrass core device.",
+    )
     add_home_option(remove)
-    remove.add_argument("thing")
+    remove.add_argument("thing", help="IoT thing name")
     remove.add_argument(
         "--purge", action="store_true", help="also delete its root and the core device"
     )
     remove.set_defaults(handler=_remove)
 
-    lst = commands.add_parser("list", help="list local devices")
+    lst = commands.add_parser(
+        "list",
+        help="list local devices",
+        description="One row per local device of the home: thing, pid (or stopped) and its "
+        "components.",
+    )
     add_home_option(lst)
     lst.set_defaults(handler=_list)
 
     status = commands.add_parser(
         "status",
         help="a device's components and its IoT Core bridge (spool, drops), as it last wrote them",
+        description="THING's components and states, and its IoT Core bridge counters (spool, "
+        "drops), as the runtime last wrote them.",
     )
     add_home_option(status)
-    status.add_argument("thing")
+    status.add_argument("thing", help="IoT thing name")
     status.add_argument("--json", action="store_true", help="print the whole status document")
     status.set_defaults(handler=_status)
 
-    logs = commands.add_parser("logs", help="print a device's runtime log or a component's log")
+    logs = commands.add_parser(
+        "logs",
+        help="print a device's runtime log or a component's log",
+        description="Print THING's runtime log, or COMPONENT's log on THING.",
+    )
     add_home_option(logs)
-    logs.add_argument("thing")
+    logs.add_argument("thing", help="IoT thing name")
     logs.add_argument("component", nargs="?", help="component name (default: the runtime log)")
     logs.add_argument("--tail", type=int, help="only the last N lines")
     logs.set_defaults(handler=_logs)
