@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint clean readme-figures
+.PHONY: demo test lab lint clean readme-figures
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,18 +14,29 @@ $(BIN)/python:
 # rename holds a distribution called edgekit with the same files: remove it first.
 UNINSTALL_OLD := $(BIN)/pip uninstall --quiet --yes edgekit 2>/dev/null || true
 
+# setuptools' editable build warns "Editable installation. ... Please be careful with folders
+# in your working directory with the same name as your package" on every `pip install -e`,
+# and pip shows it even with --quiet: here that folder is the package. Only that message is
+# filtered; any other warning or error still shows.
+EDITABLE := PYTHONWARNINGS="ignore:Editable installation:UserWarning"
+
+# The notebook extra: JupyterLab (make lab) and pandas; dev includes it.
 $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 	$(UNINSTALL_OLD)
-	$(BIN)/pip install --quiet -e .
+	$(EDITABLE) $(BIN)/pip install --quiet -e ".[notebook]"
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(UNINSTALL_OLD)
-	$(BIN)/pip install --quiet -e ".[train,dev]"
+	$(EDITABLE) $(BIN)/pip install --quiet -e ".[train,dev]"
 	touch $@ $(VENV)/.demo-installed
 
 demo: $(VENV)/.demo-installed
 	$(BIN)/python -m edgekit.demo
+
+# JupyterLab on the newest demo run (runs/latest), local backend up, until Ctrl-C.
+lab: $(VENV)/.demo-installed
+	$(BIN)/edgekit lab
 
 # tests/reports drive the OS package's Chromium (Playwright's own browser download is not
 # used); install it when it is missing and we may (root with apt-get), never fail over it.

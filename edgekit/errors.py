@@ -210,3 +210,7 @@ class SpoolError(EdgekitError):
 class RolloutError(EdgekitError):
     """A rollout could not reach a verdict or could not undo its stage (e.g. the rollback
     did not prove the previous package); its record says where it stopped."""
+
+
+class LabError(EdgekitError):
+    """JupyterLab (`edgekit lab`) did not start or answer; the message holds its log's end."""

@@ -2,11 +2,12 @@
 
 1. **Transport.** A kernel that jupyter_client starts with its default TCP transport logs
    ``[IPKernelApp] WARNING | Kernel is running over TCP without encryption`` on every start
-   (once per notebook of a pipeline run). The kernels papermill runs and the ones JupyterLab
-   starts (`edgekit lab`) both live on this machine, so they talk over Unix-domain sockets
-   (``transport = "ipc"``) instead: nothing listens on a port, the socket files sit in
-   Jupyter's private runtime folder (mode 0700) and jupyter_client removes them when the
-   kernel stops. Windows has no IPC transport: the kernels keep TCP there.
+   (once per notebook of a pipeline run). The kernels papermill runs live on this machine,
+   so they talk over Unix-domain sockets (``transport = "ipc"``) instead: nothing listens on
+   a port, the socket files sit in Jupyter's private runtime folder (mode 0700) and
+   jupyter_client removes them when the kernel stops. Windows has no IPC transport: the
+   kernels keep TCP there. (JupyterLab's kernels, `edgekit lab`, keep TCP on loopback: their
+   log goes to a file, not to the terminal.)
 2. **Shutdown.** jupyter_client's ``shutdown_kernel`` first sends SIGINT to the kernel's
    whole process group (to stop a cell that may still run), then the shutdown request. A
    papermill run shuts its kernel down only after the last cell finished, so that SIGINT
@@ -16,8 +17,8 @@
    shutdown request, then SIGTERM and SIGKILL if the kernel hangs, stay as they are, and an
    interrupt at any other time (nbclient's cell timeout) still interrupts.
 
-Owns: the kernel manager settings (keyword arguments for papermill/nbclient, command-line
-flags for JupyterLab). Imports nothing of edgekit; nothing but `pipeline` and `lab` use it.
+Owns: the kernel manager settings (keyword arguments for papermill/nbclient). Imports
+nothing of edgekit; nothing but `pipeline` uses it.
 """
 
 from __future__ import annotations
@@ -73,12 +74,3 @@ class NoInterruptKernelManager(AsyncKernelManager):
 def papermill_options() -> dict[str, object]:
     """Keyword arguments for ``papermill.execute_notebook``: a quiet kernel start and stop."""
     return {"config": kernel_config(), "kernel_manager_class": NoInterruptKernelManager}
-
-
-def server_flags() -> list[str]:
-    """Command-line flags for a Jupyter server whose kernels use the IPC transport.
-
-    The server names each kernel's connection file in its runtime folder, and the
-    sockets are named after it (``kernel-<id>-ipc-<port>``), so no two kernels collide.
-    """
-    return ["--KernelManager.transport=ipc"] if ipc_supported() else []

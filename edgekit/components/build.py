@@ -24,7 +24,7 @@ from edgekit.errors import ConfigurationError, PackageError
 from edgekit.files import sha256_file
 from edgekit.model import default_model_path
 from edgekit.package import build_package, generate_keypair, key_id, load_public_key, open_package
-from edgekit.package.keys import PRIVATE_KEY_NAME, PUBLIC_KEY_NAME
+from edgekit.package.keys import PRIVATE_KEY_NAME, PUBLIC_KEY_NAME, default_key_dir
 from edgekit.recipes import validate_recipe
 from edgekit.settings import Settings
 
@@ -94,10 +94,6 @@ def generated_configuration(
         "inference": settings.inference_component,
     }
     return {names[role]: Template.load(role, folder).generated_configuration() for role in ROLES}
-
-
-def default_key_dir(settings: Settings) -> Path:
-    return settings.home / "keys"
 
 
 def signing_keys(key_dir: str | os.PathLike[str] | None, settings: Settings) -> tuple[Path, Path]:

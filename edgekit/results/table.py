@@ -1,7 +1,8 @@
 """Collected result messages as a small table: rows, per-device summary, JSON Lines files.
 
-pandas is optional: `ResultsTable.to_dataframe()` uses it when installed, and
-everything else (summary, plots, files) works on plain lists of dicts.
+pandas is optional (the ``notebook`` extra, which `make demo` installs):
+`ResultsTable.to_dataframe()` uses it, and everything else (summary, plots, files) works
+on plain lists of dicts.
 """
 
 from __future__ import annotations
@@ -213,8 +214,10 @@ class ResultsTable:
             import pandas as pd
         except ImportError as exc:
             raise ConfigurationError(
-                "to_dataframe() needs pandas, which edgekit does not install; "
-                "`pip install pandas`, or use to_rows() / summary()"
+                "to_dataframe() needs pandas, part of the notebook extra (`make demo` installs "
+                'it; `pip install -e ".[notebook]"` in a checkout, `pip install '
+                '"edgekit-inspection[notebook]"` otherwise, or just `pip install pandas`); '
+                "or use to_rows() / summary()"
             ) from exc
         frame = pd.DataFrame(self.to_rows(), columns=list(ROW_COLUMNS))
         frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
