@@ -76,7 +76,7 @@ LAYERS: list[set[str]] = [
     # 10: the notebooks' steps and scheduled runs
     {"workflow", "rollout", "reports", "pipeline", "kernels"},
     # 11: entry points
-    {"cli", "demo", "__main__", ""},
+    {"cli", "demo", "lab", "__main__", ""},
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -12,7 +12,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="create an Ed25519 key pair for signing model packages",
         description="Write DIR/private_key.pem (mode 0600) and DIR/public_key.pem.",
     )
-    keygen.add_argument("--out", required=True, type=Path, metavar="DIR", help="key folder")
+    keygen.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="key folder (default: <local home>/keys, outside the checkout; an existing pair "
+        "there is kept and shown)",
+    )
     keygen.add_argument("--force", action="store_true", help="replace an existing key pair")
     keygen.set_defaults(handler=_keygen)
 
@@ -35,10 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     package.add_argument(
         "--key",
-        required=True,
         type=Path,
         metavar="PRIVATE_KEY_PEM",
-        help="signing key (private_key.pem written by edgekit keygen)",
+        help="signing key (private_key.pem written by edgekit keygen; default: the one in "
+        "<local home>/keys)",
     )
     package.add_argument(
         "--out", required=True, type=Path, metavar="FILE.tar.gz", help="package file to write"
@@ -65,8 +71,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _keygen(args: argparse.Namespace) -> int:
     from edgekit.package import generate_keypair
+    from edgekit.package.keys import default_key_dir, existing_keypair
+    from edgekit.settings import Settings
 
-    pair = generate_keypair(args.out, force=args.force)
+    folder = args.out
+    pair = None
+    if folder is None:
+        folder = default_key_dir(Settings.from_env())
+        # the default pair is shared (make demo, components publish): keep it, say so
+        pair = None if args.force else existing_keypair(folder)
+        if pair is not None:
+            print(f"key pair already in {folder} (pass --force to replace it); using it")
+    if pair is None:
+        pair = generate_keypair(folder, force=args.force)
     print(f"private key: {pair.private_key} (keep it secret; mode 0600)")
     print(f"public key:  {pair.public_key} (key id {pair.key_id}; give it to devices)")
     return 0
@@ -74,9 +91,12 @@ def _keygen(args: argparse.Namespace) -> int:
 
 def _package(args: argparse.Namespace) -> int:
     from edgekit.package import build_package
+    from edgekit.package.keys import PRIVATE_KEY_NAME, default_key_dir
+    from edgekit.settings import Settings
 
+    key = args.key or default_key_dir(Settings.from_env()) / PRIVATE_KEY_NAME
     built = build_package(
-        args.model, name=args.name, version=args.package_version, key=args.key, out=args.out
+        args.model, name=args.name, version=args.package_version, key=key, out=args.out
     )
     m = built.manifest
     print(f"package:  {built.path}")

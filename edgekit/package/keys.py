@@ -19,10 +19,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from edgekit.errors import PackageError
+from edgekit.settings import Settings
 from edgekit.spelling import parameter_text
 
 PRIVATE_KEY_NAME = "private_key.pem"
 PUBLIC_KEY_NAME = "public_key.pem"
+#: The folder under the local home that holds the default key pair.
+KEYS_FOLDER = "keys"
 
 PrivateKeyLike = Ed25519PrivateKey | str | os.PathLike[str] | bytes
 PublicKeyLike = Ed25519PublicKey | str | os.PathLike[str] | bytes
@@ -82,6 +85,34 @@ def generate_keypair(out_dir: str | os.PathLike[str], *, force: bool = False) ->
     return KeyPair(private_path, public_path, key_id(public_key))
 
 
+def default_key_dir(settings: Settings) -> Path:
+    """``<local home>/keys``: the key folder when none is given, outside any checkout.
+
+    The one rule for `edgekit keygen` and `edgekit package` without a folder,
+    `components publish`, `rollout` and the notebooks (`edgekit.components.signing_keys`).
+    """
+    return settings.home / KEYS_FOLDER
+
+
+def existing_keypair(folder: str | os.PathLike[str]) -> KeyPair | None:
+    """The key pair already in ``folder``, or None when it holds neither key.
+
+    Half a pair (one of the two files) is a PackageError naming the missing one.
+    """
+    root = Path(folder)
+    private_path, public_path = root / PRIVATE_KEY_NAME, root / PUBLIC_KEY_NAME
+    present = [p.exists() for p in (private_path, public_path)]
+    if not any(present):
+        return None
+    if not all(present):
+        missing, there = (public_path, private_path) if present[0] else (private_path, public_path)
+        raise PackageError(
+            f"{missing}: missing next to {there}; restore it, or pass --force "
+            "to replace the pair (devices trusting the old public key then reject new packages)"
+        )
+    return KeyPair(private_path, public_path, key_id(load_public_key(public_path)))
+
+
 def _write_private(path: Path, data: bytes) -> None:
     """Create the file with mode 0600 from the start, so the key is never world-readable."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -100,7 +131,8 @@ def _pem_bytes(key: str | os.PathLike[str] | bytes, what: str) -> tuple[bytes, s
         return path.read_bytes(), str(path)
     except FileNotFoundError:
         raise PackageError(
-            f"{path}: {what} file not found; create a key pair with 'edgekit keygen --out DIR'"
+            f"{path}: {what} file not found; create a key pair with 'edgekit keygen' (in "
+            "<local home>/keys) or 'edgekit keygen --out DIR'"
         ) from None
     except OSError as exc:
         raise PackageError(f"{path}: cannot read {what}: {exc.strerror}") from None
