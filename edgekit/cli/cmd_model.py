@@ -90,9 +90,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     from edgekit.model.evaluate import evaluate, evaluation_data
     from edgekit.package import load_predictor
 
+    if args.data == "synthetic" and args.count < 1:
+        raise ConfigurationError(f"--count {args.count}: score at least 1 synthetic image")
     predictor = load_predictor(args.model, threads=args.threads)
     data = evaluation_data(args.data, args.split, args.count)
     result = evaluate(predictor, data, args.threshold)
+    if result.num_images == 0:
+        raise DataError(
+            f"no image to score in the {args.split} split; nothing evaluated (try --split all)",
+            path=args.data,
+        )
     where = (
         "synthetic validation set" if args.data == "synthetic" else f"{args.data} ({args.split})"
     )

@@ -67,3 +67,12 @@ def test_a_folder_of_unreadable_images_is_an_error(
     err = capsys.readouterr().err
     assert "skipped" in err and "a.jpg" in err
     assert f"{bad}: none of the 1 image(s) could be read" in err
+
+
+def test_evaluate_refuses_zero_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", "--count", "0"]) == 1
+    assert "--count 0: score at least 1 synthetic image" in capsys.readouterr().err
+    write_dataset(tmp_path / "one", 1, 0)  # one photo: the validation split is empty
+    assert main(["evaluate", "--data", str(tmp_path / "one")]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'one'}: no image to score in the val split" in err
