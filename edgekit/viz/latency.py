@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from edgekit.errors import DataError
 from edgekit.results.table import percentile
@@ -19,6 +20,10 @@ NAME_KEYS = ("variant", "name", "model", "target", "runtime", "thing_name")
 P50_KEYS = ("p50_ms", "p50", "latency_p50_ms", "p50_total_ms")
 P95_KEYS = ("p95_ms", "p95", "latency_p95_ms", "p95_total_ms")
 STAGES = ("total", "inference", "preprocess")
+#: Up to this many devices each gets a tinted area under its outline.
+FILLED_DEVICES = 3
+#: Beyond that, the whole fleet's distribution in light grey.
+FLEET = "#CED4DA"
 
 
 def _rows(rows: Any) -> list[Mapping[str, Any]]:
@@ -105,19 +110,27 @@ def latency_histogram(
     edges = np.linspace(low, high if high > low else low + 1.0, bins + 1)
     looks = style.series_styles(by_device)
     devices = sorted(by_device, key=style.natural_key)
+    handles = []
+    shade_each = len(devices) <= FILLED_DEVICES
+    if not shade_each:  # many tinted areas only muddy: the fleet's distribution, shaded once
+        ax.hist(everything, bins=edges, histtype="stepfilled", color=FLEET)
+        handles.append(Patch(color=FLEET, label=f"all devices ({len(everything)})"))
     for device in devices:
         look = looks[device]
-        ax.hist(by_device[device], bins=edges, histtype="stepfilled", alpha=0.25, color=look.color)
+        if shade_each:
+            ax.hist(
+                by_device[device], bins=edges, histtype="stepfilled", alpha=0.25, color=look.color
+            )
         ax.hist(
             by_device[device],
             bins=edges,
             histtype="step",
-            lw=1.6,
+            lw=1.6 if shade_each else 1.3,
             ls=look.linestyle,
             color=look.color,
             label=device,
         )
-    handles = [
+    handles += [
         Line2D(
             [],
             [],

@@ -80,6 +80,13 @@ class SignallingSubscriber(PahoSubscriber):
         self.subscribed.set()
 
 
+def wait_until(condition: Any, timeout: float = 10.0) -> None:
+    """Poll ``condition`` (the widget redraws on a timer thread; a busy machine is slow)."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def publish(endpoint: str, payloads: list[dict[str, Any]]) -> None:
     host, port = parse_endpoint(endpoint)
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"viz-pub-{time.time_ns()}")
@@ -111,10 +118,9 @@ def test_static_fallback_and_live_widget(
         try:
             publish(broker_endpoint, [result(1), result(2), result(3)])
             assert live.wait_for(3, timeout=10)
-            deadline = time.monotonic() + 10
-            while view.slider.max < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(0.2)  # let the throttled redraw finish
+            wait_until(lambda: "2026-11-23T10:00:03.000Z" in view.caption.value)
+            with view._lock:  # the throttled redraw has finished
+                pass
             assert view.slider.max == 2 and view.slider.value == 2  # follows the latest
             assert "2026-11-23T10:00:03.000Z" in view.caption.value
             assert bytes(view.image.value).startswith(b"\x89PNG")
@@ -126,7 +132,9 @@ def test_static_fallback_and_live_widget(
             assert bytes(view.image.value) != latest_png
             publish(broker_endpoint, [result(4)])
             assert live.wait_for(4, timeout=10)
-            time.sleep(0.3)
+            wait_until(lambda: view.slider.max == 3)
+            with view._lock:
+                pass
             assert view.slider.max == 3 and view.slider.value == 0  # still where the user was
             view.follow.value = True
             assert view.slider.value == 3
