@@ -2,7 +2,8 @@
 
 A local backend in a throwaway home with one device that already inspects (what notebooks
 01-03 leave behind, done here with the library in one call), the notebooks as
-`edgekit notebooks DIR` writes them, and JupyterLab on a free loopback port with a token.
+`edgekit notebooks DIR` writes them, and JupyterLab started as `edgekit lab` starts it
+(`edgekit.lab.start_lab`: this environment, 127.0.0.1, a free port, a fresh token).
 Chromium opens notebook 04, runs every cell from the Run menu and the test reads what the
 page shows: no cell has an error output, the live view widget renders an image, and its
 "N received" line grows while nobody touches the page.
@@ -11,22 +12,16 @@ page shows: no cell has an error output, the live view widget renders an image, 
 from __future__ import annotations
 
 import json
-import os
 import re
-import secrets
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from edgekit.lab import LabServer, start_lab
 from edgekit.local import endpoints
 from edgekit.resources import write_notebooks
 from edgekit.settings import Settings
@@ -43,36 +38,36 @@ RECEIVED = re.compile(r"(\d+) received")
 # (the default windowing detaches cells scrolled out of view), and no news is fetched.
 LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false"},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
+}
+JUPYTER_FOLDERS = {
+    "JUPYTER_CONFIG_DIR": "config",
+    "JUPYTER_DATA_DIR": "data",
+    "JUPYTER_RUNTIME_DIR": "runtime",
+    "JUPYTERLAB_SETTINGS_DIR": "lab-settings",
+    "JUPYTERLAB_WORKSPACES_DIR": "workspaces",
+    "IPYTHONDIR": "ipython",
+    "MPLCONFIGDIR": "matplotlib",
 }
 
 
 @dataclass
 class Lab:
-    url: str
-    token: str
+    server: LabServer
     root: Path
-    log: Path
 
     def page_url(self, path: str) -> str:
-        return f"{self.url}/lab/tree/{path}?token={self.token}"
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        return f"{self.server.base_url}/lab/tree/{path}?token={self.server.token}"
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """JupyterLab on 127.0.0.1 with a token, its kernels on a throwaway local home where one
+    """JupyterLab as `edgekit lab` starts it, its kernels on a throwaway local home where one
     device inspects and publishes results (what notebooks 01-03 leave); all stopped after.
-
-    JupyterLab starts first and comes up while the device is deployed.
+    The device is deployed while JupyterLab starts.
     """
     # before anything starts: a missing jupyterlab skips at once
     pytest.importorskip("jupyterlab", reason="jupyterlab is not installed (pip install jupyterlab)")
@@ -84,85 +79,33 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         path = state / "lab-settings" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(value))
-    # EDGEKIT_QUIET (set for the test session) would make the kernel a scheduled run.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGEKIT_", "JUPYTER"))}
-    env.update(
-        EDGEKIT_LOCAL_HOME=str(home),
-        EDGEKIT_PROJECT_NAME=PROJECT,
-        JUPYTER_CONFIG_DIR=str(state / "config"),
-        JUPYTER_DATA_DIR=str(state / "data"),
-        JUPYTER_RUNTIME_DIR=str(state / "runtime"),
-        JUPYTERLAB_SETTINGS_DIR=str(state / "lab-settings"),
-        JUPYTERLAB_WORKSPACES_DIR=str(state / "workspaces"),
-        IPYTHONDIR=str(state / "ipython"),
-        MPLCONFIGDIR=str(state / "matplotlib"),
-    )
-    port, token = free_port(), secrets.token_hex(16)
-    log = state / "jupyterlab.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jupyterlab",
-                "--no-browser",
-                "--ip=127.0.0.1",
-                f"--port={port}",
-                "--port-retries=0",
-                f"--IdentityProvider.token={token}",
-                f"--ServerApp.root_dir={root}",
-                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-                "--LabApp.extension_manager=readonly",
-                *(["--allow-root"] if os.geteuid() == 0 else []),
-            ],
-            cwd=root,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    started = Lab(f"http://127.0.0.1:{port}", token, root, log)
+    settings = Settings(local_home=home, project_name=PROJECT)
+    endpoints.up(home)
     try:
-        endpoints.up(home)
-        try:
-            settings = Settings(local_home=home, project_name=PROJECT)
-            deploy_latest_approved(settings, root / OUTPUT_DIR, device_count=1, progress=False)
-            _wait_until_serving(started, process)
-            yield started
-        finally:
-            _stop(process)  # the kernel first: its live view subscribes to the local broker
-            endpoints.down(home)
-    finally:
-        _stop(process)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def _wait_until_serving(lab: Lab, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    status = f"{lab.url}/api/status?token={lab.token}"
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"jupyter lab exited with {process.returncode}:\n{lab.log_tail()}")
-        try:
-            with urllib.request.urlopen(status, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass  # not listening yet
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"jupyter lab did not answer {lab.url} within {timeout} s:\n{lab.log_tail()}"
+        with ThreadPoolExecutor(1) as pool:
+            deployed = pool.submit(
+                deploy_latest_approved,
+                settings,
+                root / OUTPUT_DIR,
+                device_count=1,
+                progress=False,
             )
-        time.sleep(0.25)
+            # JupyterLab and its kernels inherit this environment: not the test session's
+            # EDGEKIT_QUIET (a scheduled run, no widgets), nor the user's Jupyter folders.
+            with pytest.MonkeyPatch.context() as env:
+                env.delenv("EDGEKIT_QUIET", raising=False)
+                env.delenv("EDGEKIT_INTERACTIVE", raising=False)
+                env.setenv("EDGEKIT_PROJECT_NAME", PROJECT)
+                for name, folder in JUPYTER_FOLDERS.items():
+                    env.setenv(name, str(state / folder))
+                server = start_lab(settings, root, port=0)
+            try:
+                deployed.result()
+                yield Lab(server, root)
+            finally:
+                server.stop()  # the kernel first: its live view subscribes to the local broker
+    finally:
+        endpoints.down(home)
 
 
 # ---------------------------------------------------------------- reading the page
@@ -191,13 +134,15 @@ def wait_until(page: Any, condition: str, what: str, *, arg: Any = None, timeout
         page.wait_for_function(
             f"arg => {{ {condition} }}", arg=arg, timeout=timeout * 1000, polling=500
         )
+        return
     except PlaywrightTimeout:
-        prompts = page.evaluate(f"{PROMPTS}.map(e => e.innerText.trim()).join(' ')")
-        pytest.fail(
-            f"{what} within {timeout:g} s; prompts: {prompts}; "
-            f"errors: {page.evaluate(ERROR_OUTPUTS)}; live view: {page.evaluate(LIVE_STATS)}; "
-            f"page errors: {page.errors}"
-        )
+        pass  # said below, with what the page shows, without Playwright's traceback
+    prompts = page.evaluate(f"{PROMPTS}.map(e => e.innerText.trim()).join(' ')")
+    pytest.fail(
+        f"{what} within {timeout:g} s; prompts: {prompts}; "
+        f"errors: {page.evaluate(ERROR_OUTPUTS)}; live view: {page.evaluate(LIVE_STATS)}; "
+        f"page errors: {page.errors}"
+    )
 
 
 def received(page: Any) -> int:
