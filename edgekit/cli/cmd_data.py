@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from edgekit.errors import ConfigurationError
+
 
 def _synth(args: argparse.Namespace) -> int:
     from edgekit.data.synthetic import write_dataset
 
+    if args.count < 1:
+        raise ConfigurationError(f"--count {args.count}: render at least 1 image")
     labels = write_dataset(args.out, args.count, args.seed, image_format=args.format)
     print(f"wrote {args.count} images and {labels}")
     return 0

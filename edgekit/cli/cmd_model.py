@@ -55,13 +55,13 @@ def _predict(args: argparse.Namespace) -> int:
     from edgekit.model.predict import predict_folder
     from edgekit.package import load_predictor
 
+    predictor = load_predictor(args.model, threads=args.threads)
     if not ImageScan(args.images).paths():
         raise DataError(
             f"no image ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder; nothing predicted, "
             "nothing written",
             path=args.images,
         )
-    predictor = load_predictor(args.model, threads=args.threads)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     count = boxes = 0

@@ -13,6 +13,7 @@ import numpy as np
 
 from edgekit.data.types import Dataset, Sample
 from edgekit.errors import DataError
+from edgekit.spelling import parameter_text
 
 
 def split_dataset(
@@ -26,7 +27,9 @@ def split_dataset(
     sample order.
     """
     if not 0.0 <= val_fraction < 1.0:
-        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        raise DataError(
+            f"{parameter_text('val_fraction', val_fraction)}: must be at least 0 and below 1"
+        )
     by_group: dict[str, list[Sample]] = defaultdict(list)
     for sample in dataset.samples:
         by_group[sample.group or str(sample.image_path)].append(sample)

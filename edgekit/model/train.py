@@ -54,6 +54,7 @@ from edgekit.model.postprocess import normalize, resize
 from edgekit.model.predict import Predictor
 from edgekit.model.targets import encode
 from edgekit.progress import progress
+from edgekit.spelling import parameter_text
 
 #: Defaults sized to finish well inside 10 minutes on 2 CPU cores.
 SYNTHETIC_DEFAULTS = {"epochs": 5, "train_count": 1000}
@@ -248,7 +249,7 @@ def train(
         threads=int(threads or min(2, os.cpu_count() or 1)),
     )
     if settings.epochs < 1:
-        raise ConfigurationError(f"epochs must be >= 1, got {settings.epochs}")
+        raise ConfigurationError(f"{parameter_text('epochs', settings.epochs)}: must be 1 or more")
 
     labels = {0: "scratch"}
     if synthetic:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from edgekit.errors import ConfigurationError
+from edgekit.spelling import parameter_text
 
 PASS, FAIL, SKIPPED = "PASS", "FAIL", "SKIPPED"
 
@@ -57,16 +58,22 @@ class Gates:
         for name in ("max_error_rate", "max_defect_rate_delta", "min_agreement"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
-                raise ConfigurationError(f"gates.{name}={value} must be in [0, 1] or None")
+                raise ConfigurationError(
+                    f"{parameter_text(name, value)}: must be between 0 and 1 (gate {name})"
+                )
         for name in ("max_p95_ms", "max_p95_ratio"):
             value = getattr(self, name)
             if value is not None and not value > 0:
-                raise ConfigurationError(f"gates.{name}={value} must be > 0 or None")
+                raise ConfigurationError(
+                    f"{parameter_text(name, value)}: must be more than 0 (gate {name})"
+                )
         if self.min_results < 1:
-            raise ConfigurationError(f"gates.min_results={self.min_results} must be at least 1")
+            raise ConfigurationError(
+                f"{parameter_text('min_results', self.min_results)}: must be at least 1"
+            )
         if self.warmup_results < 0:
             raise ConfigurationError(
-                f"gates.warmup_results={self.warmup_results} must be 0 or more"
+                f"{parameter_text('warmup_results', self.warmup_results)}: must be 0 or more"
             )
 
     def to_json(self) -> dict[str, Any]:

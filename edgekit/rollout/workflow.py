@@ -102,10 +102,12 @@ def rollout(
             f"{parameter_text('canary', canary)}: at least one device must take the candidate first"
         )
     if soak < 0 or timeout <= 0:
-        raise ConfigurationError(
-            f"{parameter_text('soak', soak)} must be >= 0 and "
-            f"{parameter_text('timeout', timeout)} > 0 seconds"
+        name, value, rule = (
+            ("soak", soak, "0 seconds or more")
+            if soak < 0
+            else ("timeout", timeout, "more than 0 seconds")
         )
+        raise ConfigurationError(f"{parameter_text(name, value)}: must be {rule}")
     gates = gates or Gates()
     group = thing_group or settings.thing_group
     sha = sha256_file(package)

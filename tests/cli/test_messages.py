@@ -78,3 +78,49 @@ def test_rollout_names_its_flags(
     package.write_bytes(b"x")
     assert main(["rollout", "--model-package", str(package), "--canary", "0"]) == 1
     assert "--canary 0: at least one device" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--min-results", "0"], "--min-results 0: must be at least 1"),
+        (["--warmup-results", "-1"], "--warmup-results -1: must be 0 or more"),
+        (["--soak", "-1"], "--soak -1.0: must be 0 seconds or more"),
+        (["--timeout", "0"], "--timeout 0.0: must be more than 0 seconds"),
+        (["--max-error-rate", "2"], "--max-error-rate 2.0: must be between 0 and 1"),
+        (["--max-p95-ratio", "0"], "--max-p95-ratio 0.0: must be more than 0"),
+    ],
+)
+def test_rollout_gates_name_the_flags(
+    argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setenv("EDGEKIT_LOCAL_HOME", str(tmp_path / "home"))
+    package = tmp_path / "p.tar.gz"
+    package.write_bytes(b"x")
+    assert main(["rollout", "--model-package", str(package), *argv]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "gates." not in err and "=" not in err.split("error: ", 1)[1]
+
+
+def test_gates_in_a_library_call_name_the_argument() -> None:
+    from edgekit.rollout import Gates
+
+    with pytest.raises(ConfigurationError, match=r"^min_agreement=5: must be between 0 and 1"):
+        Gates(min_agreement=5)
+    with pytest.raises(ConfigurationError, match=r"^min_results=0: must be at least 1"):
+        Gates(min_results=0)
+
+
+def test_data_commands_name_their_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "synth", "--out", str(tmp_path / "s"), "--count", "0"]) == 1
+    assert "--count 0: render at least 1 image" in capsys.readouterr().err
+    assert main(["data", "synth", "--out", str(tmp_path / "s"), "--count", "2"]) == 0
+    capsys.readouterr()
+    assert main(["data", "inspect", str(tmp_path / "s"), "--val-fraction", "2"]) == 1
+    assert "--val-fraction 2.0: must be at least 0 and below 1" in capsys.readouterr().err
+
+
+def test_train_names_its_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    assert main(["train", "--data", "synthetic", "--out", str(tmp_path), "--epochs", "0"]) == 1
+    assert "--epochs 0: must be 1 or more" in capsys.readouterr().err
