@@ -197,8 +197,10 @@ def run_pipeline(
     run_dir = Path(out) if out else new_run_dir(Path(runs_root))
     run_dir.mkdir(parents=True, exist_ok=True)
     params = {
-        # a scheduled run has nobody to look at widgets; figures go next to the report
-        "interactive": False,
+        # Figures go next to the report. Widgets: the notebooks keep ``interactive = True``
+        # and ask `edgekit.viz.is_interactive`, which says no while EDGEKIT_QUIET=1 (set
+        # below for the kernels); so the executed notebooks show the live widget again when
+        # someone reopens and runs them in JupyterLab (`make lab`).
         "figures_dir": str((run_dir / "figures").resolve()),
         **given,
         "backend": backend,
