@@ -19,6 +19,8 @@ from edgekit.errors import ConfigurationError
 from edgekit.files import write_json_atomic
 from edgekit.reports import render_rollout_report
 from edgekit.settings import Settings
+from edgekit.viz.figures import save_figure
+from edgekit.viz.rollout import rollout_devices, rollout_gates
 
 #: Statuses of a rollout. The last three are final.
 PENDING, CANARY, FLEET, ROLLING_BACK = "PENDING", "CANARY", "FLEET", "ROLLING_BACK"
@@ -207,8 +209,16 @@ def write_report(record: RolloutRecord, report: str | Path | None) -> Path | Non
     if report is None:
         return None
     path = Path(report).expanduser()
-    write_json_atomic(path, record.report())
-    render_rollout_report(record.report(), path.with_suffix(".html"), None)
+    data = record.report()
+    write_json_atomic(path, data)
+    folder = path.with_name(f"{path.stem}_figures")  # inline in the HTML; PNGs for slides
+    figures = {
+        "devices": save_figure(rollout_devices(data), folder, "devices"),
+        "gates": save_figure(rollout_gates(data), folder, "gates"),
+    }
+    render_rollout_report(
+        data, path.with_suffix(".html"), {k: v for k, v in figures.items() if v is not None}
+    )
     return path
 
 

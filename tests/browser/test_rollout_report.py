@@ -212,8 +212,11 @@ def test_the_rollout_report_html_shows_model_devices_and_every_gate(
 
     stages = rows("table.stages tbody tr")
     assert [s[:2] for s in stages] == [["canary", "FAILED"], ["rollback", "PASSED"]]
-    # write_report passes no figures: the page says nothing about figures it does not have
-    assert page.locator("figure img").count() == 0
+    # The figures are inline (data: URIs, the page is one file), each loaded and captioned.
+    captions = page.locator("figure figcaption").all_inner_texts()
+    assert captions == ["devices", "gates"], captions
+    sources = page.evaluate("[...document.querySelectorAll('figure img')].map(i => i.src)")
+    assert all(src.startswith("data:image/png;base64,") for src in sources), sources
     broken = page.evaluate("[...document.images].filter(i => i.naturalWidth === 0).length")
     assert broken == 0
 
