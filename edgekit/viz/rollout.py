@@ -38,6 +38,13 @@ def _color(state: Any) -> str:
     return STATE_COLORS.get(str(state or "").upper(), MUTED)
 
 
+def _bars(ax: Any, values: list[float] | list[int], colors: list[str]) -> None:
+    """Horizontal bars, row i = values[i]; a zero draws no bar (its label says 0)."""
+    for row, (value, color) in enumerate(zip(values, colors, strict=True)):
+        if value > 0:
+            ax.barh(row, value, color=color, height=0.6)
+
+
 def rollout_devices(report: Mapping[str, Any]) -> Figure:
     """Per device: results published since the stage began and p95 latency (ms)."""
     devices = dict(report.get("devices") or {})
@@ -60,8 +67,8 @@ def rollout_devices(report: Mapping[str, Any]) -> Figure:
     colors = [_color(devices[n].get("state")) for n in names]
     results = [int(devices[n].get("results") or 0) for n in names]
     p95 = [float(devices[n].get("p95_ms") or 0.0) for n in names]
-    results_ax.barh(rows, results, color=colors, height=0.6)
-    p95_ax.barh(rows, p95, color=colors, height=0.6)
+    _bars(results_ax, results, colors)
+    _bars(p95_ax, p95, colors)
     results_ax.set_yticks(list(rows), names)
     results_ax.invert_yaxis()
     results_ax.set_xlabel("results published")
@@ -113,7 +120,7 @@ def rollout_gates(report: Mapping[str, Any]) -> Figure:
             labels[-1] += f" (bar cut at {MAX_RATIO:g}x)"
     positions = range(len(rows))
     colors = [_color(gate.get("verdict")) for _n, gate in rows]
-    ax.barh(positions, ratios, color=colors, height=0.6)
+    _bars(ax, ratios, colors)
     ax.axvline(1.0, color=TEXT, linewidth=1.0, linestyle="--")
     ax.set_yticks(list(positions), [name for name, _g in rows])
     ax.invert_yaxis()

@@ -43,6 +43,7 @@ from edgekit.viz import (
     plot_pr_curve,
 )
 from edgekit.viz.figures import pick_examples, time_bin_seconds
+from edgekit.viz.rollout import rollout_devices, rollout_gates
 
 matplotlib.use("Agg")
 
@@ -145,6 +146,32 @@ class Collector:
         return list(self.results[-n:] if n else self.results)
 
 
+def rollout_report(devices: int) -> dict[str, Any]:
+    """A rolled-back rollout's report: one failed device, a gate far over its limit, one
+    skipped, names of every length."""
+    things = [f"line-{i}-core-{i}" for i in range(1, devices + 1)]
+    gates = [
+        {"name": "proof", "verdict": "PASS", "value": 1, "threshold": 1},
+        {"name": "error_rate", "verdict": "PASS", "value": 0.0, "threshold": 0.05},
+        {"name": "p95_latency", "verdict": "PASS", "value": 8.4, "threshold": 20.0},
+        {"name": "defect_rate_delta", "verdict": "FAIL", "value": 1.0, "threshold": 0.3},
+        {"name": "shadow_agreement", "verdict": "SKIPPED", "value": None, "threshold": None},
+    ]
+    return {
+        "status": "ROLLED_BACK",
+        "gate": "defect_rate_delta",
+        "model": {"name": "tag-scratch-detector", "version": "1.1.0"},
+        "devices": {
+            t: {"results": 20 + i, "p95_ms": 8.0 + i / 3, "state": "FAILED" if i == 1 else "PROVEN"}
+            for i, t in enumerate(things)
+        },
+        "stages": [
+            {"name": "canary", "gates": gates},
+            {"name": "rollback", "gates": gates[:1]},
+        ],
+    }
+
+
 def figures(devices: int, camera: Path) -> Iterator[tuple[str, Callable[[], Figure]]]:
     """(name, builder) of every figure notebooks 02 and 04 save for the pipeline report."""
     results = fleet(devices)
@@ -156,6 +183,9 @@ def figures(devices: int, camera: Path) -> Iterator[tuple[str, Callable[[], Figu
     yield "model_versions", lambda: model_versions_per_device(results)
     yield "latency_per_device", lambda: latency_bar_chart(ResultsTable(results).summary())
     yield "live_view", lambda: live_view(Collector(results), camera, interactive=False)
+    report = rollout_report(devices)
+    yield "rollout_devices", lambda: rollout_devices(report)
+    yield "rollout_gates", lambda: rollout_gates(report)
     if devices == 3:  # these do not depend on the number of devices: once is enough
         yield (
             "detections",
