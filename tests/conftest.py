@@ -123,3 +123,50 @@ def sockdir() -> Iterator[Path]:
     d = Path(tempfile.mkdtemp(prefix="ekipc-", dir="/tmp"))
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+# --- Chromium (Debian's package, driven by Playwright; its own browser download is not used) ---
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: The page size every browser test sees (tests/reports checks nothing is wider).
+VIEWPORT = {"width": 1280, "height": 900}
+
+
+def chromium_path() -> str | None:
+    candidate = (
+        os.environ.get("EDGEKIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    )
+    return candidate if Path(candidate).is_file() else None
+
+
+@pytest.fixture(scope="module")
+def chromium_context() -> Iterator[object]:
+    """A headless Chromium context at 1280x900 with a fresh profile, or a skip naming what
+    is missing (tests/reports and tests/browser wrap it)."""
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
+    )
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("chromium not found (apt-get install chromium, or set EDGEKIT_CHROMIUM)")
+    with (
+        sync_api.sync_playwright() as playwright,
+        tempfile.TemporaryDirectory(prefix="edgekit-chromium-") as profile,
+    ):
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=executable, headless=True, args=CHROMIUM_ARGS,
+            viewport=VIEWPORT,
+        )  # fmt: skip
+        try:
+            yield context
+        finally:
+            context.close()

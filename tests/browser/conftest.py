@@ -9,9 +9,6 @@ the tests skip, naming what is missing.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,25 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-VIEWPORT = {"width": 1280, "height": 900}
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
-
-
-def chromium_path() -> str | None:
-    candidate = (
-        os.environ.get("EDGEKIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    )
-    return candidate if Path(candidate).is_file() else None
 
 
 class Browser:
@@ -65,29 +44,9 @@ class Browser:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def browser(chromium_context: Any) -> Browser:
     """Chromium at 1280x900 with a fresh profile, or a skip naming what is missing."""
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
-    )
-    executable = chromium_path()
-    if executable is None:
-        pytest.skip("chromium not found (apt-get install chromium, or set EDGEKIT_CHROMIUM)")
-    with (
-        sync_api.sync_playwright() as playwright,
-        tempfile.TemporaryDirectory(prefix="edgekit-chromium-") as profile,
-    ):
-        context = playwright.chromium.launch_persistent_context(
-            profile,
-            executable_path=executable,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport=VIEWPORT,
-        )
-        try:
-            yield Browser(context)
-        finally:
-            context.close()
+    return Browser(chromium_context)
 
 
 @pytest.fixture

@@ -9,33 +9,13 @@ empty profile. Without the playwright package or Chromium the browser tests skip
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-VIEWPORT = {"width": 1280, "height": 900}
-
-
-def chromium_path() -> str | None:
-    candidate = (
-        os.environ.get("EDGEKIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    )
-    return candidate if Path(candidate).is_file() else None
+VIEWPORT_WIDTH = 1280  # tests/conftest.py VIEWPORT
 
 
 @dataclass
@@ -64,7 +44,7 @@ class Shown:
         )
         assert broken == [], f"images that did not decode: {broken}"
         width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= VIEWPORT["width"], f"the page is {width} px wide at 1280 px"
+        assert width <= VIEWPORT_WIDTH, f"the page is {width} px wide at 1280 px"
         scrolled = page.evaluate(
             "[...document.querySelectorAll('.table-wrap')]"
             ".filter(d => d.scrollWidth > d.clientWidth + 1).map(d => d.innerText.slice(0, 60))"
@@ -100,30 +80,9 @@ class ReportBrowser:
 
 
 @pytest.fixture(scope="module")
-def report_browser() -> Iterator[ReportBrowser]:
+def report_browser(chromium_context: Any) -> ReportBrowser:
     """Chromium at 1280x900 with a fresh profile, or a skip naming what is missing."""
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
-    )
-    executable = chromium_path()
-    if executable is None:
-        pytest.skip("chromium not found (apt-get install chromium, or set EDGEKIT_CHROMIUM)")
-    with (
-        sync_api.sync_playwright() as playwright,
-        tempfile.TemporaryDirectory(prefix="edgekit-chromium-") as profile,
-    ):
-        context = playwright.chromium.launch_persistent_context(
-            profile,
-            executable_path=executable,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport=VIEWPORT,
-            java_script_enabled=True,
-        )
-        try:
-            yield ReportBrowser(context)
-        finally:
-            context.close()
+    return ReportBrowser(chromium_context)
 
 
 # ---------------------------------------------------------------- a run folder to report on
