@@ -32,11 +32,7 @@ def register(local_subparsers: argparse._SubParsersAction) -> None:
         help="register a thing (and its group) and start its device runtime",
         description="Idempotent: a running device is left as it is.",
     )
-    add_home_option(add)
-    add.add_argument("thing", help="IoT thing name")
-    add.add_argument("--thing-group", help="thing group (default: Settings thing_group)")
-    add.add_argument("--poll", type=float, default=0.5, help="deployment poll interval (s)")
-    add.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for it")
+    _runtime_options(add)
     add.set_defaults(handler=_add)
 
     restart = commands.add_parser(
@@ -44,11 +40,7 @@ def register(local_subparsers: argparse._SubParsersAction) -> None:
         help="stop a device runtime and start it again (works while the MQTT broker is down)",
         description="The runtime keeps IoT Core messages in its spool until the broker is back.",
     )
-    add_home_option(restart)
-    restart.add_argument("thing", help="IoT thing name")
-    restart.add_argument("--thing-group", help="thing group (default: Settings thing_group)")
-    restart.add_argument("--poll", type=float, default=0.5, help="deployment poll interval (s)")
-    restart.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for it")
+    _runtime_options(restart)
     restart.set_defaults(handler=_restart)
 
     remove = commands.add_parser(
@@ -94,6 +86,15 @@ def register(local_subparsers: argparse._SubParsersAction) -> None:
     logs.add_argument("component", nargs="?", help="component name (default: the runtime log)")
     logs.add_argument("--tail", type=int, help="only the last N lines")
     logs.set_defaults(handler=_logs)
+
+
+def _runtime_options(parser: argparse.ArgumentParser) -> None:
+    """What starting a device runtime takes (`add` and `restart`)."""
+    add_home_option(parser)
+    parser.add_argument("thing", help="IoT thing name")
+    parser.add_argument("--thing-group", help="thing group (default: Settings thing_group)")
+    parser.add_argument("--poll", type=float, default=0.5, help="deployment poll interval (s)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for it")
 
 
 def _home(args: argparse.Namespace) -> str | None:
