@@ -32,10 +32,15 @@ def test_benchmark_prints_a_table(
         module.main(["--seconds", "0.3", "--rate", "100", "--count", "60", "--payload", "64"]) == 0
     )
     out = capsys.readouterr().out
-    lines = [line for line in out.splitlines() if line.startswith("Publish")]
-    assert len(lines) == 6
-    for line in lines:
-        cells = line.split()
-        sent, received = (cells[-6], cells[-5])
-        assert sent == received, line  # nothing lost on loopback
+    # markdown rows: | operation | mode | sent | received | msg/s | p50 | p95 | max |
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in out.splitlines()
+        if line.startswith("| Publish")
+    ]
+    assert len(rows) == 6, out
+    for row in rows:
+        assert row[2] == row[3], row  # nothing lost on loopback
+    assert out.index("**Measured in this run:**") < out.index("| operation |")
+    assert "_Machine: " in out  # the CPU and load under the table
     assert "goal PublishToIoTCore p50 <= 5 ms at 100 msg/s" in out
