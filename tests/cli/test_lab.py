@@ -136,6 +136,9 @@ def test_edgekit_lab_prints_the_url_and_ctrl_c_stops_it(tmp_path: Path, runtime_
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        # Ctrl-C must work even when this test runs in a background job (SIGINT ignored
+        # there, and an ignored signal stays ignored across exec)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines: list[str] = []
     try:

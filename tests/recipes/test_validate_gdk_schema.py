@@ -556,6 +556,7 @@ def publish_values(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "PACKAGE_SHA256": "0" * 64,
         "CAPTURE_BUCKET": bucket,
         "PUBLIC_KEY": (folder / PUBLIC_KEY_NAME).read_text().strip(),
+        "ADDITIONAL_PUBLIC_KEYS": "",
         "PYTHON": "/usr/local/bin/python3.11",
         "WHEEL_FILE": "edgekit-0.1.0-py3-none-any.whl",
         "MODEL_VERSION_REQUIREMENT": f">={version} <1000000.0.0",
