@@ -1,6 +1,7 @@
 """Small file helpers every subsystem shares: content hashes, atomic writes, log tails.
 
-Owns: how edgekit hashes a file, replaces a file atomically and reads the end of a log.
+Owns: how edgekit hashes a file, replaces a file atomically, makes a folder's names
+durable and reads the end of a log.
 Must not import anything from edgekit (it sits below every other module).
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +28,28 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, fsync: bool = True) -> Path:
-    """Write, fsync and rename: readers see the old file or the new one, never a torn one."""
+def write_bytes_atomic(
+    path: str | os.PathLike[str],
+    data: bytes | Sequence[bytes],
+    *,
+    fsync: bool = True,
+    mode: int = 0o666,
+) -> Path:
+    """Write, fsync and rename: readers see the old file or the new one, never a torn one.
+
+    ``data`` may be a sequence of chunks, written one after the other (no joined copy of
+    a large payload). ``mode``: the new file's permissions (before the umask), e.g. 0o600
+    for a file only its owner may read.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    chunks = [data] if isinstance(data, bytes | bytearray | memoryview) else data
     try:
-        with tmp.open("wb") as fh:
-            fh.write(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
             if fsync:
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -42,6 +58,15 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, fsync: bool
         if tmp.exists():
             tmp.unlink()
     return target
+
+
+def fsync_dir(directory: str | os.PathLike[str]) -> None:
+    """Make the names in ``directory`` durable (a file just created or renamed there)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str, *, fsync: bool = True) -> Path:

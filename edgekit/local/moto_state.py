@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import LocalBackendError
+from edgekit.files import write_bytes_atomic
 
 MAGIC = b"edgekit-moto-state "
 FORMAT = 1
@@ -209,18 +210,9 @@ def write_snapshot(
     )
     target = Path(path)
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        # Owner-only: the state holds what the emulated services were given (keys, policies).
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(MAGIC + header.to_json().encode() + b"\n")
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # Owner-only: the state holds what the emulated services were given (keys, policies).
+    head = MAGIC + header.to_json().encode() + b"\n"
+    write_bytes_atomic(target, [head, payload], mode=0o600)
     return header
 
 

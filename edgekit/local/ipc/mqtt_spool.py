@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import LocalBackendError
+from edgekit.files import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -391,11 +392,7 @@ class MqttSpool:
         path = self.directory / f"{seq:016x}.log"
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         if self._fsync:
-            dir_fd = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)  # the new file's name is durable too
-            finally:
-                os.close(dir_fd)
+            fsync_dir(self.directory)  # the new file's name is durable too
         self._current = self._segments[seq] = _Segment(seq, path)
         self._current_size = 0
 

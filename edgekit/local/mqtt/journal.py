@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from edgekit.errors import LocalBackendError
+from edgekit.files import fsync_dir
 
 log = logging.getLogger("edgekit.local.mqtt")
 
@@ -54,14 +55,6 @@ def _records(body: bytes) -> Iterator[bytes]:
         (n,) = LENGTH.unpack_from(body, pos)
         yield body[pos + 4 : pos + 4 + n]
         pos += 4 + n
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Journal:
@@ -178,7 +171,7 @@ class Journal:
             fh.write(self.magic)
             fh.flush()
             os.fsync(fh.fileno())
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         self.size = len(self.magic)
 
     # ------------------------------------------------------------ appending
@@ -318,7 +311,7 @@ class Journal:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         old, self._fd = self._fd, os.open(self.path, os.O_WRONLY | os.O_APPEND)
         os.close(old)
         self.size = size
