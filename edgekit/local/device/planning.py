@@ -23,6 +23,7 @@ from edgekit.local.device.failures import DeploymentFailure
 from edgekit.local.device.interpolate import ComponentPaths, Context, interpolate
 from edgekit.local.device.lifecycle import ComponentSpec
 from edgekit.local.device.paths import DeviceLayout, path_segment
+from edgekit.local.device.provided import builtin_recipe, provided_versions
 from edgekit.local.device.recipe import (
     STEP_KEYS,
     ResolvedRecipe,
@@ -120,7 +121,7 @@ class Planner:
         """
         roots = self._roots(targets)
         installed = {n: r.version for n, r in current.items()}
-        recipes, provided = resolve(roots, self.recipe, self.cloud.versions, installed)
+        recipes, provided = resolve(roots, self.recipe, self.versions, installed)
         records: dict[str, ComponentRecord] = {}
         for name, recipe in recipes.items():
             record = current.get(name)
@@ -149,6 +150,12 @@ class Planner:
             )
         return plan
 
+    def versions(self, name: str) -> list[str]:
+        """The versions of ``name`` a dependency may resolve to: the public versions of a
+        component built into the device, else what the control plane has published."""
+        builtin = provided_versions(name)
+        return self.cloud.versions(name) if builtin is None else builtin
+
     def recipe(self, name: str, version: str) -> ResolvedRecipe:
         """The recipe of ``name`` ``version`` resolved for this device's platform."""
         key = (name, version)
@@ -156,11 +163,15 @@ class Planner:
         if cached is not None:
             return cached
         path = self.layout.recipe_file(name, version)
-        try:
-            raw = json.loads(path.read_text())
-        except (FileNotFoundError, ValueError):
-            raw = self.cloud.recipe(name, version)
-            write_json_atomic(path, raw)
+        raw = builtin_recipe(name, version)
+        if raw is not None:
+            write_json_atomic(path, raw)  # what ran, for `edgekit local device` and support
+        else:
+            try:
+                raw = json.loads(path.read_text())
+            except (FileNotFoundError, ValueError):
+                raw = self.cloud.recipe(name, version)
+                write_json_atomic(path, raw)
         recipe = resolve_recipe(raw, self.platform)
         if recipe.name != name or recipe.version != version:
             raise DeploymentFailure(

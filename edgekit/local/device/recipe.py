@@ -20,6 +20,7 @@ from edgekit.recipes import (
     resolve_lifecycle,
     select_manifest,
 )
+from edgekit.recipes.provided import is_stand_in
 
 __all__ = [
     "DEFAULT_TIMEOUTS",
@@ -260,5 +261,7 @@ def resolve_recipe(recipe: dict[str, Any], attrs: dict[str, str]) -> ResolvedRec
 
 
 def is_provided(name: str) -> bool:
-    """AWS-provided public components (nucleus, token exchange, CLI...) come with the runtime."""
-    return name.startswith("aws.greengrass.")
+    """AWS-provided public components the device reports RUNNING without running anything
+    (nucleus, token exchange, CLI...; ``edgekit.recipes.provided`` lists them). Built-in
+    ones (``edgekit.local.device.provided``) run from their recipe like any component."""
+    return is_stand_in(name)
