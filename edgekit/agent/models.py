@@ -16,6 +16,8 @@ ListModels/DescribeModel.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import logging
 import re
 import threading
 from collections.abc import Iterable
@@ -25,6 +27,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from edgekit.agent.identity import PackageIdentity, identify
+from edgekit.agent.model_folder import ONNX, locate
 from edgekit.agent.status import (
     AgentStatusError,
     already_exists,
@@ -33,11 +36,16 @@ from edgekit.agent.status import (
     not_found,
 )
 from edgekit.agent.tensors import DATA_TYPES, dtype_name, format_shape, shape_matches
-from edgekit.errors import ModelError, PackageError, VerificationError
+from edgekit.errors import AgentError, ModelError, PackageError, VerificationError
 from edgekit.model.loaded import LoadedModel
 from edgekit.package import load_model
 from edgekit.package.keys import fingerprint
-from edgekit.runtimes import TensorInfo
+from edgekit.runtimes import TensorInfo, get_runtime
+
+log = logging.getLogger(__name__)
+
+ONNX_FILE = "onnx-file"
+"""``package_sha256_source`` of a plain ONNX model: the sha256 is the .onnx file's."""
 
 MODEL_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 """Model names, as the original API defines them."""
@@ -99,22 +107,34 @@ def output_specs(model: LoadedModel) -> list[TensorSpec]:
 
 
 class ModelRegistry:
-    """The models an agent serves, by name."""
+    """The models an agent serves, by name.
+
+    ``unsigned_onnx``: also load plain ONNX models (a .onnx file or a folder holding one,
+    :mod:`edgekit.agent.model_folder`) without verification, and refuse Neo artifacts
+    naming the folder. Only the SageMaker Edge Manager stand-in sets it, because Edge
+    Manager code loads such folders; each such load is logged as a warning. With no
+    ``public_key`` (allowed only then) signed packages are refused.
+    """
 
     def __init__(
         self,
-        public_key: Any,
+        public_key: Any | None,
         *,
         additional_keys: Iterable[Any] = (),
         intra_op_threads: int = 0,
+        unsigned_onnx: bool = False,
     ) -> None:
         trusted: dict[str, Any] = {}
         for key in (public_key, *additional_keys):
-            trusted.setdefault(fingerprint(key), key)  # the same key twice is trusted once
+            if key is not None:
+                trusted.setdefault(fingerprint(key), key)  # the same key twice is trusted once
+        if not trusted and not unsigned_onnx:
+            raise AgentError("the agent needs a public key: it loads only signed packages")
         self._trusted = list(trusted.items())
-        self.key_fingerprint = self._trusted[0][0]
-        """Fingerprint of the agent's own public key (the first one tried)."""
+        self.key_fingerprint = self._trusted[0][0] if self._trusted else ""
+        """Fingerprint of the agent's own public key (the first one tried); "" if none."""
         self._intra_op_threads = intra_op_threads
+        self._unsigned_onnx = unsigned_onnx
         self._lock = threading.Lock()
         self._models: dict[str, LoadedModel] = {}
         self._identities: dict[str, PackageIdentity] = {}
@@ -173,7 +193,47 @@ class ModelRegistry:
             with self._lock:
                 self._loading.discard(name)
 
+    def _open_onnx(self, name: str, url: str, path: Path) -> tuple[LoadedModel, PackageIdentity]:
+        """A plain ONNX model, unverified (the Edge Manager stand-in only)."""
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise failed_precondition(f"model {path} cannot be read: {exc}") from None
+        sha = hashlib.sha256(data).hexdigest()  # the bytes loaded are the bytes reported
+        try:
+            session = get_runtime("onnxruntime").open(
+                data, threads=self._intra_op_threads or None, where=f"{path}: model {name!r}"
+            )
+        except ModelError as exc:
+            raise failed_precondition(f"model {path} cannot be run by this agent: {exc}") from None
+        model = LoadedModel(
+            name=name, version="", package=path, source=url, runtime="onnxruntime", session=session
+        )
+        input_specs(model)
+        output_specs(model)
+        log.warning(
+            "model %s: %s is a plain ONNX model, loaded WITHOUT signature verification "
+            "(sha256 %s), as SageMaker Edge Manager loads a model folder; deploy a signed "
+            "edgekit package and configure PublicKey to have it verified",
+            name,
+            path,
+            sha,
+        )
+        return model, PackageIdentity(sha, ONNX_FILE, "")
+
     def _open(self, name: str, url: str, path: Path) -> tuple[LoadedModel, PackageIdentity]:
+        if self._unsigned_onnx:
+            source = locate(path)
+            if source.kind == ONNX:
+                return self._open_onnx(name, url, source.path)
+            path = source.path
+            if not self._trusted:
+                raise failed_precondition(
+                    f"{path} is an edgekit model package, which is loaded only when its "
+                    "signature verifies, and this agent trusts no public key: configure "
+                    "PublicKey (the PEM of the key the package was signed with), or load a "
+                    "plain .onnx model instead"
+                )
         if not path.exists():
             raise not_found(f"no model package at {path}")
         try:

@@ -260,14 +260,18 @@ class AgentServer:
     def __init__(
         self,
         socket_path: str | os.PathLike[str],
-        public_key_path: str | os.PathLike[str],
+        public_key_path: str | os.PathLike[str] | None,
         capture_dir: str | os.PathLike[str] | None = None,
         capture_uploader: CaptureUploader | None = None,
         max_workers: int = 8,
         *,
         intra_op_threads: int = 0,
         additional_public_keys: str | os.PathLike[str] | None = None,
+        unsigned_onnx: bool = False,
     ) -> None:
+        """``public_key_path`` may be None only with ``unsigned_onnx`` (the SageMaker Edge
+        Manager stand-in: plain ONNX models load unverified, see
+        :class:`~edgekit.agent.models.ModelRegistry`)."""
         self.socket_path = Path(socket_path)
         if len(os.fsencode(self.socket_path.absolute())) > UNIX_SOCKET_LIMIT:
             raise AgentError(
@@ -276,10 +280,12 @@ class AgentServer:
             )
         if capture_uploader is not None and capture_dir is None:
             raise AgentError("capture upload needs a capture folder (capture_dir / --capture-dir)")
-        try:
-            public_key = load_public_key(Path(public_key_path))
-        except Exception as exc:
-            raise AgentError(f"{public_key_path}: cannot read the public key ({exc})") from exc
+        public_key = None
+        if public_key_path is not None:
+            try:
+                public_key = load_public_key(Path(public_key_path))
+            except Exception as exc:
+                raise AgentError(f"{public_key_path}: cannot read the public key ({exc})") from exc
         additional = []
         if additional_public_keys is not None:
             try:
@@ -289,7 +295,10 @@ class AgentServer:
                     f"{additional_public_keys}: cannot read the additional public keys ({exc})"
                 ) from exc
         self.registry = ModelRegistry(
-            public_key, additional_keys=additional, intra_op_threads=intra_op_threads
+            public_key,
+            additional_keys=additional,
+            intra_op_threads=intra_op_threads,
+            unsigned_onnx=unsigned_onnx,
         )
         self.segments = SegmentCache()
         self.captures = (
@@ -336,7 +345,7 @@ class AgentServer:
             log.info(
                 "agent listening on %s; trusted keys: %s",
                 self.target,
-                ", ".join(self.registry.key_fingerprints),
+                ", ".join(self.registry.key_fingerprints) or "none",
             )
             return self
 

@@ -76,6 +76,13 @@ _CATALOG: tuple[ProvidedComponent, ...] = (
         "2.13.0 2.14.0",
         "`edgekit local device` is the CLI; its IPC authorization (GetComponentDetails) applies",
     ),
+    _c(
+        "aws.greengrass.SageMakerEdgeManager",
+        BUILT_IN,
+        "1.0.0 1.0.1 1.0.2 1.0.3 1.1.0 1.1.1 1.2.0 1.3.0 1.3.1 1.3.2 1.3.3 1.3.4",
+        "edgekit's model agent serves the Edge Manager agent API on UnixSocketName "
+        "(ONNX models; docs/edge-manager.md)",
+    ),
 )
 
 PUBLIC_COMPONENTS: dict[str, ProvidedComponent] = {c.name: c for c in _CATALOG}

@@ -24,7 +24,10 @@ __all__ = ["builtin_recipe", "is_stand_in", "provided_versions"]
 
 RecipeProvider = Callable[[str], dict[str, Any]]
 
-_PROVIDERS: dict[str, str] = {}
+_PROVIDERS: dict[str, str] = {
+    "aws.greengrass.SageMakerEdgeManager": "edgekit.agent.edge_manager:builtin_recipe",
+    "aws.greengrass.StreamManager": "edgekit.local.streammanager.recipe:builtin_recipe",
+}
 
 
 def _provider(name: str) -> RecipeProvider:
