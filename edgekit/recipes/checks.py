@@ -15,6 +15,7 @@ from edgekit.recipes.schema import (
     ARTIFACT_KEYS,
     ARTIFACT_PERMISSIONS,
     ARTIFACT_SCHEMES,
+    IGNORED_LIFECYCLE_STEPS,
     LIFECYCLE_KEYS,
     LIFECYCLE_STEPS,
     MAX_VERSION_PART,
@@ -167,6 +168,8 @@ def check_manifest_lifecycle(
             check_setenv(value, f"{path}.Setenv", p)
         elif key in LIFECYCLE_STEPS:
             check_step(value, f"{path}.{key}", p, selections=False, script_required=script_required)
+        elif key in IGNORED_LIFECYCLE_STEPS:  # accepted; the device ignores it with a warning
+            check_step(value, f"{path}.{key}", p, selections=False, script_required=False)
     if "Run" in lifecycle and "Startup" in lifecycle:
         p.add(f"{path}.Startup", "a lifecycle may define Run or Startup, not both; keep one")
 
@@ -188,6 +191,8 @@ def check_global_lifecycle(
             check_setenv(value, f"{path}.Setenv", p)
         elif key in LIFECYCLE_STEPS:
             check_step(value, f"{path}.{key}", p, selections=True, script_required=script_required)
+        elif key in IGNORED_LIFECYCLE_STEPS:  # accepted; the device ignores it with a warning
+            check_step(value, f"{path}.{key}", p, selections=True, script_required=False)
         else:  # a selection key naming a sub-section of the lifecycle
             check_global_lifecycle(
                 value, f"{path}.{key}", p, script_required=script_required, depth=depth + 1

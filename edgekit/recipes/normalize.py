@@ -18,6 +18,7 @@ from edgekit.recipes.schema import (
     CONFIGURATION_KEYS,
     DEPENDENCY_KEYS,
     DEPENDENCY_TYPES,
+    IGNORED_LIFECYCLE_STEPS,
     LIFECYCLE_KEYS,
     LIFECYCLE_STEPS,
     MANIFEST_KEYS,
@@ -61,7 +62,7 @@ def _normalize_lifecycle(lifecycle: Any, *, selections: bool) -> Any:
         return lifecycle
     out = _canonical(lifecycle, LIFECYCLE_KEYS)
     for key, value in list(out.items()):
-        if key in LIFECYCLE_STEPS:
+        if key in LIFECYCLE_STEPS or key in IGNORED_LIFECYCLE_STEPS:
             out[key] = _normalize_step(value)
         elif selections and key != "Setenv" and isinstance(value, Mapping):
             out[key] = _normalize_lifecycle(value, selections=True)

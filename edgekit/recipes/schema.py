@@ -15,6 +15,10 @@ COMPONENT_TYPES = (
     "aws.greengrass.nucleus",
 )
 LIFECYCLE_STEPS = ("Bootstrap", "Install", "Startup", "Run", "Shutdown", "Recover")
+# Lifecycle steps recipes written for Greengrass carry and the service accepts (the GDK
+# recipe schema allows any lifecycle key), but the nucleus never runs: the device logs
+# a warning in the component's log and ignores them.
+IGNORED_LIFECYCLE_STEPS = ("Upgrade", "Uninstall")
 STEP_FIELDS = ("Script", "Skipif", "RequiresPrivilege", "Timeout", "Setenv")
 ARTIFACT_PERMISSIONS = ("NONE", "OWNER", "ALL")
 UNARCHIVE_TYPES = ("NONE", "ZIP")
@@ -42,7 +46,7 @@ ARTIFACT_KEYS = ("URI", "Unarchive", "Permission", "Digest", "Algorithm")
 PERMISSION_KEYS = ("Read", "Execute")
 DEPENDENCY_KEYS = ("VersionRequirement", "DependencyType")
 CONFIGURATION_KEYS = ("DefaultConfiguration",)
-LIFECYCLE_KEYS = ("Setenv", *LIFECYCLE_STEPS)
+LIFECYCLE_KEYS = ("Setenv", *LIFECYCLE_STEPS, *IGNORED_LIFECYCLE_STEPS)
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9\-_.]+$")
 # Names NAME_RE lets through that are path segments of their own ({work:path} etc.).

@@ -81,6 +81,24 @@ class GreengrassLocal:
         self.devices.append(runtime)
         return runtime
 
+    @staticmethod
+    def component_log(
+        device: DeviceRuntime, name: str, *, contains: str = "", timeout: float = 30.0
+    ) -> str:
+        """The component's log file on ``device``; with ``contains``, wait until that text
+        is in it (a deployment succeeds once the component runs, not once it printed)."""
+        path = device.layout.component_log(name)
+        deadline = time.monotonic() + timeout
+        while True:
+            text = path.read_text() if path.exists() else ""
+            if contains in text:
+                return text
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{contains!r} not in the log of {name} after {timeout} s:\n{text[-2000:]}"
+                )
+            time.sleep(0.05)
+
     def publish(
         self, name: str, *, recipe_file: str = "recipe.yaml", replace: dict[str, str] | None = None
     ) -> dict[str, Any]:
@@ -141,7 +159,11 @@ def deploy_and_wait(
         targetArn=target_arn,
         deploymentName=f"compat-{uuid.uuid4().hex[:6]}",
         components=specs,
-        deploymentPolicies={"failureHandlingPolicy": policy},
+        # Other policies (e.g. componentUpdatePolicy) may come in create_kwargs.
+        deploymentPolicies={
+            "failureHandlingPolicy": policy,
+            **create_kwargs.pop("deploymentPolicies", {}),
+        },
         **create_kwargs,
     )
     thing = target_arn.rsplit("/", 1)[-1]

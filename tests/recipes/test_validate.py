@@ -413,3 +413,21 @@ def test_other_dotted_names_stay_valid(name: str) -> None:
         "Manifests": [{"Lifecycle": {"Run": "echo hi"}}],
     }
     assert not [p for p in recipe_problems(doc) if p[0] == "ComponentName"]
+
+
+@pytest.mark.parametrize("key", ["Upgrade", "Uninstall", "upgrade", "uninstall"])
+def test_upgrade_and_uninstall_are_accepted_in_both_lifecycles(key: str) -> None:
+    """AWS (and the GDK recipe schema) accept them; the device ignores them (issue 13 gap 3)."""
+    recipe = good_recipe()
+    recipe["Manifests"][0]["Lifecycle"][key] = {"Script": "echo {artifacts:path}"}
+    recipe["Lifecycle"]["all"][key] = "echo global"
+    assert recipe_problems(recipe) == []
+    normalized = normalize_recipe(recipe)
+    assert key.capitalize() in normalized["Manifests"][0]["Lifecycle"]
+
+
+def test_ignored_steps_are_still_checked_as_steps() -> None:
+    recipe = good_recipe()
+    recipe["Manifests"][0]["Lifecycle"]["Upgrade"] = {"Script": "x", "Skipif": "when x"}
+    fields = [f for f, _ in recipe_problems(recipe)]
+    assert "Manifests[0].Lifecycle.Upgrade.Skipif" in fields

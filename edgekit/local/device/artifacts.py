@@ -188,6 +188,9 @@ def prepare_artifacts(
     """Make every artifact of ``recipe`` present and verified; idempotent."""
     refuse_docker_images(recipe)
     artifacts_dir.mkdir(parents=True, exist_ok=True)
+    # The nucleus creates {artifacts:decompressedPath} whenever it resolves, ZIP or not:
+    # components list it or write into it (as they do into {artifacts:path}).
+    unarchived_dir.mkdir(parents=True, exist_ok=True)
     names = [a.filename for a in recipe.artifacts]
     if len(set(names)) != len(names):
         raise DeploymentFailure(

@@ -241,6 +241,11 @@ class ComponentService:
             self._run_step("recover", step)
 
     def _install(self) -> str | None:
+        for key in self.spec.recipe.ignored_steps:
+            self.log_line(
+                f"WARNING lifecycle step {key} is not one Greengrass runs (Bootstrap, Install, "
+                "Startup, Run, Shutdown, Recover): ignored"
+            )
         if self.spec.bootstrap:
             step = self.spec.steps.get("bootstrap")
             if step is not None:

@@ -181,6 +181,9 @@ class ResolvedRecipe:
     lifecycle: dict[str, Any]  # lower-case step keys -> raw step value; "setenv" -> dict
     artifacts: list[Artifact]
     recipe: dict[str, Any]
+    #: Lifecycle keys of the selected lifecycle the nucleus never runs (``Upgrade``,
+    #: ``Uninstall``): the component's log says each is ignored when it installs.
+    ignored_steps: tuple[str, ...] = ()
 
     def step(self, step: str) -> Step | None:
         return parse_step(step, self.lifecycle.get(step), f"{self.name} {self.version}")
@@ -201,6 +204,13 @@ def _lower_lifecycle(lifecycle: Any, where: str) -> dict[str, Any]:
         if low in STEP_KEYS:
             out[low] = value
     return out
+
+
+def _ignored_steps(lifecycle: Any) -> tuple[str, ...]:
+    """Lifecycle keys the nucleus does not run (``Upgrade``, ``Uninstall``...), as written."""
+    if not isinstance(lifecycle, dict):
+        return ()
+    return tuple(str(key) for key in lifecycle if str(key).lower() not in STEP_KEYS)
 
 
 def resolve_recipe(recipe: dict[str, Any], attrs: dict[str, str]) -> ResolvedRecipe:
@@ -257,6 +267,7 @@ def resolve_recipe(recipe: dict[str, Any], attrs: dict[str, str]) -> ResolvedRec
         lifecycle=_lower_lifecycle(lifecycle, where),
         artifacts=artifacts,
         recipe=recipe,
+        ignored_steps=_ignored_steps(lifecycle),
     )
 
 

@@ -17,10 +17,9 @@ from edgekit.local.greengrass.errors import (
 from edgekit.local.greengrass.state import BackendState
 from edgekit.local.greengrass.store import paginate
 from edgekit.recipes import nesting_problem, too_deep_message
+from edgekit.recipes.provided import public_component
 
-__all__ = ["PUBLIC_COMPONENT_PREFIX", "DeploymentsMixin"]
-
-PUBLIC_COMPONENT_PREFIX = "aws.greengrass."
+__all__ = ["DeploymentsMixin"]
 
 
 class DeploymentsMixin(BackendState):
@@ -61,7 +60,17 @@ class DeploymentsMixin(BackendState):
         for name, spec in components.items():
             path = f"components.{name}"
             version = spec.get("componentVersion")
-            if not name.startswith(PUBLIC_COMPONENT_PREFIX):
+            public = public_component(name)
+            if public is not None:  # AWS-provided: never published, only its public versions
+                if not public.publishes(str(version)):
+                    raise ResourceNotFoundException(
+                        f"{path}: AWS-provided component {name} has no public version "
+                        f"{version}; use one of {', '.join(public.versions)} (or a later "
+                        "patch of those lines)",
+                        resource_id=self.component_version_arn(name, str(version)),
+                        resource_type="COMPONENT_VERSION",
+                    )
+            else:  # every other name (aws.greengrass.labs.* included) must be published
                 with self._lock:
                     exists = version in self.components.get(name, {})
                 if not exists:

@@ -9,7 +9,7 @@ device API). HTTP concerns live in ``responses.py``; errors in ``errors.py``.
 from __future__ import annotations
 
 from edgekit.local.greengrass.components import ComponentsMixin
-from edgekit.local.greengrass.deployments import PUBLIC_COMPONENT_PREFIX, DeploymentsMixin
+from edgekit.local.greengrass.deployments import DeploymentsMixin
 from edgekit.local.greengrass.devices import (
     EXECUTION_STATUSES,
     LIFECYCLE_STATES,
@@ -30,7 +30,6 @@ __all__ = [
     "DEFAULT_ACCOUNT_ID",
     "EXECUTION_STATUSES",
     "LIFECYCLE_STATES",
-    "PUBLIC_COMPONENT_PREFIX",
     "STATE_FORMAT",
     "BackendState",
     "ConflictException",

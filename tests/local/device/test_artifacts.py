@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from edgekit.local.device.artifacts import archive_folder_name, safe_unzip
+from edgekit.local.device.artifacts import archive_folder_name, prepare_artifacts, safe_unzip
 from edgekit.local.device.failures import DeploymentFailure
 from edgekit.local.device.recipe import (
     Artifact,
@@ -88,3 +88,15 @@ def test_docker_image_artifacts_fail_before_any_download(tmp_path: Path, uri: st
         "DOCKER_ERROR",
     ]
     assert not (tmp_path / "a").exists()
+
+
+def test_decompressed_path_exists_without_a_zip_artifact(tmp_path: Path) -> None:
+    """The nucleus creates {artifacts:decompressedPath} whenever it resolves (issue 13 gap 5)."""
+    recipe = resolve_recipe(_recipe("c", "1.0.0"), {"os": "linux"})
+    unarchived = tmp_path / "artifacts-unarchived" / "c" / "1.0.0"
+    prepare_artifacts(recipe, tmp_path / "artifacts" / "c" / "1.0.0", unarchived, _no_download)
+    assert unarchived.is_dir()
+
+
+def _no_download(recipe: Any, art: Any) -> str:
+    raise AssertionError("nothing to download")

@@ -72,3 +72,22 @@ def test_no_matching_manifest_fails_with_the_platform() -> None:
     }
     with pytest.raises(Exception, match="no manifest for this device's platform.*os=linux"):
         resolve_recipe(recipe, {"os": "linux", "architecture": "amd64"})
+
+
+def test_upgrade_and_uninstall_are_listed_as_ignored_steps() -> None:
+    """Steps the nucleus never runs are kept out of the lifecycle and named for the log."""
+    recipe = resolve_recipe(
+        {
+            "ComponentName": "c",
+            "ComponentVersion": "1.0.0",
+            "Manifests": [
+                {
+                    "Platform": {"os": "linux"},
+                    "Lifecycle": {"Run": "echo run", "upgrade": "echo up", "Uninstall": "x"},
+                }
+            ],
+        },
+        {"os": "linux"},
+    )
+    assert set(recipe.lifecycle) == {"run"}
+    assert recipe.ignored_steps == ("Upgrade", "Uninstall")

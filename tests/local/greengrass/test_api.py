@@ -723,3 +723,32 @@ def test_resolve_component_candidates(gg: Any) -> None:
             ],
         )
     assert "^3.0.0" in info.value.response["message"]
+
+
+def test_public_components_deploy_at_public_versions_only(gg: Any) -> None:
+    """AWS-provided names need no publishing, but only versions AWS published (issue 13)."""
+    ok = gg.create_deployment(
+        targetArn=thing_arn("dev-1"),
+        components={
+            "aws.greengrass.Nucleus": {"componentVersion": "2.12.0"},
+            "aws.greengrass.LogManager": {"componentVersion": "2.3.99"},  # a patch of 2.3.x
+        },
+    )
+    assert ok["deploymentId"]
+    with pytest.raises(gg.exceptions.ResourceNotFoundException, match="no public version 9.9.9"):
+        gg.create_deployment(
+            targetArn=thing_arn("dev-1"),
+            components={"aws.greengrass.Nucleus": {"componentVersion": "9.9.9"}},
+        )
+
+
+@pytest.mark.parametrize("name", ["aws.greengrass.labs.Example", "aws.greengrass.NotAwsOne"])
+def test_other_aws_greengrass_names_must_be_published(gg: Any, name: str) -> None:
+    with pytest.raises(gg.exceptions.ResourceNotFoundException, match="CreateComponentVersion"):
+        gg.create_deployment(
+            targetArn=thing_arn("dev-1"), components={name: {"componentVersion": "1.0.0"}}
+        )
+    create(gg, recipe("1.0.0", name=name))
+    assert gg.create_deployment(
+        targetArn=thing_arn("dev-1"), components={name: {"componentVersion": "1.0.0"}}
+    )["deploymentId"]

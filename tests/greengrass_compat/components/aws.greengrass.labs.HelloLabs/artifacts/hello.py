@@ -1,0 +1,4 @@
+import sys
+
+greeting, thing = sys.argv[1], sys.argv[2]
+print(f"{greeting}, {thing}!", flush=True)
