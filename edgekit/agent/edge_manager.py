@@ -104,6 +104,8 @@ def builtin_recipe(version: str) -> dict[str, Any]:
             {
                 "Lifecycle": {
                     "Setenv": setenv,
+                    # A configuration the agent cannot use fails the deployment here.
+                    "Install": {"Script": f"exec {python} -m edgekit.agent.edge_manager --check"},
                     "Run": {"Script": f"exec {python} -m edgekit.agent.edge_manager_serve"},
                 }
             }
@@ -229,3 +231,22 @@ def read_config(values: Mapping[str, str] | None = None) -> EdgeManagerConfig:
         public_key_pem=_text(env, "PublicKey"),
         numbers=numbers,
     )
+
+
+def check() -> int:
+    """The Install step (``python -m edgekit.agent.edge_manager --check``): 0 when the agent
+    can use the configuration, else 1 with the reason on stderr (the deployment fails)."""
+    try:
+        config = read_config()
+    except ConfigurationError as exc:
+        print(f"{COMPONENT_NAME}: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(f"{COMPONENT_NAME}: configuration checked; the agent will listen on {config.socket}")
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--check"]:
+        print("usage: python -m edgekit.agent.edge_manager --check", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(check())

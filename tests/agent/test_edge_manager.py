@@ -77,6 +77,7 @@ def test_the_device_runs_it_from_its_recipe_at_every_public_version() -> None:
     assert lifecycle["Setenv"][ENV_PREFIX + "UnixSocketName"] == "{configuration:/UnixSocketName}"
     assert sys.executable in lifecycle["Run"]["Script"]
     assert "edgekit.agent.edge_manager_serve" in lifecycle["Run"]["Script"]
+    assert "edgekit.agent.edge_manager --check" in lifecycle["Install"]["Script"]
 
 
 def test_a_version_aws_never_published_fails() -> None:
@@ -267,3 +268,18 @@ def test_serve_on_unix_socket_name_with_disk_capture(workdir: Path, pkg: SignedP
         thread.join(30)
     assert not failures, failures
     assert not config.socket.exists()
+
+
+@pytest.mark.parametrize(("bucket", "code"), [("sagemaker-b", 0), ("", 1)])
+def test_the_install_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    bucket: str, code: int,
+) -> None:  # fmt: skip
+    from edgekit.agent.edge_manager import check
+
+    for key, value in env(tmp_path, BucketName=bucket).items():
+        monkeypatch.setenv(key, value)
+    assert check() == code
+    out = capsys.readouterr()
+    assert ("BucketName is empty" in out.err) == bool(code)
+    assert (DEFAULT_SOCKET in out.out) == (not code)

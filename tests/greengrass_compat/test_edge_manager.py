@@ -21,6 +21,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +78,26 @@ def component_log(device: Any, name: str) -> str:
     return path.read_text() if path.exists() else ""
 
 
-def test_edge_manager_code_runs_unchanged(
+@dataclass
+class Deployed:
+    device: Any
+    socket_name: str
+    capture_bucket: str
+    row: dict[str, Any]
+
+
+def edge_manager_spec(**config: str) -> dict[str, Any]:
+    return {
+        "componentVersion": "1.3.2",
+        "configurationUpdate": {"merge": json.dumps({"DeviceFleetName": "compat-fleet", **config})},
+    }
+
+
+@pytest.fixture(scope="module")
+def deployed(
     gg_local: Any, socket_dir: Path, deploy_and_wait: Callable[..., dict[str, Any]]
-) -> None:
+) -> Deployed:
+    """The client component and the Edge Manager stand-in, deployed to one device."""
     s3 = gg_local.s3
     capture_bucket = f"sagemaker-compat-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=capture_bucket)
@@ -97,38 +115,40 @@ def test_edge_manager_code_runs_unchanged(
     gg_local.publish("com.example.EdgeManagerClient", replace=PYTHON)
     device = gg_local.start_device()
     socket_name = str(socket_dir / "sme.sock")  # not the /tmp default: runs may share a host
-    edge_manager = {
-        "componentVersion": "1.3.2",
-        "configurationUpdate": {
-            "merge": json.dumps(
-                {
-                    "DeviceFleetName": "compat-fleet",
-                    "BucketName": capture_bucket,
-                    "UnixSocketName": socket_name,
-                }
-            )
-        },
-    }
     row = deploy_and_wait(
         gg_local.gg,
         gg_local.thing_arn(device.thing_name),
         {
-            "aws.greengrass.SageMakerEdgeManager": edge_manager,
+            "aws.greengrass.SageMakerEdgeManager": edge_manager_spec(
+                BucketName=capture_bucket, UnixSocketName=socket_name
+            ),
             "com.example.EdgeManagerClient": "1.0.0",
         },
         timeout=120,
     )
-    client_log = component_log(device, "com.example.EdgeManagerClient")
-    agent_log = component_log(device, "aws.greengrass.SageMakerEdgeManager")
-    assert row["coreDeviceExecutionStatus"] == "SUCCEEDED", (row, client_log, agent_log)
+    return Deployed(device, socket_name, capture_bucket, row)
 
-    # Wait for the client's last line (it runs after the deployment reports).
+
+def wait_for_line(device: Any, name: str, marker: str) -> str:
+    """The component's log once ``marker`` is in it (or after 60 s, for the assertion)."""
     deadline = time.monotonic() + 60
-    while "CAPTURE " not in client_log and time.monotonic() < deadline:
+    text = component_log(device, name)
+    while marker not in text and time.monotonic() < deadline:
         time.sleep(0.1)
-        client_log = component_log(device, "com.example.EdgeManagerClient")
+        text = component_log(device, name)
+    return text
+
+
+def test_edge_manager_code_runs_unchanged(gg_local: Any, deployed: Deployed) -> None:
+    device = deployed.device
+    client_log = wait_for_line(device, "com.example.EdgeManagerClient", "CAPTURE ")
     agent_log = component_log(device, "aws.greengrass.SageMakerEdgeManager")
-    assert f"agent socket: {socket_name}" in client_log, client_log
+    assert deployed.row["coreDeviceExecutionStatus"] == "SUCCEEDED", (
+        deployed.row,
+        client_log,
+        agent_log,
+    )
+    assert f"agent socket: {deployed.socket_name}" in client_log, client_log
     line = next(x for x in client_log.splitlines() if "PREDICTION " in x)
     prediction = json.loads(line.split("PREDICTION ", 1)[1])
     assert prediction["name"] == "y"
@@ -138,12 +158,56 @@ def test_edge_manager_code_runs_unchanged(
     line = next(x for x in client_log.splitlines() if "CAPTURE " in x)
     capture = json.loads(line.split("CAPTURE ", 1)[1])
     assert capture["status"] == "SUCCESS", (client_log, agent_log)
-    keys = [
-        o["Key"]
-        for o in s3.list_objects_v2(Bucket=capture_bucket, Prefix="sme-capture/").get(
-            "Contents", []
-        )
-    ]
+    listing = gg_local.s3.list_objects_v2(Bucket=deployed.capture_bucket, Prefix="sme-capture/")
+    keys = [o["Key"] for o in listing.get("Contents", [])]
     prefix = f"sme-capture/example-model/{capture['capture_id']}/"
     assert f"{prefix}capture.json" in keys, keys
     assert any(k.startswith(f"{prefix}input_tensors/") for k in keys), keys
+
+
+def installed_state(gg: Any, thing: str, name: str) -> str | None:
+    rows = gg.list_installed_components(coreDeviceThingName=thing)["installedComponents"]
+    return next((r["lifecycleState"] for r in rows if r["componentName"] == name), None)
+
+
+def test_a_second_device_on_the_same_socket_breaks_naming_it(
+    gg_local: Any, deployed: Deployed, deploy_and_wait: Callable[..., dict[str, Any]]
+) -> None:
+    name = "aws.greengrass.SageMakerEdgeManager"
+    second = gg_local.start_device()
+    deploy_and_wait(
+        gg_local.gg,
+        gg_local.thing_arn(second.thing_name),
+        {
+            name: edge_manager_spec(
+                CaptureDataDestination="Disk", UnixSocketName=deployed.socket_name
+            )
+        },
+        timeout=120,
+    )
+    # As on a core device, the agent starts and then fails: ERRORED, retried, BROKEN.
+    deadline = time.monotonic() + 60
+    while installed_state(gg_local.gg, second.thing_name, name) != "BROKEN":
+        assert time.monotonic() < deadline, component_log(second, name)
+        time.sleep(0.1)
+    log = component_log(second, name)
+    assert f"UnixSocketName {deployed.socket_name} is in use" in log, log
+    assert "set UnixSocketName in the configurationUpdate" in log
+    # The first device's agent still serves its socket.
+    assert installed_state(gg_local.gg, deployed.device.thing_name, name) == "RUNNING"
+    assert Path(deployed.socket_name).exists()
+
+
+def test_a_configuration_the_agent_cannot_use_fails_the_deployment(
+    gg_local: Any, deployed: Deployed, deploy_and_wait: Callable[..., dict[str, Any]]
+) -> None:
+    third = gg_local.start_device()
+    row = deploy_and_wait(
+        gg_local.gg,
+        gg_local.thing_arn(third.thing_name),
+        {"aws.greengrass.SageMakerEdgeManager": edge_manager_spec(BucketName="")},
+        timeout=120,
+    )
+    assert row["coreDeviceExecutionStatus"] == "FAILED", row
+    log = component_log(third, "aws.greengrass.SageMakerEdgeManager")
+    assert "BucketName is empty" in log, log
