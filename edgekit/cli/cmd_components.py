@@ -43,6 +43,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     publish.add_argument("--backend", choices=["local", "aws"], help="override EDGEKIT_BACKEND")
     publish.add_argument("--region", help="override EDGEKIT_REGION")
     publish.set_defaults(handler=_publish)
+    build = sub.add_parser(
+        "build",
+        help="build one component as a GDK project (gdk component build runs it)",
+        description="In a folder with a gdk-config.json (component/<name>/): fill the recipe "
+        "template and write greengrass-build/recipes and greengrass-build/artifacts/<name>/"
+        "<version>/ as the Greengrass Development Kit expects; `gdk component publish` then "
+        "uploads and creates the version. See docs/gdk.md.",
+    )
+    build.add_argument(
+        "--gdk",
+        action="store_true",
+        required=True,
+        help="GDK layout (the only one so far; `publish --out DIR` keeps edgekit's own build)",
+    )
+    build.add_argument(
+        "--project", type=Path, default=Path("."), metavar="DIR", help="GDK project (default: .)"
+    )
+    build.add_argument(
+        "--model-package",
+        type=Path,
+        metavar="FILE",
+        help="signed model package (.tar.gz; default: $EDGEKIT_MODEL_PACKAGE, else the shipped "
+        "model)",
+    )
+    build.add_argument(
+        "--key-dir",
+        type=Path,
+        metavar="DIR",
+        help="signing key folder (default: $EDGEKIT_KEY_DIR, else <local home>/keys)",
+    )
+    build.set_defaults(handler=_build)
 
 
 def _publish(args: argparse.Namespace) -> int:
@@ -71,4 +102,14 @@ def _publish(args: argparse.Namespace) -> int:
                 print(component.describe(), flush=True)
         published = publish_components(settings, built, bucket=args.bucket)
     print(published.table())
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from edgekit.components.gdk import build_gdk_project
+
+    built = build_gdk_project(args.project, model_package=args.model_package, key_dir=args.key_dir)
+    print(f"built {built.project.name} ({built.backend} backend) for GDK: {built.recipe}")
+    for path in built.artifacts:
+        print(f"  {path}")
     return 0

@@ -250,14 +250,9 @@ class ComponentsMixin(BackendState):
     ) -> dict[str, Any]:
         name, _ = self._parse_component_arn(arn, versioned=False)
         with self._lock:
+            # Like the service: a component with no version is an empty list, not an error
+            # (GDK's NEXT_PATCH and its region check list a new component's versions).
             versions = self.components.get(name, {})
-            if not versions:
-                raise ResourceNotFoundException(
-                    f"component {name} does not exist; create a version with "
-                    "CreateComponentVersion",
-                    resource_id=arn,
-                    resource_type="COMPONENT",
-                )
             rows = [
                 {"componentName": name, "componentVersion": v, "arn": versions[v]["arn"]}
                 for v in newest_first(versions)

@@ -275,7 +275,6 @@ def test_unknown_component_is_not_found(gg: Any) -> None:
         lambda: gg.get_component(arn=arn),
         lambda: gg.get_component_version_artifact(arn=arn, artifactName="x/y"),
         lambda: gg.delete_component(arn=arn),
-        lambda: gg.list_component_versions(arn=arn.rsplit(":versions:", 1)[0]),
     ):
         with pytest.raises(gg.exceptions.ResourceNotFoundException) as info:
             call()
@@ -285,6 +284,13 @@ def test_unknown_component_is_not_found(gg: Any) -> None:
     with pytest.raises(gg.exceptions.ResourceNotFoundException) as info:
         gg.get_component_version_artifact(arn=arn_created, artifactName="other/file.py")
     assert "hello/hello.py" in info.value.response["message"]
+
+
+def test_unknown_component_has_no_versions(gg: Any) -> None:
+    """ListComponentVersions of a component never created: an empty list, as the service
+    answers (GDK's NEXT_PATCH and its region check list a new component's versions)."""
+    arn = f"arn:aws:greengrass:{REGION}:{ACCOUNT}:components:com.example.Nope"
+    assert gg.list_component_versions(arn=arn)["componentVersions"] == []
 
 
 def test_bad_arn_is_a_validation_error(gg: Any) -> None:
