@@ -66,6 +66,7 @@ LAYERS: list[set[str]] = [
         "local.ipc",
         "local.greengrass",
         "local.device",
+        "local.streammanager",
     },
     # 7: boto3 clients for either backend
     {"clients"},

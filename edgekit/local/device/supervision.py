@@ -93,9 +93,13 @@ class SupervisionMixin:
         if "AWS_ACCESS_KEY_ID" not in env:
             env["AWS_ACCESS_KEY_ID"] = "testing"
             env["AWS_SECRET_ACCESS_KEY"] = "testing"
+        token = self._token(service.name)
         env.update(
             {
-                "SVCUID": self._token(service.name),
+                "SVCUID": token,
+                # As the nucleus does for every component: the Stream Manager SDK sends it
+                # as its authToken (and AWS SDKs to the token exchange service).
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN": token,
                 "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT": str(self.layout.socket_path),
                 "AWS_IOT_THING_NAME": self.thing_name,
                 "AWS_REGION": self.region,
@@ -106,6 +110,13 @@ class SupervisionMixin:
         )
         if self.mqtt_endpoint:
             env["EDGEKIT_MQTT_ENDPOINT"] = self.mqtt_endpoint
+        # The Stream Manager SDKs read the port from STREAM_MANAGER_SERVER_PORT (8088 if
+        # unset); dependents get this device's, so several local devices can run at once.
+        stream_manager = self.services.get("aws.greengrass.StreamManager")
+        if stream_manager is not None and stream_manager.name in service.spec.dependencies:
+            port = stream_manager.spec.configuration.get("STREAM_MANAGER_SERVER_PORT")
+            if str(port or "").strip().isdigit() and int(port) > 0:
+                env["STREAM_MANAGER_SERVER_PORT"] = str(port).strip()
         return env
 
     def service_state(self, name: str) -> str | None:
