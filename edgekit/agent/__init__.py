@@ -11,6 +11,13 @@ also ``from edgekit.agent import agent_pb2, agent_pb2_grpc``). Clients
 generated from the original agent.proto work unchanged. Names are imported
 lazily so ``import edgekit.agent`` needs neither grpc nor onnxruntime.
 
+Also owns the local device's ``aws.greengrass.SageMakerEdgeManager``
+(:mod:`edgekit.agent.edge_manager`: its recipe and documented configuration;
+:mod:`edgekit.agent.edge_manager_serve`: the agent it runs on ``UnixSocketName``)
+and what a LoadModel url that is a model folder holds
+(:mod:`edgekit.agent.model_folder`: plain ONNX, an edgekit package, or refused Neo
+artifacts). See docs/edge-manager.md.
+
 Must not import: edgekit.edge, the AWS/workflow modules (clients, deploy,
 provision, components, studio, ...), edgekit.local or the CLI. It may import
 edgekit.package, edgekit.model and edgekit.runtimes (the layers below it).

@@ -211,3 +211,24 @@ def test_a_configuration_the_agent_cannot_use_fails_the_deployment(
     assert row["coreDeviceExecutionStatus"] == "FAILED", row
     log = component_log(third, "aws.greengrass.SageMakerEdgeManager")
     assert "BucketName is empty" in log, log
+
+
+def test_a_new_unix_socket_name_moves_the_agent(
+    gg_local: Any, socket_dir: Path, deploy_and_wait: Callable[..., dict[str, Any]]
+) -> None:
+    import grpc
+
+    name = "aws.greengrass.SageMakerEdgeManager"
+    device = gg_local.start_device()
+    first, second = socket_dir / "move-a.sock", socket_dir / "move-b.sock"
+    for path in (first, second):
+        row = deploy_and_wait(
+            gg_local.gg,
+            gg_local.thing_arn(device.thing_name),
+            {name: edge_manager_spec(CaptureDataDestination="Disk", UnixSocketName=str(path))},
+            timeout=120,
+        )
+        assert row["coreDeviceExecutionStatus"] == "SUCCEEDED", row
+        with grpc.insecure_channel(f"unix://{path}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=60)  # the agent serves there
+    assert not first.exists(), component_log(device, name)
