@@ -14,6 +14,8 @@ import copy
 import logging
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from edgekit.errors import EdgekitError
@@ -55,6 +57,7 @@ class DeploymentsMixin:
     _report_event: threading.Event
     _status_ok: bool
 
+    _update_policy: Callable[[str, dict[str, Any]], AbstractContextManager[None]]  # IpcHostMixin
     def _poll_loop(self) -> None:
         next_groups = 0.0
         while not self._stopping.is_set():
@@ -253,8 +256,9 @@ class DeploymentsMixin:
             self.state.pending = {"deploymentId": deployment_id, "targetArn": target}
             self._save()
         try:
-            changed = self._switch(plan)
-            self._await(plan, changed)
+            with self._update_policy(deployment_id, doc):  # componentUpdatePolicy
+                changed = self._switch(plan)
+                self._await(plan, changed)
         except DeploymentFailure as failure:
             self._fail_and_recover(deployment_id, target, doc, plan, previous, policy, failure)
             return

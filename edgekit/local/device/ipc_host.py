@@ -2,7 +2,11 @@
 
 Owns component tokens (SVCUID), the configuration reads and updates components
 make over IPC (stale updates refused as on Greengrass), configuration listeners,
-UpdateState, and the component details GetComponentDetails returns.
+UpdateState, the component details GetComponentDetails returns, the device's
+``aws.greengrass.SecretManager`` (`edgekit.local.ipc.secrets.SecretManager`, configured
+from the deployed component's configuration whenever the services switch) and the
+deployment's component update policy (PreComponentUpdateEvent / deferrals /
+PostComponentUpdateEvent around an update, `edgekit.local.ipc.component_updates`).
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ import copy
 import logging
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from edgekit.local import boto
 from edgekit.local.device import lifecycle as lc
 from edgekit.local.device.configuration import (
     MAX_CONFIGURATION_DEPTH,
@@ -24,11 +29,18 @@ from edgekit.local.device.configuration import (
     nesting_depth,
     set_path,
 )
+from edgekit.local.device.control import ControlPlane
+from edgekit.local.device.failures import DeploymentFailure
 from edgekit.local.device.lifecycle import ComponentService
+from edgekit.local.device.paths import DeviceLayout
+from edgekit.local.device.planning import Plan
 from edgekit.local.device.status import CORE_VERSION, NUCLEUS
 from edgekit.local.device.store import DeviceState
+from edgekit.local.device.supervision import Interrupted
+from edgekit.local.ipc.component_updates import ComponentUpdates, UpdatePolicy
 from edgekit.local.ipc.host import ConfigListener
 from edgekit.local.ipc.modeled_errors import InvalidArgumentsError
+from edgekit.local.ipc.secrets import SECRET_MANAGER, SecretManager, SecretSyncError
 
 
 class IpcHostMixin:
@@ -36,7 +48,12 @@ class IpcHostMixin:
 
     services: dict[str, ComponentService]
     state: DeviceState
+    layout: DeviceLayout
+    cloud: ControlPlane
+    region: str
     log: logging.Logger
+    _ipc_server: Any
+    _stopping: threading.Event
     _lock: threading.RLock
     _tokens: dict[str, str]
     _token_of: dict[str, str]
@@ -193,3 +210,74 @@ class IpcHostMixin:
                         listener(component, list(path))
                     except Exception as exc:  # a listener's bug must not stop a deployment
                         self.log.warning("configuration listener failed: %r", exc)
+
+    # --- aws.greengrass.SecretManager ------------------------------------------------------
+
+    def _secret_manager(self) -> SecretManager:
+        """The device's secret manager; a restarted device starts from its disk cache."""
+        with self._lock:
+            manager: SecretManager | None = getattr(self, "_secrets", None)
+            if manager is not None:
+                return manager
+            manager = SecretManager(
+                self.layout.root / "secrets" / "cache.json",
+                lambda: boto.client("secretsmanager", self.cloud.aws_endpoint, self.region),
+                self._stopping,
+                self.log,
+            )
+            self._secrets = manager
+            record = self.state.components.get(SECRET_MANAGER)
+            if record is not None:
+                try:
+                    manager.configure(record.configuration, offline=True)
+                except SecretSyncError as exc:
+                    self.log.error("%s could not start: %s", SECRET_MANAGER, exc)
+            return manager
+
+    def secret_manager(self) -> SecretManager | None:
+        manager = self._secret_manager()
+        return manager if manager.active else None
+
+    def _apply_secret_manager(self, plan: Plan) -> None:
+        """Configure the secret manager as ``plan`` deploys it (reads the secrets if changed)."""
+        record = plan.records.get(SECRET_MANAGER)
+        try:
+            self._secret_manager().configure(None if record is None else record.configuration)
+        except SecretSyncError as exc:
+            raise DeploymentFailure(
+                str(exc), codes=["COMPONENT_UPDATE_ERROR"], types=["USER_COMPONENT_ERROR"]
+            ) from exc
+
+    # --- component update policy (SubscribeToComponentUpdates / DeferComponentUpdate) -------
+
+    def _component_updates(self) -> ComponentUpdates | None:
+        router = getattr(self._ipc_server, "router", None)
+        return None if router is None else router.component_updates
+
+    @contextlib.contextmanager
+    def _update_policy(self, deployment_id: str, doc: dict[str, Any]) -> Iterator[None]:
+        """Around an update: notify subscribers and wait while they defer, then tell them
+        it is over, as the nucleus does under ``componentUpdatePolicy`` NOTIFY_COMPONENTS."""
+        policy = UpdatePolicy.of_deployment(doc)
+        updates = self._component_updates()
+        if updates is None or not policy.notify:
+            yield
+            return
+
+        def deferred(component: str, recheck_ms: int, message: str) -> None:
+            self.log.info(
+                "deployment %s deferred by %s for %d ms%s",
+                deployment_id,
+                component,
+                recheck_ms,
+                f": {message}" if message else "",
+            )
+
+        if not updates.wait_until_safe(
+            deployment_id, policy.timeout_s, self._stopping, on_defer=deferred
+        ):
+            raise Interrupted()
+        try:
+            yield
+        finally:
+            updates.post_update(deployment_id)

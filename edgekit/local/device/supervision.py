@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from edgekit.files import log_tail
@@ -79,6 +80,7 @@ class SupervisionMixin:
     _stopping: threading.Event
     _report_event: threading.Event
     _boot_errors: dict[str, tuple[str, str]]
+    _apply_secret_manager: Callable[[Plan], None]  # IpcHostMixin
 
     # --- ServiceHost -----------------------------------------------------------------------
 
@@ -149,6 +151,9 @@ class SupervisionMixin:
         """Make the running services match ``plan``; returns the names that (re)started."""
         if self._stopping.is_set():
             raise Interrupted()
+        # aws.greengrass.SecretManager runs in the device (its IPC): configure it first, so
+        # a secret it cannot read fails the deployment before anything stops.
+        self._apply_secret_manager(plan)
         new_specs = plan.specs
         with self._lock:
             old = dict(self.services)

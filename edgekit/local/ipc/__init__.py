@@ -4,7 +4,10 @@ Owns: the event-stream RPC protocol on a unix socket (`IpcServer`: ``eventstream
 ``rpc``, ``server``), the IPC operations (``handlers``), authorization of them
 (``authorization``, ``topics``), local publish/subscribe and the bridge to the MQTT
 broker (``mqtt_bridge``) with its spool of messages waiting for the broker, on disk
-(``mqtt_spool``, the nucleus' ``mqtt.spooler``). The device runtime supplies an
+(``mqtt_spool``, the nucleus' ``mqtt.spooler``), the secret manager
+(``secrets``: ``aws.greengrass.SecretManager``'s cloud sync, disk cache and
+GetSecretValue) and the component update policy's subscribers and deferrals
+(``component_updates``). The device runtime supplies an
 `IpcHost` (components, tokens, configuration); ``memory_host`` is an in-memory one for
 tests.
 

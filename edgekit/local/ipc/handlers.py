@@ -3,8 +3,10 @@
 Implemented (names, shapes and errors as in the nucleus and awsiot's model.py):
 PublishToTopic, SubscribeToTopic, PublishToIoTCore, SubscribeToIoTCore,
 GetConfiguration, UpdateConfiguration, SubscribeToConfigurationUpdate,
-UpdateState, GetComponentDetails. Every other operation is answered at once
-with a ServiceError that names it.
+UpdateState, GetComponentDetails, GetSecretValue (``aws.greengrass.SecretManager``,
+see `secrets`), SubscribeToComponentUpdates and DeferComponentUpdate (the
+deployment's component update policy, see `component_updates`). Every other
+operation is answered at once with a ServiceError that names it.
 
 Authorization: pub/sub and IoT Core operations need a policy in the calling
 component's ``accessControl`` (see `authorization`). Configuration operations
@@ -12,12 +14,17 @@ need none: a component updates only its own configuration, and may read or
 watch any component's (``componentName``), as on the nucleus.
 GetComponentDetails needs an ``aws.greengrass.Cli`` policy whose resources cover
 the component name, as on a device with the Greengrass CLI component.
+GetSecretValue needs an ``aws.greengrass.SecretManager`` policy allowing
+``aws.greengrass#GetSecretValue`` on the secret's ARN (or ``*``); the secret must
+be one of the secret manager's ``cloudSecrets`` (else ResourceNotFoundError,
+checked before authorization, as the secret manager does). The component
+update operations need none, as on the nucleus.
 
 PublishToIoTCore refuses a payload over AWS IoT Core's 128 KiB message size limit
 with the nucleus' ServiceError before anything is queued for the broker.
 
 Threading: everything runs on the IPC server's event loop; host calls that may
-do I/O (configuration, state, details) run on the server's thread pool.
+do I/O (configuration, state, details, secrets) run on the server's thread pool.
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
-from edgekit.local.ipc import authorization, topics
+from edgekit.local.ipc import authorization, secrets, topics
+from edgekit.local.ipc.component_updates import ComponentUpdates
 from edgekit.local.ipc.host import IpcHost
 from edgekit.local.ipc.local_pubsub import LocalPubSub, resolve_receive_mode
 from edgekit.local.ipc.modeled_errors import (
@@ -56,6 +64,9 @@ UPDATE_CONFIGURATION = NS + "UpdateConfiguration"
 SUBSCRIBE_TO_CONFIGURATION_UPDATE = NS + "SubscribeToConfigurationUpdate"
 UPDATE_STATE = NS + "UpdateState"
 GET_COMPONENT_DETAILS = NS + "GetComponentDetails"
+GET_SECRET_VALUE = NS + "GetSecretValue"
+SUBSCRIBE_TO_COMPONENT_UPDATES = NS + "SubscribeToComponentUpdates"
+DEFER_COMPONENT_UPDATE = NS + "DeferComponentUpdate"
 
 QOS_VALUES = {"0": 0, "1": 1}
 REPORTABLE_STATES = ("RUNNING", "ERRORED")
@@ -115,6 +126,8 @@ class OperationRouter:
         self._publisher = ThreadPoolExecutor(1, thread_name_prefix="edgekit-ipc-publish")
         self.pubsub = LocalPubSub()
         self._config_watchers: dict[int, tuple[str, list[str], Stream]] = {}
+        #: Subscribers and deferrals of the component update policy (the device drives it).
+        self.component_updates = ComponentUpdates(loop)
         self._handlers: dict[str, Handler] = {
             PUBLISH_TO_TOPIC: self.publish_to_topic,
             SUBSCRIBE_TO_TOPIC: self.subscribe_to_topic,
@@ -125,6 +138,9 @@ class OperationRouter:
             SUBSCRIBE_TO_CONFIGURATION_UPDATE: self.subscribe_to_configuration_update,
             UPDATE_STATE: self.update_state,
             GET_COMPONENT_DETAILS: self.get_component_details,
+            GET_SECRET_VALUE: self.get_secret_value,
+            SUBSCRIBE_TO_COMPONENT_UPDATES: self.subscribe_to_component_updates,
+            DEFER_COMPONENT_UPDATE: self.defer_component_update,
         }
 
     def close(self) -> None:
@@ -424,3 +440,63 @@ class OperationRouter:
         if "state" in out:
             out["state"] = str(out["state"]).upper()  # LifecycleState values are upper case
         return Response(NS + "GetComponentDetailsResponse", {"componentDetails": out})
+
+    # ---------------------------------------------------------------- component updates
+    def subscribe_to_component_updates(self, stream: Stream, request: dict[str, Any]) -> Response:
+        def activate() -> None:
+            if not stream.closed:
+                stream.on_close(self.component_updates.subscribe(stream.component, stream))
+
+        return Response(
+            NS + "SubscribeToComponentUpdatesResponse", {}, streaming=True, on_sent=activate
+        )
+
+    def defer_component_update(self, stream: Stream, request: dict[str, Any]) -> Response:
+        self.component_updates.defer(
+            stream.component,
+            request.get("deploymentId"),
+            request.get("recheckAfterMs"),
+            request.get("message"),
+        )
+        return Response(NS + "DeferComponentUpdateResponse", {})
+
+    # ---------------------------------------------------------------- secrets
+    async def get_secret_value(self, stream: Stream, request: dict[str, Any]) -> Response:
+        secret_id = request.get("secretId")
+        if not isinstance(secret_id, str) or not secret_id:
+            raise InvalidArgumentsError("secretId is required: the secret's ARN or name")
+        version_id = request.get("versionId")
+        version_stage = request.get("versionStage")
+        for field, value in (("versionId", version_id), ("versionStage", version_stage)):
+            if value is not None and not isinstance(value, str):
+                raise InvalidArgumentsError(f"{field} must be a string, not {value!r}")
+        refresh = request.get("refresh")
+        if refresh is not None and not isinstance(refresh, bool):
+            raise InvalidArgumentsError(f"refresh must be a boolean, not {refresh!r}")
+        manager = await self._call_host(self.host.secret_manager)
+        if manager is None:
+            raise ServiceError(
+                f"GetSecretValue is served by {secrets.SECRET_MANAGER}, which is not deployed "
+                "on this device; add it to the deployment with the secret's ARN in its "
+                "cloudSecrets configuration"
+            )
+        arn = manager.arn_of(secret_id)
+        if arn is None:
+            raise ResourceNotFoundError(
+                f"Secret not found {secret_id}; this device has only the secrets listed in "
+                f"cloudSecrets of {secrets.SECRET_MANAGER}",
+                resource_type="secret",
+                resource_name=secret_id,
+            )
+        self._authorize(stream, secrets.SECRET_MANAGER, GET_SECRET_VALUE, arn)
+        try:
+            payload = await self._call_host(
+                lambda: manager.lookup(arn, version_id, version_stage, refresh=bool(refresh))
+            )
+        except secrets.SecretLookupError as exc:
+            if exc.not_found:
+                raise ResourceNotFoundError(
+                    str(exc), resource_type="secret", resource_name=secret_id
+                ) from exc
+            raise ServiceError(str(exc)) from exc
+        return Response(NS + "GetSecretValueResponse", payload)

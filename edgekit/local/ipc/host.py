@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from edgekit.local.ipc.secrets import SecretManager
+
 # Called with (component_name, changed key path) whenever a component's configuration changes.
 ConfigListener = Callable[[str, list[str]], None]
 
@@ -57,3 +59,10 @@ class IpcHost(Protocol):
 
     def component_details(self, component: str) -> dict[str, Any] | None:
         """``{"componentName", "version", "state", "configuration"}`` or None if unknown."""
+
+    def secret_manager(self) -> SecretManager | None:
+        """The device's ``aws.greengrass.SecretManager`` when it is deployed, else None.
+
+        IPC GetSecretValue answers from it; without it the operation fails with a
+        ServiceError that says to deploy the component.
+        """

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edgekit.local.ipc.host import ConfigListener
+from edgekit.local.ipc.secrets import SecretManager
 
 
 def _merge(into: dict[str, Any], value: dict[str, Any]) -> None:
@@ -44,6 +45,8 @@ class MemoryHost:
         self._modtimes: dict[tuple[str, tuple[str, ...]], float] = {}
         self._listeners: list[ConfigListener] = []
         self.reported_states: list[tuple[str, str]] = []
+        #: What `secret_manager` returns (GetSecretValue); None: not deployed.
+        self.secrets: SecretManager | None = None
 
     def add_component(
         self,
@@ -142,3 +145,6 @@ class MemoryHost:
                 "state": entry["state"],
                 "configuration": copy.deepcopy(entry["configuration"]),
             }
+
+    def secret_manager(self) -> SecretManager | None:
+        return self.secrets

@@ -356,8 +356,8 @@ def test_unsupported_operations_answer_service_error(
 ) -> None:
     a = connect(host.add_component("com.example.A"))
     started = time.monotonic()
-    with ipc_raises(ServiceError, "GetSecretValue is not supported"):
-        a.get_secret_value(secret_id="db-password")
+    with ipc_raises(ServiceError, "PauseComponent is not supported"):
+        a.pause_component(component_name="com.example.B")
     with ipc_raises(ServiceError, "ListComponents is not supported"):
         a.list_components()
     assert time.monotonic() - started < 2.0
