@@ -116,9 +116,11 @@ class SupervisionMixin:
         # unset); dependents get this device's, so several local devices can run at once.
         stream_manager = self.services.get("aws.greengrass.StreamManager")
         if stream_manager is not None and stream_manager.name in service.spec.dependencies:
-            port = stream_manager.spec.configuration.get("STREAM_MANAGER_SERVER_PORT")
-            if str(port or "").strip().isdigit() and int(port) > 0:
-                env["STREAM_MANAGER_SERVER_PORT"] = str(port).strip()
+            config = stream_manager.spec.configuration
+            for port in (config.get("port"), config.get("STREAM_MANAGER_SERVER_PORT")):
+                if str(port or "").strip().isdigit() and int(port) > 0:  # port: the bound one
+                    env["STREAM_MANAGER_SERVER_PORT"] = str(port).strip()
+                    break
         return env
 
     def service_state(self, name: str) -> str | None:

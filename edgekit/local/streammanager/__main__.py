@@ -12,7 +12,9 @@ configuration (the documented parameter names), or from the command line:
   ``STREAM_MANAGER_EXPORTER_S3_DESTINATION_MULTIPART_UPLOAD_MIN_PART_SIZE_BYTES``, ``LOG_LEVEL``.
   ``STREAM_MANAGER_EXPORTER_MAX_BANDWIDTH`` and ``JVM_ARGS`` are accepted and ignored.
 
-The port is bound before anything else; a port in use ends the process (exit 1) with a
+Once bound, the port is written to the component's configuration key ``port`` (over
+IPC, as on Greengrass: components read it with GetConfiguration). The port is bound
+before anything else; a port in use ends the process (exit 1) with a
 message naming the port, the device and the fix. With ``--daemon`` the process returns
 once the port listens and the server goes on in a child process (the component's
 Startup step: components that depend on the stream manager start only once it listens).
@@ -29,7 +31,12 @@ import os
 import signal
 import socket
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+
+from awscrt.exceptions import AwsCrtError
+from awsiot.eventstreamrpc import EventStreamError
+from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 
 from edgekit.local.streammanager.auth import IpcTokenValidator
 from edgekit.local.streammanager.server import StreamManagerServer
@@ -103,6 +110,23 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _publish_port(port: int) -> None:
+    """Set ``port`` in the component's configuration (over IPC), as the docs describe:
+    components read it with GetConfiguration when the port is not the default."""
+    if not (os.environ.get(SOCKET_ENV) and os.environ.get("SVCUID")):
+        return
+    try:
+        client = GreengrassCoreIPCClientV2()
+        try:
+            client.update_configuration(
+                key_path=[], value_to_merge={"port": port}, timestamp=datetime.now(UTC)
+            )
+        finally:
+            client.close()
+    except (EventStreamError, AwsCrtError, OSError) as exc:
+        print(f"{COMPONENT}: could not set its configuration key port to {port}: {exc}", flush=True)
+
+
 async def _serve(server: StreamManagerServer, sock: socket.socket) -> None:
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
@@ -143,8 +167,14 @@ def main(argv: list[str] | None = None) -> int:
     for ignored in ("STREAM_MANAGER_EXPORTER_MAX_BANDWIDTH", "JVM_ARGS"):
         if os.environ.get(ignored, "").strip():
             print(f"{COMPONENT}: {ignored} is ignored by the local stream manager", flush=True)
+    port = sock.getsockname()[1]
     if args.daemon and os.fork() > 0:
-        os._exit(0)  # the child serves; it stays in the component's process group
+        # The child serves (in the component's process group); the parent publishes the
+        # port before the component counts as RUNNING, then returns.
+        _publish_port(port)
+        os._exit(0)
+    if not args.daemon:
+        _publish_port(port)
     server = StreamManagerServer(
         root, authenticate=authenticate, export_threads=threads, min_part_size=part
     )
