@@ -47,9 +47,9 @@ PUBLIC_KEY_FILE = "sme_public_key.pem"
 def _fix(path: Path) -> str:
     return (
         f"set UnixSocketName in the configurationUpdate of {COMPONENT_NAME} for this device "
-        f"to a path of its own (e.g. a file in a folder only you can write, such as "
-        f"{path.parent}/<thing name>.sock), and point client code at it (it reads "
-        "UnixSocketName with GetConfiguration)"
+        f"to a path of its own, e.g. {path.parent}/<thing name>/agent.sock (the agent "
+        "creates a missing folder private to its user); client code that reads "
+        "UnixSocketName with GetConfiguration follows"
     )
 
 

@@ -169,6 +169,7 @@ def test_a_socket_another_process_serves_is_never_taken(workdir: Path) -> None:
     message = str(info.value)
     assert f"UnixSocketName {path} is in use" in message
     assert "another local device" in message and "set UnixSocketName" in message
+    assert f"{workdir}/<thing name>/agent.sock" in message
     assert path.exists()
 
 
@@ -283,3 +284,15 @@ def test_the_install_check(
     out = capsys.readouterr()
     assert ("BucketName is empty" in out.err) == bool(code)
     assert (DEFAULT_SOCKET in out.out) == (not code)
+
+
+def test_a_missing_socket_folder_is_created_private(workdir: Path) -> None:
+    path = workdir / "thing-1" / "agent.sock"
+    check_socket_path(path)
+    assert (path.parent.stat().st_mode & 0o777) == 0o700 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
