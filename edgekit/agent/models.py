@@ -11,6 +11,9 @@ run in parallel. With each model the registry keeps its
 :class:`~edgekit.agent.identity.PackageIdentity` (archive sha256, key
 fingerprint of the key that verified it), which the agent reports in
 ListModels/DescribeModel.
+
+One exception, for the SageMaker Edge Manager stand-in only (``unsigned_onnx``): a
+plain ONNX model folder loads unverified, logged as such (see :class:`ModelRegistry`).
 """
 
 from __future__ import annotations
