@@ -9,7 +9,9 @@ Recipe templates live in ``component/<ComponentName>/recipe.yaml``; see
 
 Owns: ``templates`` (the recipe templates), ``artifacts`` (wheel, sample images),
 ``build`` (artifacts and recipes on disk, no network), ``profiles`` (what differs per
-backend when publishing) and ``publish`` (upload, version, CreateComponentVersion).
+backend when publishing), ``publish`` (upload, version, CreateComponentVersion) and
+``gdk`` (one component built as a Greengrass Development Kit project, for ``gdk component
+build``; see docs/gdk.md).
 Must not import ``deploy``, ``provision``, ``registry``, ``compile`` or ``workflow``:
 they use components, not the other way round.
 """
