@@ -119,3 +119,25 @@ def test_a_secret_the_device_cannot_read_fails_the_deployment(
     assert row["coreDeviceExecutionStatus"] == "FAILED", row
     reason = row.get("reason", "")
     assert missing in reason and "create_secret" in reason, reason
+
+
+def test_a_restarted_device_answers_from_its_cache_without_secrets_manager(
+    gg_local: Any, secretsmanager: Any, deploy_and_wait: Callable[..., dict[str, Any]]
+) -> None:
+    device = gg_local.start_device()
+    mine = _secret(secretsmanager, "kept-on-the-device")
+    row = deploy_and_wait(
+        gg_local.gg,
+        gg_local.thing_arn(device.thing_name),
+        _components([mine["arn"]], mine["name"], "", mine["arn"]),
+    )
+    assert row["coreDeviceExecutionStatus"] == "SUCCEEDED", row
+    gg_local.component_log(device, COMPONENT, contains="done")
+    device.stop()
+    # The secret is gone from Secrets Manager; the device still has its copy.
+    secretsmanager.delete_secret(SecretId=mine["arn"], ForceDeleteWithoutRecovery=True)
+    log = device.layout.component_log(COMPONENT)
+    log.write_text("")
+    restarted = gg_local.start_device(device.thing_name)  # runs PrintSecret again
+    text = gg_local.component_log(restarted, COMPONENT, contains="done")
+    assert f"secret {mine['name']}: kept-on-the-device" in text

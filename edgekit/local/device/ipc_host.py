@@ -227,12 +227,13 @@ class IpcHostMixin:
             )
             self._secrets = manager
             record = self.state.components.get(SECRET_MANAGER)
-            if record is not None:
-                try:
-                    manager.configure(record.configuration, offline=True)
-                except SecretSyncError as exc:
-                    self.log.error("%s could not start: %s", SECRET_MANAGER, exc)
-            return manager
+            configuration = None if record is None else copy.deepcopy(record.configuration)
+        if configuration is not None:  # outside the device lock: it may reach the cloud
+            try:
+                manager.configure(configuration, offline=True)
+            except SecretSyncError as exc:
+                self.log.error("%s could not start: %s", SECRET_MANAGER, exc)
+        return manager
 
     def secret_manager(self) -> SecretManager | None:
         manager = self._secret_manager()

@@ -9,6 +9,7 @@ end-to-end run).
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -256,3 +257,16 @@ def test_configuration_defaults() -> None:
     config = SecretManagerConfig.parse({"cloudSecrets": [{"arn": "a"}]})
     assert config.refresh_minutes == 0 and config.secrets[0].labels == ()
     assert SecretManagerConfig.parse({"periodicRefreshIntervalMin": 60}).refresh_minutes == 60
+
+
+def test_periodic_refresh_reads_new_values(
+    secret: dict[str, Any], sm: Any, manager: Callable[..., SecretManager]
+) -> None:
+    # periodicRefreshIntervalMin is in minutes; 0.002 min is 0.12 s.
+    m = manager({"cloudSecrets": [{"arn": secret["arn"]}], "periodicRefreshIntervalMin": 0.002})
+    sm.put_secret_value(SecretId=secret["arn"], SecretString="rotated")
+    deadline = time.monotonic() + 20
+    while m.lookup(secret["arn"])["secretValue"] != {"secretString": "rotated"}:
+        assert time.monotonic() < deadline, "the refresh thread never read the new value"
+        time.sleep(0.05)
+    m.configure(None)  # stops the refresh thread
