@@ -34,6 +34,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -368,8 +369,18 @@ class SecretManager:
         stop = threading.Event()
         self._refresh_stop = stop
 
+        def wait() -> bool:
+            """Sleep one interval; False once the refresh or the device is stopped."""
+            deadline = time.monotonic() + interval_s
+            while not (stop.is_set() or self._stopping.is_set()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return True
+                stop.wait(min(remaining, 1.0))
+            return False
+
         def run() -> None:
-            while not stop.wait(interval_s) and not self._stopping.is_set():
+            while wait():
                 try:
                     self.refresh()
                 except SecretSyncError as exc:
