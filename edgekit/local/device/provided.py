@@ -55,15 +55,17 @@ def provided_versions(name: str) -> list[str] | None:
 def builtin_recipe(name: str, version: str) -> dict[str, Any] | None:
     """The recipe of built-in component ``name`` at ``version``, or None for other names.
 
-    A version AWS never published fails the deployment, as on a real device.
+    A version AWS never published (``ProvidedComponent.publishes``: a listed version or a
+    patch of a listed line) fails the deployment, as on a real device.
     """
     versions = provided_versions(name)
-    if versions is None:
+    component = public_component(name)
+    if versions is None or component is None:
         return None
-    if version not in versions:
+    if not component.publishes(version):
         raise DeploymentFailure(
-            f"{name} has no public version {version}; AWS publishes {', '.join(versions)}. "
-            "Fix componentVersion in the deployment",
+            f"{name} has no public version {version}; AWS publishes {', '.join(versions)} "
+            "(and patches of those lines). Fix componentVersion in the deployment",
             codes=["NO_AVAILABLE_COMPONENT_VERSION", "COMPONENT_VERSION_REQUIREMENTS_NOT_MET"],
             types=["REQUEST_ERROR"],
         )
