@@ -117,7 +117,8 @@ def resolve_versions(
         latest = given.get(name) or latest_version(published[name])
         if latest is None:
             raise ConfigurationError(
-                f"component {name} is not published yet; run `edgekit components publish`"
+                f"component {name} is not published yet; run `edgekit components publish` "
+                f"(or `gdk component build && gdk component publish` in component/{name})"
             )
         resolved[name] = latest
     return resolved

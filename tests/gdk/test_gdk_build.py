@@ -17,6 +17,7 @@ from edgekit.components.gdk import (
     read_gdk_config,
 )
 from edgekit.components.templates import TEMPLATE_DIRS
+from edgekit.deploy import resolve_versions
 from edgekit.errors import ConfigurationError
 from edgekit.settings import Settings
 
@@ -114,3 +115,39 @@ def test_cli_build_reports_the_missing_config(
 ) -> None:
     assert main(["components", "build", "--gdk", "--project", str(tmp_path)]) == 1
     assert "gdk-config.json: not found" in capsys.readouterr().err
+
+
+class Registry:
+    """ListComponentVersions over ``{name: [version, ...]}`` (newest first, like the service)."""
+
+    def __init__(self, versions: dict[str, list[str]]) -> None:
+        self.versions = versions
+
+    def can_paginate(self, operation: str) -> bool:
+        return False
+
+    def list_component_versions(self, *, arn: str) -> dict:
+        name = arn.rsplit(":components:", 1)[1]
+        return {"componentVersions": [{"componentVersion": v} for v in self.versions.get(name, [])]}
+
+
+def test_deploy_takes_the_newest_version_whoever_published_it() -> None:
+    """GDK's NEXT_PATCH versions sit in the same registry: deploy picks the newest."""
+    settings = Settings()
+    registry = Registry(
+        {
+            settings.model_component: ["1.0.1", "1.0.0"],  # 1.0.1 from gdk component publish
+            settings.agent_component: ["1.0.0"],
+            settings.inference_component: ["1.0.0"],
+        }
+    )
+    versions = resolve_versions(settings, registry, "123456789012", None)
+    assert versions[settings.model_component] == "1.0.1"
+
+
+def test_deploy_names_gdk_when_a_component_is_not_published() -> None:
+    settings = Settings()
+    registry = Registry({settings.model_component: ["1.0.0"]})
+    with pytest.raises(ConfigurationError, match="gdk component publish") as info:
+        resolve_versions(settings, registry, "123456789012", None)
+    assert f"component/{settings.agent_component}" in str(info.value)
