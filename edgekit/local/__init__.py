@@ -6,8 +6,9 @@ Owns: the local home (``home``), starting and stopping the detached servers
 state across restarts (``moto_state``: the snapshot file; ``moto_backends``: pickling
 moto's backends; ``moto_keeper``: when to save), boto3 clients
 on the local endpoints for the backend's own use (``boto``), and the subsystems
-``greengrass`` (control plane), ``mqtt`` (broker), ``ipc`` (Greengrass IPC) and
-``device`` (the nucleus).
+``greengrass`` (control plane), ``mqtt`` (broker), ``ipc`` (Greengrass IPC),
+``device`` (the nucleus) and ``streammanager`` (aws.greengrass.StreamManager, run by the
+device as a component).
 
 Must not import the layers above it (``edgekit.clients``, ``deploy``, ``provision``,
 ``components``, ``notebook``, ``cli``...): it builds what it needs from the local

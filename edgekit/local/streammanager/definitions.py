@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgekit.errors import LocalBackendError
+
 __all__ = [
     "DEFAULT_MAX_SIZE",
     "DEFAULT_SEGMENT_SIZE",
@@ -52,8 +54,9 @@ UNSUPPORTED_EXPORTS = {
 }
 
 
-class DefinitionError(ValueError):
-    """A request field is missing or out of its documented range; the message names it."""
+class DefinitionError(LocalBackendError):
+    """A request field is missing or out of its documented range; the message names it
+    (internal: the server answers it as InvalidRequest)."""
 
 
 @dataclass(frozen=True)

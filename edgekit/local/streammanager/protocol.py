@@ -19,6 +19,8 @@ from typing import Any
 
 import cbor2
 
+from edgekit.errors import LocalBackendError
+
 __all__ = [
     "CONNECT_VERSION",
     "LENGTH",
@@ -100,8 +102,9 @@ _RESPONSES = {
 }
 
 
-class ProtocolError(Exception):
-    """A frame the server cannot take; ``status`` is what the client is told."""
+class ProtocolError(LocalBackendError):
+    """A frame the server cannot take; ``status`` is what the client is told (internal:
+    it becomes a response or ends the connection)."""
 
     def __init__(self, message: str, status: Status = Status.InvalidRequest) -> None:
         super().__init__(message)

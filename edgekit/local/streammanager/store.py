@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgekit.errors import LocalBackendError
 from edgekit.files import write_json_atomic
 from edgekit.local.streammanager.definitions import (
     OVERWRITE_OLDEST_DATA,
@@ -50,8 +51,9 @@ RECORD = struct.Struct(">QqI")  # sequence number, ingest time (ms), payload len
 CRC = struct.Struct(">I")
 
 
-class StoreError(Exception):
-    """An operation the store refuses; ``status`` is the response code the client gets."""
+class StoreError(LocalBackendError):
+    """An operation the store refuses; ``status`` is the response code the client gets
+    (internal to the stream manager: it becomes a response, never reaches the public API)."""
 
     def __init__(self, status: Status, message: str) -> None:
         super().__init__(message)
