@@ -49,6 +49,8 @@ __all__ = ["MessageStream", "StoreError", "StreamStore"]
 log = logging.getLogger(__name__)
 RECORD = struct.Struct(">QqI")  # sequence number, ingest time (ms), payload length
 CRC = struct.Struct(">I")
+#: Payload bytes one ReadMessages response carries at most (the first message always).
+DEFAULT_MAX_READ_BYTES = 64 * 1024 * 1024
 
 
 class StoreError(LocalBackendError):
@@ -238,18 +240,27 @@ class MessageStream:
             dropped += 1
         return dropped
 
-    def read(self, start: int, max_count: int) -> list[dict[str, Any]]:
-        """Up to ``max_count`` messages from sequence ``start`` (or the oldest kept)."""
+    def read(self, start: int, max_count: int, max_bytes: int) -> tuple[list[dict[str, Any]], bool]:
+        """Up to ``max_count`` messages from sequence ``start`` (or the oldest kept) and
+        at most ``max_bytes`` of payload (the first message always); and whether the
+        byte limit cut the list short."""
         start = max(start, self.oldest)
         firsts = [s.first for s in self.segments]
         i = max(bisect.bisect_right(firsts, start) - 1, 0)
         out: list[dict[str, Any]] = []
         name = self.definition.name
+        size = 0
+        cut = False
         for segment in self.segments[i:]:
-            if len(out) >= max_count:
+            if len(out) >= max_count or cut:
                 break
             lo = max(start - segment.first, 0)
             wanted = segment.entries[lo : lo + max_count - len(out)]
+            for n, entry in enumerate(wanted):
+                if (out or n) and size + entry.size > max_bytes:
+                    wanted, cut = wanted[:n], True
+                    break
+                size += entry.size
             if not wanted:
                 continue
             payloads = self._payloads(segment, wanted)
@@ -262,7 +273,7 @@ class MessageStream:
                         "payload": payload,
                     }
                 )
-        return out
+        return out, cut
 
     def _payloads(self, segment: Segment, entries: list[Entry]) -> list[bytes]:
         if segment.path is None:
@@ -428,12 +439,26 @@ class StreamStore:
             self.on_append(name)
         return seq
 
-    def read(self, name: str, start: int, min_count: int, max_count: int) -> list[dict[str, Any]]:
-        """Messages from ``start``; NotEnoughMessages when fewer than ``min_count`` are there."""
+    def read(
+        self,
+        name: str,
+        start: int,
+        min_count: int,
+        max_count: int,
+        max_bytes: int = DEFAULT_MAX_READ_BYTES,
+    ) -> list[dict[str, Any]]:
+        """Messages from ``start``; NotEnoughMessages when fewer than ``min_count`` are
+        there, ResponsePayloadTooLarge when ``min_count`` of them exceed ``max_bytes``."""
         with self.lock:
             stream = self.get(name)
             stream.expire(now_ms())
-            messages = stream.read(start, max_count)
+            messages, cut = stream.read(start, max_count, max_bytes)
+        if cut and len(messages) < min_count:
+            raise StoreError(
+                Status.ResponsePayloadTooLarge,
+                f"{min_count} messages of stream {name} from sequence number {start} are more "
+                f"than the {max_bytes} bytes one response carries; read fewer at a time",
+            )
         if len(messages) < min_count:
             raise StoreError(
                 Status.NotEnoughMessages,

@@ -221,3 +221,15 @@ def test_on_append_is_called(tmp_path: Path) -> None:
     store.create(definition(persistence=PERSISTENCE_MEMORY))
     store.append("s", b"1")
     assert seen == ["s"]
+
+
+def test_a_read_carries_at_most_max_bytes_of_payload(tmp_path: Path) -> None:
+    store = StreamStore(tmp_path)
+    store.create(definition(persistence=PERSISTENCE_MEMORY))
+    for i in range(4):
+        store.append("s", bytes([i]) * 100)
+    assert len(store.read("s", 0, 1, 10, max_bytes=250)) == 2
+    assert len(store.read("s", 0, 1, 10, max_bytes=50)) == 1  # the first message always
+    with pytest.raises(StoreError) as info:
+        store.read("s", 0, 3, 10, max_bytes=250)
+    assert info.value.status == Status.ResponsePayloadTooLarge
