@@ -165,20 +165,27 @@ class OperationRouter:
     async def _call_host(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await self.loop.run_in_executor(self.executor, fn, *args)
 
-    def _authorize(self, stream: Stream, service: str, operation: str, resource: str) -> None:
+    def _authorize(
+        self, stream: Stream, service: str, operation: str, resource: str, *aliases: str
+    ) -> None:
+        """UnauthorizedError unless a policy allows ``operation`` on ``resource`` (or on one
+        of its ``aliases``: other names of the same resource, e.g. a secret's partial ARN)."""
         component = stream.component
         try:
             access = self.host.access_control(component)
         except Exception as exc:
             log.exception("IPC host failed to return accessControl of %s", component)
             raise ServiceError(f"cannot read the accessControl of {component}: {exc}") from exc
-        if not authorization.is_authorized(
-            access,
-            service,
-            operation,
-            resource,
-            thing_name=self.host.thing_name,
-            component=component,
+        if not any(
+            authorization.is_authorized(
+                access,
+                service,
+                operation,
+                name,
+                thing_name=self.host.thing_name,
+                component=component,
+            )
+            for name in (resource, *aliases)
         ):
             raise UnauthorizedError(
                 f"Principal {component} is not authorized to perform {service}:{operation} on "
@@ -488,7 +495,10 @@ class OperationRouter:
                 resource_type="secret",
                 resource_name=secret_id,
             )
-        self._authorize(stream, secrets.SECRET_MANAGER, GET_SECRET_VALUE, arn)
+        # The full ARN, or the (partial) ARN cloudSecrets names it by.
+        self._authorize(
+            stream, secrets.SECRET_MANAGER, GET_SECRET_VALUE, arn, *manager.aliases(arn)
+        )
         try:
             payload = await self._call_host(
                 lambda: manager.lookup(arn, version_id, version_stage, refresh=bool(refresh))

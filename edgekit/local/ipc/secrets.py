@@ -256,6 +256,12 @@ class SecretManager:
                     return secret.arn
         return None
 
+    def aliases(self, arn: str) -> list[str]:
+        """Other ARNs of the secret ``arn``: the one cloudSecrets gives, if it is partial."""
+        with self._lock:
+            secret = self._secrets.get(arn)
+            return [] if secret is None or secret.configured == arn else [secret.configured]
+
     def lookup(
         self,
         arn: str,

@@ -270,3 +270,15 @@ def test_periodic_refresh_reads_new_values(
         assert time.monotonic() < deadline, "the refresh thread never read the new value"
         time.sleep(0.05)
     m.configure(None)  # stops the refresh thread
+
+
+def test_a_partial_arn_in_cloud_secrets_and_in_the_policy(
+    secret: dict[str, Any], manager: Callable[..., SecretManager], host: MemoryHost, connect: Any
+) -> None:
+    partial = secret["arn"].rsplit("-", 1)[0]  # without Secrets Manager's random suffix
+    host.secrets = manager({"cloudSecrets": [{"arn": partial}]})
+    client = connect("com.example.App", _policy(partial))
+    for secret_id in (partial, secret["arn"], secret["name"]):
+        response = client.get_secret_value(secret_id=secret_id)
+        assert response.secret_id == secret["arn"]
+        assert response.secret_value.secret_string == "second"
