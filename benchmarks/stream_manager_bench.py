@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    out = BenchOutput("stream_manager", args.readme)
+    out = BenchOutput("stream_manager_bench", args.readme)
     out.table(
         markdown_table(["case", "messages", "seconds", "messages/s", "MB/s"], rows),
         f"Local stream manager: {args.payload}-byte messages, the official Python SDK "
