@@ -5,6 +5,7 @@ appends an S3ExportTaskDefinition for it, then reads the status stream until the
 succeeded or failed.
 """
 
+import contextlib
 import logging
 import os
 import sys
@@ -38,10 +39,8 @@ client = StreamManagerClient()
 try:
     # Start from clean streams (the names may exist from an earlier run).
     for name in (stream_name, status_stream_name):
-        try:
+        with contextlib.suppress(ResourceNotFoundException):
             client.delete_message_stream(stream_name=name)
-        except ResourceNotFoundException:
-            pass
 
     # The status stream: stream manager appends the status of each export task to it.
     client.create_message_stream(
