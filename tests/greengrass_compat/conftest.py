@@ -60,8 +60,13 @@ class GreengrassLocal:
     def thing_arn(self, thing: str) -> str:
         return thing_arn(thing)
 
-    def start_device(self, thing: str | None = None, **options: Any) -> DeviceRuntime:
-        """Create the IoT thing (if new) and start a local device for it (stopped at teardown)."""
+    def start_device(
+        self, thing: str | None = None, *, root: Path | None = None, **options: Any
+    ) -> DeviceRuntime:
+        """Create the IoT thing (if new) and start a local device for it (stopped at teardown).
+
+        ``root``: the device's root folder (default: under the module's temporary folder);
+        ``options``: DeviceRuntime keyword arguments."""
         from edgekit.local.device.runtime import DeviceRuntime
 
         thing = thing or f"compat-{uuid.uuid4().hex[:6]}"
@@ -71,7 +76,7 @@ class GreengrassLocal:
         kwargs.update(options)
         runtime = DeviceRuntime(
             thing,
-            self.root / "devices" / thing,
+            root or self.root / "devices" / thing,
             self.greengrass_url,
             self.moto_url,
             self.mqtt_endpoint,

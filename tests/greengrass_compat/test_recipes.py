@@ -49,7 +49,8 @@ def test_upgrade_and_uninstall_are_accepted_and_ignored_with_a_warning(
     )
     assert row["coreDeviceExecutionStatus"] == "SUCCEEDED", row
     log = gg_local.component_log(device, "com.example.LifecycleExtras", contains="run-ran")
-    assert "install-ran" in log
+    assert "bootstrap-ran" in log and "install-ran" in log
+    assert log.index("bootstrap-ran") < log.index("install-ran") < log.index("run-ran")
     assert "upgrade-ran" not in log and "uninstall-ran" not in log
     for step in ("Upgrade", "Uninstall"):
         assert f"lifecycle step {step} is not one Greengrass runs" in log

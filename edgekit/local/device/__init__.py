@@ -4,8 +4,9 @@ Owns: ``runtime`` (`DeviceRuntime`, one device, in a thread or as ``python -m
 edgekit.local.device``), with ``planning`` (`Planner`: what a deployment needs) and one
 mixin per purpose: ``supervision`` (running the components' ``lifecycle``; their
 process groups are recorded by ``process_groups`` so a killed runtime's are ended),
-``deployments`` (polling, applying, rolling back), ``status`` (reports) and
-``ipc_host`` (the IPC server's host);
+``deployments`` (polling, applying, rolling back; ``local_deployments``: the
+greengrass-cli local deployments of ``edgekit local device deploy``, from recipe and
+artifact folders), ``status`` (reports) and ``ipc_host`` (the IPC server's host);
 the device's side of the control plane (``control``), artifacts, configuration,
 recipe interpolation, its on-disk layout (``paths``) and saved state (``store``);
 ``manager`` registers things and starts runtimes detached in the local home; ``cli``

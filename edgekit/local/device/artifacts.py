@@ -21,7 +21,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from edgekit.files import sha256_file
+from edgekit.files import sha256_file, write_bytes_atomic
 from edgekit.local.device.failures import DeploymentFailure
 from edgekit.local.device.recipe import Artifact, ResolvedRecipe
 
@@ -243,6 +243,39 @@ def prepare_artifacts(
                 codes=["RECIPE_PARSE_ERROR"],
                 types=["COMPONENT_RECIPE_ERROR"],
             )
+
+
+def stage_local_artifacts(recipe: ResolvedRecipe, source: Path, artifacts_dir: Path) -> None:
+    """A local deployment's artifacts: every file under ``source``
+    (``<artifactDir>/<name>/<version>/``) copied into ``artifacts_dir``, each artifact
+    the recipe lists marked verified so ``prepare_artifacts`` does not download it.
+
+    A listed artifact whose recipe ``Digest`` does not match the local file fails.
+    """
+    if not source.is_dir():
+        return
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.rglob("*")):
+        if not path.is_file():
+            continue
+        target = artifacts_dir / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(target, path.read_bytes(), mode=path.stat().st_mode & 0o777)
+    for art in recipe.artifacts:
+        target = artifacts_dir / art.filename
+        if not target.is_file():
+            continue  # not in the artifact folder: downloaded like any artifact
+        actual = _digest_b64(target)
+        expected = _expected_digest(recipe, art)
+        if expected is not None and actual != expected:
+            raise DeploymentFailure(
+                f"{recipe.name} {recipe.version}: artifact {source / art.filename} does not "
+                f"match the recipe's Digest (recipe {expected}, file {actual}); update the "
+                "Digest or remove it from the local recipe",
+                codes=["ARTIFACT_CHECKSUM_MISMATCH"],
+                types=["COMPONENT_RECIPE_ERROR"],
+            )
+        (artifacts_dir / f".{art.filename}.verified").write_text(actual)
 
 
 def remove_version(artifacts_dir: Path, unarchived_dir: Path) -> None:

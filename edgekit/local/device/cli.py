@@ -1,4 +1,4 @@
-"""``edgekit local device add | restart | remove | list | status | logs``: local core devices.
+"""``edgekit local device add | restart | remove | list | status | logs | deploy``: local devices.
 
 Mounted by ``edgekit/cli/cmd_local.py`` under ``edgekit local``. Like every command
 module, it imports the device manager (boto3, the local endpoints) only when a device
@@ -86,6 +86,50 @@ def register(local_subparsers: argparse._SubParsersAction) -> None:
     logs.add_argument("component", nargs="?", help="component name (default: the runtime log)")
     logs.add_argument("--tail", type=int, help="only the last N lines")
     logs.set_defaults(handler=_logs)
+
+    deploy = commands.add_parser(
+        "deploy",
+        help="a local deployment from recipe and artifact folders (greengrass-cli deployment "
+        "create), no publishing",
+        description="Deploy components to THING from local folders, as `greengrass-cli "
+        "deployment create` does on a real core device: recipes from --recipe-dir, artifacts "
+        "from --artifact-dir/<name>/<version>/. The local deployment group (LOCAL_DEPLOYMENT) "
+        "keeps its components between calls (--merge adds or updates, --remove takes out) and "
+        "runs next to the cloud deployments. Waits and prints the outcome; exit code 1 if it "
+        "failed (rolled back unless --failure-handling-policy DO_NOTHING).",
+    )
+    add_home_option(deploy)
+    deploy.add_argument("thing", help="IoT thing name of the local device")
+    deploy.add_argument("--recipe-dir", "-r", help="folder of component recipe files")
+    deploy.add_argument(
+        "--artifact-dir", "-a", help="folder of artifacts: <dir>/<component>/<version>/<files>"
+    )
+    deploy.add_argument(
+        "--merge", "-m", action="append", metavar="NAME=VERSION", help="add or update a component"
+    )
+    deploy.add_argument(
+        "--remove", action="append", metavar="NAME[,NAME]", help="remove components"
+    )
+    deploy.add_argument(
+        "--update-config",
+        "-c",
+        metavar="JSON",
+        help='configuration updates, JSON or a JSON file: {"NAME": {"MERGE": {...}, '
+        '"RESET": ["/key"]}}',
+    )
+    deploy.add_argument(
+        "--group-id", "-g", default="LOCAL_DEPLOYMENT", help="local deployment group"
+    )
+    deploy.add_argument(
+        "--failure-handling-policy",
+        default="ROLLBACK",
+        choices=("ROLLBACK", "DO_NOTHING"),
+        help="what a failure does (default ROLLBACK)",
+    )
+    deploy.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds to wait for the outcome"
+    )
+    deploy.set_defaults(handler=_deploy)
 
 
 def _runtime_options(parser: argparse.ArgumentParser) -> None:
@@ -214,3 +258,38 @@ def _logs(args: argparse.Namespace) -> int:
 
     sys.stdout.write(device_logs(args.thing, args.component, _home(args), tail=args.tail))
     return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from edgekit.local.device.local_deployments import (
+        format_result,
+        parse_merge,
+        parse_remove,
+        parse_update_config,
+        submit,
+        wait_result,
+    )
+    from edgekit.local.home import HomeLayout
+
+    root = HomeLayout.of(_home(args)).device_root(args.thing)
+    merge = parse_merge(args.merge)
+    remove = parse_remove(args.remove)
+    if not (merge or remove or args.update_config):
+        raise ConfigurationError(
+            "nothing to deploy: give --merge NAME=VERSION (with --recipe-dir for components "
+            "that are not published), --remove NAME or --update-config"
+        )
+    deployment_id = submit(
+        root,
+        recipe_dir=args.recipe_dir,
+        artifact_dir=args.artifact_dir,
+        merge=merge,
+        remove=remove,
+        update_config=parse_update_config(args.update_config),
+        group=args.group_id,
+        failure_policy=args.failure_handling_policy,
+    )
+    print(f"local deployment {deployment_id} queued on {args.thing}; waiting for it", flush=True)
+    result = wait_result(root, deployment_id, timeout=args.timeout)
+    sys.stdout.write(format_result(result))
+    return 0 if result.get("executionStatus") == "SUCCEEDED" else 1

@@ -23,6 +23,7 @@ from edgekit.local.device.artifacts import remove_version
 from edgekit.local.device.control import ControlPlane, ControlPlaneUnavailable
 from edgekit.local.device.failures import DeploymentFailure
 from edgekit.local.device.lifecycle import ComponentService
+from edgekit.local.device.local_deployments import LocalDeploymentsMixin
 from edgekit.local.device.paths import DeviceLayout
 from edgekit.local.device.planning import Plan, Planner
 from edgekit.local.device.store import ComponentRecord, DeviceState
@@ -38,8 +39,8 @@ def unexpected_reason(exc: BaseException, thing: str) -> str:
     )
 
 
-class DeploymentsMixin:
-    """The deployment part of `DeviceRuntime`."""
+class DeploymentsMixin(LocalDeploymentsMixin):
+    """The deployment part of `DeviceRuntime` (local deployments: `LocalDeploymentsMixin`)."""
 
     thing_name: str
     layout: DeviceLayout
@@ -56,11 +57,17 @@ class DeploymentsMixin:
     _stopping: threading.Event
     _report_event: threading.Event
     _status_ok: bool
-
     _update_policy: Callable[[str, dict[str, Any]], AbstractContextManager[None]]  # IpcHostMixin
+
     def _poll_loop(self) -> None:
         next_groups = 0.0
         while not self._stopping.is_set():
+            try:
+                self._handle_local()  # `edgekit local device deploy`: no control plane needed
+            except Interrupted:
+                return
+            except Exception as exc:  # keep polling whatever one local deployment did
+                self.log.exception("unexpected error while handling local deployments: %r", exc)
             try:
                 if time.monotonic() >= next_groups:
                     groups = self.cloud.thing_groups()
@@ -124,6 +131,9 @@ class DeploymentsMixin:
                 self._apply(doc)
 
     def _put(self, deployment_id: str, body: dict[str, Any]) -> bool:
+        local = self._local_meta(deployment_id)
+        if local is not None:  # the control plane lists it among the effective deployments
+            body = {**body, "local": local}
         try:
             self.cloud.update_deployment(deployment_id, body)
             return True
@@ -172,6 +182,7 @@ class DeploymentsMixin:
             with self._lock:
                 self.state.unreported.pop(deployment_id, None)
                 self._save()
+        self._local_finished(deployment_id, body)
 
     def _apply(self, doc: dict[str, Any]) -> None:
         deployment_id = str(doc["deploymentId"])

@@ -18,10 +18,11 @@ from typing import Any
 from edgekit.files import write_json_atomic
 from edgekit.local.device.artifacts import prepare_artifacts
 from edgekit.local.device.configuration import resolve_configuration
-from edgekit.local.device.control import ControlPlane
+from edgekit.local.device.control import ControlPlane, ControlPlaneUnavailable
 from edgekit.local.device.failures import DeploymentFailure
 from edgekit.local.device.interpolate import ComponentPaths, Context, interpolate
 from edgekit.local.device.lifecycle import ComponentSpec
+from edgekit.local.device.local_deployments import local_versions
 from edgekit.local.device.paths import DeviceLayout, path_segment
 from edgekit.local.device.provided import builtin_recipe, provided_versions
 from edgekit.local.device.recipe import (
@@ -152,9 +153,23 @@ class Planner:
 
     def versions(self, name: str) -> list[str]:
         """The versions of ``name`` a dependency may resolve to: the public versions of a
-        component built into the device, else what the control plane has published."""
+        component built into the device, else what the control plane has published and
+        what local deployments brought."""
         builtin = provided_versions(name)
-        return self.cloud.versions(name) if builtin is None else builtin
+        if builtin is not None:
+            return builtin
+        local = local_versions(self.layout.root, name)  # put there by local deployments
+        if not local:
+            return self.cloud.versions(name)
+        try:
+            published = self.cloud.versions(name)
+        except ControlPlaneUnavailable:
+            published = []  # a local deployment works without the control plane
+        return published + [v for v in local if v not in published]
+
+    def forget(self, name: str, version: str) -> None:
+        """Drop a cached recipe (a local deployment brought a new one for that version)."""
+        self._recipes.pop((name, version), None)
 
     def recipe(self, name: str, version: str) -> ResolvedRecipe:
         """The recipe of ``name`` ``version`` resolved for this device's platform."""

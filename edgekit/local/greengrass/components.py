@@ -31,6 +31,7 @@ from edgekit.recipes import (
     parse_recipe,
     select_manifest,
 )
+from edgekit.recipes.provided import PUBLIC_COMPONENTS
 
 __all__ = ["ComponentsMixin"]
 
@@ -243,6 +244,21 @@ class ComponentsMixin(BackendState):
                             "latestVersion": entry,
                         }
                     )
+        elif scope == "PUBLIC":  # the AWS-provided components (edgekit.recipes.provided)
+            for name in sorted(PUBLIC_COMPONENTS):
+                latest_version = PUBLIC_COMPONENTS[name].versions[-1]
+                public_arn = f"arn:aws:greengrass:{self.region}:aws:components:{name}"
+                rows.append(
+                    {
+                        "arn": public_arn,
+                        "componentName": name,
+                        "latestVersion": {
+                            "arn": f"{public_arn}:versions:{latest_version}",
+                            "componentVersion": latest_version,
+                            "publisher": "AWS",
+                        },
+                    }
+                )
         return paginate("components", rows, next_token, max_results)
 
     def list_component_versions(

@@ -285,7 +285,20 @@ class CoreDevicesMixin(BackendState):
                 details[key] = [str(v)[:255] for v in value if str(v)]
         now = self.clock()
         with self._lock:
-            deployment = self._deployment(deployment_id)
+            local = body.get("local")
+            if deployment_id not in self.deployments and isinstance(local, dict):
+                # A local deployment (`edgekit local device deploy`, greengrass-cli): no
+                # CreateDeployment, no job; listed for the core device it ran on.
+                deployment = {
+                    "deploymentName": str(local.get("deploymentName") or "LOCAL_DEPLOYMENT"),
+                    "iotJobId": None,
+                    "iotJobArn": None,
+                    "targetArn": self.thing_arn(thing),
+                    "creationTimestamp": local.get("creationTimestamp") or now,
+                    "deploymentStatus": "LOCAL",
+                }
+            else:
+                deployment = self._deployment(deployment_id)
             d = self.devices.setdefault(
                 thing,
                 {
@@ -308,6 +321,7 @@ class CoreDevicesMixin(BackendState):
                 "creationTimestamp": deployment["creationTimestamp"],
                 "modifiedTimestamp": now,
             }
+            row = {k: v for k, v in row.items() if v is not None}  # a local one has no job
             if body.get("reason"):
                 row["reason"] = str(body["reason"])
             if details:

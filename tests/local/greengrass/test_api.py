@@ -758,3 +758,13 @@ def test_other_aws_greengrass_names_must_be_published(gg: Any, name: str) -> Non
     assert gg.create_deployment(
         targetArn=thing_arn("dev-1"), components={name: {"componentVersion": "1.0.0"}}
     )["deploymentId"]
+
+
+def test_list_components_public_scope_lists_the_aws_provided_catalog(gg: Any) -> None:
+    rows = gg.list_components(scope="PUBLIC")["components"]
+    by_name = {r["componentName"]: r for r in rows}
+    nucleus = by_name["aws.greengrass.Nucleus"]
+    assert nucleus["arn"] == f"arn:aws:greengrass:{REGION}:aws:components:aws.greengrass.Nucleus"
+    assert nucleus["latestVersion"]["publisher"] == "AWS"
+    assert "aws.greengrass.StreamManager" in by_name
+    assert not any(name.startswith("aws.greengrass.labs.") for name in by_name)
