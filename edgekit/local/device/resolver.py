@@ -4,8 +4,9 @@ The rules (roots pinned, a dependency keeps the version it has when that satisfi
 every requirement, else the newest published version that does) are
 :func:`edgekit.recipes.resolve_versions`'s, shared with the control plane. This
 adapter feeds it the device's recipes and reports failures as
-:class:`DeploymentFailure` with the nucleus's error codes. ``aws.greengrass.*``
-components are provided by the runtime itself and are not resolved.
+:class:`DeploymentFailure` with the nucleus's error codes. The AWS-provided stand-ins
+(``edgekit.recipes.provided``) are provided by the runtime itself and are not resolved;
+every other name, ``aws.greengrass.labs.*`` included, is.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ class ComponentRecord:
     version: str
     configuration: dict[str, Any]
     root: bool
-    provided: bool = False  # an aws.greengrass.* component the runtime itself provides
+    provided: bool = False  # an AWS-provided stand-in the runtime itself provides
 
     def to_json(self) -> dict[str, Any]:
         return {
