@@ -198,7 +198,7 @@ def wait_result(
     deployment_id: str,
     *,
     timeout: float = 600.0,
-    pickup_timeout: float = 30.0,
+    pickup_timeout: float = 60.0,
     poll: float = 0.1,
 ) -> dict[str, Any]:
     """The final result of a local deployment; ConfigurationError if the device does not
@@ -212,8 +212,9 @@ def wait_result(
         if result is None and waited > pickup_timeout:
             raise ConfigurationError(
                 f"the device at {root} did not pick up local deployment {deployment_id} within "
-                f"{pickup_timeout:g} s; is it running (`edgekit local device list`)? The request "
-                "stays queued and runs when the device starts"
+                f"{pickup_timeout:g} s; is it running (`edgekit local device list`), or busy "
+                "with a long deployment? The request stays queued and runs when the device "
+                "gets to it"
             )
         if waited > timeout:
             raise ConfigurationError(
