@@ -399,8 +399,8 @@ _CATALOG: tuple[ProvidedComponent, ...] = (
         "2.0.7 2.0.8 2.0.9 2.0.10 2.0.11 2.0.12 2.0.13 2.0.14 2.0.15 2.1.0 2.1.1 2.1.2 2.1.3 "
         "2.1.4 2.1.5 2.1.6 2.1.7 2.1.8 2.1.9 2.1.10 2.1.11 2.1.12 2.1.13 2.2.0 2.2.1 2.3.0",
         "edgekit's stream manager (edgekit.local.streammanager): the Stream Manager SDK "
-        "protocol on STREAM_MANAGER_SERVER_PORT, file/memory streams, S3 export tasks to the "
-        "emulated S3; Kinesis, IoT Analytics, IoT SiteWise and HTTP exports refused",
+        "protocol on STREAM_MANAGER_SERVER_PORT, file/memory streams, S3 export tasks and "
+        "Kinesis exports to the emulated endpoints; IoT Analytics, IoT SiteWise, HTTP refused",
     ),
 )
 

@@ -3,7 +3,8 @@
 Owns: the wire protocol of the public Stream Manager SDKs (``protocol``: frames, CBOR,
 operation and status codes), stream definitions and S3 export task validation
 (``definitions``), the message store with its strategies on full, time to live and
-file persistence (``store``), S3 export tasks with status streams (``exporter``), the
+file persistence (``store``), exports: S3 export tasks with status streams
+(``exporter``) and Kinesis Data Streams (``kinesis``), the
 asyncio server on a loopback port (``server``), client authentication against the
 device's IPC server (``auth``), the component's recipe (``recipe``, the provider
 ``edgekit.local.device.provided`` names) and the process entry point (``__main__``:

@@ -6,9 +6,10 @@ limits the SDKs document: names of 1-255 characters from ``[\\w ,.\\-_]``, ``max
 value raises `DefinitionError` naming the field, which the server answers as
 InvalidRequest.
 
-Export destinations: S3 export tasks (``s3TaskExecutor``) run here against the
-emulated S3. Kinesis, IoT Analytics, IoT SiteWise and HTTP exports are refused: the
-local backend has no emulation to export them to honestly.
+Export destinations: S3 export tasks (``s3TaskExecutor``) and Kinesis Data Streams
+(``kinesis``) run here against the emulated S3 and Kinesis. IoT Analytics, IoT SiteWise
+and HTTP exports are refused: the local backend has no emulation to export them to
+honestly.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "PERSISTENCE_FILE",
     "PERSISTENCE_MEMORY",
     "DefinitionError",
+    "KinesisConfig",
     "S3ExecutorConfig",
     "S3Task",
     "StreamDefinition",
@@ -45,9 +47,10 @@ MAX_INT64 = 2**63 - 1
 REJECT_NEW_DATA, OVERWRITE_OLDEST_DATA = 0, 1
 PERSISTENCE_FILE, PERSISTENCE_MEMORY = 0, 1
 MIN_MULTIPART_THRESHOLD = 5 * 1024 * 1024
+#: Export kinds the local stream manager runs, by wire key.
+SUPPORTED_EXPORTS = ("s3TaskExecutor", "kinesis")
 #: Export kinds of ExportDefinition that the local stream manager refuses, by wire key.
 UNSUPPORTED_EXPORTS = {
-    "kinesis": "Kinesis Data Streams (kinesis)",
     "iotAnalytics": "IoT Analytics (iotAnalytics)",
     "IotSitewise": "IoT SiteWise (IotSitewise)",
     "http": "HTTP (http)",
@@ -69,6 +72,16 @@ class S3ExecutorConfig:
     status_level: int  # StatusLevel: ERROR=0 .. TRACE=4
 
 
+@dataclass(frozen=True)
+class KinesisConfig:
+    identifier: str
+    stream_name: str
+    batch_size: int  # messages per PutRecords, 1-500
+    batch_interval_millis: int | None
+    start_sequence_number: int
+    disabled: bool
+
+
 @dataclass
 class StreamDefinition:
     name: str
@@ -79,6 +92,7 @@ class StreamDefinition:
     persistence: int
     flush_on_write: bool
     s3_exports: list[S3ExecutorConfig] = field(default_factory=list)
+    kinesis_exports: list[KinesisConfig] = field(default_factory=list)
     raw_export: dict[str, Any] = field(default_factory=dict)
 
     def as_wire(self) -> dict[str, Any]:
@@ -154,14 +168,15 @@ def parse_definition(d: Any) -> StreamDefinition:
         if export.get(key):
             raise DefinitionError(
                 f"stream {name}: export to {label} is not supported by the local stream "
-                "manager (edgekit emulates S3 only); use an s3TaskExecutor export, or "
-                "deploy to a real Greengrass core device for this destination"
+                "manager (edgekit emulates S3 and Kinesis only); use an s3TaskExecutor or "
+                "kinesis export, or deploy to a real Greengrass core device for this destination"
             )
-    unknown = sorted(set(export) - set(UNSUPPORTED_EXPORTS) - {"s3TaskExecutor"})
+    unknown = sorted(set(export) - set(UNSUPPORTED_EXPORTS) - set(SUPPORTED_EXPORTS))
     if unknown:
         raise DefinitionError(f"exportDefinition has unknown export kinds: {', '.join(unknown)}")
-    s3 = [_s3_executor(c, i) for i, c in enumerate(export.get("s3TaskExecutor") or [])]
-    ids = [c.identifier for c in s3]
+    s3 = [_s3_executor(c, i) for i, c in enumerate(_list(export, "s3TaskExecutor"))]
+    kinesis = [_kinesis(c, i) for i, c in enumerate(_list(export, "kinesis"))]
+    ids = [c.identifier for c in s3] + [c.identifier for c in kinesis]
     if len(set(ids)) != len(ids):
         raise DefinitionError(f"stream {name}: export identifiers must be unique; got {ids}")
     return StreamDefinition(
@@ -176,7 +191,32 @@ def parse_definition(d: Any) -> StreamDefinition:
         persistence=_choice(d, "persistence", (PERSISTENCE_FILE, PERSISTENCE_MEMORY), 0),
         flush_on_write=_bool(d, "flushOnWrite"),
         s3_exports=s3,
-        raw_export={"s3TaskExecutor": copy.deepcopy(export["s3TaskExecutor"])} if s3 else {},
+        kinesis_exports=kinesis,
+        raw_export={k: copy.deepcopy(export[k]) for k in SUPPORTED_EXPORTS if export.get(k)},
+    )
+
+
+def _list(export: dict[str, Any], key: str) -> list[Any]:
+    value = export.get(key) or []
+    if not isinstance(value, list):
+        raise DefinitionError(f"exportDefinition.{key} must be a list")
+    return value
+
+
+def _kinesis(c: Any, i: int) -> KinesisConfig:
+    where = f"exportDefinition.kinesis[{i}]"
+    if not isinstance(c, dict):
+        raise DefinitionError(f"{where} must be a KinesisConfig map")
+    name = c.get("kinesisStreamName")
+    if not isinstance(name, str) or not name:
+        raise DefinitionError(f"{where}.kinesisStreamName is required")
+    return KinesisConfig(
+        identifier=stream_name(c.get("identifier"), f"{where}.identifier"),
+        stream_name=name,
+        batch_size=_int(c, "batchSize", 1, 500, 500) or 500,
+        batch_interval_millis=_int(c, "batchIntervalMillis", 60000, 9223372036854, None),
+        start_sequence_number=_int(c, "startSequenceNumber", 0, MAX_INT64, 0) or 0,
+        disabled=_bool(c, "disabled"),
     )
 
 

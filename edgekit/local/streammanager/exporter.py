@@ -1,4 +1,4 @@
-"""S3 export tasks: upload the files named in a stream's messages, report to a status stream.
+"""Exports: S3 export tasks (with status streams) and Kinesis Data Streams batches.
 
 A stream whose definition has an ``s3TaskExecutor`` export holds
 ``S3ExportTaskDefinition`` JSON messages (``inputUrl`` ``file://`` path, ``bucket``,
@@ -9,7 +9,8 @@ the local backend) and appends ``StatusMessage`` JSON to the configured status s
 configured ``statusLevel``. Progress per export identifier is kept with the stream
 (``exportStatuses`` of DescribeMessageStream; on disk for File streams, so a restart
 does not upload twice). Keys may hold ``!{timestamp:<pattern>}`` (Java date patterns:
-yyyy, MM, dd, HH, mm, ss), replaced with the upload time in UTC.
+yyyy, MM, dd, HH, mm, ss), replaced with the upload time in UTC. Kinesis exports
+(``kinesis``) are batched by ``edgekit.local.streammanager.kinesis``.
 """
 
 from __future__ import annotations
@@ -27,21 +28,24 @@ from typing import Any
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from edgekit.local.streammanager import kinesis
 from edgekit.local.streammanager.definitions import (
     MIN_MULTIPART_THRESHOLD,
     DefinitionError,
+    KinesisConfig,
     S3ExecutorConfig,
     S3Task,
     parse_s3_task,
 )
 from edgekit.local.streammanager.store import StoreError, StreamStore, now_ms
 
-__all__ = ["S3Exporter", "expand_key", "status_message"]
+__all__ = ["Exporter", "expand_key", "status_message"]
 
 log = logging.getLogger(__name__)
 SUCCESS, FAILURE, IN_PROGRESS, WARNING = 0, 1, 2, 3
 ERROR, WARN, INFO = 0, 1, 2
 S3_TASK_EVENT = 0
+RETRY_SECONDS = 5.0  # before a failed Kinesis batch is tried again
 _PATTERN = re.compile(r"!\{timestamp:([a-zA-Z/]+)\}")
 _JAVA = [("yyyy", "%Y"), ("yy", "%y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M")]
 _JAVA += [("ss", "%S")]
@@ -81,31 +85,34 @@ def status_message(
     return json.dumps(body).encode()
 
 
-class S3Exporter:
-    """Runs the S3 export tasks of every stream; ``notify(name)`` after appends."""
+class Exporter:
+    """Runs the exports of every stream (S3 tasks, Kinesis); ``notify(name)`` after appends.
+
+    ``aws_client(service)`` makes the boto3 client of ``"s3"`` or ``"kinesis"``."""
 
     def __init__(
         self,
         store: StreamStore,
-        s3_client: Callable[[], Any],
+        aws_client: Callable[[str], Any],
         *,
         threads: int = 5,
         min_part_size: int = MIN_MULTIPART_THRESHOLD,
         sweep: float = 1.0,
     ) -> None:
         self.store = store
-        self._s3_client = s3_client
-        self._s3: Any = None
+        self._aws_client = aws_client
+        self._clients: dict[str, Any] = {}
+        self._retry_at: dict[tuple[str, str], float] = {}
         self.min_part_size = max(min_part_size, MIN_MULTIPART_THRESHOLD)
         self.sweep = sweep
-        self._pool = ThreadPoolExecutor(max_workers=max(threads, 1), thread_name_prefix="s3export")
+        self._pool = ThreadPoolExecutor(max_workers=max(threads, 1), thread_name_prefix="export")
         self._busy: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="s3export-dispatch", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="export-dispatch", daemon=True)
 
-    def start(self) -> S3Exporter:
+    def start(self) -> Exporter:
         self._thread.start()
         return self
 
@@ -118,10 +125,12 @@ class S3Exporter:
     def notify(self, name: str) -> None:
         self._wake.set()
 
-    def _client(self) -> Any:
-        if self._s3 is None:
-            self._s3 = self._s3_client()
-        return self._s3
+    def _client(self, service: str) -> Any:
+        with self._lock:
+            client = self._clients.get(service)
+            if client is None:
+                client = self._clients[service] = self._aws_client(service)
+            return client
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -133,15 +142,18 @@ class S3Exporter:
                 self.store.expire_all()
                 self._dispatch()
             except Exception:  # the dispatcher must outlive one bad stream; logged in full
-                log.exception("S3 export dispatch failed")
+                log.exception("export dispatch failed")
 
     def _dispatch(self) -> None:
+        now = time.monotonic()
         with self.store.lock:
             jobs = [
                 (name, config)
                 for name, stream in self.store.streams.items()
-                for config in stream.definition.s3_exports
-                if not config.disabled and stream.next_seq > self._next(name, config.identifier)
+                for config in [*stream.definition.s3_exports, *stream.definition.kinesis_exports]
+                if not config.disabled
+                and stream.next_seq > self._next(name, config)
+                and self._retry_at.get((name, config.identifier), 0.0) <= now
             ]
         for name, config in jobs:
             key = (name, config.identifier)
@@ -151,31 +163,94 @@ class S3Exporter:
                 self._busy.add(key)
             self._pool.submit(self._drain, name, config)
 
-    def _next(self, name: str, identifier: str) -> int:
-        progress = self.store.streams[name].progress.get(identifier, {})
-        return int(progress.get("lastExportedSequenceNumber", -1)) + 1
+    def _next(self, name: str, config: S3ExecutorConfig | KinesisConfig) -> int:
+        """The next sequence number to export (messages deleted meanwhile are skipped)."""
+        stream = self.store.streams[name]
+        progress = stream.progress.get(config.identifier)
+        if progress is None:
+            start = getattr(config, "start_sequence_number", 0)
+        else:
+            start = int(progress.get("lastExportedSequenceNumber", -1)) + 1
+        return max(start, stream.oldest)
 
-    def _drain(self, name: str, config: S3ExecutorConfig) -> None:
+    def _drain(self, name: str, config: S3ExecutorConfig | KinesisConfig) -> None:
         try:
             while not self._stop.is_set():
                 with self.store.lock:
                     if name not in self.store.streams:
                         return
-                    start = self._next(name, config.identifier)
+                    start = self._next(name, config)
+                    progress = self.store.streams[name].progress.get(config.identifier, {})
+                    last = int(progress.get("lastExportTime", 0))
+                batch = config.batch_size if isinstance(config, KinesisConfig) else 10
                 try:
-                    messages = self.store.read(name, start, 1, 10)
-                except StoreError:
+                    messages = self.store.read(name, start, 1, batch)
+                except StoreError as exc:
+                    log.error("export %s of stream %s: %s", config.identifier, name, exc)
+                    self._retry_at[(name, config.identifier)] = time.monotonic() + RETRY_SECONDS
                     return
+                if isinstance(config, KinesisConfig):
+                    now = now_ms()
+                    if not kinesis.ready(config, len(messages), last, now):
+                        # a partial batch waits for batchIntervalMillis after the last export
+                        wait = (last + (config.batch_interval_millis or 0) - now) / 1000
+                        self._retry_at[(name, config.identifier)] = time.monotonic() + wait
+                        return
+                    if not self._kinesis(name, config, messages):
+                        return
+                    continue
                 for message in messages:
                     if self._stop.is_set():
                         return
                     self._export(name, config, message)
-        except Exception:  # one task's bug must not end the exporter; logged in full
-            log.exception("S3 export of stream %s (%s) failed", name, config.identifier)
+        except Exception:  # one export's bug must not end the exporter; logged in full
+            log.exception("export %s of stream %s failed", config.identifier, name)
         finally:
             with self._lock:
                 self._busy.discard((name, config.identifier))
             self._wake.set()
+
+    def _kinesis(self, name: str, config: KinesisConfig, messages: list[dict[str, Any]]) -> bool:
+        """One PutRecords batch; False when it must be tried again later."""
+        taken, error = kinesis.put_batch(self._client("kinesis"), config, messages)
+        if error:
+            log.error("Kinesis export %s of stream %s: %s", config.identifier, name, error)
+            self._retry_at[(name, config.identifier)] = time.monotonic() + RETRY_SECONDS
+        else:
+            self._retry_at.pop((name, config.identifier), None)
+        done = messages[:taken]
+        self._progress(
+            name,
+            config.identifier,
+            done[-1]["sequenceNumber"] if done else None,
+            sum(len(m["payload"]) for m in done),
+            len(done),
+            error,
+        )
+        return not error
+
+    def _progress(
+        self, name: str, identifier: str, seq: int | None, size: int, count: int, error: str
+    ) -> None:
+        with self.store.lock:
+            stream = self.store.streams.get(name)
+            if stream is None:
+                return
+            progress = stream.progress.setdefault(identifier, {})
+            if seq is not None:
+                progress["lastExportedSequenceNumber"] = seq
+                progress["lastExportTime"] = now_ms()
+            progress["exportedBytesFromStream"] = (
+                int(progress.get("exportedBytesFromStream", 0)) + size
+            )
+            progress["exportedMessagesCount"] = (
+                int(progress.get("exportedMessagesCount", 0)) + count
+            )
+            if error:
+                progress["errorMessage"] = error
+            else:
+                progress.pop("errorMessage", None)
+            stream.save_progress()
 
     def _export(self, name: str, config: S3ExecutorConfig, message: dict[str, Any]) -> None:
         seq = message["sequenceNumber"]
@@ -190,22 +265,8 @@ class S3Exporter:
         if not error:
             self._status(config, name, seq, raw, IN_PROGRESS, INFO, "the upload started")
             error, where = self._upload(task, config)
-        with self.store.lock:  # progress first: a reader that sees the status sees it too
-            stream = self.store.streams.get(name)
-            if stream is None:
-                return
-            progress = stream.progress.setdefault(config.identifier, {})
-            progress["lastExportedSequenceNumber"] = seq
-            progress["lastExportTime"] = now_ms()
-            progress["exportedBytesFromStream"] = int(
-                progress.get("exportedBytesFromStream", 0)
-            ) + len(payload)
-            progress["exportedMessagesCount"] = int(progress.get("exportedMessagesCount", 0)) + 1
-            if error:
-                progress["errorMessage"] = error
-            else:
-                progress.pop("errorMessage", None)
-            stream.save_progress()
+        # progress first: a reader that sees the status sees it too
+        self._progress(name, config.identifier, seq, len(payload), 1, error)
         if error:
             log.error("S3 export %s of stream %s: %s", config.identifier, name, error)
             self._status(config, name, seq, raw, FAILURE, ERROR, error)
@@ -227,7 +288,7 @@ class S3Exporter:
         url = f"s3://{task.bucket}/{key}"
         started = time.monotonic()
         try:
-            self._client().upload_file(
+            self._client("s3").upload_file(
                 task.path, task.bucket, key, ExtraArgs={"Metadata": metadata}, Config=config
             )
         except FileNotFoundError:

@@ -38,8 +38,8 @@ def builtin_recipe(version: str) -> dict[str, Any]:
         "ComponentVersion": version,
         "ComponentType": "aws.greengrass.generic",
         "ComponentDescription": (
-            "Stream manager: message streams and S3 export tasks for the components of "
-            "this device (edgekit's local implementation of the Stream Manager protocol)."
+            "Stream manager: message streams, S3 export tasks and Kinesis exports for the "
+            "components of this device (edgekit's local implementation of the protocol)."
         ),
         "ComponentPublisher": "AWS (run locally by edgekit)",
         "ComponentConfiguration": {"DefaultConfiguration": dict(DEFAULT_CONFIGURATION)},

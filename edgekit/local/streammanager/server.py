@@ -25,7 +25,7 @@ from typing import Any
 import boto3
 
 from edgekit.local.streammanager.definitions import DefinitionError, parse_definition, stream_name
-from edgekit.local.streammanager.exporter import S3Exporter
+from edgekit.local.streammanager.exporter import Exporter
 from edgekit.local.streammanager.protocol import (
     CONNECT_VERSION,
     LENGTH,
@@ -62,7 +62,7 @@ class StreamManagerServer:
         store_root: Path,
         *,
         authenticate: Callable[[str], bool] | None = None,
-        s3_client: Callable[[], Any] | None = None,
+        aws_client: Callable[[str], Any] | None = None,
         export_threads: int = 5,
         min_part_size: int = 5 * 1024 * 1024,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
@@ -70,9 +70,9 @@ class StreamManagerServer:
         self.authenticate = authenticate
         self.max_request_bytes = max_request_bytes
         self.store = StreamStore(store_root, on_append=self._appended)
-        self.exporter = S3Exporter(
+        self.exporter = Exporter(
             self.store,
-            s3_client or _default_s3,
+            aws_client or _default_client,
             threads=export_threads,
             min_part_size=min_part_size,
         )
@@ -392,6 +392,6 @@ def _option(options: dict[str, Any], key: str, lo: int, hi: int, default: int) -
     return value
 
 
-def _default_s3() -> Any:
-    """S3 as this process reaches it: boto3 with the endpoint and region of the environment."""
-    return boto3.client("s3")
+def _default_client(service: str) -> Any:
+    """``service`` as this process reaches it: boto3 with the environment's endpoint and region."""
+    return boto3.client(service)

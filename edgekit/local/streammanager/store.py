@@ -396,7 +396,7 @@ class StreamStore:
                     "and create the stream again",
                 )
             stream.definition = definition
-            kept = {c.identifier for c in definition.s3_exports}
+            kept = {c.identifier for c in definition.s3_exports + definition.kinesis_exports}
             for identifier in list(stream.progress):
                 if identifier not in kept:
                     del stream.progress[identifier]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ import boto3
 import pytest
 from stream_manager import (
     ExportDefinition,
+    KinesisConfig,
     MessageStreamDefinition,
     Persistence,
     ReadMessagesOptions,
@@ -51,14 +53,27 @@ def bucket(s3: Any) -> str:
     return name
 
 
+@pytest.fixture(scope="module")
+def kinesis(moto_url: str) -> Any:
+    return boto3.client(
+        "kinesis",
+        endpoint_url=moto_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
 class Running:
-    def __init__(self, root: Path, s3: Any) -> None:
-        self.root, self.s3 = root, s3
+    def __init__(self, root: Path, s3: Any, kinesis: Any = None) -> None:
+        self.root, self.s3, self.kinesis = root, s3, kinesis
         self.server: StreamManagerServer | None = None
         self.client: StreamManagerClient | None = None
 
     def start(self) -> StreamManagerClient:
-        self.server = StreamManagerServer(self.root, s3_client=lambda: self.s3).start()
+        self.server = StreamManagerServer(
+            self.root, aws_client=lambda service: self.kinesis if service == "kinesis" else self.s3
+        ).start()
         self.client = StreamManagerClient(port=self.server.port, request_timeout=60)
         return self.client
 
@@ -70,9 +85,11 @@ class Running:
 
 
 @pytest.fixture
-def running(tmp_path: Path, s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running]:
+def running(
+    tmp_path: Path, s3: Any, kinesis: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Running]:
     monkeypatch.delenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", raising=False)
-    r = Running(tmp_path / "store", s3)
+    r = Running(tmp_path / "store", s3, kinesis)
     yield r
     r.stop()
 
@@ -223,3 +240,86 @@ def test_status_messages_are_json_objects() -> None:
         "streamName": "s",
         "sequenceNumber": 3,
     }
+
+
+def kinesis_records(kinesis: Any, stream: str, want: int) -> list[bytes]:
+    """Every record of the (one-shard) Kinesis stream, once ``want`` have arrived."""
+    shard = kinesis.describe_stream(StreamName=stream)["StreamDescription"]["Shards"][0]
+    deadline = time.monotonic() + 30
+    while True:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        records = [r["Data"] for r in kinesis.get_records(ShardIterator=iterator)["Records"]]
+        if len(records) >= want or time.monotonic() > deadline:
+            return records
+        time.sleep(0.05)
+
+
+def test_kinesis_exports_messages_in_order_from_start_sequence_number(
+    running: Running, kinesis: Any
+) -> None:
+    stream = f"ks-{uuid.uuid4().hex[:6]}"
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    client = running.start()
+    client.create_message_stream(
+        MessageStreamDefinition(
+            name="tokinesis",
+            strategy_on_full=StrategyOnFull.OverwriteOldestData,
+            export_definition=ExportDefinition(
+                kinesis=[
+                    KinesisConfig(
+                        identifier="k", kinesis_stream_name=stream, start_sequence_number=1
+                    )
+                ]
+            ),
+        )
+    )
+    for i in range(4):
+        client.append_message("tokinesis", b"record-%d" % i)
+    assert kinesis_records(kinesis, stream, 3) == [b"record-1", b"record-2", b"record-3"]
+    status = client.describe_message_stream("tokinesis").export_statuses[0]
+    assert status.last_exported_sequence_number == 3 and status.exported_messages_count == 3
+
+
+def test_a_missing_kinesis_stream_is_an_export_error_retried_later(running: Running) -> None:
+    client = running.start()
+    client.create_message_stream(
+        MessageStreamDefinition(
+            name="nowhere",
+            strategy_on_full=StrategyOnFull.OverwriteOldestData,
+            export_definition=ExportDefinition(
+                kinesis=[KinesisConfig(identifier="k", kinesis_stream_name="does-not-exist")]
+            ),
+        )
+    )
+    client.append_message("nowhere", b"x")
+    deadline = time.monotonic() + 30
+    while True:
+        statuses_ = client.describe_message_stream("nowhere").export_statuses
+        if statuses_ and statuses_[0].error_message:
+            break
+        assert time.monotonic() < deadline, "no export error reported"
+        time.sleep(0.05)
+    assert "does-not-exist" in statuses_[0].error_message
+    assert statuses_[0].last_exported_sequence_number is None  # not past the message
+
+
+@pytest.mark.parametrize(
+    ("interval", "available", "since_last", "go"),
+    [
+        (None, 1, 0, True),  # no interval: export what is there
+        (60000, 10, 0, True),  # a full batch goes at once
+        (60000, 3, 1000, False),  # a partial batch waits for the interval
+        (60000, 3, 60000, True),
+        (None, 0, 0, False),
+    ],
+)
+def test_kinesis_batch_interval(
+    interval: int | None, available: int, since_last: int, go: bool
+) -> None:
+    from edgekit.local.streammanager.definitions import KinesisConfig as Config
+    from edgekit.local.streammanager.kinesis import ready
+
+    config = Config("k", "ks", 10, interval, 0, False)
+    assert ready(config, available, 1_000_000, 1_000_000 + since_last) is go

@@ -168,10 +168,6 @@ def test_definition_defaults_are_the_sdk_defaults() -> None:
     ("export", "label"),
     [
         (
-            ExportDefinition(kinesis=[KinesisConfig(identifier="k", kinesis_stream_name="x")]),
-            "Kinesis",
-        ),
-        (
             ExportDefinition(iot_analytics=[IoTAnalyticsConfig(identifier="a", iot_channel="c")]),
             "IoT Analytics",
         ),
@@ -269,3 +265,46 @@ def test_message_stream_info_reads_our_describe_shape() -> None:
     )
     assert info.storage_status.total_bytes == 9
     assert info.export_statuses[0].last_exported_sequence_number == 2
+
+
+def test_kinesis_exports_are_parsed_with_their_defaults() -> None:
+    sdk = MessageStreamDefinition(
+        name="s",
+        strategy_on_full=StrategyOnFull.RejectNewData,
+        export_definition=ExportDefinition(
+            kinesis=[
+                KinesisConfig(identifier="k1", kinesis_stream_name="ks"),
+                KinesisConfig(
+                    identifier="k2",
+                    kinesis_stream_name="ks",
+                    batch_size=10,
+                    batch_interval_millis=60000,
+                    start_sequence_number=5,
+                    disabled=True,
+                ),
+            ]
+        ),
+    )
+    ours = parse_definition(sdk.as_dict())
+    first, second = ours.kinesis_exports
+    assert (first.batch_size, first.batch_interval_millis, first.start_sequence_number) == (
+        500,
+        None,
+        0,
+    )
+    assert (second.batch_size, second.start_sequence_number, second.disabled) == (10, 5, True)
+    back = MessageStreamDefinition.from_dict(ours.as_wire())
+    assert back.export_definition.as_dict() == sdk.export_definition.as_dict()
+
+
+def test_export_identifiers_are_unique_across_kinds() -> None:
+    raw = MessageStreamDefinition(
+        name="s",
+        strategy_on_full=StrategyOnFull.RejectNewData,
+        export_definition=ExportDefinition(
+            kinesis=[KinesisConfig(identifier="same", kinesis_stream_name="ks")],
+            s3_task_executor=[S3ExportTaskExecutorConfig(identifier="same")],
+        ),
+    ).as_dict()
+    with pytest.raises(DefinitionError, match="unique"):
+        parse_definition(raw)

@@ -11,7 +11,7 @@ import cbor2
 import pytest
 from stream_manager import (
     ExportDefinition,
-    KinesisConfig,
+    IoTAnalyticsConfig,
     MessageStreamDefinition,
     Persistence,
     ReadMessagesOptions,
@@ -106,12 +106,12 @@ def test_errors_reach_the_sdk_as_its_exceptions(client: StreamManagerClient) -> 
         create(client)
     with pytest.raises(NotEnoughMessagesException):
         client.read_messages("s", ReadMessagesOptions(min_message_count=1))
-    with pytest.raises(InvalidRequestException, match="Kinesis"):
+    with pytest.raises(InvalidRequestException, match="IoT Analytics"):
         create(
             client,
             "k",
             export_definition=ExportDefinition(
-                kinesis=[KinesisConfig(identifier="k", kinesis_stream_name="x")]
+                iot_analytics=[IoTAnalyticsConfig(identifier="k", iot_channel="x")]
             ),
         )
     with pytest.raises(RequestPayloadTooLargeException):
