@@ -178,8 +178,28 @@ def main(argv: list[str] | None = None) -> int:
     server = StreamManagerServer(
         root, authenticate=authenticate, export_threads=threads, min_part_size=part
     )
-    asyncio.run(_serve(server, sock))
+    try:
+        asyncio.run(_serve(server, sock))
+    except Exception:
+        # The component counts as RUNNING since its Startup step returned: tell the device
+        # it failed, so it is restarted (recovered) as an errored component is.
+        logging.getLogger(COMPONENT).exception("the stream manager stopped on an error")
+        _report_errored()
+        return 1
     return 0
+
+
+def _report_errored() -> None:
+    if not (os.environ.get(SOCKET_ENV) and os.environ.get("SVCUID")):
+        return
+    try:
+        client = GreengrassCoreIPCClientV2()
+        try:
+            client.update_state(state="ERRORED")
+        finally:
+            client.close()
+    except (EventStreamError, AwsCrtError, OSError) as exc:
+        print(f"{COMPONENT}: could not report ERRORED to the device: {exc}", flush=True)
 
 
 if __name__ == "__main__":

@@ -129,3 +129,41 @@ def test_daemon_returns_once_listening_and_serves_from_the_same_process_group(
         time.sleep(0.05)
     else:
         raise AssertionError("the stream manager outlived SIGTERM to its process group")
+
+
+class FakeIpc:
+    """GreengrassCoreIPCClientV2 as the stream manager process uses it."""
+
+    calls: list[tuple[str, object]] = []
+
+    def update_configuration(
+        self, *, key_path: list[str], value_to_merge: dict, timestamp: object
+    ) -> None:
+        self.calls.append(("update_configuration", (key_path, value_to_merge)))
+
+    def update_state(self, *, state: str) -> None:
+        self.calls.append(("update_state", state))
+
+    def close(self) -> None:
+        self.calls.append(("close", None))
+
+
+def test_the_process_publishes_its_port_and_reports_errored_when_the_server_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self: object, sock: socket.socket) -> None:
+        sock.close()
+        raise RuntimeError("disk on fire")
+
+    FakeIpc.calls = []
+    monkeypatch.setattr(sm_main, "GreengrassCoreIPCClientV2", FakeIpc)
+    monkeypatch.setattr(sm_main.StreamManagerServer, "serve", broken)
+    monkeypatch.setenv(sm_main.SOCKET_ENV, str(tmp_path / "ipc.socket"))
+    monkeypatch.setenv("SVCUID", "token")
+    code = sm_main.main(
+        ["serve", "--port", "0", "--store-root", str(tmp_path), "--authenticate-client", "false"]
+    )
+    assert code == 1
+    (kind, (key_path, merged)), *_ = FakeIpc.calls
+    assert kind == "update_configuration" and key_path == [] and isinstance(merged["port"], int)
+    assert ("update_state", "ERRORED") in FakeIpc.calls
