@@ -42,6 +42,7 @@ from edgekit.errors import (
     SpoolError,
     StackError,
     VerificationError,
+    WorkflowExecutionError,
 )
 from edgekit.settings import Settings
 from edgekit.version import __version__
@@ -150,6 +151,7 @@ __all__ = [
     "SpoolError",
     "StackError",
     "VerificationError",
+    "WorkflowExecutionError",
     "__version__",
     *sorted(_LAZY),
 ]

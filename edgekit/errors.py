@@ -214,3 +214,25 @@ class RolloutError(EdgekitError):
 
 class LabError(EdgekitError):
     """JupyterLab (`edgekit lab`) did not start or answer; the message holds its log's end."""
+
+
+class WorkflowExecutionError(DeploymentError):
+    """A deploy-on-approval execution (Step Functions) ended other than SUCCEEDED;
+    ``state`` is the state that failed, ``error`` and ``cause`` what it said."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        execution_arn: str,
+        status: str,
+        state: str | None,
+        error: str | None,
+        cause: str | None,
+    ) -> None:
+        super().__init__(message)
+        self.execution_arn = execution_arn
+        self.status = status
+        self.state = state
+        self.error = error
+        self.cause = cause

@@ -62,6 +62,7 @@ LAYERS: list[set[str]] = [
         "local.moto_backends",
         "local.moto_keeper",
         "local.moto_cloudformation",
+        "local.moto_stepfunctions",
         "local.mqtt",
         "local.ipc",
         "local.greengrass",

@@ -1,4 +1,5 @@
-"""``edgekit pipeline run``: the notebooks end to end, for schedules and CI.
+"""``edgekit pipeline run``: the notebooks end to end, for schedules and CI;
+``edgekit pipeline deploy-approved``: the deploy-on-approval state machine, by hand.
 
 The parameters file may set only what the notebooks' parameters cells declare
 (``pipeline run --help`` lists them). A flag typed on the command line (``--backend``,
@@ -98,6 +99,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     run.set_defaults(handler=_run)
 
+    approved = sub.add_parser(
+        "deploy-approved",
+        help="start the deploy-on-approval state machine by hand and show its progress",
+        description=(
+            "Start an execution of the deploy-on-approval state machine (the stack of "
+            "`edgekit stack deploy-approval`): it deploys the latest Approved model version. "
+            "With --wait, follow it from its execution history and exit non-zero naming the "
+            "failed state and its cause."
+        ),
+    )
+    approved.add_argument("--backend", choices=["local", "aws"], default=None)
+    approved.add_argument("--stack", help="stack name (default: <project>-deploy-on-approval)")
+    approved.add_argument("--wait", action="store_true", help="follow the execution to its end")
+    approved.add_argument(
+        "--timeout", type=float, default=1800.0, help="seconds --wait follows it (default 1800)"
+    )
+    approved.set_defaults(handler=_deploy_approved)
+
 
 def _parameters(args: argparse.Namespace) -> dict[str, Any]:
     """The --params file, checked against the notebooks; the flags typed win, and say so."""
@@ -144,4 +163,39 @@ def _run(args: argparse.Namespace) -> int:
             count = sum(1 for line in lines if line.strip())
         print(f"results: {count} messages from the devices in {results.resolve()}")
     print(f"report: {result.report.resolve()}")
+    return 0
+
+
+def _deploy_approved(args: argparse.Namespace) -> int:
+    from edgekit.progress import progress
+    from edgekit.settings import Settings
+    from edgekit.workflow.approval import follow_execution, start_execution, state_machine_arn
+    from edgekit.workflow.approval_definition import state_count
+
+    settings = Settings.from_env()
+    if args.backend is not None:
+        settings = settings.replace(backend=args.backend)
+    machine = state_machine_arn(settings, stack=args.stack)
+    execution = start_execution(settings, machine)
+    print(f"started {execution}")
+    if not args.wait:
+        return 0
+    with progress(total=state_count(), desc="deploy on approval", unit="state") as bar:
+
+        seen: set[str] = set()
+
+        def entered(name: str) -> None:
+            bar.set_postfix_str(name)
+            if name not in seen:  # a polling loop enters its states again
+                seen.add(name)
+                bar.update(1)
+
+        outcome = follow_execution(settings, execution, timeout=args.timeout, on_state=entered)
+    output = outcome.output or {}
+    print(
+        f"{outcome.status}: {output.get('component', '?')} {output.get('componentVersion', '?')} "
+        f"(model sha256 {output.get('sha256', '?')}) deployed by {output.get('deploymentId', '?')}"
+    )
+    for device in output.get("devices") or []:
+        print(f"{device.get('thing')}  {device.get('state')}")
     return 0

@@ -1,4 +1,7 @@
-"""``edgekit stack deploy | outputs | status | delete``: the device's CloudFormation stack.
+"""``edgekit stack deploy | outputs | status | delete | deploy-approval``: CloudFormation stacks.
+
+``deploy`` defaults to the device's stack; ``deploy-approval`` deploys the second one, the
+deploy-on-approval state machine and its EventBridge rule (``edgekit.workflow.approval``).
 
 The backend (``EDGEKIT_BACKEND``: local or aws) decides where the calls land; the
 calls are the same. ``deploy`` fills the device template's ProjectName, ThingGroupName
@@ -97,6 +100,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     delete.set_defaults(handler=_delete)
 
+    approval = commands.add_parser(
+        "deploy-approval",
+        help="create or update the deploy-on-approval stack (state machine + EventBridge rule)",
+        description=(
+            "Deploy cloudformation/deploy-on-approval.yaml: approving a version of the model "
+            "package group then deploys it to the thing group, with nothing of yours running "
+            "(docs/deploy-on-approval.md). The definition is uploaded to the artifact bucket."
+        ),
+    )
+    approval.add_argument("--name", help="stack name (default: <project>-deploy-on-approval)")
+    approval.add_argument(
+        "--group",
+        dest="model_package_group",
+        help="model package group (default: the settings' model_name)",
+    )
+    approval.add_argument(
+        "--thing-group", help="thing group to deploy to (default: the settings' thing_group)"
+    )
+    approval.add_argument(
+        "--bucket", help="bucket for the definition (default: the components' artifact bucket)"
+    )
+    approval.add_argument(
+        "--package-bucket",
+        help="bucket of the registered model packages the workflow reads (default: --bucket)",
+    )
+    approval.add_argument(
+        "--poll-seconds", type=int, default=15, help="seconds between looks at the devices"
+    )
+    approval.add_argument(
+        "--max-polls", type=int, default=80, help="looks at the devices before it gives up"
+    )
+    approval.add_argument("--json", action="store_true", help="print the outputs as JSON")
+    approval.set_defaults(handler=_deploy_approval)
+
 
 def _help(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
@@ -158,4 +195,24 @@ def _delete(args: argparse.Namespace) -> int:
         args.name, settings=Settings.from_env(), empty_buckets=not args.keep_objects
     )
     print(f"stack {args.name}: " + ("deleted" if deleted else "does not exist (nothing to do)"))
+    return 0
+
+
+def _deploy_approval(args: argparse.Namespace) -> int:
+    from edgekit.settings import Settings
+    from edgekit.workflow.approval import deploy_approval_stack
+
+    result = deploy_approval_stack(
+        Settings.from_env(),
+        name=args.name,
+        model_package_group=args.model_package_group,
+        thing_group=args.thing_group,
+        bucket=args.bucket,
+        package_bucket=args.package_bucket,
+        poll_seconds=args.poll_seconds,
+        max_polls=args.max_polls,
+    )
+    if not args.json:
+        print(f"stack {result.name}: {result.status}" + ("" if result.changed else " (no changes)"))
+    _print_outputs(result.outputs, args.json)
     return 0

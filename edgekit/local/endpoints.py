@@ -263,7 +263,12 @@ def _greengrass_args(ctx: _Context) -> list[str]:
 
 
 def _moto_args(ctx: _Context) -> list[str]:
-    return ["--state-file", str(ctx.layout.moto_state_file)]
+    return [
+        "--state-file",
+        str(ctx.layout.moto_state_file),
+        "--greengrass-port-file",  # state machines' greengrassv2 calls (moto_stepfunctions)
+        str(ctx.layout.port_file(GREENGRASS)),
+    ]
 
 
 _SERVERS: dict[str, _Server] = {

@@ -45,6 +45,12 @@ from edgekit.errors import LocalBackendError
 _Key = tuple[str, str]  # (module, attribute) of a module-level BackendDict
 
 _LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
+_RLOCK_TYPE = type(threading.RLock())
+
+#: Objects another edgekit module knows how to save (class -> reducer returning a pickle
+#: reduce tuple), e.g. a Step Functions execution without its worker thread
+#: (``moto_stepfunctions``). Registered in the moto server process before any snapshot.
+SNAPSHOT_REDUCERS: dict[type, Any] = {}
 
 
 def _live_backend_dict(module: str, name: str) -> BackendDict[Any]:
@@ -174,13 +180,17 @@ class _Pickler(pickle.Pickler):
                 f"cannot snapshot moto's {obj.service_name!r} backend of account "
                 f"{obj.account_id}: it belongs to no BackendDict in use"
             )
+        for cls, reducer in SNAPSHOT_REDUCERS.items():
+            if isinstance(obj, cls):
+                return reducer(obj)
         if isinstance(obj, collections.defaultdict | collections.OrderedDict):
             return self._reduce_dict(obj)
         crypto = _reduce_crypto(obj)
         if crypto is not None:
             return crypto
         if isinstance(obj, _LOCK_TYPES):
-            return type(obj), ()
+            # threading.Lock, not type(obj): ``_thread.lock`` cannot be looked up by name.
+            return (threading.RLock if isinstance(obj, _RLOCK_TYPE) else threading.Lock), ()
         if isinstance(obj, threading.Condition):
             return _new_condition, (obj._lock,)  # type: ignore[attr-defined]
         if isinstance(obj, threading.Event):
@@ -268,4 +278,4 @@ def restore_backends(payload: bytes, source: str) -> list[str]:
     return sorted(set(services))
 
 
-__all__ = ["dump_backends", "restore_backends"]
+__all__ = ["SNAPSHOT_REDUCERS", "dump_backends", "restore_backends"]

@@ -4,6 +4,10 @@ moto's own ``python -m moto.server`` needs a fixed port; this runs the same WSGI
 app (every service moto emulates, one server) but can bind port 0 and report the
 port it got, so parallel test runs and several homes never collide.
 
+State machines execute (``moto_stepfunctions``): their ``aws-sdk:`` tasks call back
+into this server, and ``greengrassv2`` into the Greengrass emulator whose port
+``--greengrass-port-file`` names.
+
 With ``--state-file F`` the server restores moto's backends from F before it
 listens (refusing, with exit code 2 and the reason on stderr, a snapshot it cannot
 restore) and keeps F up to date: every ``moto_keeper.SNAPSHOT_INTERVAL`` seconds
@@ -29,7 +33,7 @@ from werkzeug.serving import make_server
 
 from edgekit.errors import LocalBackendError
 from edgekit.files import write_text_atomic
-from edgekit.local import moto_cloudformation
+from edgekit.local import moto_cloudformation, moto_stepfunctions
 from edgekit.local.moto_keeper import StateKeeper
 
 
@@ -40,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port-file", type=Path, help="write the bound port here when ready")
     parser.add_argument(
         "--state-file", type=Path, help="restore moto's state from here and keep it saved there"
+    )
+    parser.add_argument(
+        "--greengrass-port-file",
+        type=Path,
+        help="the Greengrass emulator's port file: state machines' greengrassv2 calls go there",
     )
     args = parser.parse_args(argv)
     moto_cloudformation.install()  # the device stack's resource types, as on AWS
@@ -60,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     port = int(server.server_address[1])
     # moto builds some URLs (e.g. Lambda's endpoint) from MOTO_PORT.
     os.environ["MOTO_PORT"] = str(port)
+    # State machines run here, their aws-sdk tasks call back into this server (greengrassv2
+    # into the emulator), and approvals in the registry start them (EventBridge).
+    moto_stepfunctions.install(moto_port=port, greengrass_port_file=args.greengrass_port_file)
 
     def _shutdown(signum: int, frame: FrameType | None) -> None:
         # shutdown() blocks until serve_forever returns, so call it from another thread.

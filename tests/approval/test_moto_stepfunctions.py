@@ -1,0 +1,123 @@
+"""edgekit.local.moto_stepfunctions in-process (moto's decorator, no server).
+
+An approval with plain boto3 starts the rule's state machine (SageMaker's event through
+EventBridge), the customer metadata survives an UpdateModelPackage that leaves it out,
+and the moto snapshot saves executions (their history kept, a running one ABORTED).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from edgekit.local import moto_stepfunctions
+from edgekit.local.moto_backends import dump_backends, restore_backends
+
+REGION = "us-east-1"
+PATTERN = {
+    "source": ["aws.sagemaker"],
+    "detail-type": ["SageMaker Model Package State Change"],
+    "detail": {"ModelPackageGroupName": ["g"], "ModelApprovalStatus": ["Approved"]},
+}
+
+
+@pytest.fixture
+def aws() -> Iterator[dict[str, Any]]:
+    moto_stepfunctions.install(moto_port=1, greengrass_port_file=None)
+    with mock_aws():
+        yield {
+            s: boto3.client(s, region_name=REGION) for s in ("events", "stepfunctions", "sagemaker")
+        }
+
+
+def machine(sfn: Any, definition: dict[str, Any]) -> str:
+    return str(
+        sfn.create_state_machine(
+            name=f"m{time.monotonic_ns()}",
+            definition=json.dumps(definition),
+            roleArn="arn:aws:iam::123456789012:role/r",
+        )["stateMachineArn"]
+    )
+
+
+PASS = {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}
+
+
+def wait_done(sfn: Any, arn: str) -> dict[str, Any]:
+    for _ in range(200):
+        done = sfn.describe_execution(executionArn=arn)
+        if done["status"] != "RUNNING":
+            return dict(done)
+        time.sleep(0.02)
+    raise AssertionError(f"{arn} still running")
+
+
+def test_an_approval_starts_the_rules_state_machine_and_keeps_the_metadata(
+    aws: dict[str, Any],
+) -> None:
+    sfn, events, sm = aws["stepfunctions"], aws["events"], aws["sagemaker"]
+    arn = machine(sfn, PASS)
+    events.put_rule(Name="approved", EventPattern=json.dumps(PATTERN), State="ENABLED")
+    events.put_targets(Rule="approved", Targets=[{"Id": "sfn", "Arn": arn}])
+    sm.create_model_package_group(ModelPackageGroupName="g")
+    package = sm.create_model_package(
+        ModelPackageGroupName="g",
+        ModelApprovalStatus="PendingManualApproval",
+        SourceUri="s3://b/k",
+        CustomerMetadataProperties={"edgekit:sha256": "abc"},
+    )["ModelPackageArn"]
+    assert sfn.list_executions(stateMachineArn=arn)["executions"] == []
+    sm.update_model_package(ModelPackageArn=package, ModelApprovalStatus="Approved")
+    [execution] = sfn.list_executions(stateMachineArn=arn)["executions"]
+    event = json.loads(wait_done(sfn, execution["executionArn"])["input"])
+    assert event["source"] == "aws.sagemaker"
+    assert event["detail"]["ModelPackageArn"] == package
+    assert event["detail"]["ModelApprovalStatus"] == "Approved"
+    described = sm.describe_model_package(ModelPackageName=package)
+    assert described["CustomerMetadataProperties"] == {"edgekit:sha256": "abc"}
+    # Approving again changes nothing: no second execution.
+    sm.update_model_package(ModelPackageArn=package, ModelApprovalStatus="Approved")
+    assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 1
+
+
+def test_a_rule_with_a_queue_and_a_state_machine_target_serves_both(aws: dict[str, Any]) -> None:
+    sfn, events = aws["stepfunctions"], aws["events"]
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = sqs.create_queue(QueueName="q")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+    arn = machine(sfn, PASS)
+    events.put_rule(Name="both", EventPattern=json.dumps({"source": ["me"]}), State="ENABLED")
+    events.put_targets(
+        Rule="both",
+        Targets=[
+            {"Id": "sfn", "Arn": arn},
+            {"Id": "q", "Arn": queue_arn["Attributes"]["QueueArn"]},
+        ],
+    )
+    events.put_events(Entries=[{"Source": "me", "DetailType": "t", "Detail": "{}"}])
+    assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 1
+    assert sqs.receive_message(QueueUrl=queue).get("Messages")
+
+
+def test_the_snapshot_saves_executions_with_their_history(aws: dict[str, Any]) -> None:
+    sfn = aws["stepfunctions"]
+    done_arn = machine(sfn, PASS)
+    done = sfn.start_execution(stateMachineArn=done_arn)["executionArn"]
+    wait_done(sfn, done)
+    before = sfn.get_execution_history(executionArn=done)["events"]
+    waiting = machine(
+        sfn, {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 30, "End": True}}}
+    )
+    running = sfn.start_execution(stateMachineArn=waiting)["executionArn"]
+    payload, services = dump_backends()
+    assert "stepfunctions" in services
+    restore_backends(bytes(payload), "test")
+    assert sfn.get_execution_history(executionArn=done)["events"] == before
+    assert sfn.describe_execution(executionArn=done)["status"] == "SUCCEEDED"
+    assert sfn.describe_execution(executionArn=running)["status"] == "ABORTED"
