@@ -61,11 +61,17 @@ class GreengrassLocal:
         return thing_arn(thing)
 
     def start_device(
-        self, thing: str | None = None, *, root: Path | None = None, **options: Any
+        self,
+        thing: str | None = None,
+        *,
+        root: Path | None = None,
+        greengrass_url: str | None = None,
+        **options: Any,
     ) -> DeviceRuntime:
         """Create the IoT thing (if new) and start a local device for it (stopped at teardown).
 
         ``root``: the device's root folder (default: under the module's temporary folder);
+        ``greengrass_url``: another control plane (e.g. one that does not answer);
         ``options``: DeviceRuntime keyword arguments."""
         from edgekit.local.device.runtime import DeviceRuntime
 
@@ -77,7 +83,7 @@ class GreengrassLocal:
         runtime = DeviceRuntime(
             thing,
             root or self.root / "devices" / thing,
-            self.greengrass_url,
+            greengrass_url or self.greengrass_url,
             self.moto_url,
             self.mqtt_endpoint,
             REGION,

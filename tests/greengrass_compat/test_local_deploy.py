@@ -10,6 +10,7 @@ code, the component's log, and ListEffectiveDeployments with plain boto3.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,25 @@ def test_local_and_cloud_deployments_compose(
     assert code == 0, out
     assert HELLO not in device.state.components
     assert "com.example.PlatformAll" in device.state.components
+
+
+def test_a_local_deployment_needs_no_control_plane(
+    gg_local: Any, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A device whose control plane does not answer still deploys from the folders."""
+    from edgekit.local.home import HomeLayout
+
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    thing = "compat-local-offline"
+    offline = gg_local.start_device(
+        thing, root=HomeLayout.of(home).device_root(thing), greengrass_url=dead
+    )
+    code = deploy_hello(home, thing, "1.0.0")
+    out = capsys.readouterr().out
+    assert code == 0, out
+    gg_local.component_log(offline, HELLO, contains="Hello, world!")
 
 
 def test_bad_arguments_are_refused_before_anything_is_queued(
