@@ -79,6 +79,7 @@ class StreamManagerServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._server: asyncio.base_events.Server | None = None
+        self._main: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self.port = 0
@@ -88,6 +89,7 @@ class StreamManagerServer:
     async def serve(self, sock: socket.socket) -> None:
         """Serve on an already listening socket until cancelled."""
         self._loop = asyncio.get_running_loop()
+        self._main = asyncio.current_task()
         self.port = sock.getsockname()[1]
         self.exporter.start()
         self._server = await asyncio.start_server(self._connection, sock=sock)
@@ -116,12 +118,11 @@ class StreamManagerServer:
         return self
 
     def stop(self) -> None:
-        loop, server = self._loop, self._server
-        if loop is not None and server is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(server.close)
-                for task in asyncio.all_tasks(loop):
-                    loop.call_soon_threadsafe(task.cancel)
+        """End ``serve`` (from any thread); the connections' tasks end with its loop."""
+        loop, main = self._loop, self._main
+        if loop is not None and main is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(main.cancel)
         if self._thread is not None:
             self._thread.join(10)
 
