@@ -409,7 +409,12 @@ class LocalDeploymentsMixin:
             "components": components,
             "deploymentPolicies": {
                 "failureHandlingPolicy": request.get("failureHandlingPolicy") or "ROLLBACK",
-                "componentUpdatePolicy": {"action": "NOTIFY_COMPONENTS", "timeoutInSeconds": 60},
+                # As the nucleus converts a local request (DeploymentDocumentConverter):
+                # components are not asked whether they may be updated.
+                "componentUpdatePolicy": {
+                    "action": "SKIP_NOTIFY_COMPONENTS",
+                    "timeoutInSeconds": 0,
+                },
             },
             "creationTimestamp": request.get("createdAt"),
         }

@@ -137,3 +137,20 @@ def test_a_local_artifact_that_does_not_match_its_digest_fails(tmp_path: Path) -
     recipe = resolve_recipe(_recipe("AAAA"), {"os": "linux"})
     with pytest.raises(DeploymentFailure, match="Digest"):
         stage_local_artifacts(recipe, source, tmp_path / "store")
+
+
+def test_a_local_deployment_does_not_notify_components_as_on_the_nucleus() -> None:
+    """greengrass-cli deployments skip the component-update policy (the nucleus converts a
+    local request with SKIP_NOTIFY_COMPONENTS): subscribers are not asked to defer."""
+    from types import SimpleNamespace
+
+    from edgekit.local.device.local_deployments import LocalDeploymentsMixin
+
+    device = SimpleNamespace(state=SimpleNamespace(targets={}))
+    doc = LocalDeploymentsMixin._local_document(
+        device,  # type: ignore[arg-type]
+        {"deploymentId": "d-1", "merge": {"com.example.A": "1.0.0"}},
+        "LOCAL_DEPLOYMENT",
+    )
+    policy = doc["deploymentPolicies"]["componentUpdatePolicy"]
+    assert policy["action"] == "SKIP_NOTIFY_COMPONENTS"
