@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -138,6 +139,38 @@ def test_sdk_appends_and_reads_after_a_restart_on_a_random_port_without_authenti
         assert [m.payload for m in messages] == [b"m0", b"m1", b"m2"]
     finally:
         client.close()
+
+
+def test_a_dependent_finds_a_random_port_through_its_environment(
+    gg_local: Any, device: Any, deploy_and_wait: Callable[..., dict[str, Any]]
+) -> None:
+    row = deploy_and_wait(
+        gg_local.gg,
+        gg_local.thing_arn(device.thing_name),
+        {
+            SM: sm_config(0),
+            APP: {
+                "componentVersion": "1.0.0",
+                "configurationUpdate": {
+                    "merge": _json(
+                        {
+                            "Python": sys.executable,
+                            "BucketName": gg_local.bucket,
+                            "ObjectKey": "stream-manager/again.txt",
+                        }
+                    )
+                },
+            },
+        },
+    )
+    assert row["coreDeviceExecutionStatus"] == "SUCCEEDED", row
+    deadline = time.monotonic() + 60
+    while "EXPORT-STATUS" not in gg_local.component_log(device, APP).split("again.txt")[-1]:
+        assert time.monotonic() < deadline, gg_local.component_log(device, APP)[-3000:]
+        time.sleep(0.05)
+    body = gg_local.s3.get_object(Bucket=gg_local.bucket, Key="stream-manager/again.txt")
+    assert body["Body"].read() == b"hello from stream manager\n"
+    assert gg_local.component_log(device, APP).count("EXPORT-STATUS Success") == 2
 
 
 def test_a_port_in_use_fails_the_deployment_naming_port_device_and_fix(

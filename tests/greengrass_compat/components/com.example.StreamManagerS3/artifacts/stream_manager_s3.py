@@ -76,7 +76,12 @@ try:
     )
     payload = Util.validate_and_serialize_to_json_bytes(s3_export_task_definition)
     sequence_number = client.append_message(stream_name, payload)
-    logger.info("Appended the S3 export task as message %d", sequence_number)
+    logger.info(
+        "Appended the export task for s3://%s/%s as message %d",
+        bucket_name,
+        object_key,
+        sequence_number,
+    )
 
     # Read the statuses from the status stream until the task succeeded or failed.
     stop_checking = False
