@@ -419,9 +419,15 @@ class StreamStore:
         with self.lock:
             stream = self.get(name)
             stream.expire(now_ms())
-            statuses = [
-                {"exportConfigIdentifier": ident, **values}
-                for ident, values in sorted(stream.progress.items())
+            d = stream.definition
+            statuses = [  # every configured export, in definition order, started or not
+                {
+                    "exportConfigIdentifier": c.identifier,
+                    "exportedBytesFromStream": 0,
+                    "exportedMessagesCount": 0,
+                    **stream.progress.get(c.identifier, {}),
+                }
+                for c in [*d.s3_exports, *d.kinesis_exports]
             ]
             return {
                 "definition": stream.definition.as_wire(),

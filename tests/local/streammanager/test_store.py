@@ -13,6 +13,7 @@ from edgekit.local.streammanager.definitions import (
     PERSISTENCE_MEMORY,
     REJECT_NEW_DATA,
     StreamDefinition,
+    parse_definition,
 )
 from edgekit.local.streammanager.protocol import Status
 from edgekit.local.streammanager.store import StoreError, StreamStore
@@ -100,7 +101,18 @@ def test_a_message_larger_than_the_stream_is_refused(tmp_path: Path) -> None:
 
 def test_file_streams_survive_a_restart_and_memory_streams_do_not(tmp_path: Path) -> None:
     store = StreamStore(tmp_path)
-    store.create(definition("file", segment=1024, strategy=OVERWRITE_OLDEST_DATA, max_size=4096))
+    exports = {"s3TaskExecutor": [{"identifier": "s3"}, {"identifier": "not-started"}]}
+    store.create(
+        parse_definition(
+            {
+                "name": "file",
+                "streamSegmentSize": 1024,
+                "maxSize": 4096,
+                "strategyOnFull": OVERWRITE_OLDEST_DATA,
+                "exportDefinition": exports,
+            }
+        )
+    )
     store.create(definition("mem", persistence=PERSISTENCE_MEMORY))
     for i in range(12):
         store.append("file", bytes([i]) * 300)
@@ -115,8 +127,10 @@ def test_file_streams_survive_a_restart_and_memory_streams_do_not(tmp_path: Path
     after = again.describe("file")
     assert after["storageStatus"] == before["storageStatus"]
     assert after["definition"] == before["definition"]
-    assert after["exportStatuses"] == [
-        {"exportConfigIdentifier": "s3", "lastExportedSequenceNumber": 3}
+    zero = {"exportedBytesFromStream": 0, "exportedMessagesCount": 0}
+    assert after["exportStatuses"] == [  # every configured export, started or not
+        {"exportConfigIdentifier": "s3", **zero, "lastExportedSequenceNumber": 3},
+        {"exportConfigIdentifier": "not-started", **zero},
     ]
     assert payloads(again, "file") == payloads(store, "file")
     assert again.append("file", b"next") == 12  # numbering goes on, never reused
