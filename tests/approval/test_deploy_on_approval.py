@@ -3,11 +3,16 @@
 Nothing runs but the local endpoints and one device: the stack's EventBridge rule starts
 the state machine when SageMaker (moto) reports the approval, moto executes it, its
 greengrassv2 calls reach edgekit's control plane, and the device deploys the new model
-component version. The execution's history is read with plain boto3.
+component version, whose recipe is the one `components publish` renders, and its app
+inspects with the approved package (its health names the package's sha256). The
+execution's history is read with plain boto3. `edgekit pipeline deploy-approved --wait`
+runs it by hand, and exits 1 naming the failed state and its cause.
 """
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,16 +22,20 @@ import pytest
 
 pytest.importorskip("awsiot.greengrasscoreipc")
 
+from edgekit.cli import main  # noqa: E402
 from edgekit.compile.testing import build_tiny_model  # noqa: E402
 from edgekit.components import build_components, publish_components  # noqa: E402
 from edgekit.components.build import signing_keys  # noqa: E402
+from edgekit.deploy.proof import current_model  # noqa: E402
 from edgekit.files import sha256_file  # noqa: E402
 from edgekit.local import endpoints  # noqa: E402
 from edgekit.local.device import add_device  # noqa: E402
 from edgekit.package import build_package  # noqa: E402
 from edgekit.registry import customer_metadata  # noqa: E402
+from edgekit.results import subscriber_for  # noqa: E402
 from edgekit.settings import Settings  # noqa: E402
 from edgekit.workflow.approval import (  # noqa: E402
+    default_stack_name,
     deploy_approval_stack,
     executions,
     follow_execution,
@@ -34,7 +43,7 @@ from edgekit.workflow.approval import (  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 GROUP = "edgekit-approval"
-THING = "approval-device-1"
+THING = "appr-1"  # short: the agent socket path must stay under 108 characters
 MODEL_GROUP = "approval-model"
 
 
@@ -103,11 +112,28 @@ def test_approval_deploys_the_new_model_to_the_device(stack: tuple[Settings, str
         CustomerMetadataProperties=customer_metadata(built, sha256=sha, package_s3_uri=uri),
     )["ModelPackageArn"]
     assert executions(settings, machine) == []  # pending: nothing started
-    sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
+    inspecting = threading.Event()
+    seen: list[Any] = []
 
-    started = executions(settings, machine)
-    assert len(started) == 1, started  # the rule started it, during the approval call
-    outcome = follow_execution(settings, started[0]["executionArn"], timeout=120, poll=0.5)
+    def health(message: Any) -> None:
+        if not message.topic.startswith(settings.health_topic):
+            return
+        body = json.loads(message.payload)
+        seen.append(body)
+        model = current_model(body) or {}
+        if body.get("thing_name") == THING and model.get("package_sha256") == sha:
+            inspecting.set()
+
+    with subscriber_for(settings) as subscriber:
+        subscriber.subscribe("#", health)
+        sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
+        started = executions(settings, machine)
+        assert len(started) == 1, started  # the rule started it, during the approval call
+        outcome = follow_execution(settings, started[0]["executionArn"], timeout=120, poll=0.5)
+        assert inspecting.wait(60), (
+            f"{THING} never reported inspecting with package {sha}; last health: "
+            f"{seen[-1:]}"
+        )
     assert outcome.output is not None
     assert outcome.output["sha256"] == sha and outcome.output["componentVersion"] == "1.0.1"
     assert outcome.output["devices"] == [{"thing": THING, "state": "SUCCEEDED"}]
@@ -121,6 +147,29 @@ def test_approval_deploys_the_new_model_to_the_device(stack: tuple[Settings, str
         for c in gg.list_installed_components(coreDeviceThingName=THING)["installedComponents"]
     }
     assert installed[settings.model_component] == "1.0.1"
+    # The recipe is the one `edgekit components publish` renders for this package, with the
+    # artifact where the registry points.
+    [model] = build_components(
+        settings,
+        out_dir=work / "expected",
+        model_package=built.path,
+        names=[settings.model_component],
+    )
+    expected = model.render(
+        {"COMPONENT_VERSION": "1.0.1", "ARTIFACT_PREFIX": uri.rsplit("/", 1)[0]}
+    )
+    stored = gg.get_component(
+        arn=f"arn:aws:greengrass:{settings.region}:123456789012:components:"
+        f"{settings.model_component}:versions:1.0.1",
+        recipeOutputFormat="JSON",
+    )["recipe"]
+    recipe = json.loads(stored)
+    # What Greengrass adds when it stores a version: the artifacts' digests, the type.
+    assert recipe.pop("ComponentType") == "aws.greengrass.generic"
+    for manifest in recipe["Manifests"]:
+        for artifact in manifest["Artifacts"]:
+            assert artifact.pop("Algorithm") == "SHA-256" and artifact.pop("Digest")
+    assert recipe == expected
 
     sfn = boto(settings, "stepfunctions")
     events = sfn.get_execution_history(executionArn=started[0]["executionArn"])["events"]
@@ -129,3 +178,38 @@ def test_approval_deploys_the_new_model_to_the_device(stack: tuple[Settings, str
     ]
     assert "CreateModelComponentVersion" in entered and entered[-1] == "Deployed"
     assert events[-1]["type"] == "ExecutionSucceeded"
+
+
+def test_cli_deploy_approved_waits_and_shows_the_devices(
+    stack: tuple[Settings, str, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings, machine, _ = stack
+    monkeypatch.setenv("EDGEKIT_LOCAL_HOME", str(settings.home))
+    code = main(["pipeline", "deploy-approved", "--backend", "local", "--wait", "--timeout", "120"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "SUCCEEDED" in captured.out and f"{THING}  SUCCEEDED" in captured.out
+    assert executions(settings, machine)[0]["status"] == "SUCCEEDED"
+
+
+def test_cli_names_the_failed_state_and_its_cause(
+    stack: tuple[Settings, str, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings, _, _ = stack
+    deploy_approval_stack(
+        settings, name="empty-approval", model_package_group="never-approved", progress=False
+    )
+    boto(settings, "sagemaker").create_model_package_group(ModelPackageGroupName="never-approved")
+    monkeypatch.setenv("EDGEKIT_LOCAL_HOME", str(settings.home))
+    code = main(
+        ["pipeline", "deploy-approved", "--backend", "local", "--stack", "empty-approval", "--wait"]
+    )
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "FAILED in state NoApprovedVersion" in captured.err, captured.err
+    assert "never-approved has no Approved version" in captured.err
+    assert default_stack_name(settings) != "empty-approval"
