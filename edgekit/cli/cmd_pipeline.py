@@ -181,7 +181,6 @@ def _deploy_approved(args: argparse.Namespace) -> int:
     if not args.wait:
         return 0
     with progress(total=state_count(), desc="deploy on approval", unit="state") as bar:
-
         seen: set[str] = set()
 
         def entered(name: str) -> None:

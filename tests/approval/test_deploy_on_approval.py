@@ -131,8 +131,7 @@ def test_approval_deploys_the_new_model_to_the_device(stack: tuple[Settings, str
         assert len(started) == 1, started  # the rule started it, during the approval call
         outcome = follow_execution(settings, started[0]["executionArn"], timeout=120, poll=0.5)
         assert inspecting.wait(60), (
-            f"{THING} never reported inspecting with package {sha}; last health: "
-            f"{seen[-1:]}"
+            f"{THING} never reported inspecting with package {sha}; last health: {seen[-1:]}"
         )
     assert outcome.output is not None
     assert outcome.output["sha256"] == sha and outcome.output["componentVersion"] == "1.0.1"
