@@ -109,7 +109,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "failed state and its cause."
         ),
     )
-    approved.add_argument("--backend", choices=["local", "aws"], default=None)
+    approved.add_argument(
+        "--backend",
+        choices=["local", "aws"],
+        default=None,
+        help="where the stack is (default: EDGEKIT_BACKEND, else local)",
+    )
     approved.add_argument("--stack", help="stack name (default: <project>-deploy-on-approval)")
     approved.add_argument("--wait", action="store_true", help="follow the execution to its end")
     approved.add_argument(
