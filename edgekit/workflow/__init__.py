@@ -8,8 +8,13 @@ results are and whether any result arrived (`results`), and what each notebook's
 parameters cell declares, with the check of the names a scheduled run is given (`params`).
 The notebooks still make the edgekit calls themselves, so a reader sees them.
 
+Also owns deploy on approval: the state machine's definition built from the recipe
+templates (`approval_definition`, `approval_recipe`, `approval_states`) and its second
+stack, started by hand and followed from its execution history (`approval`); import
+them from their modules (`edgekit.workflow.approval`).
+
 Owns: those find-or-make decisions. Sits at the top of the library: it may use
-`provision`, `registry`, `components`, `deploy`, `results` and `handover`; nothing in
+`provision`, `registry`, `components`, `deploy`, `stack`, `results` and `handover`; nothing in
 edgekit imports it but the notebooks and `pipeline` (for `params`). Must not import
 `edgekit.cli`, `edgekit.viz` or the local emulators' internals.
 """
