@@ -6,6 +6,8 @@ on it. This module closes each gap the way AWS behaves, in the moto server proce
 
 - **execution on**: the configuration flag is set, so ``StartExecution`` runs the
   definition (moto's ASL interpreter) instead of only recording it.
+- **execution names**: one started without a name gets a UUID, as on AWS (moto named
+  it "None", so a second one failed with ExecutionAlreadyExists).
 - **where ``aws-sdk:`` tasks land**: moto's interpreter makes a boto3 client per task,
   pointed at ``http://localhost:<MOTO_PORT>``. ``greengrassv2`` is not moto's here:
   edgekit's own control plane answers it on another port, which the moto server reads
@@ -63,6 +65,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
     state_task_service_aws_sdk as aws_sdk,
 )
 from moto.stepfunctions.parser.backend.execution import Execution
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.parser.utils import camel_to_snake_case, snake_to_camel_case
 from moto.stepfunctions.responses import get_backend as sfn_backend
 from moto.utilities.utils import get_partition
@@ -460,6 +463,18 @@ def _reduce_execution(execution: Execution) -> tuple[Any, tuple[dict[str, Any]]]
     return _restored_execution, (state,)
 
 
+def _named(start: Any) -> Any:
+    """moto's StartExecution, which named an execution started without a name "None" (so a
+    second one failed with ExecutionAlreadyExists); AWS names it with a UUID."""
+
+    def start_execution(
+        self: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        return start(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+
+    return start_execution
+
+
 def install(*, moto_port: int, greengrass_port_file: Path | None) -> None:
     """Apply every change above to this process's moto (once; later calls update the
     ports only)."""
@@ -474,6 +489,8 @@ def install(*, moto_port: int, greengrass_port_file: Path | None) -> None:
         service = aws_sdk.StateTaskServiceAwsSdk
         service._normalise_parameters = _normalise_parameters  # type: ignore[method-assign]
         service._normalise_response = _normalise_response  # type: ignore[method-assign]
+        parser = StepFunctionsParserBackend
+        parser.start_execution = _named(parser.start_execution)  # type: ignore[method-assign]
         rule = events_models.Rule
         rule.send_to_targets = _with_state_machine_targets(rule.send_to_targets)  # type: ignore[method-assign]
         backend = sagemaker_models.SageMakerModelBackend

@@ -257,3 +257,95 @@ def test_aws_sdk_names_map_both_ways_and_keep_map_keys() -> None:
         model.operation_model("ListComponentVersions").output_shape,
     )
     assert listed == {"ComponentVersions": [{"ComponentVersion": "1.0.0", "Arn": "x"}]}
+
+
+def _run(states: dict[str, Any], start: str, inputs: list[dict[str, Any]]) -> list[Any]:
+    """``states`` (from ``start``) run by moto's ASL interpreter, once per input; the outputs."""
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        arn = sfn.create_state_machine(
+            name="part",
+            definition=json.dumps({"StartAt": start, "States": states}),
+            roleArn="arn:aws:iam::123456789012:role/r",
+        )["stateMachineArn"]
+        runs = [
+            sfn.start_execution(stateMachineArn=arn, name=f"run-{n}", input=json.dumps(i))[
+                "executionArn"
+            ]
+            for n, i in enumerate(inputs)
+        ]
+        outputs = []
+        for run in runs:
+            for _ in range(200):
+                done = sfn.describe_execution(executionArn=run)
+                if done["status"] != "RUNNING":
+                    break
+                time.sleep(0.05)
+            assert done["status"] == "SUCCEEDED", done
+            outputs.append(json.loads(done["output"]))
+    return outputs
+
+
+# ListComponentVersions lists the greatest version first.
+VERSION_LISTS = [[], ["1.0.0"], ["1.0.9", "1.0.8"], ["2.3.4-rc.1"], ["1.2.3+build.5"], ["10.20.30"]]
+
+
+def test_the_next_model_version_is_the_one_components_publish_picks() -> None:
+    from edgekit.components import next_version
+
+    names = (
+        "HasModelVersion",
+        "FirstVersion",
+        "LatestModelVersion",
+        "SplitLatestVersion",
+        "VersionNumbers",
+        "IsPrerelease",
+        "ReleaseOfPrerelease",
+        "NextPatch",
+    )
+    all_states = build_definition()["States"]
+    states = {name: dict(all_states[name]) for name in names}
+    for state in states.values():
+        if state.get("Next") == "AgentVersions":
+            state["Next"] = "Done"
+    states["Done"] = {"Type": "Succeed"}
+    inputs = [
+        {"modelVersions": {"versions": [{"ComponentVersion": v} for v in versions]}}
+        for versions in VERSION_LISTS
+    ]
+    got = [out["next"]["version"] for out in _run(states, "HasModelVersion", inputs)]
+    assert got == [next_version(versions) for versions in VERSION_LISTS]
+
+
+# (the device's effective deployments as (id, status), its state for deployment "mine")
+DEVICE_CASES = [
+    ([], "PENDING"),
+    ([("other", "SUCCEEDED")], "PENDING"),
+    ([("mine", "IN_PROGRESS"), ("other", "SUCCEEDED")], "PENDING"),
+    ([("other", "FAILED"), ("mine", "SUCCEEDED")], "SUCCEEDED"),
+    ([("mine", "FAILED")], "FAILED"),
+    ([("mine", "TIMED_OUT")], "FAILED"),
+    ([("mine", "REJECTED")], "FAILED"),
+    ([("mine", "CANCELED")], "FAILED"),
+]
+
+
+def test_a_devices_state_is_its_status_of_this_deployment() -> None:
+    from edgekit.workflow.approval_states import device_states
+
+    states = dict(device_states()["States"])
+    states.pop("ListEffectiveDeployments")  # its result is the input here
+    inputs = [
+        {
+            "thing": "t1",
+            "deploymentId": "mine",
+            "listed": {
+                "effective": [
+                    {"DeploymentId": d, "CoreDeviceExecutionStatus": s} for d, s in effective
+                ]
+            },
+        }
+        for effective, _ in DEVICE_CASES
+    ]
+    outputs = _run(states, "DeploymentKeys", inputs)
+    assert outputs == [{"thing": "t1", "state": state} for _, state in DEVICE_CASES]

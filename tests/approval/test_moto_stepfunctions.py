@@ -121,3 +121,11 @@ def test_the_snapshot_saves_executions_with_their_history(aws: dict[str, Any]) -
     assert sfn.get_execution_history(executionArn=done)["events"] == before
     assert sfn.describe_execution(executionArn=done)["status"] == "SUCCEEDED"
     assert sfn.describe_execution(executionArn=running)["status"] == "ABORTED"
+
+
+def test_executions_started_without_a_name_get_distinct_names(aws: dict[str, Any]) -> None:
+    sfn = aws["stepfunctions"]
+    arn = machine(sfn, PASS)
+    first = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    second = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    assert first != second and not first.endswith(":None")
