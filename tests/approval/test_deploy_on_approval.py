@@ -199,11 +199,15 @@ def test_cli_names_the_failed_state_and_its_cause(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings, _, _ = stack
-    deploy_approval_stack(
-        settings, name="empty-approval", model_package_group="never-approved", progress=False
-    )
-    boto(settings, "sagemaker").create_model_package_group(ModelPackageGroupName="never-approved")
     monkeypatch.setenv("EDGEKIT_LOCAL_HOME", str(settings.home))
+    monkeypatch.setenv("EDGEKIT_THING_GROUP", GROUP)
+    code = main(
+        ["stack", "deploy-approval", "--name", "empty-approval", "--group", "never-approved"]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0 and "stack empty-approval: CREATE_COMPLETE" in printed, printed
+    assert "StateMachineArn" in printed
+    boto(settings, "sagemaker").create_model_package_group(ModelPackageGroupName="never-approved")
     code = main(
         ["pipeline", "deploy-approved", "--backend", "local", "--stack", "empty-approval", "--wait"]
     )
@@ -211,4 +215,4 @@ def test_cli_names_the_failed_state_and_its_cause(
     assert code == 1
     assert "FAILED in state NoApprovedVersion" in captured.err, captured.err
     assert "never-approved has no Approved version" in captured.err
-    assert default_stack_name(settings) != "empty-approval"
+    assert default_stack_name(settings) != "empty-approval"  # the other stack was not used
