@@ -236,3 +236,8 @@ class WorkflowExecutionError(DeploymentError):
         self.state = state
         self.error = error
         self.cause = cause
+
+
+class ScheduleError(ConfigurationError):
+    """A pipeline schedule is invalid (its cron or rate expression, its name, its parameters
+    file) or names one that does not exist; the message names the field or the schedule."""

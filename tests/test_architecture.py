@@ -76,7 +76,7 @@ LAYERS: list[set[str]] = [
     # 9: fleet operations and figures
     {"provision", "deploy", "neo", "viz"},
     # 10: the notebooks' steps and scheduled runs
-    {"workflow", "rollout", "reports", "pipeline", "kernels"},
+    {"workflow", "rollout", "reports", "pipeline", "kernels", "schedule"},
     # 11: entry points
     {"cli", "demo", "lab", "__main__", ""},
 ]

@@ -1,5 +1,6 @@
 """``edgekit pipeline run``: the notebooks end to end, for schedules and CI;
-``edgekit pipeline deploy-approved``: the deploy-on-approval state machine, by hand.
+``edgekit pipeline deploy-approved``: the deploy-on-approval state machine, by hand;
+``edgekit pipeline schedule | schedules | unschedule``: scheduled runs (`edgekit.schedule`).
 
 The parameters file may set only what the notebooks' parameters cells declare
 (``pipeline run --help`` lists them). A flag typed on the command line (``--backend``,
@@ -10,10 +11,12 @@ the command says so on stderr.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
 from edgekit.handover import RESULTS
+from edgekit.local.home import add_home_option
 
 #: Flag -> the parameter it sets (the flag wins over the parameters file).
 FLAG_PARAMETERS = {"--backend": "backend", "--out": "output_dir"}
@@ -121,6 +124,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--timeout", type=float, default=1800.0, help="seconds --wait follows it (default 1800)"
     )
     approved.set_defaults(handler=_deploy_approved)
+    _register_schedules(sub)
 
 
 def _parameters(args: argparse.Namespace) -> dict[str, Any]:
@@ -202,4 +206,232 @@ def _deploy_approved(args: argparse.Namespace) -> int:
     )
     for device in output.get("devices") or []:
         print(f"{device.get('thing')}  {device.get('state')}")
+    return 0
+
+
+# --- scheduled runs (edgekit.schedule) -------------------------------------------------------
+
+
+def _register_schedules(sub: argparse._SubParsersAction) -> None:
+    schedule = sub.add_parser(
+        "schedule",
+        help="run the notebooks on a schedule (local scheduler, or SageMaker on AWS)",
+        description=(
+            "Schedule `edgekit pipeline run`. --backend local: the scheduler `edgekit local "
+            "up` starts runs it into --runs-root (missed fire times make one catch-up run). "
+            "--backend aws: a SageMaker pipeline with a notebook-job step, started by an "
+            "EventBridge Scheduler schedule; runs land in --s3-uri. See docs/scheduled-runs.md."
+        ),
+    )
+    schedule.add_argument(
+        "--cron",
+        required=True,
+        metavar="EXPR",
+        help="UTC: 5-field cron 'M H DOM MON DOW', AWS 'cron(M H DOM MON DOW YEAR)' or "
+        "'rate(N minutes|hours|days)'",
+    )
+    schedule.add_argument("--name", help="schedule name (default: pipeline, pipeline-2, ...)")
+    schedule.add_argument("--params", metavar="FILE.yaml", help="notebook parameters (YAML)")
+    schedule.add_argument(
+        "--backend",
+        choices=["local", "aws"],
+        default=None,
+        help="where the schedule and its runs live (default: backend in --params, else local)",
+    )
+    schedule.add_argument("--notebooks", metavar="DIR", help="notebooks folder (local runs)")
+    schedule.add_argument(
+        "--runs-root",
+        metavar="DIR",
+        default="runs",
+        help="local runs go to DIR/<UTC time>-<name>/ (default: runs)",
+    )
+    aws = schedule.add_argument_group("AWS (--backend aws)")
+    aws.add_argument(
+        "--role",
+        metavar="ARN",
+        help="the notebook job's SageMaker execution role (default: $EDGEKIT_SAGEMAKER_ROLE_ARN)",
+    )
+    aws.add_argument(
+        "--scheduler-role",
+        metavar="ARN",
+        help="the role EventBridge Scheduler assumes to start the pipeline (default: --role)",
+    )
+    aws.add_argument(
+        "--s3-uri",
+        metavar="S3URI",
+        help="s3://bucket/prefix for inputs and runs (default: "
+        "s3://$EDGEKIT_ARTIFACT_BUCKET/<project>/schedules)",
+    )
+    aws.add_argument(
+        "--image", metavar="URI", help="notebook-job image (SageMaker Distribution) in the region"
+    )
+    aws.add_argument("--instance-type", default="ml.m5.large", help="default ml.m5.large")
+    aws.add_argument(
+        "--install",
+        default=None,
+        metavar="REQUIREMENT",
+        help="pip requirement that installs edgekit in the job ('' if the image has it)",
+    )
+    add_home_option(schedule)
+    schedule.set_defaults(handler=_schedule)
+
+    listing = sub.add_parser(
+        "schedules",
+        help="list the schedules: next run, last run, its status and where its output is",
+        description="List the schedules of one backend with their last run; a failed run "
+        "shows the failing notebook and the error line.",
+    )
+    listing.add_argument(
+        "--backend",
+        choices=["local", "aws"],
+        default="local",
+        help="local: this home's schedules (default); aws: the EventBridge group 'edgekit'",
+    )
+    add_home_option(listing)
+    listing.set_defaults(handler=_schedules)
+
+    remove = sub.add_parser(
+        "unschedule",
+        help="remove a schedule (a run in progress finishes)",
+        description="Remove a local schedule, or an AWS schedule and its SageMaker pipeline "
+        "(run folders stay where they are).",
+    )
+    remove.add_argument("name", metavar="NAME", help="the schedule's name (see `schedules`)")
+    remove.add_argument(
+        "--backend", choices=["local", "aws"], default="local", help="where it is (default local)"
+    )
+    add_home_option(remove)
+    remove.set_defaults(handler=_unschedule)
+
+
+def _schedule_settings(args: argparse.Namespace, backend: str) -> Any:
+    from edgekit.settings import Settings
+
+    return Settings.from_env(backend=backend, local_home=getattr(args, "home", None))
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from edgekit.errors import ScheduleError
+    from edgekit.pipeline import load_parameters
+    from edgekit.schedule.cron import parse_expression
+
+    expression = parse_expression(args.cron)
+    backend = args.backend or load_parameters(args.params).get("backend") or "local"
+    settings = _schedule_settings(args, backend)
+    if backend == "local":
+        from edgekit.schedule.local import local_rows, schedule_local, scheduler_running
+
+        made = schedule_local(
+            settings,
+            args.cron,
+            name=args.name,
+            params=args.params,
+            notebooks=args.notebooks,
+            runs_root=args.runs_root,
+        )
+        row = next(r for r in local_rows(settings) if r.name == made.name)
+        print(f"scheduled {made.name}: {made.expression} (UTC) locally; next run {row.next_run}")
+        print(f"runs go to {made.runs_root}/<UTC time>-{made.name}/")
+        if not scheduler_running(settings):
+            print(
+                "the local scheduler is not running: `edgekit local up` starts it (missed "
+                "fire times then make one run)",
+                file=sys.stderr,
+            )
+        return 0
+    from pathlib import Path
+
+    from edgekit.schedule.aws import schedule_aws
+    from edgekit.schedule.aws_definition import DEFAULT_INSTALL, NotebookJob
+    from edgekit.schedule.local import check_params_file
+
+    role = args.role or os.environ.get("EDGEKIT_SAGEMAKER_ROLE_ARN")
+    bucket = os.environ.get("EDGEKIT_ARTIFACT_BUCKET")
+    s3_uri = args.s3_uri or (f"s3://{bucket}/{settings.project_name}/schedules" if bucket else None)
+    given = (("--role", role), ("--s3-uri", s3_uri), ("--image", args.image))
+    missing = [flag for flag, value in given if not value]
+    if missing:
+        raise ScheduleError(
+            f"--backend aws needs {', '.join(missing)}: the SageMaker execution role, the "
+            "S3 folder for inputs and runs, and the notebook-job image (docs/scheduled-runs.md)"
+        )
+    check_params_file(args.params, args.notebooks)
+    job = NotebookJob(
+        role_arn=role,
+        image_uri=args.image,
+        s3_root=s3_uri,
+        instance_type=args.instance_type,
+        install=DEFAULT_INSTALL if args.install is None else args.install,
+    )
+    row = schedule_aws(
+        settings,
+        args.cron,
+        name=args.name or "pipeline",
+        job=job,
+        scheduler_role_arn=args.scheduler_role or role,
+        params_text=Path(args.params).read_text() if args.params else "",
+    )
+    print(f"scheduled {row.name}: {expression.to_aws()} (UTC) on AWS; next run {row.next_run}")
+    print(f"runs go to {row.output}<execution id>/")
+    return 0
+
+
+def _schedules(args: argparse.Namespace) -> int:
+    settings = _schedule_settings(args, args.backend)
+    if args.backend == "local":
+        from edgekit.schedule.local import local_rows, scheduler_running
+
+        rows = local_rows(settings)
+        if rows and not scheduler_running(settings):
+            print("the local scheduler is not running: `edgekit local up`", file=sys.stderr)
+    else:
+        from edgekit.schedule.aws import aws_rows
+
+        rows = aws_rows(settings)
+    if not rows:
+        print(f"no {args.backend} schedules")
+        return 0
+    table = [("NAME", "CRON", "BACKEND", "NEXT RUN", "LAST RUN", "STATUS", "OUTPUT")]
+    for row in rows:
+        table.append(
+            (
+                row.name,
+                row.expression,
+                row.backend,
+                _minute(row.next_run),
+                _minute(row.last_run),
+                row.status,
+                row.output or "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for line in table:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
+    for row in rows:
+        if row.status.lower() in ("failed", "stopped") and row.error:
+            where = f" in {row.notebook}" if row.notebook else ""
+            print(f"{row.name}: last run failed{where}: {row.error}")
+    return 0
+
+
+def _minute(text: str | None) -> str:
+    """An ISO time as ``YYYY-MM-DD HH:MMZ`` (UTC), or ``-``."""
+    if not text:
+        return "-"
+    return text[:16].replace("T", " ") + "Z"
+
+
+def _unschedule(args: argparse.Namespace) -> int:
+    settings = _schedule_settings(args, args.backend)
+    if args.backend == "local":
+        from edgekit.schedule.local import unschedule_local
+
+        gone = unschedule_local(settings, args.name)
+        running = " (its run in progress finishes)" if gone.running else ""
+        print(f"unscheduled {gone.name}{running}")
+        return 0
+    from edgekit.schedule.aws import unschedule_aws
+
+    unschedule_aws(settings, args.name)
+    print(f"unscheduled {args.name} (EventBridge schedule and SageMaker pipeline deleted)")
     return 0

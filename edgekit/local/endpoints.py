@@ -1,4 +1,5 @@
-"""Start, find and stop the local endpoints: moto, the Greengrass emulator, the MQTT broker.
+"""Start, find and stop the local endpoints: moto, the Greengrass emulator, the MQTT broker,
+and the scheduler of local pipeline schedules (``python -m edgekit.schedule``).
 
 `up()` is idempotent and safe to call from every notebook cell: live servers
 that answer are kept (same pids, same ports); dead or hung ones are restarted,
@@ -42,6 +43,11 @@ MOTO_STOP_TIMEOUT = 60.0
 
 MOTO, GREENGRASS, MQTT = "moto", "greengrass", "mqtt"
 SERVERS: tuple[str, ...] = (MOTO, GREENGRASS, MQTT)
+# The local scheduler of pipeline schedules (`edgekit pipeline schedule`): started by `up()`
+# after the servers, recorded in endpoints.json, stopped by `down()` before them; the
+# endpoints do not need it (`LocalEndpoints.load` does not check it).
+SCHEDULER = "scheduler"
+SCHEDULER_MODULE = "edgekit.schedule"
 
 # boto3 client name -> botocore's service-specific endpoint variable. botocore reads
 # AWS_ENDPOINT_URL_<serviceId upper-cased, spaces to underscores>: "CloudWatch Logs" is
@@ -206,6 +212,10 @@ def _greengrass_answers(url: str) -> bool:
     return http_answers(url, "/greengrass/v2/components?maxResults=1")
 
 
+def _scheduler_answers(url: str) -> bool:
+    return http_answers(url, "/")
+
+
 def _mqtt_answers(endpoint: str) -> bool:
     host, _, port = endpoint.rpartition(":")
     return bool(port.isdigit()) and mqtt_ping(host, int(port))
@@ -282,6 +292,12 @@ _SERVERS: dict[str, _Server] = {
     ),
     GREENGRASS: _Server(
         GREENGRASS, lambda: GREENGRASS_MODULE, _greengrass_answers, _greengrass_args
+    ),
+    SCHEDULER: _Server(
+        SCHEDULER,
+        lambda: SCHEDULER_MODULE,
+        _scheduler_answers,
+        lambda ctx: ["--home", str(ctx.layout.root)],
     ),
 }
 # Start order: the emulator needs moto's URL.
@@ -403,7 +419,8 @@ def up(
     region: str | None = None,
     timeout: float = 60.0,
 ) -> LocalEndpoints:
-    """Make moto, the Greengrass emulator and the MQTT broker run and answer; idempotent.
+    """Make moto, the Greengrass emulator, the MQTT broker and the scheduler run and answer;
+    idempotent.
 
     ``region``: the argument, else ``EDGEKIT_REGION``, else the region already
     running in this home, else the Settings default (us-east-1). A different
@@ -448,6 +465,7 @@ def up(
             if name == MOTO:  # refuse a snapshot moto cannot restore, before starting it
                 moto_state.check_snapshot(layout.moto_state_file)
             endpoints[name] = _start(server, ctx, _port_of(recorded), timeout)
+        endpoints[SCHEDULER] = _start_scheduler(layout, previous, endpoints, region, timeout)
         result = LocalEndpoints(
             region=region,
             account_id=ACCOUNT_ID,
@@ -456,9 +474,28 @@ def up(
             mqtt=endpoints[MQTT],
             home=layout.root,
         )
-        text = json.dumps(result.to_dict(), indent=2) + "\n"
+        text = json.dumps({**result.to_dict(), SCHEDULER: endpoints[SCHEDULER]}, indent=2) + "\n"
         write_text_atomic(layout.endpoints_file, text, fsync=False)
         return result
+
+
+def _start_scheduler(
+    layout: HomeLayout,
+    previous: dict[str, Any],
+    endpoints: dict[str, str],
+    region: str,
+    timeout: float,
+) -> str:
+    """Keep the scheduler if it answers, else start it; its runs use these endpoints."""
+    server = _SERVERS[SCHEDULER]
+    recorded = previous.get(SCHEDULER)
+    if recorded is None:
+        port = _read_port(layout.port_file(SCHEDULER))
+        recorded = server.endpoint(port) if port else None
+    if _keep(server, layout, recorded, {"--home": str(layout.root)}):
+        return str(recorded)
+    process.stop_process(layout.root, SCHEDULER)
+    return _start(server, _Context(layout, region, endpoints[MOTO]), _port_of(recorded), timeout)
 
 
 def down(home: str | os.PathLike[str] | None = None, *, timeout: float = 10.0) -> list[str]:
@@ -481,7 +518,7 @@ def down(home: str | os.PathLike[str] | None = None, *, timeout: float = 10.0) -
             )
         ]
         layout.endpoints_file.unlink(missing_ok=True)
-        for name in SERVERS:
+        for name in (*SERVERS, SCHEDULER):
             layout.port_file(name).unlink(missing_ok=True)
         problem = moto_state.take_save_error(layout.moto_state_file)
         if problem is not None:  # everything is stopped; say what the next `up` will find
@@ -515,6 +552,11 @@ def status(home: str | os.PathLike[str] | None = None) -> list[ProcessStatus]:
         if name in SERVERS:
             continue
         pid = process.pid_of(layout.root, name)
+        if name == SCHEDULER:
+            endpoint = str(data.get(name) or "-")
+            answering = pid is not None and endpoint != "-" and _scheduler_answers(endpoint)
+            rows.append(ProcessStatus(name, pid, endpoint, pid is not None, answering))
+            continue
         rows.append(ProcessStatus(name, pid, "-", pid is not None, pid is not None))
     return rows
 
@@ -524,6 +566,7 @@ __all__ = [
     "ENDPOINT_ENV",
     "LocalEndpoints",
     "ProcessStatus",
+    "SCHEDULER",
     "down",
     "fresh_moto_state",
     "greengrass_available",

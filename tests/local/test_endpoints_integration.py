@@ -115,9 +115,10 @@ def test_up_is_idempotent_and_down_leaves_nothing(home: Path, clean_aws_env: Non
         assert p.returncode == 0, err
     assert outputs[0][0] == outputs[1][0]
     first = process.running(home)
-    assert set(first) == {"moto", "greengrass", "mqtt"}
+    assert set(first) == {"moto", "greengrass", "mqtt", "scheduler"}
     recorded = json.loads((home / "endpoints.json").read_text())
     assert recorded["moto"] in outputs[0][0] and recorded["mqtt"] in outputs[0][0]
+    assert recorded["scheduler"].startswith("http://127.0.0.1:")  # the local scheduler
 
     again = _edgekit(home, "up")
     assert again.returncode == 0, again.stderr
