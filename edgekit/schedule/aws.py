@@ -105,13 +105,13 @@ def schedule_aws(
     parsed = parse_expression(expression)
     aws_expression = parsed.to_aws()
     _split_s3(job.s3_root)
-    upload_inputs(settings, job, name, params_text)
     sagemaker = clients.client("sagemaker", settings)
     scheduler = clients.client("scheduler", settings)
+    _refuse_existing(scheduler, name)  # before the upload: never touch a live schedule's input
+    upload_inputs(settings, job, name, params_text)
     body = json.dumps(
         definition.pipeline_definition(job, name, settings.region, settings.project_name)
     )
-    _refuse_existing(scheduler, name)
     try:
         sagemaker.describe_pipeline(PipelineName=name)
         exists = True

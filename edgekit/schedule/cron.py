@@ -297,7 +297,8 @@ def _parse_cron(text: str, origin: str, aws: bool) -> CronExpression:
         raise _error(
             text,
             origin,
-            f"{len(fields)} field{'' if len(fields) == 1 else 's'}; this form has {len(layout)}: {names}",
+            f"{len(fields)} field{'' if len(fields) == 1 else 's'}; this form has "
+            f"{len(layout)}: {names}",
         )
     specs = dict(zip((f.name for f in layout), fields, strict=True))
     if aws:
