@@ -409,8 +409,9 @@ def _schedules(args: argparse.Namespace) -> int:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
     for row in rows:
         if row.status.lower() in ("failed", "stopped") and row.error:
+            code = f" (exit {row.exit_code})" if row.exit_code is not None else ""
             where = f" in {row.notebook}" if row.notebook else ""
-            print(f"{row.name}: last run failed{where}: {row.error}")
+            print(f"{row.name}: last run failed{code}{where}: {row.error}")
     return 0
 
 

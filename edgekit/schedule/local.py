@@ -156,6 +156,7 @@ def local_rows(settings: Settings, *, now: dt.datetime | None = None) -> list[Sc
                 output=run.out_dir if run else None,
                 notebook=run.notebook if run else None,
                 error=run.error if run else None,
+                exit_code=run.exit_code if run else None,
             )
         )
     return rows

@@ -145,6 +145,7 @@ class ScheduleRow:
     output: str | None
     notebook: str | None = None
     error: str | None = None
+    exit_code: int | None = None
 
 
 def _read(path: Path) -> dict[str, Schedule]:

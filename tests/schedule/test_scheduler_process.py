@@ -143,6 +143,6 @@ def test_a_failed_pipeline_run_shows_in_schedules(
     assert "*/5 * * * *" in line and "local" in line and "failed" in line
     assert run.out_dir in line
     assert (
-        "nightly: last run failed in 01_provision_device.ipynb: edgekit pipeline: error: "
+        "nightly: last run failed (exit 1) in 01_provision_device.ipynb: edgekit pipeline: error: "
         "01_provision_device.ipynb: cell [3] failed with ValueError: no camera folder"
     ) in out
