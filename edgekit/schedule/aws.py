@@ -186,7 +186,7 @@ def _latest_execution(sagemaker: Any, pipeline: str) -> dict[str, Any] | None:
         return None
     arn = found[0]["PipelineExecutionArn"]
     try:
-        return sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)  # type: ignore[no-any-return]
+        return dict(sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn))
     except ClientError as exc:
         raise map_client_error(exc, arn, "describe the pipeline execution") from exc
 

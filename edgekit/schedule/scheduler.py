@@ -132,12 +132,14 @@ class Scheduler:
                     continue
                 decision = decide(
                     expression,
-                    checked_through=store.from_text(schedule.checked_through),  # type: ignore[arg-type]
-                    anchor=store.from_text(schedule.created_at),  # type: ignore[arg-type]
+                    checked_through=store.from_text(schedule.checked_through) or now,
+                    anchor=store.from_text(schedule.created_at) or now,
                     now=now,
                     running=schedule.running is not None,
                 )
-                schedule.checked_through = store.to_text(decision.checked_through)  # type: ignore[assignment]
+                schedule.checked_through = (
+                    store.to_text(decision.checked_through) or now.isoformat()
+                )
                 if decision.run and decision.slot is not None:
                     self._start(schedule, decision.slot, decision.missed, now)
                 upcoming.append(decision.next_fire)
