@@ -192,3 +192,59 @@ def test_schedule_pipeline_execution_and_unschedule_on_moto(moto_settings: Setti
     assert aws.aws_rows(settings) == []
     with pytest.raises(ScheduleError, match="no AWS schedule named 'daily'"):
         aws.unschedule_aws(settings, "daily")
+
+
+def test_a_failed_execution_shows_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+
+    settings = Settings(backend="aws", region="us-east-1")
+    stubs = _stubbed(settings, monkeypatch)
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/nightly"
+    execution = f"{arn}/execution/abc123"
+    started = dt.datetime(2026, 12, 7, 6, 0, 5, tzinfo=dt.UTC)
+    stubs["scheduler"].add_response(
+        "list_schedules",
+        {"Schedules": [{"Name": "nightly", "GroupName": "edgekit"}]},
+        {"GroupName": "edgekit"},
+    )
+    stubs["scheduler"].add_response(
+        "get_schedule",
+        {
+            "Name": "nightly",
+            "ScheduleExpression": "cron(0 6 ? * 2-6 *)",
+            "State": "ENABLED",
+            "Target": {"Arn": arn, "RoleArn": SCHEDULER_ROLE},
+        },
+        {"Name": "nightly", "GroupName": "edgekit"},
+    )
+    stubs["sagemaker"].add_response(
+        "list_pipeline_executions",
+        {"PipelineExecutionSummaries": [{"PipelineExecutionArn": execution}]},
+        {
+            "PipelineName": "nightly",
+            "SortBy": "CreationTime",
+            "SortOrder": "Descending",
+            "MaxResults": 1,
+        },
+    )
+    stubs["sagemaker"].add_response(
+        "describe_pipeline_execution",
+        {
+            "PipelineExecutionArn": execution,
+            "PipelineExecutionStatus": "Failed",
+            "FailureReason": "Step failure: Step type Training failed: AlgorithmError",
+            "CreationTime": started,
+        },
+        {"PipelineExecutionArn": execution},
+    )
+    body = json.dumps(definition.pipeline_definition(JOB, "nightly", "us-east-1", "edgekit"))
+    stubs["sagemaker"].add_response(
+        "describe_pipeline", {"PipelineDefinition": body}, {"PipelineName": "nightly"}
+    )
+    for stub in stubs.values():
+        stub.activate()
+    [row] = aws.aws_rows(settings, now=started)
+    assert (row.status, row.last_run) == ("Failed", "2026-12-07T06:00:05+00:00")
+    assert row.error == "Step failure: Step type Training failed: AlgorithmError"
+    assert row.output == "s3://artifacts/sched/nightly/runs/abc123/"
+    assert row.next_run == "2026-12-08T06:00:00+00:00"
