@@ -20,14 +20,18 @@ SocketPathState = Literal["free", "not a socket", "live"]
 
 UNIX_SOCKET_LIMIT = 107
 """sun_path holds 108 bytes including the terminating NUL."""
+GRPC_SOCKET_LIMIT = 105
+"""gRPC's servers (grpcio 1.85) refuse to bind a unix socket path longer than 105 bytes
+("Path name should not have more than 107 characters" counts more than the path)."""
 RUNTIME_DIR_ENV = "XDG_RUNTIME_DIR"
 TMP_DIR = Path("/tmp")
 """Where the per-user folder goes when XDG_RUNTIME_DIR is not set."""
 
 
-def fits(path: str | os.PathLike[str]) -> bool:
-    """True when ``path`` (made absolute) fits in a unix socket address."""
-    return len(os.fsencode(os.path.abspath(path))) <= UNIX_SOCKET_LIMIT
+def fits(path: str | os.PathLike[str], limit: int = UNIX_SOCKET_LIMIT) -> bool:
+    """True when ``path`` (made absolute) fits in a unix socket address (``limit`` bytes;
+    `GRPC_SOCKET_LIMIT` for a gRPC server's socket)."""
+    return len(os.fsencode(os.path.abspath(path))) <= limit
 
 
 def private_dir_problem(path: Path, *, exact_mode: int | None = None) -> str | None:

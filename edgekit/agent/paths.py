@@ -4,8 +4,9 @@ Whoever binds the agent's socket first is "the agent" to the inference app, whic
 runs whatever that process says it verified; so the socket lives in a folder only the
 agent's user can write, never under a name another local user can take first:
 
-- ``<agent work folder>/agent.sock`` when that path fits a unix socket address (107
-  bytes); the work folder is the component's own (``{work:path}``);
+- ``<agent work folder>/agent.sock`` when that path fits the agent's gRPC unix socket
+  address (105 bytes, `GRPC_SOCKET_LIMIT`); the work folder is the component's own
+  (``{work:path}``);
 - otherwise ``<per-user folder>/agent-<sha1(work folder)[:12]>.sock``, the per-user folder
   being ``$XDG_RUNTIME_DIR/edgekit`` when ``XDG_RUNTIME_DIR`` is set, else
   ``/tmp/edgekit-<uid>``, created with mode 0700 if missing. The hash keeps two device
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from edgekit.errors import AgentError
 from edgekit.unix_socket import (
+    GRPC_SOCKET_LIMIT,
     RUNTIME_DIR_ENV,
     UNIX_SOCKET_LIMIT,
     fits,
@@ -34,8 +36,8 @@ from edgekit.unix_socket import (
 )
 
 SOCKET_NAME = "agent.sock"
-__all__ = ["SOCKET_NAME", "UNIX_SOCKET_LIMIT", "check_private_dir", "default_socket", "fits",
-           "socket_for_work", "user_runtime_dir"]  # fmt: skip
+__all__ = ["GRPC_SOCKET_LIMIT", "SOCKET_NAME", "UNIX_SOCKET_LIMIT", "check_private_dir",
+           "default_socket", "fits", "socket_for_work", "user_runtime_dir"]  # fmt: skip
 
 
 def _refuse(path: Path, problem: str) -> AgentError:
@@ -68,14 +70,14 @@ def socket_for_work(agent_work_path: str) -> str:
     """The agent's socket for the agent component whose work folder is ``agent_work_path``."""
     work = Path(os.path.abspath(agent_work_path))
     in_work = work / SOCKET_NAME
-    if fits(in_work):
+    if fits(in_work, GRPC_SOCKET_LIMIT):
         check_private_dir(work)
         return str(in_work)
     digest = hashlib.sha1(str(agent_work_path).encode("utf-8")).hexdigest()[:12]
     path = user_runtime_dir() / f"agent-{digest}.sock"
-    if not fits(path):
+    if not fits(path, GRPC_SOCKET_LIMIT):
         raise AgentError(
-            f"{path}: longer than {UNIX_SOCKET_LIMIT} bytes, the unix socket limit; set "
+            f"{path}: longer than {GRPC_SOCKET_LIMIT} bytes, gRPC's unix socket limit; set "
             f"{RUNTIME_DIR_ENV} to a shorter folder or the agent's SocketPath to a short path"
         )
     return str(path)

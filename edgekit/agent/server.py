@@ -28,7 +28,7 @@ from edgekit.agent.models import (
     input_specs,
     output_specs,
 )
-from edgekit.agent.paths import UNIX_SOCKET_LIMIT
+from edgekit.agent.paths import GRPC_SOCKET_LIMIT
 from edgekit.agent.protos import agent_pb2, agent_pb2_grpc
 from edgekit.agent.shm import SegmentCache
 from edgekit.agent.status import AgentStatusError, invalid_argument
@@ -273,10 +273,10 @@ class AgentServer:
         Manager stand-in: plain ONNX models load unverified, see
         :class:`~edgekit.agent.models.ModelRegistry`)."""
         self.socket_path = Path(socket_path)
-        if len(os.fsencode(self.socket_path.absolute())) > UNIX_SOCKET_LIMIT:
+        if len(os.fsencode(self.socket_path.absolute())) > GRPC_SOCKET_LIMIT:
             raise AgentError(
-                f"socket path {self.socket_path} is longer than {UNIX_SOCKET_LIMIT} bytes, the "
-                "unix socket limit; choose a shorter path"
+                f"socket path {self.socket_path} is longer than {GRPC_SOCKET_LIMIT} bytes, "
+                "gRPC's unix socket limit; choose a shorter path"
             )
         if capture_uploader is not None and capture_dir is None:
             raise AgentError("capture upload needs a capture folder (capture_dir / --capture-dir)")

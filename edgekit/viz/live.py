@@ -210,9 +210,18 @@ class LiveView:
             history = self.collector.latest()
             if self._updating or not history:
                 return
-            if change["new"] != len(history) - 1:
+            index = min(change["new"], len(history) - 1)
+            if index != len(history) - 1:
                 self.follow.value = False
-            self._show(history[min(change["new"], len(history) - 1)])
+            if self.slider.value != index:
+                # A redraw that held the lock while this waited moved the slider to the
+                # latest result: the user's choice wins.
+                self._updating = True
+                try:
+                    self.slider.value = index
+                finally:
+                    self._updating = False
+            self._show(history[index])
 
     def _on_follow(self, change: dict[str, Any]) -> None:
         if change["new"]:

@@ -15,8 +15,10 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
 
+import grpc
 import pytest
 
 from edgekit import unix_socket
@@ -264,3 +266,23 @@ def test_the_client_refuses_a_socket_served_by_another_user(short: Path) -> None
 def test_agent_serve_defaults_to_the_per_user_folder(private_tmp: Path) -> None:
     """`edgekit agent serve` / `list` without --socket: no longer /tmp/edgekit_agent.sock."""
     assert default_socket() == str(private_tmp / f"edgekit-{os.geteuid()}" / SOCKET_NAME)
+
+
+@pytest.mark.parametrize("length", [106, 107])
+def test_a_socket_path_grpc_cannot_bind_goes_to_the_per_user_folder(
+    private_tmp: Path, length: int
+) -> None:
+    """gRPC refuses unix socket paths over 105 bytes although sun_path holds 107: a work
+    folder whose agent.sock is 106 or 107 bytes long broke the agent (CI, pytest-652)."""
+    base = private_tmp / "d"
+    pad = length - len(str(base / "x" / SOCKET_NAME))
+    work = base / ("x" * (1 + pad))
+    work.mkdir(parents=True, mode=0o700)
+    assert len(str(work / SOCKET_NAME)) == length
+    sock = socket_for_work(str(work))
+    assert Path(sock).parent == private_tmp / f"edgekit-{os.geteuid()}"
+    server = grpc.server(futures.ThreadPoolExecutor(1))
+    try:
+        assert server.add_insecure_port(f"unix://{sock}") != 0  # gRPC binds it
+    finally:
+        server.stop(0)

@@ -108,7 +108,7 @@ def test_provision_find_again_and_deprovision(home: Path, settings: Settings) ->
     assert find_provisioned(settings) is None
     assert list_devices(home) == []
     assert greengrass.list_core_devices()["coreDevices"] == []
-    assert set(process.running(home)) == {"moto", "greengrass", "mqtt"}
+    assert set(process.running(home)) == {"moto", "greengrass", "mqtt", "scheduler"}
     iot = clients.client("iot", settings)
     assert [t["thingName"] for t in iot.list_things()["things"]] == []
 
