@@ -1,16 +1,20 @@
-"""Small file helpers every subsystem shares: content hashes, atomic writes, log tails.
+"""Small file helpers every subsystem shares: content hashes, atomic writes, log tails, locks.
 
 Owns: how edgekit hashes a file, replaces a file atomically, makes a folder's names
-durable and reads the end of a log.
+durable, reads the end of a log and waits for an exclusive lock file.
 Must not import anything from edgekit (it sits below every other module).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +100,35 @@ def log_tail(path: str | os.PathLike[str], lines: int = LOG_TAIL_LINES, *, offse
     except OSError:
         return ""
     return "\n".join(data.decode(errors="replace").rstrip().splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def held_lock(
+    path: str | os.PathLike[str],
+    *,
+    timeout: float,
+    poll: float,
+    timed_out: Callable[[], Exception],
+) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block.
+
+    Waits up to ``timeout`` seconds, retrying every ``poll``; then raises ``timed_out()``
+    (chained to the last error). The kernel drops the lock when the holder dies, so a
+    crashed process never leaves it held.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise timed_out() from exc
+                time.sleep(poll)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock

@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
-import fcntl
 import os
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.errors import ConfigurationError, LocalBackendError
+from edgekit.files import held_lock
 from edgekit.settings import LOCAL_HOME_ENV, resolve_local_home
 
 HOME_ENV = LOCAL_HOME_ENV
@@ -134,22 +132,13 @@ def home_lock(
     so a crashed `up` never leaves the home locked.
     """
     layout = HomeLayout.of(home).ensure()
-    fd = os.open(layout.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise LocalBackendError(
-                        f"another edgekit command holds {layout.lock_file} for more than "
-                        f"{timeout:.0f} s; wait for it to finish or stop it"
-                    ) from exc
-                time.sleep(0.05)
+    with held_lock(
+        layout.lock_file,
+        timeout=timeout,
+        poll=0.05,
+        timed_out=lambda: LocalBackendError(
+            f"another edgekit command holds {layout.lock_file} for more than "
+            f"{timeout:.0f} s; wait for it to finish or stop it"
+        ),
+    ):
         yield layout.lock_file
-    finally:
-        os.close(fd)  # closing the descriptor releases the flock

@@ -13,19 +13,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import errno
-import fcntl
 import json
 import os
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgekit.errors import ScheduleError
-from edgekit.files import write_json_atomic
+from edgekit.files import held_lock, write_json_atomic
 from edgekit.local.home import HomeLayout
 
 FORMAT = 1
@@ -176,22 +173,15 @@ def locked(home: str | os.PathLike[str] | None, *, timeout: float = 30.0) -> Ite
     """Hold the schedules' lock; what the block changes in the store is written back."""
     folder = schedules_dir(home)
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise ScheduleError(
-                        f"{folder / '.lock'} is held for more than {timeout:.0f} s by another "
-                        "edgekit process; retry"
-                    ) from exc
-                time.sleep(0.02)
+    with held_lock(
+        folder / ".lock",
+        timeout=timeout,
+        poll=0.02,
+        timed_out=lambda: ScheduleError(
+            f"{folder / '.lock'} is held for more than {timeout:.0f} s by another "
+            "edgekit process; retry"
+        ),
+    ):
         path = schedules_file(home)
         store = Store(path, _read(path))
         before = _document(store)
@@ -199,8 +189,6 @@ def locked(home: str | os.PathLike[str] | None, *, timeout: float = 30.0) -> Ite
         after = _document(store)
         if after != before:
             write_json_atomic(path, after)
-    finally:
-        os.close(fd)
 
 
 def _document(store: Store) -> dict[str, Any]:
