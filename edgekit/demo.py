@@ -9,15 +9,15 @@ from __future__ import annotations
 import sys
 
 from edgekit.cli import main
-from edgekit.local.endpoints import SERVERS, status
+from edgekit.local.endpoints import SCHEDULER, SERVERS, status
 from edgekit.settings import resolve_local_home
 
 
 def still_running() -> str:
     """What the run left running, and how to look at it and stop it (for the end of a run)."""
     rows = [row for row in status() if row.alive]
-    servers = [row.name for row in rows if row.name in SERVERS]
-    devices = [row.name for row in rows if row.name not in SERVERS]
+    servers = [row.name for row in rows if row.name in (*SERVERS, SCHEDULER)]
+    devices = [row.name for row in rows if row.name not in (*SERVERS, SCHEDULER)]
     if not rows:
         return "Nothing of the local backend is running."
     running = ", ".join(servers) or "no endpoint"

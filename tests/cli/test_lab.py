@@ -187,6 +187,10 @@ def test_edgekit_lab_prints_the_url_and_ctrl_c_stops_it(tmp_path: Path, runtime_
             ["and 1 device runtime(s) (device-a)", "make lab", "edgekit local down"],
         ),
         ([("moto", False), ("device-a", False)], ["Nothing of the local backend is running."]),
+        (
+            [("moto", True), ("mqtt", True), ("device-a", True), ("scheduler", True)],
+            ["moto, mqtt, scheduler and 1 device runtime(s) (device-a);"],
+        ),
     ],
 )
 def test_the_end_of_make_demo_says_what_keeps_running_and_how_to_stop_it(
