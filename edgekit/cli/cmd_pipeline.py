@@ -107,9 +107,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start the deploy-on-approval state machine by hand and show its progress",
         description=(
             "Start an execution of the deploy-on-approval state machine (the stack of "
-            "`edgekit stack deploy-approval`): it deploys the latest Approved model version. "
-            "With --wait, follow it from its execution history and exit non-zero naming the "
-            "failed state and its cause."
+            "`edgekit stack deploy-approval`): it deploys the latest Approved model version "
+            "and ends SUCCEEDED when every device of the thing group proves, in its health "
+            "shadow, that it inspects with the approved package. With --wait, follow it from "
+            "its execution history and exit non-zero naming the failed state and its cause."
         ),
     )
     approved.add_argument(
@@ -204,8 +205,16 @@ def _deploy_approved(args: argparse.Namespace) -> int:
         f"{outcome.status}: {output.get('component', '?')} {output.get('componentVersion', '?')} "
         f"(model sha256 {output.get('sha256', '?')}) deployed by {output.get('deploymentId', '?')}"
     )
+    proofs = {p.get("thing"): p for p in output.get("proofs") or [] if isinstance(p, dict)}
     for device in output.get("devices") or []:
-        print(f"{device.get('thing')}  {device.get('state')}")
+        proof = proofs.get(device.get("thing")) or {}
+        line = f"{device.get('thing')}  {device.get('state')}"
+        if proof:
+            line += (
+                f"  {proof.get('state')}: {proof.get('results', '?')} results with the "
+                f"approved package, health at {proof.get('reportedAt', '?')}"
+            )
+        print(line)
     return 0
 
 

@@ -13,6 +13,11 @@ on it. This module closes each gap the way AWS behaves, in the moto server proce
   edgekit's own control plane answers it on another port, which the moto server reads
   from the Greengrass emulator's port file at each call (the emulator may restart on
   another port). Every other service goes to this moto server, on ``127.0.0.1``.
+- **service and error names**: Step Functions calls IoT's data plane ``iotdataplane``
+  (botocore: ``iot-data``) and names its errors ``IotDataPlane.<Error>``; a blob in a
+  result (GetThingShadow's ``Payload``) comes back as its text, for ``States.StringToJson``.
+- **timestamps in Choice rules**: RFC 3339 with fractional seconds and offsets, as on AWS
+  (moto compared only whole seconds with a Z; ``$$.Execution.StartTime`` has milliseconds).
 - **parameter and response names of ``aws-sdk:`` tasks**: on AWS they are PascalCase
   even where the service API is camelCase (``TargetArn`` for Greengrass's ``targetArn``),
   and so are the fields of the result. moto passes them through unchanged; here they are
@@ -46,6 +51,7 @@ import re
 import threading
 import uuid
 from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +67,9 @@ from moto.s3.models import s3_backends
 from moto.sagemaker import models as sagemaker_models
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions.parser.api import ExecutionStatus
+from moto.stepfunctions.parser.asl.component.state.choice.comparison.operator.implementations.is_operator import (  # noqa: E501
+    IsTimestamp,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_aws_sdk as aws_sdk,
 )
@@ -78,6 +87,16 @@ EVENT_SOURCE = "aws.sagemaker"
 EVENT_DETAIL_TYPE = "SageMaker Model Package State Change"
 # Services whose aws-sdk tasks go to edgekit's Greengrass control plane, not to moto.
 GREENGRASS_SERVICES = frozenset({"greengrassv2"})
+# Step Functions' aws-sdk service names that are not botocore's, and the service part of
+# their error names (``IotDataPlane.ResourceNotFoundException``).
+SFN_TO_BOTO_SERVICE = {"iotdataplane": "iot-data"}
+SFN_ERROR_SERVICE = {"iotdataplane": "IotDataPlane", "greengrassv2": "GreengrassV2"}
+
+# A Choice rule's timestamp: RFC 3339 with an uppercase T, and Z or a numeric offset;
+# fractional seconds allowed (``$$.Execution.StartTime`` has milliseconds on AWS).
+_TIMESTAMP = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})"
+)
 
 _installed = False
 _lock = threading.Lock()
@@ -181,7 +200,33 @@ def _to_sfn(value: Any, shape: Any) -> Any:
         return [_to_sfn(item, shape.member) for item in value]
     if kind == "map" and isinstance(value, dict):
         return {key: _to_sfn(item, shape.value) for key, item in value.items()}
+    if kind == "blob":
+        # A blob result (GetThingShadow's payload, S3's Body) is its text, as on AWS.
+        data = value.read() if hasattr(value, "read") else value
+        return data.decode("utf-8") if isinstance(data, bytes) else data
     return value
+
+
+def _rfc3339(text: Any) -> datetime | None:
+    """A Choice rule's timestamp as an aware datetime, None when it is not one (moto read
+    only ``%Y-%m-%dT%H:%M:%SZ``, so a time with milliseconds compared as no timestamp)."""
+    match = _TIMESTAMP.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        return None
+    fraction = (match.group(7) or "0")[:6].ljust(6, "0")
+    zone = match.group(8)
+    offset = timedelta(0)
+    if zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        offset = sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    try:
+        return datetime(
+            *(int(match.group(n)) for n in range(1, 7)),
+            int(fraction),
+            tzinfo=timezone(offset),
+        )
+    except ValueError:
+        return None
 
 
 def _normalise_parameters(self: Any, parameters: dict[str, Any], *_: Any, **__: Any) -> None:
@@ -489,6 +534,12 @@ def install(*, moto_port: int, greengrass_port_file: Path | None) -> None:
         service = aws_sdk.StateTaskServiceAwsSdk
         service._normalise_parameters = _normalise_parameters  # type: ignore[method-assign]
         service._normalise_response = _normalise_response  # type: ignore[method-assign]
+        service._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES = {  # type: ignore[misc]
+            **service._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES,
+            **SFN_TO_BOTO_SERVICE,
+        }
+        aws_sdk._SERVICE_ERROR_NAMES.update(SFN_ERROR_SERVICE)
+        IsTimestamp.string_to_timestamp = staticmethod(_rfc3339)  # type: ignore[method-assign]
         parser = StepFunctionsParserBackend
         parser.start_execution = _named(parser.start_execution)  # type: ignore[method-assign]
         rule = events_models.Rule

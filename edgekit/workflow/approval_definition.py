@@ -32,6 +32,7 @@ from edgekit.components.templates import Template
 from edgekit.deploy.create import DEPLOYMENT_POLICIES
 from edgekit.files import write_text_atomic
 from edgekit.resources import resource_path
+from edgekit.workflow.approval_proof import proof_states
 from edgekit.workflow.approval_recipe import recipe_states
 from edgekit.workflow.approval_states import device_states, fail, sdk_task
 
@@ -112,6 +113,8 @@ def build_definition(templates_dir: str | Path | None = None) -> dict[str, Any]:
                 "inferenceComponentArn": "${InferenceComponentArn}",
                 "pollSeconds.$": "States.StringToJson('${PollSeconds}')",
                 "maxPolls.$": "States.StringToJson('${MaxPolls}')",
+                "minResults.$": "States.StringToJson('${MinResults}')",
+                "healthShadow": "${HealthShadow}",
             },
             "ResultPath": "$.config",
             "Next": "FindApprovedVersion",
@@ -449,7 +452,7 @@ def build_definition(templates_dir: str | Path | None = None) -> dict[str, Any]:
                 },
                 {"Variable": "$.summary.pending", "BooleanEquals": True, "Next": "CountDevicePoll"},
             ],
-            "Default": "Deployed",
+            "Default": "StartProof",
         },
         "CountDevicePoll": {
             "Type": "Pass",
@@ -479,9 +482,11 @@ def build_definition(templates_dir: str | Path | None = None) -> dict[str, Any]:
                 "componentVersion.$": "$.next.version",
                 "deploymentId.$": "$.deployment.id",
                 "devices.$": "$.devices",
+                "proofs.$": "$.proofs",
             },
             "End": True,
         },
+        **proof_states("Deployed"),
     }
     return {
         "Comment": (

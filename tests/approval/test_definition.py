@@ -48,9 +48,16 @@ SUBSTITUTIONS = {
     "InferenceComponentArn": "c",
     "PollSeconds": "1",
     "MaxPolls": "3",
+    "MinResults": "3",
+    "HealthShadow": "edgekit-health",
 }
 # aws-sdk service name -> IAM service prefix
-IAM_PREFIX = {"greengrassv2": "greengrass", "sagemaker": "sagemaker", "iot": "iot"}
+IAM_PREFIX = {
+    "greengrassv2": "greengrass",
+    "sagemaker": "sagemaker",
+    "iot": "iot",
+    "iotdataplane": "iot",
+}
 
 
 def test_the_shipped_file_is_the_generated_definition() -> None:

@@ -129,3 +129,76 @@ def test_executions_started_without_a_name_get_distinct_names(aws: dict[str, Any
     first = sfn.start_execution(stateMachineArn=arn)["executionArn"]
     second = sfn.start_execution(stateMachineArn=arn)["executionArn"]
     assert first != second and not first.endswith(":None")
+
+
+SHA = "a" * 64
+SINCE = "2026-12-06T05:00:00Z"
+
+
+def _reported(**changes: Any) -> dict[str, Any]:
+    reported = {
+        "thing_name": "t",
+        "timestamp": "2026-12-06T05:00:07.250Z",
+        "started_at": "2026-12-06T05:00:01.000Z",
+        "health_state": "running",
+        "problem": None,
+        "model_name": "scratch-detector",
+        "model_version": "1.0.1",
+        "package_sha256": SHA,
+        "key_fingerprint": "SHA256:k",
+        "results_published": 3,
+        "model_state": "running",
+    }
+    reported.update(changes)
+    return reported
+
+
+# (the device's edgekit-health shadow, reported state; None: no shadow) -> state, problem
+PROOF_CASES: list[tuple[dict[str, Any] | None, str, str]] = [
+    (None, "PENDING", "no edgekit-health shadow yet"),
+    (_reported(package_sha256=None, model_name=None), "PENDING", "reports no current model"),
+    (_reported(package_sha256="b" * 64), "PENDING", f"sha256 {'b' * 64} (scratch-detector"),
+    (_reported(results_published=2), "PENDING", "2 of 3 results published"),
+    (_reported(timestamp="2026-12-06T04:59:59Z"), "PENDING", "older than this execution"),
+    (_reported(), "PROVEN", ""),
+    (_reported(results_published=40, timestamp=SINCE), "PROVEN", ""),
+]
+
+
+def test_a_devices_proof_is_read_from_its_health_shadow(aws: dict[str, Any]) -> None:
+    """The deploy-on-approval proof of one device, through ``aws-sdk:iotdataplane``: its
+    shadow's payload comes back as text, ``IotDataPlane.ResourceNotFoundException`` when
+    there is none (the names Step Functions uses on AWS)."""
+    from edgekit.workflow.approval_proof import device_proof_states
+
+    sfn = aws["stepfunctions"]
+    iot = boto3.client("iot", region_name=REGION)
+    data = boto3.client("iot-data", region_name=REGION)
+    arn = machine(sfn, device_proof_states())
+    runs = []
+    for n, (reported, _, _) in enumerate(PROOF_CASES):
+        thing = f"t{n}"
+        iot.create_thing(thingName=thing)
+        if reported is not None:
+            data.update_thing_shadow(
+                thingName=thing,
+                shadowName="edgekit-health",
+                payload=json.dumps({"state": {"reported": reported}}).encode(),
+            )
+        state_input = {
+            "thing": thing,
+            "sha256": SHA,
+            "minResults": 3,
+            "shadowName": "edgekit-health",
+            "since": SINCE,
+        }
+        runs.append(
+            sfn.start_execution(stateMachineArn=arn, input=json.dumps(state_input))["executionArn"]
+        )
+    for n, (run, (_, state, problem)) in enumerate(zip(runs, PROOF_CASES, strict=True)):
+        done = wait_done(sfn, run)
+        assert done["status"] == "SUCCEEDED", done
+        output = json.loads(done["output"])
+        assert output["thing"] == f"t{n}"
+        assert output["state"] == state, output
+        assert problem in output.get("problem", ""), output
