@@ -50,15 +50,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "approve",
             "Approved",
             "Set one version's status to Approved: the deploy notebook (and `registry latest`) "
-            "deploys the latest Approved version.",
+            "deploys the latest Approved version, and so does the deploy-on-approval state "
+            "machine when `edgekit stack deploy-approval` made one. Without --version or "
+            "--arn: the newest PendingManualApproval version.",
         ),
-        ("reject", "Rejected", "Set one version's status to Rejected."),
+        (
+            "reject",
+            "Rejected",
+            "Set one version's status to Rejected. Without --version or --arn: the newest "
+            "PendingManualApproval version.",
+        ),
     ):
         cmd = sub.add_parser(
             name, help=f"{name} one version (by number or ARN)", description=description
         )
         common(cmd)
-        which = cmd.add_mutually_exclusive_group(required=True)
+        which = cmd.add_mutually_exclusive_group()
         which.add_argument(
             "--version", dest="model_version", type=int, metavar="N", help="version number"
         )
@@ -88,10 +95,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     reg.add_argument(
         "--public-key",
-        required=True,
         type=Path,
         metavar="PUBLIC_KEY_PEM",
-        help="the signer's public key (public_key.pem written by edgekit keygen)",
+        help="the signer's public key (public_key.pem written by edgekit keygen; default: "
+        "the one in <local home>/keys, which keygen, package and the notebooks use without "
+        "a folder)",
     )
     reg.add_argument("--bucket", help="default: EDGEKIT_ARTIFACT_BUCKET or the project bucket")
     reg.add_argument("--approve", action="store_true", help="register as Approved")
@@ -180,8 +188,10 @@ def _set_status(args: argparse.Namespace) -> int:
             raise ConfigurationError(
                 f"{args.arn} belongs to group {target.group}, not {args.group}; nothing changed"
             )
-    else:
+    elif args.model_version is not None:
         target = find_version(args.group, args.model_version, settings)
+    else:
+        target = _newest_pending(args.group, settings)
     version = set_approval(target.arn, args.status, settings, description=args.description)
     print(f"{version.arn}: {version.approval_status} (semver {version.semver or '-'})")
     return 0
@@ -208,12 +218,34 @@ def _latest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _newest_pending(group: str, settings: Any) -> Any:
+    from edgekit.registry import PENDING, list_versions
+
+    pending = list_versions(group, settings, status=PENDING)
+    if not pending:
+        raise ConfigurationError(
+            f"model package group {group} has no PendingManualApproval version; register "
+            "one with `edgekit registry register --package FILE.tar.gz`, or name a version "
+            "with --version N (`edgekit registry list` shows them)"
+        )
+    return max(pending, key=lambda v: v.version)
+
+
 def _register(args: argparse.Namespace) -> int:
+    from edgekit.package.keys import PUBLIC_KEY_NAME, default_key_dir
     from edgekit.registry import APPROVED, PENDING, register_model_version, upload_package
 
     settings = _settings(args)
+    public_key = args.public_key
+    if public_key is None:
+        public_key = default_key_dir(settings) / PUBLIC_KEY_NAME
+        if not public_key.is_file():
+            raise ConfigurationError(
+                f"--public-key not given and {public_key} does not exist: pass the signer's "
+                "public key (public_key.pem written by `edgekit keygen`)"
+            )
     uri, manifest, digest = upload_package(
-        settings, args.package, public_key=args.public_key, bucket=args.bucket
+        settings, args.package, public_key=public_key, bucket=args.bucket
     )
     version = register_model_version(
         settings,

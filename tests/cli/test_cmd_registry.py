@@ -111,3 +111,33 @@ def test_a_deleted_object_is_named_too(moto_settings: Settings, package: dict[st
     clients.client("s3", settings).delete_object(Bucket=bucket, Key=key)
     states = registry.package_states([version], settings)
     assert states == {version.arn: "missing (object deleted)"}
+
+
+@pytest.mark.integration
+def test_approve_without_a_version_approves_the_newest_pending_one(
+    moto_settings: Settings,
+    package: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("EDGEKIT_BACKEND", "aws")
+    group = "pending-detector"
+    clients.client("s3", moto_settings).create_bucket(Bucket="registry-pending")
+    # The signer's key from the default key folder (<local home>/keys) when not given.
+    keys = moto_settings.home / "keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    (keys / "public_key.pem").write_bytes(package["public"].read_bytes())
+    for _ in range(2):
+        argv = ["registry", "register", "--group", group, "--bucket", "registry-pending"]
+        assert main([*argv, "--package", str(package["path"])]) == 0
+    capsys.readouterr()
+    assert main(["registry", "approve", "--group", group]) == 0
+    assert ":2: Approved" in capsys.readouterr().out.replace("/2:", ":2:")
+    statuses = {v.version: v.approval_status for v in registry.list_versions(group, moto_settings)}
+    assert statuses == {1: "PendingManualApproval", 2: "Approved"}
+    assert main(["registry", "reject", "--group", group]) == 0
+    statuses = {v.version: v.approval_status for v in registry.list_versions(group, moto_settings)}
+    assert statuses == {1: "Rejected", 2: "Approved"}
+    capsys.readouterr()
+    assert main(["registry", "approve", "--group", group]) == 1
+    assert "has no PendingManualApproval version" in capsys.readouterr().err
