@@ -4,8 +4,10 @@ Nothing runs but the local endpoints and one device: the stack's EventBridge rul
 the state machine when SageMaker (moto) reports the approval, moto executes it, its
 greengrassv2 calls reach edgekit's control plane, and the device deploys the new model
 component version, whose recipe is the one `components publish` renders, and its app
-inspects with the approved package (its health names the package's sha256). The
-execution's history is read with plain boto3. `edgekit pipeline deploy-approved --wait`
+inspects with the approved package (its health names the package's sha256): the workflow
+ends on that proof, read from the device's edgekit-health shadow, and fails NotProven when
+Greengrass succeeded but the device cannot inspect with the package. The execution's history
+is read with plain boto3. `edgekit pipeline deploy-approved --wait`
 runs it by hand, and exits 1 naming the failed state and its cause.
 """
 
@@ -26,6 +28,7 @@ from edgekit.cli import main  # noqa: E402
 from edgekit.compile.testing import build_tiny_model  # noqa: E402
 from edgekit.components import build_components, publish_components  # noqa: E402
 from edgekit.components.build import signing_keys  # noqa: E402
+from edgekit.errors import WorkflowExecutionError  # noqa: E402
 from edgekit.deploy.proof import current_model  # noqa: E402
 from edgekit.files import sha256_file  # noqa: E402
 from edgekit.local import endpoints  # noqa: E402
@@ -136,6 +139,16 @@ def test_approval_deploys_the_new_model_to_the_device(stack: tuple[Settings, str
     assert outcome.output is not None
     assert outcome.output["sha256"] == sha and outcome.output["componentVersion"] == "1.0.1"
     assert outcome.output["devices"] == [{"thing": THING, "state": "SUCCEEDED"}]
+    # Ended on the device's proof, read from its edgekit-health shadow.
+    [proof] = outcome.output["proofs"]
+    assert proof["thing"] == THING and proof["state"] == "PROVEN", proof
+    assert proof["results"] >= 3
+    shadow = json.loads(
+        boto(settings, "iot-data")
+        .get_thing_shadow(thingName=THING, shadowName="edgekit-health")["payload"]
+        .read()
+    )
+    assert shadow["state"]["reported"]["package_sha256"] == sha
 
     gg = boto(settings, "greengrassv2")
     effective = gg.list_effective_deployments(coreDeviceThingName=THING)["effectiveDeployments"]
@@ -176,6 +189,7 @@ def test_approval_deploys_the_new_model_to_the_device(stack: tuple[Settings, str
         e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e
     ]
     assert "CreateModelComponentVersion" in entered and entered[-1] == "Deployed"
+    assert entered.index("DeviceProofs") > entered.index("AllDone")
     assert events[-1]["type"] == "ExecutionSucceeded"
 
 
@@ -189,7 +203,7 @@ def test_cli_deploy_approved_waits_and_shows_the_devices(
     code = main(["pipeline", "deploy-approved", "--backend", "local", "--wait", "--timeout", "120"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "SUCCEEDED" in captured.out and f"{THING}  SUCCEEDED" in captured.out
+    assert "SUCCEEDED" in captured.out and f"{THING}  SUCCEEDED  PROVEN: " in captured.out
     assert executions(settings, machine)[0]["status"] == "SUCCEEDED"
 
 
@@ -216,3 +230,56 @@ def test_cli_names_the_failed_state_and_its_cause(
     assert "FAILED in state NoApprovedVersion" in captured.err, captured.err
     assert "never-approved has no Approved version" in captured.err
     assert default_stack_name(settings) != "empty-approval"  # the other stack was not used
+
+
+def test_greengrass_success_without_the_devices_proof_is_not_proven(
+    stack: tuple[Settings, str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A package signed by a key the devices do not trust: Greengrass installs the model
+    component (SUCCEEDED), but the agent refuses the package, so no device inspects with
+    it. The workflow fails NotProven naming the device and what its health shadow says
+    (the old workflow ended SUCCEEDED here). Last in the module: it leaves the device
+    without the approved model."""
+    from edgekit.package import generate_keypair
+
+    settings, _, work = stack
+    stranger = generate_keypair(work / "stranger-keys")
+    built = build_package(
+        build_tiny_model(work / "m3.onnx", heatmap_bias=-5),
+        name=settings.model_name,
+        version="1.2.0",
+        key=stranger.private_key,
+        out=work / "m3.tar.gz",
+    )
+    sha = sha256_file(built.path)
+    group = "unproven-model"
+    result = deploy_approval_stack(
+        settings,
+        name="unproven-approval",
+        model_package_group=group,
+        poll_seconds=1,
+        max_polls=8,
+        progress=False,
+    )
+    machine = result.outputs["StateMachineArn"]
+    s3, sm = boto(settings, "s3"), boto(settings, "sagemaker")
+    bucket = "unproven-packages"
+    s3.create_bucket(Bucket=bucket)
+    key = f"packages/{sha[:16]}/{built.path.name}"
+    s3.upload_file(str(built.path), bucket, key)
+    uri = f"s3://{bucket}/{key}"
+    sm.create_model_package_group(ModelPackageGroupName=group)
+    sm.create_model_package(
+        ModelPackageGroupName=group,
+        ModelApprovalStatus="Approved",
+        SourceUri=uri,
+        CustomerMetadataProperties=customer_metadata(built, sha256=sha, package_s3_uri=uri),
+    )
+    [started] = executions(settings, machine)
+    with pytest.raises(WorkflowExecutionError) as failed:
+        follow_execution(settings, started["executionArn"], timeout=120, poll=0.5)
+    error = failed.value
+    assert error.state == "NotProven", str(error)
+    assert "SUCCEEDED in Greengrass" in str(error.cause)
+    assert THING in str(error.cause) and "PENDING" in str(error.cause)
+    assert sha in str(error.cause)
