@@ -28,8 +28,8 @@ from edgekit.cli import main  # noqa: E402
 from edgekit.compile.testing import build_tiny_model  # noqa: E402
 from edgekit.components import build_components, publish_components  # noqa: E402
 from edgekit.components.build import signing_keys  # noqa: E402
-from edgekit.errors import WorkflowExecutionError  # noqa: E402
 from edgekit.deploy.proof import current_model  # noqa: E402
+from edgekit.errors import WorkflowExecutionError  # noqa: E402
 from edgekit.files import sha256_file  # noqa: E402
 from edgekit.local import endpoints  # noqa: E402
 from edgekit.local.device import add_device  # noqa: E402
