@@ -129,7 +129,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--poll-seconds", type=int, default=15, help="seconds between looks at the devices"
     )
     approval.add_argument(
-        "--max-polls", type=int, default=80, help="looks at the devices before it gives up"
+        "--max-polls",
+        type=int,
+        default=80,
+        help="looks at the devices before it gives up (Greengrass, then each device's proof)",
+    )
+    approval.add_argument(
+        "--min-results",
+        type=int,
+        default=None,
+        metavar="K",
+        help="results each device must publish with the approved package to count as proven "
+        "(default 3, as `edgekit deploy --wait`)",
     )
     approval.add_argument("--json", action="store_true", help="print the outputs as JSON")
     approval.set_defaults(handler=_deploy_approval)
@@ -211,6 +222,7 @@ def _deploy_approval(args: argparse.Namespace) -> int:
         package_bucket=args.package_bucket,
         poll_seconds=args.poll_seconds,
         max_polls=args.max_polls,
+        **({} if args.min_results is None else {"min_results": args.min_results}),
     )
     if not args.json:
         print(f"stack {result.name}: {result.status}" + ("" if result.changed else " (no changes)"))

@@ -28,6 +28,7 @@ from edgekit import clients
 from edgekit.awsapi import map_client_error
 from edgekit.components.profiles import profile_for
 from edgekit.components.publish import account_id
+from edgekit.deploy.proof import DEFAULT_MIN_RESULTS
 from edgekit.errors import ConfigurationError, WorkflowExecutionError
 from edgekit.settings import Settings
 from edgekit.stack import StackResult, deploy_stack, stack_outputs
@@ -53,6 +54,7 @@ def deploy_approval_stack(
     package_bucket: str | None = None,
     poll_seconds: int = 15,
     max_polls: int = 80,
+    min_results: int = DEFAULT_MIN_RESULTS,
     progress: bool = True,
 ) -> StackResult:
     """Create or update the deploy-on-approval stack (default: ``<project>-deploy-on-approval``).
@@ -61,6 +63,11 @@ def deploy_approval_stack(
     ``components publish`` uses); ``package_bucket``: the bucket of the registered packages
     the workflow may read (default: ``bucket``).
     """
+    if min_results < 1:
+        raise ConfigurationError(
+            f"min_results (--min-results) is {min_results}: each device must prove at least 1 "
+            "result with the approved package"
+        )
     settings = settings or Settings.from_env()
     s3 = clients.client("s3", settings)
     bucket = profile_for(settings).ensure_bucket(s3, bucket, account_id(settings))
@@ -83,6 +90,7 @@ def deploy_approval_stack(
         "DefinitionKey": key,
         "PollSeconds": str(poll_seconds),
         "MaxPolls": str(max_polls),
+        "MinResults": str(min_results),
     }
     return deploy_stack(
         name or default_stack_name(settings),

@@ -356,3 +356,10 @@ def test_a_devices_state_is_its_status_of_this_deployment() -> None:
     ]
     outputs = _run(states, "DeploymentKeys", inputs)
     assert outputs == [{"thing": "t1", "state": state} for _, state in DEVICE_CASES]
+
+
+def test_min_results_below_one_is_refused_before_anything_is_created() -> None:
+    from edgekit.workflow.approval import deploy_approval_stack
+
+    with pytest.raises(ConfigurationError, match=r"--min-results\) is 0"):
+        deploy_approval_stack(Settings(backend="local"), min_results=0, progress=False)
