@@ -16,7 +16,8 @@ model agent for a prediction, and publishes one result message per image to
 - Health (``health.schema.json`` v2) goes out every ``HealthInterval`` seconds
   and once right after the first result is published: per model, what the
   agent verified (package sha256, key fingerprint) and its counts since start
-  and over the last ``HealthWindow`` seconds (:mod:`edgekit.edge.stats`).
+  and over the last ``HealthWindow`` seconds (:mod:`edgekit.edge.stats`); a summary goes
+  to the named device shadow ``HealthShadow`` too (:mod:`edgekit.edge.health_shadow`).
 - Shadow mode: with ``ShadowPackagePath`` set, a candidate model runs on the
   same frames (:mod:`edgekit.edge.shadow`); it is measured and compared with
   the current model in health, and its results are never published.
@@ -51,6 +52,7 @@ from edgekit.edge.health import (
     Health,
     model_entry,
 )
+from edgekit.edge.health_shadow import publish_health_shadow
 from edgekit.edge.inference import Inspection, Inspector, SkipImage
 from edgekit.edge.ipc import GreengrassIpc
 from edgekit.edge.messages import ImageCycle, result_message, utc_iso
@@ -341,7 +343,8 @@ class InferenceApp:
     def publish_health(self) -> None:
         if self.config is None:
             return
-        payload = json.dumps(self.health_message(), separators=(",", ":")).encode()
+        message = self.health_message()
+        payload = json.dumps(message, separators=(",", ":")).encode()
         try:
             self.ipc.publish_to_iot_core(self.config.health_topic, payload, qos=1)
         except Exception as exc:
@@ -352,6 +355,9 @@ class InferenceApp:
                 self.health.health_publish_errors,
                 exc,
             )
+        if self.config.health_shadow:  # the same health, for GetThingShadow readers
+            name = self.config.health_shadow
+            publish_health_shadow(self.ipc, self.health, self.thing_name, name, message)
 
     def _health_loop(self) -> None:
         while not self._stop.is_set():

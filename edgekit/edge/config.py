@@ -18,11 +18,14 @@ from typing import Any
 
 from edgekit.agent.paths import socket_for_work
 from edgekit.errors import ConfigurationError
+from edgekit.schemas.health_shadow import HEALTH_SHADOW
 
 THING_VARIABLE = "{iot:thingName}"
 MODEL_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 """Model names as the agent API accepts them."""
 SHADOW_PACKAGE_EXAMPLE = "com.qualityinspection.model.shadow/package"
+SHADOW_NAME = re.compile(r"^[a-zA-Z0-9:_-]{1,64}$")
+"""Device shadow names as AWS IoT Core accepts them."""
 
 # Environment variables the recipe's Run step sets (recipe variables interpolated there).
 ENV_MODEL_PACKAGE = "EDGEKIT_MODEL_PACKAGE"
@@ -58,6 +61,9 @@ class AppConfig:
     path is relative to the nucleus's work folder (resolved by the app)."""
     shadow_model_name: str = ""
     """ShadowModelName: the candidate's name in health; empty = the name in its manifest."""
+    health_shadow: str = HEALTH_SHADOW
+    """HealthShadow: the named device shadow that gets a summary of each health message
+    (edgekit.schemas.health_shadow); empty = no shadow updates."""
 
 
 def _number(config: Mapping[str, Any], key: str, default: float, *, minimum: float) -> float:
@@ -148,6 +154,16 @@ def _shadow(config: Mapping[str, Any]) -> tuple[Path | None, str]:
     return (Path(path) if path else None), name
 
 
+def _health_shadow(config: Mapping[str, Any]) -> str:
+    name = _text(config, "HealthShadow", HEALTH_SHADOW).strip()
+    if name and not SHADOW_NAME.match(name):
+        raise ConfigurationError(
+            f"configuration HealthShadow={name!r} is not a device shadow name (1 to 64 letters, "
+            f"digits, ':', '_' or '-'); use {HEALTH_SHADOW!r}, or \"\" to turn the shadow off"
+        )
+    return name
+
+
 def expand_thing(text: str, thing_name: str) -> str:
     """Replace a ``{iot:thingName}`` the nucleus left in a configuration value.
 
@@ -214,4 +230,5 @@ def parse_config(
             Path(expand_thing(str(shadow_package), thing_name)) if shadow_package else None
         ),
         shadow_model_name=shadow_name,
+        health_shadow=_health_shadow(config),
     )

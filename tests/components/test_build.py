@@ -124,7 +124,8 @@ def test_inference_component(built: dict, settings: Settings) -> None:
     policy = defaults["accessControl"]["aws.greengrass.ipc.mqttproxy"]
     (entry,) = policy.values()
     assert entry["operations"] == ["aws.greengrass#PublishToIoTCore"]
-    assert entry["resources"] == [settings.results_topic, settings.health_topic]
+    shadow_update = "$aws/things/+/shadow/name/edgekit-health/update"  # the health shadow
+    assert entry["resources"] == [settings.results_topic, settings.health_topic, shadow_update]
     run = recipe["Manifests"][0]["Lifecycle"]["Run"]
     assert "-m edgekit.edge.app" in run["Script"]
     assert run["Setenv"]["EDGEKIT_MODEL_PACKAGE"] == (

@@ -184,7 +184,8 @@ ACCESS = {
     "aws.greengrass.ipc.mqttproxy": {
         f"{COMPONENT}:mqttproxy:1": {
             "operations": ["aws.greengrass#PublishToIoTCore"],
-            "resources": [RESULTS, HEALTH],
+            # As in the recipe: the health summary goes to the edgekit-health shadow too.
+            "resources": [RESULTS, HEALTH, "$aws/things/+/shadow/name/edgekit-health/update"],
         }
     }
 }
