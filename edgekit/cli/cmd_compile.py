@@ -7,7 +7,15 @@ import warnings
 from pathlib import Path
 
 # Listed here so ``--help`` stays fast; the registry decides what is valid.
-BUILTIN_TARGETS = ("onnxruntime-fp32", "onnxruntime-int8", "sagemaker-neo")
+BUILTIN_TARGETS = (
+    "onnxruntime-fp32",
+    "onnxruntime-int8",
+    "openvino-fp32",
+    "openvino-bf16",
+    "openvino-int8",
+    "auto",
+    "sagemaker-neo",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

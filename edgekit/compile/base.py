@@ -33,6 +33,9 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "edgekit.compile.onnxruntime_fp32",
     "edgekit.compile.onnxruntime_int8",
     "edgekit.compile.sagemaker_neo",
+    "edgekit.compile.openvino_fp32",
+    "edgekit.compile.openvino_int8",
+    "edgekit.compile.auto",
 )
 
 # Other packages can add targets without changes here: an entry point in this group naming a
@@ -90,6 +93,15 @@ class Compiler(ABC):
     cacheable: ClassVar[bool] = False
     """True when the output depends only on the source file, the options and the library
     versions (so :mod:`edgekit.compile.cache` may reuse it); False for remote services."""
+    uses_parity: ClassVar[bool] = False
+    """True for a compiler that checks parity itself (``auto`` runs it on every candidate):
+    the pipeline then passes its golden set and AP50 limit as ``options.extra["parity"]``."""
+
+    @classmethod
+    def library_versions(cls) -> dict[str, str]:
+        """Versions of libraries the output depends on besides onnx and onnxruntime (which
+        every cache key holds), e.g. ``{"openvino_version": ...}``: part of the cache key."""
+        return {}
 
     @abstractmethod
     def compile(self, source: Path, out_dir: Path, options: CompileOptions) -> CompiledModel:

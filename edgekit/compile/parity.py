@@ -33,7 +33,7 @@ from edgekit.model.evaluate import (
     iou,
     synthetic_validation,
 )
-from edgekit.model.predict import Predictor
+from edgekit.model.predict import DEFAULT_RUNTIME, Predictor
 from edgekit.spelling import parameter_text
 
 DEFAULT_MAX_AP50_DROP = 0.02
@@ -109,17 +109,20 @@ def check_parity(
     golden: Path | None = None,
     golden_count: int = DEFAULT_GOLDEN_COUNT,
     max_ap50_drop: float = DEFAULT_MAX_AP50_DROP,
+    runtime: str = DEFAULT_RUNTIME,
 ) -> ParityResult:
     """Compare ``compiled`` with ``source`` on the golden set; never raises on a drop.
 
     ``golden`` is a Ground Truth data set or an image folder; None means the
     fixed synthetic validation set (``golden_count`` images, seed 1000).
+    ``runtime`` runs the compiled model (the manifest runtime its target
+    records, e.g. ``openvino-int8``); the source always runs on ONNX Runtime.
     """
     from edgekit.progress import progress  # tqdm: a device running the agent may lack it
 
     started = time.perf_counter()
     src = Predictor(source)
-    cmp = Predictor(compiled)
+    cmp = Predictor(compiled, runtime=runtime)
     threshold = float(src.info.score_threshold)
     items: list[LabeledImage]
     if golden is None:

@@ -72,6 +72,7 @@ def _cache_inputs(
         "edgekit_version": __version__,
         "onnx_version": onnx.__version__,
         "onnxruntime_version": onnxruntime.__version__,
+        **type(compiler).library_versions(),
         "source_sha256": source_sha,
         "source_name": source.name,  # stamped into the compiled file's record
         "target": compiler.target,
@@ -146,6 +147,13 @@ def compile_model(
     if calibration_count is not None:
         opts = replace(opts, calibration_count=int(calibration_count))
     golden_path = Path(golden).expanduser() if golden is not None else None
+    if type(compiler).uses_parity:
+        parity_settings = {
+            "golden": str(golden_path) if golden_path is not None else None,
+            "golden_count": golden_count,
+            "max_ap50_drop": max_ap50_drop,
+        }
+        opts = replace(opts, extra={**opts.extra, "parity": parity_settings})
 
     source_sha = sha256_file(source)
     store = _resolve_cache(cache)
@@ -265,5 +273,6 @@ def _stamp_and_check(
         golden=golden,
         golden_count=golden_count,
         max_ap50_drop=max_ap50_drop,
+        runtime=compiled.runtime,
     )
     return compile_info, parity

@@ -117,6 +117,12 @@ class CompileReport:
                 f"{_size(self.compiled_size)} (source {_size(self.source_size)}, {ratio:.2f}x)",
             ),
         ]
+        auto = self.compile_info.get("auto")
+        if isinstance(auto, dict):  # the auto target: every candidate and the choice
+            rows.append(("auto", str(auto.get("reason", ""))))
+            for c in auto.get("candidates", []):
+                p50 = "n/a" if c.get("p50_ms") is None else f"p50 {c['p50_ms']:.2f} ms"
+                rows.append((f"  {c['target']}", f"{c['status']}, {p50}; {c.get('note', '')}"))
         calibration = self.compile_info.get("calibration")
         if calibration:
             rows.append(("calibration", str(calibration)))

@@ -29,6 +29,7 @@ RUNTIME_FIELD = "runtime"
 # Runtimes edgekit ships: name -> "module:Class". Imported on first lookup.
 BUILTIN_RUNTIMES: dict[str, str] = {
     "onnxruntime": "edgekit.runtimes.onnx_runtime:OnnxRuntime",
+    "openvino": "edgekit.runtimes.openvino_runtime:OpenVinoRuntime",
 }
 
 _REGISTRY: dict[str, ModelRuntime] = {}

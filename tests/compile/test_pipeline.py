@@ -316,7 +316,7 @@ def test_cli_compile_errors(
 ) -> None:
     args = ["compile", "--model", str(tiny), "--out", str(tmp_path)]
     assert main([*args, "--target", "nope"]) == 1
-    assert "known targets: onnxruntime-fp32, onnxruntime-int8" in capsys.readouterr().err
+    assert "known targets: auto, onnxruntime-fp32, onnxruntime-int8" in capsys.readouterr().err
     broken = [*args, "--target", "test-broken", "--golden", str(image_folder)]
     assert main(broken) == 1
     err = capsys.readouterr().err

@@ -63,8 +63,8 @@ def test_manifest_values_resolve_to_registered_runtimes(value: str, name: str) -
     assert get_runtime(value).name == name
 
 
-def test_onnxruntime_is_the_only_builtin_runtime() -> None:
-    assert known_runtimes() == ["onnxruntime"]
+def test_the_builtin_runtimes_are_onnxruntime_and_openvino() -> None:
+    assert known_runtimes() == ["onnxruntime", "openvino"]
     assert isinstance(get_runtime("onnxruntime"), OnnxRuntime)
 
 
@@ -73,13 +73,13 @@ def test_an_unknown_runtime_names_the_field_and_the_known_runtimes() -> None:
         get_runtime("dlr", where="pkg/manifest.json")
     message = str(caught.value)
     assert message.startswith("pkg/manifest.json: field 'runtime' is 'dlr'")
-    assert "known runtimes: onnxruntime" in message
+    assert "known runtimes: onnxruntime, openvino" in message
 
 
 def test_a_registered_runtime_is_found_and_listed(fake: FakeRuntime) -> None:
     assert get_runtime("fakert") is fake
     assert get_runtime("fakert-variant") is fake
-    assert known_runtimes() == ["fakert", "onnxruntime"]
+    assert known_runtimes() == ["fakert", "onnxruntime", "openvino"]
     session = get_runtime("fakert").open(b"")
     np.testing.assert_array_equal(session.run({"x": np.ones((1, 3))})[0], np.full((1, 3), 2.0))
 
