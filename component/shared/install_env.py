@@ -4,7 +4,12 @@
 Run by the interpreter the component is configured with (``PythonExecutable``):
 
     python3 install_env.py --venv {work:path}/venv --wheel {artifacts:path}/edgekit-*.whl \
-        --require numpy onnxruntime grpc ...
+        --require numpy onnxruntime grpc ... [--runtimes 'onnxruntime-int8 openvino-int8']
+
+``--runtimes`` lists model package runtimes (a manifest's ``runtime`` field; the
+agent's ``ModelRuntimes`` configuration): each adds the module its runtime needs to
+the required ones (:data:`RUNTIME_MODULES`), so OpenVINO is installed only on a
+device whose packages run on it.
 
 1. If ``<venv>/.edgekit-env`` records this wheel (SHA-256), this interpreter and these
    requirements, nothing is done (a re-install after a restart takes milliseconds).
@@ -25,6 +30,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import site
 import subprocess
@@ -46,7 +52,13 @@ DISTRIBUTIONS = {
     "cryptography": "cryptography>=42",
     "yaml": "pyyaml>=6.0",
     "boto3": "boto3>=1.34",
+    "openvino": "openvino>=2025.0",
 }
+# A package manifest's runtime (before any '-variant') -> the module it needs; the same
+# names as edgekit.runtimes.BUILTIN_RUNTIMES (this script cannot import edgekit: it runs
+# before edgekit is installed).
+RUNTIME_MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+RUNTIME_NAME = re.compile(r"^[a-z0-9][a-z0-9_]*(-[a-z0-9_]+)*$")
 
 
 def sha256(path: Path) -> str:
@@ -91,6 +103,34 @@ def ensure_pip(python: Path) -> None:
         run([str(python), "-m", "ensurepip", "--default-pip"])
 
 
+def runtime_modules(runtimes: list[str]) -> list[str]:
+    """The modules the model runtimes in ``runtimes`` need (each item may hold several names,
+    separated by spaces or commas, as a recipe passes one configuration value)."""
+    modules: list[str] = []
+    for value in (v for item in runtimes for v in re.split(r"[\s,]+", item) if v):
+        if not RUNTIME_NAME.match(value):
+            raise SystemExit(
+                f"--runtimes: {value!r} is not a runtime name (a package manifest's 'runtime', "
+                "e.g. onnxruntime-int8 or openvino-int8); fix the ModelRuntimes configuration"
+            )
+        name = value.split("-", 1)[0]
+        if name not in RUNTIME_MODULES:
+            raise SystemExit(
+                f"--runtimes: {value!r} names no runtime this installer knows "
+                f"({', '.join(sorted(RUNTIME_MODULES))}); fix the ModelRuntimes configuration"
+            )
+        if RUNTIME_MODULES[name] not in modules:
+            modules.append(RUNTIME_MODULES[name])
+    return modules
+
+
+def requirements(require: list[str], runtimes: list[str]) -> list[str]:
+    """``require`` plus the modules of ``runtimes``, without duplicates, in order."""
+    merged = list(require)
+    merged += [m for m in runtime_modules(runtimes) if m not in merged]
+    return merged
+
+
 def build(root: Path, wheel: Path, require: list[str]) -> None:
     if root.exists():
         shutil.rmtree(root)
@@ -131,7 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--venv", required=True, type=Path)
     parser.add_argument("--wheel", required=True, type=Path)
     parser.add_argument("--require", nargs="*", default=[], help="modules that must import")
+    parser.add_argument(
+        "--runtimes",
+        nargs="*",
+        default=[],
+        help="model package runtimes (onnxruntime, openvino-int8, ...): their modules must import",
+    )
     args = parser.parse_args(argv)
+    require = requirements(args.require, args.runtimes)
     root: Path = args.venv.absolute()
     wheel: Path = args.wheel.absolute()
     if not wheel.is_file():
@@ -141,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             "wheel": sha256(wheel),
             "python": sys.executable,
             "version": sysconfig.get_python_version(),
-            "require": sorted(args.require),
+            "require": sorted(require),
         },
         sort_keys=True,
     )
@@ -149,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     if venv_python(root).exists() and marker.is_file() and marker.read_text() == stamp:
         print(f"component environment {root} is up to date")
         return 0
-    build(root, wheel, list(args.require))
+    build(root, wheel, require)
     marker.write_text(stamp)
     print(f"component environment {root} ready ({wheel.name}, {sys.executable})")
     return 0

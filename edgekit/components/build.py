@@ -46,6 +46,7 @@ PREVIEW_VALUES = {
     "AGENT_VERSION_REQUIREMENT": ">=1.0.0 <2.0.0",
 }
 SHIPPED_MODEL_VERSION = "1.0.0"
+SHIPPED_MODEL_RUNTIME = "onnxruntime"  # the shipped model is packaged uncompiled
 # A fixed time keeps the shipped model's package byte-for-byte reproducible.
 SHIPPED_CREATED_AT = "2024-01-01T00:00:00Z"
 
@@ -193,6 +194,7 @@ def build_components(
     name_of = {role: name for name, role in role_of.items()}
     built: list[BuiltComponent] = []
     wheel: Path | None = None
+    package_runtime: str | None = None  # the model package's runtime: the agent installs it
     for role in ROLES:
         if role not in wanted:
             continue
@@ -212,6 +214,7 @@ def build_components(
                 PACKAGE_FILE=package.name,
                 PACKAGE_SHA256=sha256_file(package),
             )
+            package_runtime = manifest.runtime
             files.append(package)
         else:
             if wheel is None:
@@ -221,6 +224,14 @@ def build_components(
                 shutil.copyfile(source, target)
                 files.append(target)
             role_values["WHEEL_FILE"] = wheel.name
+        if role == "agent":
+            if package_runtime is None:
+                package_runtime = (
+                    _manifest(Path(model_package)).runtime
+                    if model_package is not None
+                    else SHIPPED_MODEL_RUNTIME
+                )
+            role_values["MODEL_RUNTIMES"] = package_runtime
         if role == "inference":
             images = artifacts.sample_images_zip(comp_dir)
             files.append(images)

@@ -565,6 +565,7 @@ def publish_values(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "HEALTH_TOPIC": settings.health_topic,
         "IMAGES_FOLDER": "sample-images",
         "IMAGES_ZIP": "sample-images.zip",
+        "MODEL_RUNTIMES": "onnxruntime-int8 openvino-int8",
     }
 
 
