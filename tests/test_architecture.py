@@ -63,6 +63,7 @@ LAYERS: list[set[str]] = [
         "local.moto_keeper",
         "local.moto_cloudformation",
         "local.moto_stepfunctions",
+        "local.moto_shadows",
         "local.mqtt",
         "local.ipc",
         "local.greengrass",

@@ -2,7 +2,8 @@
 broker and device runtimes, all on loopback.
 
 Owns: the local home (``home``), starting and stopping the detached servers
-(``endpoints``, ``process``, ``moto_server`` with ``moto_cloudformation``), moto's
+(``endpoints``, ``process``, ``moto_server`` with ``moto_cloudformation``, and
+``moto_shadows``: IoT Core's Device Shadow service on the broker's topics), moto's
 state across restarts (``moto_state``: the snapshot file; ``moto_backends``: pickling
 moto's backends; ``moto_keeper``: when to save), boto3 clients
 on the local endpoints for the backend's own use (``boto``), and the subsystems

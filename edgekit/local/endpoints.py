@@ -278,6 +278,8 @@ def _moto_args(ctx: _Context) -> list[str]:
         str(ctx.layout.moto_state_file),
         "--greengrass-port-file",  # state machines' greengrassv2 calls (moto_stepfunctions)
         str(ctx.layout.port_file(GREENGRASS)),
+        "--mqtt-port-file",  # the Device Shadow service on the broker's topics (moto_shadows)
+        str(ctx.layout.port_file(MQTT)),
     ]
 
 

@@ -6,7 +6,9 @@ port it got, so parallel test runs and several homes never collide.
 
 State machines execute (``moto_stepfunctions``): their ``aws-sdk:`` tasks call back
 into this server, and ``greengrassv2`` into the Greengrass emulator whose port
-``--greengrass-port-file`` names.
+``--greengrass-port-file`` names. With ``--mqtt-port-file`` (the local broker's port
+file), IoT Core's Device Shadow service answers the shadow topics on that broker
+(``moto_shadows``).
 
 With ``--state-file F`` the server restores moto's backends from F before it
 listens (refusing, with exit code 2 and the reason on stderr, a snapshot it cannot
@@ -33,7 +35,7 @@ from werkzeug.serving import make_server
 
 from edgekit.errors import LocalBackendError
 from edgekit.files import write_text_atomic
-from edgekit.local import moto_cloudformation, moto_stepfunctions
+from edgekit.local import moto_cloudformation, moto_shadows, moto_stepfunctions
 from edgekit.local.moto_keeper import StateKeeper
 
 
@@ -49,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         "--greengrass-port-file",
         type=Path,
         help="the Greengrass emulator's port file: state machines' greengrassv2 calls go there",
+    )
+    parser.add_argument(
+        "--mqtt-port-file",
+        type=Path,
+        help="the local broker's port file: the Device Shadow service answers its shadow topics",
     )
     args = parser.parse_args(argv)
     moto_cloudformation.install()  # the device stack's resource types, as on AWS
@@ -72,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     # State machines run here, their aws-sdk tasks call back into this server (greengrassv2
     # into the emulator), and approvals in the registry start them (EventBridge).
     moto_stepfunctions.install(moto_port=port, greengrass_port_file=args.greengrass_port_file)
+    # Devices' shadow updates over MQTT reach moto's iot-data backend, as on IoT Core.
+    shadows = moto_shadows.install(moto_port=port, mqtt_port_file=args.mqtt_port_file)
 
     def _shutdown(signum: int, frame: FrameType | None) -> None:
         # shutdown() blocks until serve_forever returns, so call it from another thread.
@@ -85,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     if keeper is not None:
         keeper.start()
     server.serve_forever(poll_interval=0.1)  # a quick `local down`
+    if shadows is not None:
+        shadows.stop()
     server.server_close()
     # The last snapshot; an error here exits non-zero with its message.
     if keeper is not None and keeper.stop():
