@@ -30,7 +30,7 @@ from edgekit.agent.models import (
 )
 from edgekit.agent.paths import GRPC_SOCKET_LIMIT
 from edgekit.agent.protos import agent_pb2, agent_pb2_grpc
-from edgekit.agent.shm import SegmentCache
+from edgekit.agent.shm import BufferPool, Lease, SegmentCache
 from edgekit.agent.status import AgentStatusError, invalid_argument
 from edgekit.agent.tensors import DATA_TYPES, dtype_name, from_bytes, to_proto
 from edgekit.errors import AgentError, PackageError
@@ -64,11 +64,16 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
     """The seven RPCs, on top of a model registry, a segment cache and a capture store."""
 
     def __init__(
-        self, registry: ModelRegistry, segments: SegmentCache, captures: CaptureStore | None
+        self,
+        registry: ModelRegistry,
+        segments: SegmentCache,
+        captures: CaptureStore | None,
+        buffers: BufferPool | None = None,
     ) -> None:
         self.registry = registry
         self.segments = segments
         self.captures = captures
+        self.buffers = buffers if buffers is not None else BufferPool()
 
     # -- helpers ---------------------------------------------------------------
     def _proto(self, model: LoadedModel) -> agent_pb2.Model:
@@ -79,15 +84,19 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         log.info("%s refused: %s %s", method, exc.code, exc.details)
         context.abort(getattr(grpc.StatusCode, exc.code), exc.details)
 
-    def _data(self, tensor: Any, *, what: str) -> bytes | memoryview:
+    def _data(self, tensor: Any, *, what: str, lease: Lease | None = None) -> bytes | memoryview:
         kind = tensor.WhichOneof("data")
         if kind == "byte_data":
             return tensor.byte_data
         if kind == "shared_memory_handle":
-            return self.segments.read(tensor.shared_memory_handle, what=what)
+            into = lease.take if lease is not None else None
+            return self.segments.read(tensor.shared_memory_handle, what=what, into=into)
         raise invalid_argument(f"{what}: carries no data (set byte_data or shared_memory_handle)")
 
-    def _feeds(self, model: LoadedModel, tensors: Any) -> dict[str, np.ndarray]:
+    def _feeds(
+        self, model: LoadedModel, tensors: Any, lease: Lease | None = None
+    ) -> dict[str, np.ndarray]:
+        """The model's feeds; shared-memory inputs are read into ``lease``'s buffers."""
         inputs = input_specs(model)
         specs = {s.name: s for s in inputs}
         feeds: dict[str, np.ndarray] = {}
@@ -120,7 +129,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
                     )
                 data_type, shape = spec.data_type, spec.shape
             check_input(spec, data_type, shape, model=model.name)
-            data = self._data(tensor, what=f"input {spec.name!r}")
+            data = self._data(tensor, what=f"input {spec.name!r}", lease=lease)
             feeds[spec.name] = from_bytes(data, data_type, shape, name=spec.name)
         return feeds
 
@@ -152,20 +161,24 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
 
     # -- RPCs ------------------------------------------------------------------
     def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        try:
-            model = self.registry.get(request.name)
-            feeds = self._feeds(model, request.tensors)
+        # Shared-memory inputs go into buffers borrowed for this call; the outputs are
+        # copied into the response before the buffers go back (an output may alias an input).
+        with self.buffers.lease() as lease:
             try:
-                results = model.run(feeds)
-            except Exception as exc:  # onnxruntime's exception types are not importable
-                raise AgentStatusError(
-                    "INTERNAL", f"model {model.name!r} failed to run: {exc}"
-                ) from None
-        except AgentStatusError as exc:
-            self._abort(context, "Predict", exc)
-        response = agent_pb2.PredictResponse()
-        for name, array in results:
-            to_proto(np.asarray(array), name, response.tensors.add())
+                model = self.registry.get(request.name)
+                feeds = self._feeds(model, request.tensors, lease)
+                try:
+                    results = model.run(feeds)
+                except Exception as exc:  # onnxruntime's exception types are not importable
+                    raise AgentStatusError(
+                        "INTERNAL", f"model {model.name!r} failed to run: {exc}"
+                    ) from None
+            except AgentStatusError as exc:
+                self._abort(context, "Predict", exc)
+            response = agent_pb2.PredictResponse()
+            for name, array in results:
+                to_proto(np.asarray(array), name, response.tensors.add())
+            del feeds, results
         return response
 
     def LoadModel(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
@@ -301,6 +314,8 @@ class AgentServer:
             unsigned_onnx=unsigned_onnx,
         )
         self.segments = SegmentCache()
+        self.buffers = BufferPool(per_size=max(1, max_workers))
+        """Buffers Predict reads shared-memory inputs into, reused across calls."""
         self.captures = (
             CaptureStore(capture_dir, capture_uploader) if capture_dir is not None else None
         )
@@ -330,7 +345,7 @@ class AgentServer:
                 ],
             )
             agent_pb2_grpc.add_AgentServicer_to_server(
-                AgentServicer(self.registry, self.segments, self.captures), server
+                AgentServicer(self.registry, self.segments, self.captures, self.buffers), server
             )
             try:
                 server.add_insecure_port(self.target)
@@ -371,6 +386,7 @@ class AgentServer:
         if self.captures is not None:
             self.captures.stop()
         self.segments.close()
+        self.buffers.clear()
         self.socket_path.unlink(missing_ok=True)
 
     def wait(self, timeout: float | None = None) -> bool:

@@ -21,6 +21,17 @@ registers the segment with the resource tracker, which would unlink the
 
 A System V segment cannot shrink while attached, so it is attached once,
 read-only, and read in place.
+
+Predict reads POSIX segments into buffers the agent keeps and lends out
+(:class:`BufferPool`): a call borrows one buffer per input for as long as the
+model runs and gives them back, so a steady stream of Predicts allocates
+nothing and every worker thread's malloc arena stays small.
+
+The client (:class:`SharedMemoryPool`) creates its segments with ``shm_open``
+itself rather than through :mod:`multiprocessing.shared_memory`, which starts
+a resource-tracker *process* (some 15 MB) to unlink segments a crashed process
+left behind; the pool instead unlinks, when it opens, the segments its own
+prefix names for processes that no longer run.
 """
 
 from __future__ import annotations
@@ -30,14 +41,20 @@ import ctypes
 import ctypes.util
 import mmap
 import os
+import re
 import secrets
 import stat
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing import shared_memory
 from pathlib import Path
 
 from edgekit.agent.status import invalid_argument
+
+try:
+    import _posixshmem  # what multiprocessing.shared_memory is built on (POSIX CPython)
+except ImportError:  # pragma: no cover - not POSIX: no POSIX segments here
+    _posixshmem = None
 
 _DEV_SHM = Path("/dev/shm")
 _SHM_RDONLY = 0o10000  # <sys/shm.h>
@@ -49,12 +66,9 @@ MAX_SEGMENT_READ = 256 * 1024 * 1024
 
 def _shm_open_readonly(name: str) -> int:
     """A read-only file descriptor for POSIX segment ``name`` (without the leading '/')."""
-    try:
-        import _posixshmem  # the module multiprocessing.shared_memory is built on
-
-        return _posixshmem.shm_open("/" + name, _OPEN_FLAGS, mode=0)
-    except ImportError:  # pragma: no cover - every POSIX CPython has it
+    if _posixshmem is None:  # pragma: no cover
         return os.open(_DEV_SHM / name, _OPEN_FLAGS)
+    return _posixshmem.shm_open("/" + name, _OPEN_FLAGS, mode=0)
 
 
 @dataclass
@@ -107,17 +121,21 @@ class SegmentCache:
         self._sysv: dict[int, _SysvSegment] = {}
         self._libc: ctypes.CDLL | None = None
 
-    def read(self, handle: object, *, what: str) -> memoryview:
+    def read(
+        self, handle: object, *, what: str, into: Callable[[int], bytearray] | None = None
+    ) -> memoryview:
         """The ``size`` bytes at ``offset`` of the segment ``handle`` names, or INVALID_ARGUMENT.
 
         A copy for POSIX segments (a client may shrink them at any time), a view
-        of the attached segment for System V ones (those cannot shrink).
+        of the attached segment for System V ones (those cannot shrink). ``into(size)``
+        gives the buffer a POSIX segment is copied into (a :class:`Lease`'s ``take``);
+        without it, a new one.
         """
         size = int(handle.size)  # type: ignore[attr-defined]
         offset = int(handle.offset)  # type: ignore[attr-defined]
         name = str(getattr(handle, "segment_name", "") or "")
         if name:
-            return self._posix_copy(name, offset, size, what=what)
+            return self._posix_copy(name, offset, size, what=what, into=into)
         segment_id = int(handle.segment_id)  # type: ignore[attr-defined]
         view = self._sysv_view(segment_id, what=what)
         label = f"System V shared memory segment {segment_id}"
@@ -127,7 +145,15 @@ class SegmentCache:
             )
         return view[offset : offset + size]
 
-    def _posix_copy(self, name: str, offset: int, size: int, *, what: str) -> memoryview:
+    def _posix_copy(
+        self,
+        name: str,
+        offset: int,
+        size: int,
+        *,
+        what: str,
+        into: Callable[[int], bytearray] | None = None,
+    ) -> memoryview:
         """A private, read-only copy of ``size`` bytes at ``offset`` of POSIX segment ``name``.
 
         Copied with pread, never through a mapping: a segment its client shrinks
@@ -158,7 +184,7 @@ class SegmentCache:
                     f"{what}: bytes {offset}..{offset + size} lie outside {label} "
                     f"({info.st_size} bytes)"
                 )
-            buffer = bytearray(size)
+            buffer = into(size) if into is not None else bytearray(size)
             view = memoryview(buffer)
             got = 0
             while got < size:
@@ -215,37 +241,181 @@ class SegmentCache:
             self._sysv.clear()
 
 
+class BufferPool:
+    """Agent side: byte buffers for tensors read from POSIX segments, reused across calls.
+
+    A call borrows buffers through a :class:`Lease` and returns them all when it
+    ends. At most ``per_size`` idle buffers of one size and ``max_idle_bytes`` in
+    all are kept; more are dropped (a burst of concurrent calls, or many sizes).
+    """
+
+    def __init__(self, *, per_size: int = 4, max_idle_bytes: int = 64 * 1024 * 1024) -> None:
+        self.per_size = per_size
+        self.max_idle_bytes = max_idle_bytes
+        self._lock = threading.Lock()
+        self._idle: dict[int, list[bytearray]] = {}
+        self._idle_bytes = 0
+
+    @property
+    def idle_bytes(self) -> int:
+        return self._idle_bytes
+
+    def take(self, size: int) -> bytearray:
+        with self._lock:
+            free = self._idle.get(size)
+            if free:
+                self._idle_bytes -= size
+                return free.pop()
+        return bytearray(size)
+
+    def give(self, buffer: bytearray) -> None:
+        size = len(buffer)
+        with self._lock:
+            free = self._idle.setdefault(size, [])
+            if len(free) < self.per_size and self._idle_bytes + size <= self.max_idle_bytes:
+                free.append(buffer)
+                self._idle_bytes += size
+
+    def lease(self) -> Lease:
+        return Lease(self)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._idle.clear()
+            self._idle_bytes = 0
+
+
+class Lease:
+    """The buffers one call borrowed from a :class:`BufferPool`; ``with`` returns them.
+
+    Nothing may keep a view of a borrowed buffer past the ``with`` block: the
+    next call overwrites it.
+    """
+
+    def __init__(self, pool: BufferPool) -> None:
+        self._pool = pool
+        self._taken: list[bytearray] = []
+
+    def take(self, size: int) -> bytearray:
+        buffer = self._pool.take(size)
+        self._taken.append(buffer)
+        return buffer
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        taken, self._taken = self._taken, []
+        for buffer in taken:
+            self._pool.give(buffer)
+
+
+class PosixSegment:
+    """A POSIX shared memory segment this process created, mapped read-write (client side).
+
+    ``name`` is without the leading slash, as ``segment_name`` carries it. Created
+    with mode 0600 (only this user, and root, may read it), as
+    :mod:`multiprocessing.shared_memory` does, but registered with no resource tracker.
+    """
+
+    def __init__(self, name: str, size: int) -> None:
+        if _posixshmem is None:  # pragma: no cover
+            raise OSError("POSIX shared memory is not available on this platform")
+        fd = _posixshmem.shm_open("/" + name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
+        try:
+            try:
+                os.ftruncate(fd, size)
+                self._mmap = mmap.mmap(fd, size)
+            except OSError:
+                _posixshmem.shm_unlink("/" + name)
+                raise
+        finally:
+            os.close(fd)
+        self.name = name
+        self.size = size
+        self.buf = memoryview(self._mmap)
+
+    def close(self) -> None:
+        """Unmap (BufferError while a numpy view of ``buf`` is alive, as for SharedMemory)."""
+        self.buf.release()
+        self._mmap.close()
+
+    def unlink(self) -> None:
+        _posixshmem.shm_unlink("/" + self.name)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def remove_orphans(prefix: str, folder: Path = _DEV_SHM) -> list[str]:
+    """Unlink this user's segments named ``<prefix>-<pid>-...`` whose process is gone.
+
+    A client that was killed cannot unlink its segments; the next pool with the same
+    prefix does. Returns the names removed.
+    """
+    pattern = re.compile(re.escape(prefix) + r"-(\d+)-[0-9a-f]+-\d+")
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed  # no /dev/shm: creating a segment will say so
+    me = os.geteuid()
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None or _pid_alive(int(match.group(1))):
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_uid != me:
+                continue
+            os.unlink(entry.path)
+        except FileNotFoundError:
+            continue  # removed meanwhile
+        removed.append(entry.name)
+    return removed
+
+
 class SharedMemoryPool:
     """Client side: reusable POSIX segments to put input tensors in.
 
     Creating a segment costs a few system calls and page faults, so segments
     are kept and reused (thread-safe: a segment is lent to one call at a time).
-    ``close()`` unlinks them all.
+    ``close()`` unlinks them all; segments of an earlier process with the same
+    ``prefix`` that did not get to (it was killed) are unlinked when a pool opens.
     """
 
     def __init__(self, prefix: str = "edgekit") -> None:
+        remove_orphans(prefix)
         self._prefix = f"{prefix}-{os.getpid()}-{secrets.token_hex(3)}"
         self._lock = threading.Lock()
-        self._free: list[shared_memory.SharedMemory] = []
-        self._all: list[shared_memory.SharedMemory] = []
+        self._free: list[PosixSegment] = []
+        self._all: list[PosixSegment] = []
         self._count = 0
 
-    def acquire(self, nbytes: int) -> shared_memory.SharedMemory:
+    def acquire(self, nbytes: int) -> PosixSegment:
         with self._lock:
-            fits = [s for s in self._free if s.size >= nbytes]
-            if fits:
-                seg = min(fits, key=lambda s: s.size)
-                self._free.remove(seg)
-                return seg
+            best = None
+            for seg in self._free:
+                if seg.size >= nbytes and (best is None or seg.size < best.size):
+                    best = seg
+            if best is not None:
+                self._free.remove(best)
+                return best
             self._count += 1
             name = f"{self._prefix}-{self._count}"
         size = max(mmap.PAGESIZE, -(-nbytes // mmap.PAGESIZE) * mmap.PAGESIZE)
-        seg = shared_memory.SharedMemory(name=name, create=True, size=size)
+        seg = PosixSegment(name, size)
         with self._lock:
             self._all.append(seg)
         return seg
 
-    def release(self, seg: shared_memory.SharedMemory) -> None:
+    def release(self, seg: PosixSegment) -> None:
         with self._lock:
             if seg in self._all:
                 self._free.append(seg)

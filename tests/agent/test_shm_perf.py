@@ -1,0 +1,100 @@
+"""What keeps a shared-memory Predict cheap: buffers reused across calls, client segments
+created without a resource tracker and cleaned up after a killed client."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgekit.agent.client import AgentClient
+from edgekit.agent.server import AgentServer
+from edgekit.agent.shm import BufferPool, PosixSegment, SharedMemoryPool, remove_orphans
+from edgekit.agent.testing import SignedPackage, short_tempdir, signed_package
+
+SHAPE = (1, 3, 64, 96)
+DEV_SHM = Path("/dev/shm")
+
+
+@pytest.fixture(scope="module")
+def pkg() -> Iterator[SignedPackage]:
+    work = short_tempdir("ek-perf-")
+    yield signed_package(work)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.mark.integration
+def test_predicts_reuse_one_buffer_per_input_and_stay_correct(pkg: SignedPackage) -> None:
+    import onnxruntime as ort
+
+    reference = ort.InferenceSession(str(pkg.model), providers=["CPUExecutionProvider"])
+    sock = pkg.package.parent / "perf.sock"
+    with AgentServer(sock, pkg.public_key) as server, AgentClient(sock) as client:
+        client.load_model("m", pkg.package)
+        for seed in (1, 2, 1, 3):  # a reused buffer must never leak the previous input
+            x = np.random.default_rng(seed).standard_normal(SHAPE).astype(np.float32)
+            got = client.predict("m", {"image": x}, shared_memory=True)
+            for value, ref in zip(got.values(), reference.run(None, {"image": x}), strict=True):
+                np.testing.assert_allclose(value, ref, rtol=1e-5, atol=1e-6)
+        # Four sequential calls: one buffer, lent and returned each time.
+        assert server.buffers.idle_bytes == x.nbytes
+
+
+def test_buffer_pool_lends_returns_and_bounds_what_it_keeps() -> None:
+    pool = BufferPool(per_size=2, max_idle_bytes=300)
+    with pool.lease() as lease:
+        a, b, _c = lease.take(100), lease.take(100), lease.take(100)
+    assert pool.idle_bytes == 200  # per_size: the third is dropped
+    with pool.lease() as lease:
+        again = lease.take(100)
+        assert again is a or again is b
+    assert pool.idle_bytes == 200
+    with pytest.raises(RuntimeError), pool.lease() as lease:
+        lease.take(50)
+        raise RuntimeError("the call failed")
+    assert pool.idle_bytes == 250  # returned even when the call failed
+    with pool.lease() as lease:
+        lease.take(60)
+    assert pool.idle_bytes == 250  # 310 would pass max_idle_bytes: dropped
+
+
+def test_client_segments_are_private_and_unlinked_on_close() -> None:
+    pool = SharedMemoryPool(prefix=f"ektest{secrets.token_hex(2)}")
+    seg = pool.acquire(5000)
+    path = DEV_SHM / seg.name
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert seg.size >= 5000 and len(seg.buf) == seg.size
+    pool.release(seg)
+    assert pool.acquire(4000) is seg  # reused, not a new segment
+    pool.close()
+    assert not path.exists()
+
+
+def test_segments_of_a_dead_client_are_removed_by_the_next_pool() -> None:
+    prefix = f"ektest{secrets.token_hex(2)}"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead_pid = int(dead.stdout)
+    orphan = PosixSegment(f"{prefix}-{dead_pid}-abcdef-1", 4096)
+    alive = PosixSegment(f"{prefix}-{os.getpid()}-abcdef-1", 4096)
+    other = PosixSegment(f"{prefix}x-{dead_pid}-abcdef-1", 4096)
+    try:
+        pool = SharedMemoryPool(prefix=prefix)
+        assert not (DEV_SHM / orphan.name).exists()
+        assert (DEV_SHM / alive.name).exists()  # its process still runs
+        assert (DEV_SHM / other.name).exists()  # another prefix
+        assert remove_orphans(prefix) == []
+        pool.close()
+    finally:
+        for seg in (orphan, alive, other):
+            seg.close()
+            if (DEV_SHM / seg.name).exists():
+                seg.unlink()
