@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "compile",
         help="compile a model for a target runtime (with an accuracy parity check)",
         description=(
-            "Compile an edgekit ONNX model, then compare it with the source on a golden set. "
+            "Compile an edgekit ONNX model (or an ultralytics YOLO detection export), then "
+            "compare it with the source on a golden set. "
             "Fails if AP50 drops by more than --max-ap50-drop unless --force."
         ),
     )
@@ -38,6 +39,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--out", required=True, type=Path, metavar="DIR", help="folder for the compiled model"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("auto", "edgekit", "yolo"),
+        default="auto",
+        help="what the source model is: auto (default) detects an edgekit model or an "
+        "ultralytics YOLO detection export ([1, 4+classes, anchors] output, names/task "
+        "metadata); yolo or edgekit says which",
     )
     parser.add_argument(
         "--device",
@@ -114,6 +123,7 @@ def _compile(args: argparse.Namespace) -> int:
             max_ap50_drop=args.max_ap50_drop,
             options=CompileOptions(extra=extra) if extra else None,
             cache=False if args.no_cache else None,
+            source_format=args.format,
         )
     print(report.table())
     return 0

@@ -14,16 +14,25 @@ activation ranges calibrated on preprocessed images. Settings and why:
 
 ``reduce_range`` (7-bit weights) helps older x86 CPUs without VNNI whose
 U8S8 kernels can saturate; it is off by default and an option.
+
+Nodes left in float (``nodes_to_exclude`` of ``quantize_static``): the
+``nodes_to_exclude`` list in ``CompileOptions.extra`` when given (``[]``
+quantizes every node); otherwise, for a model decoded as ``yolo``, the head
+after its last convolutions, found by :func:`edgekit.compile.yolo.head_nodes`
+(its final Concat mixes box pixels and 0-1 scores, which one int8 scale cannot
+hold). The compile record lists them and says why.
 """
 
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edgekit.compile.base import CompiledModel, CompileOptions, Compiler, register_compiler
 from edgekit.compile.images import CalibrationImages
-from edgekit.errors import CompileError
+from edgekit.errors import CompileError, ModelError
 from edgekit.model.metadata import read_model_info
 
 OUTPUT_NAME = "model.onnx"
@@ -33,6 +42,61 @@ MAX_STRIDE = 8
 def _stride(count: int) -> int:
     """Largest divisor of ``count`` up to MAX_STRIDE (ONNX Runtime needs an exact split)."""
     return max(d for d in range(1, MAX_STRIDE + 1) if count % d == 0)
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """Nodes quantization leaves in float, and why (for the compile record)."""
+
+    names: list[str]
+    reason: str
+
+    def record(self) -> dict[str, Any]:
+        return {"nodes_to_exclude": list(self.names), "nodes_excluded_because": self.reason}
+
+
+def _name_nodes(path: Path) -> None:
+    """Give every unnamed node a unique name: quantization excludes nodes by name."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    taken = {node.name for node in proto.graph.node if node.name}
+    changed = False
+    for index, node in enumerate(proto.graph.node):
+        if not node.name:
+            name = f"{node.op_type}_{index}"
+            while name in taken:
+                name += "_"
+            node.name = name
+            taken.add(name)
+            changed = True
+    if changed:
+        onnx.save(proto, str(path))
+
+
+def _nodes_to_exclude(
+    source: Path, prepared: Path, postprocess: dict[str, Any], options: CompileOptions
+) -> Exclusion | None:
+    """What stays float: ``options.extra["nodes_to_exclude"]``, else a YOLO model's head."""
+    given = options.extra.get("nodes_to_exclude")
+    if given is not None:
+        if isinstance(given, str) or not all(isinstance(n, str) for n in given):
+            raise CompileError(
+                f"nodes_to_exclude={given!r}: give a list of node names ([] quantizes every node)"
+            )
+        return Exclusion(list(given), "given in the compile options (nodes_to_exclude)")
+    if postprocess.get("type") != "yolo":
+        return None
+    import onnx
+
+    from edgekit.compile.yolo import HEAD_REASON, head_nodes
+
+    _name_nodes(prepared)
+    try:
+        names = head_nodes(onnx.load(str(prepared)))
+    except ModelError as exc:
+        raise CompileError(f"{source}: {exc}") from None
+    return Exclusion(names, HEAD_REASON)
 
 
 @register_compiler
@@ -81,6 +145,7 @@ class OnnxRuntimeInt8Compiler(Compiler):
                 raise CompileError(
                     f"{source}: pre-processing for quantization failed ({exc})"
                 ) from exc
+            excluded = _nodes_to_exclude(source, prepared, info.postprocess, options)
             try:
                 quantize_static(
                     str(prepared),
@@ -93,6 +158,7 @@ class OnnxRuntimeInt8Compiler(Compiler):
                     weight_type=QuantType.QInt8,
                     calibrate_method=methods[method],
                     extra_options=extra,
+                    nodes_to_exclude=excluded.names if excluded is not None else None,
                 )
             except Exception as exc:
                 raise CompileError(f"{source}: int8 quantization failed ({exc})") from exc
@@ -113,5 +179,6 @@ class OnnxRuntimeInt8Compiler(Compiler):
                 "calibrate_method": method,
                 "calibration": reader.description,
                 "calibration_images": len(reader),
+                **(excluded.record() if excluded is not None else {}),
             },
         )

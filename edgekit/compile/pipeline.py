@@ -22,11 +22,12 @@ from edgekit.compile.parity import (
     check_parity,
 )
 from edgekit.compile.report import CompileReport
+from edgekit.compile.yolo import edgekit_source
+from edgekit.compile.yolo import source_format as detect_source_format
 from edgekit.errors import CompileError, ParityError
 from edgekit.files import sha256_file
 from edgekit.model import default_model_path
 from edgekit.model.evaluate import VALIDATION_SEED
-from edgekit.model.metadata import read_model_info
 from edgekit.version import __version__
 
 
@@ -111,6 +112,7 @@ def compile_model(
     max_ap50_drop: float = DEFAULT_MAX_AP50_DROP,
     options: CompileOptions | None = None,
     cache: CompileCache | bool | None = None,
+    source_format: str = "auto",
 ) -> CompileReport:
     """Compile ``model`` (None: the shipped model) for ``target`` into ``out_dir``.
 
@@ -126,12 +128,18 @@ def compile_model(
     False does not, a :class:`~edgekit.compile.cache.CompileCache` uses that one.
     A hit copies the cached files and parity result (a cached failure still
     fails); the report's ``cache`` says which key served it.
+
+    ``source_format``: ``auto`` (default) reads an edgekit model or detects an
+    ultralytics YOLO detection export (:mod:`edgekit.compile.yolo`); ``edgekit``
+    or ``yolo`` says which it is. A YOLO source is compiled with edgekit metadata
+    added (letterbox, class names, ``yolo`` decoding), so every tool runs the output.
     """
     started = time.perf_counter()
     source = default_model_path() if model is None else Path(model).expanduser()
     if not source.is_file():
         raise CompileError(f"{source}: source model not found (give an .onnx file)")
-    read_model_info(source)  # fail early, naming the file, if it is not an edgekit model
+    # Fail early, naming the file, if it is neither an edgekit model nor a YOLO export.
+    fmt = detect_source_format(source, source_format)
     compiler = get_compiler(target)
     out = Path(out_dir).expanduser()
     if out.resolve() == source.resolve().parent:
@@ -162,6 +170,8 @@ def compile_model(
         inputs = _cache_inputs(
             compiler, source, source_sha, opts, golden_path, golden_count, max_ap50_drop
         )
+    if inputs is not None and fmt != "edgekit":
+        inputs["source_format"] = fmt
     key = cache_key(inputs) if inputs is not None else None
     lookup = store.lookup(key) if store is not None and key is not None else None
     hit = lookup.entry if lookup is not None else None
@@ -176,12 +186,21 @@ def compile_model(
         compiled_at = finished = time.perf_counter()
         cache_info = {"key": key, "hit": True, "entry": str(hit.path)}
     else:
-        compiled = compiler.compile(source.resolve(), out, opts)
-        compiled_at = time.perf_counter()
-        runtime, model_path, files = compiled.runtime, compiled.model_path, list(compiled.files)
-        compile_info, parity = _stamp_and_check(
-            compiler, compiled, source, source_sha, golden_path, golden_count, max_ap50_drop
-        )
+        with edgekit_source(source, fmt) as model_source:
+            compiled = compiler.compile(model_source.resolve(), out, opts)
+            compiled_at = time.perf_counter()
+            runtime, model_path, files = compiled.runtime, compiled.model_path, list(compiled.files)
+            compile_info, parity = _stamp_and_check(
+                compiler,
+                compiled,
+                model_source,
+                source_sha,
+                golden_path,
+                golden_count,
+                max_ap50_drop,
+            )
+        if fmt != "edgekit":
+            compile_info["source_format"] = fmt
         finished = time.perf_counter()
         cache_info = None
         if key is not None and store is not None:

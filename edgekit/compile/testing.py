@@ -111,3 +111,131 @@ def build_tiny_model(
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(out))
     return out
+
+
+YOLO_INPUT_NAME = "images"
+YOLO_OUTPUT_NAME = "output0"
+_YOLO_CACHE: dict[tuple[int, int, int], bytes] = {}
+
+
+def build_yolo_model(
+    path: str | Path, *, height: int = 384, width: int = 384, reg_max: int = 16
+) -> Path:
+    """Write a YOLO-format detector (as ultralytics exports one) that finds scratches.
+
+    Same contract as a YOLOv8/YOLO11 ``yolo export format=onnx`` detection model:
+    input ``images`` ``[1, 3, H, W]`` (0-1 RGB, letterboxed with grey 114), output
+    ``output0`` ``[1, 5, anchors]`` (cx, cy, w, h in input pixels, then the sigmoid
+    score of class 0 ``scratch``), ultralytics' metadata_props (``names``, ``imgsz``,
+    ``task``, ``stride``, ... as Python literals) and an ultralytics-like head: the
+    box-distribution and class branches concatenated then split, softmax over
+    ``reg_max`` distance bins and the DFL 1x1 convolution with weights 0..reg_max-1,
+    anchor/stride decoding, class sigmoid, final Concat.
+
+    The learned convolutions are the shipped (trained) scratch detector's; its
+    centre offset and log box size become the distance bins' logits. So the model
+    scores a real AP50 on the synthetic validation set without training, and no
+    ultralytics is needed. Needs torch (the ``[train]`` extra). Built once per
+    process and size, then copied.
+    """
+    key = (height, width, reg_max)
+    data = _YOLO_CACHE.get(key)
+    if data is None:
+        data = _YOLO_CACHE.setdefault(key, _export_yolo(height, width, reg_max))
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    return out
+
+
+def _export_yolo(height: int, width: int, reg_max: int, sharpness: float = 2.0) -> bytes:
+    import io
+    import warnings
+
+    import onnx
+    import torch
+    from torch import nn
+
+    from edgekit.model import default_model_path
+    from edgekit.model.torch_weights import load_detector
+
+    detector, _ = load_detector(default_model_path())
+    stride = detector.config.stride
+    if height % stride or width % stride:
+        raise ValueError(f"input {width}x{height} must be a multiple of the stride {stride}")
+
+    class DFL(nn.Module):
+        """ultralytics' Distribution Focal Loss integral: softmax over bins, then 0..n-1."""
+
+        def __init__(self, bins: int) -> None:
+            super().__init__()
+            self.bins = bins
+            self.conv = nn.Conv2d(bins, 1, 1, bias=False).requires_grad_(False)
+            self.conv.weight.data[:] = torch.arange(bins, dtype=torch.float32).view(1, bins, 1, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            b, _, a = x.shape
+            return self.conv(x.view(b, 4, self.bins, a).transpose(2, 1).softmax(1)).view(b, 4, a)
+
+    class YoloLike(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.detector = detector
+            gh, gw = height // stride, width // stride
+            ys, xs = torch.meshgrid(torch.arange(gh) + 0.5, torch.arange(gw) + 0.5, indexing="ij")
+            self.register_buffer("anchors", torch.stack([xs.reshape(-1), ys.reshape(-1)])[None])
+            self.register_buffer("strides", torch.full((1, 1, gh * gw), float(stride)))
+            self.register_buffer(
+                "bins", torch.arange(reg_max, dtype=torch.float32)[None, None, :, None]
+            )
+            self.dfl = DFL(reg_max)
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            heat, size, offset = self.detector((images - 0.5) / 0.25)
+            b, c, gh, gw = heat.shape
+            n = gh * gw
+            half = torch.exp(size.clamp(-10.0, 10.0)).view(b, 2, n) / 2  # in strides
+            off = offset.view(b, 2, n) - 0.5  # box centre minus anchor point, in strides
+            ltrb = torch.cat([half - off, half + off], 1).clamp(0.0, reg_max - 1.01)
+            logits = (-sharpness * (self.bins - ltrb[:, :, None, :]) ** 2).view(b, 4 * reg_max, n)
+            x = torch.cat([logits, heat.view(b, c, n)], 1)
+            box, cls = x.split((4 * reg_max, c), 1)
+            lt, rb = self.dfl(box).chunk(2, 1)
+            x1y1, x2y2 = self.anchors - lt, self.anchors + rb
+            dbox = torch.cat(((x1y1 + x2y2) / 2, x2y2 - x1y1), 1) * self.strides
+            return torch.cat((dbox, cls.sigmoid()), 1)
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        torch.onnx.export(
+            YoloLike().eval(),
+            (torch.zeros(1, 3, height, width),),
+            buffer,
+            dynamo=False,
+            opset_version=17,
+            input_names=[YOLO_INPUT_NAME],
+            output_names=[YOLO_OUTPUT_NAME],
+            do_constant_folding=True,
+        )
+    proto = onnx.load_from_string(buffer.getvalue())
+    metadata = {  # the keys and str() values ultralytics' exporter writes
+        "description": "edgekit test model in the ultralytics YOLO detection format",
+        "author": "edgekit tests",
+        "date": "2026-01-01T00:00:00",  # fixed: the same bytes every build
+        "version": "8.3.0",
+        "license": "Apache-2.0",
+        "docs": "edgekit.compile.testing.build_yolo_model",
+        "stride": 32,
+        "task": "detect",
+        "batch": 1,
+        "imgsz": [height, width],
+        "names": {0: "scratch"},
+        "args": {"batch": 1, "half": False, "nms": False},
+        "channels": 3,
+    }
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=str(value))
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()

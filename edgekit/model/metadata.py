@@ -35,9 +35,16 @@ REQUIRED_KEYS: tuple[str, ...] = (
 OPTIONAL_KEYS: tuple[str, ...] = ("edgekit.source_sha256", "edgekit.extra")
 
 
+FITS: tuple[str, ...] = ("stretch", "letterbox")
+"""How an image is fitted to the input size: ``stretch`` resizes width and height
+independently; ``letterbox`` keeps the aspect ratio, centres the image and fills the
+rest with ``pad_value`` (grey level 0-255; ultralytics YOLO uses 114)."""
+DEFAULT_PAD_VALUE = 114
+
+
 @dataclass(frozen=True)
 class Preprocessing:
-    """How an RGB uint8 image becomes the model's input tensor."""
+    """How an RGB uint8 image becomes the model's input tensor (see :data:`FITS` for ``fit``)."""
 
     input_name: str
     height: int
@@ -49,6 +56,8 @@ class Preprocessing:
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     resize: str = "bilinear"
     dtype: str = "float32"
+    fit: str = "stretch"
+    pad_value: int = DEFAULT_PAD_VALUE
 
     def __post_init__(self) -> None:
         if self.channel_order not in ("RGB", "BGR"):
@@ -59,6 +68,11 @@ class Preprocessing:
             raise ModelError(
                 f"preprocessing.resize={self.resize!r}: use bilinear, nearest or bicubic"
             )
+        if self.fit not in FITS:
+            raise ModelError(f"preprocessing.fit={self.fit!r}: use {' or '.join(FITS)}")
+        if not 0 <= int(self.pad_value) <= 255:
+            raise ModelError(f"preprocessing.pad_value={self.pad_value!r}: use a grey level 0-255")
+        object.__setattr__(self, "pad_value", int(self.pad_value))
         if int(self.height) <= 0 or int(self.width) <= 0:
             raise ModelError(f"preprocessing size {self.width}x{self.height} must be positive")
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
@@ -70,6 +84,8 @@ class Preprocessing:
         data = asdict(self)
         data["mean"] = list(self.mean)
         data["std"] = list(self.std)
+        if self.fit == "stretch":  # the default: files written before letterbox existed stay same
+            del data["fit"], data["pad_value"]
         return data
 
     @classmethod
