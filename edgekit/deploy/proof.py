@@ -35,6 +35,7 @@ from typing import Any
 from edgekit.errors import ConfigurationError
 from edgekit.results import Intake, Message, ResultsSubscriber, percentile, subscriber_for
 from edgekit.schemas import HEALTH, RESULT, parse_timestamp
+from edgekit.schemas.health_shadow import current_model
 from edgekit.settings import Settings
 from edgekit.spelling import parameter_text
 
@@ -156,14 +157,6 @@ def proof_table(proofs: Iterable[DeviceProof]) -> str:
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
     )
-
-
-def current_model(health: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The health message's entry for the model the app acts on (role ``current``)."""
-    for entry in health.get("models") or []:
-        if isinstance(entry, Mapping) and entry.get("role", "current") == "current":
-            return entry
-    return None
 
 
 def _when(message: Mapping[str, Any]) -> datetime | None:
