@@ -28,6 +28,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         parts += ["--epochs", str(args.epochs)]
     parts += ["--seed", str(args.seed)]
+    if args.time_budget is not None:
+        parts += ["--time-budget", f"{args.time_budget:g}"]
     if args.train_count is not None:
         parts += ["--train-count", str(args.train_count)]
     if args.val_count is not None:
@@ -41,6 +43,7 @@ def _train(args: argparse.Namespace) -> int:
         val_count=args.val_count,
         threads=args.threads,
         command=shlex.join(parts),
+        time_budget=args.time_budget,
     )
     validation = result.metrics["validation"]
     print(
@@ -147,6 +150,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "training split; either fits in 10 minutes on 2 CPU cores)",
     )
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="train until SECONDS have passed instead of a fixed number of epochs (the "
+        "cosine schedule is planned to end at the budget; --epochs, if given, caps it). "
+        "More time, higher accuracy; loading, export and validation come on top",
+    )
     train.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
     # Smoke tests and quick experiments only.
     train.add_argument("--train-count", type=int, default=None, help=argparse.SUPPRESS)

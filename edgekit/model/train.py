@@ -9,6 +9,15 @@ training seed, so ``edgekit evaluate --split val`` sees the same images) and
 augments the training part. Both write ``model.onnx`` (with metadata) and
 ``metrics.json`` whose numbers come from the exported ONNX file, not from
 PyTorch, so they describe exactly what ships.
+
+``time_budget`` (``edgekit train --time-budget SECONDS``) trades time for
+accuracy: instead of a fixed number of epochs, the training loop runs epochs
+until the budget is spent, and the cosine learning-rate schedule is re-planned
+after every epoch to end at the budget (total epochs = budget / mean epoch
+time so far, as ultralytics' ``time`` does); ``epochs``, when also given, caps
+it. The number of epochs therefore depends on the machine; ``metrics.json``
+records the epochs reached and the budget. Loading, export and validation
+come on top of the budget.
 """
 
 from __future__ import annotations
@@ -71,6 +80,7 @@ class TrainSettings:
     train_count: int | None = None  # synthetic images per epoch / real images used
     val_count: int = 200
     threads: int = 2
+    time_budget: float | None = None  # seconds of training loop; epochs then only a cap
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -200,6 +210,16 @@ def _lr_at(step: int, total: int, settings: TrainSettings) -> float:
     return settings.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(progress_frac, 1.0))))
 
 
+def _planned_epochs(budget: float, elapsed: float, done: int, cap: int | None) -> int:
+    """Epochs that fit in ``budget`` seconds at the mean epoch time so far (at least ``done``).
+
+    Training stops after epoch ``done`` when one more epoch would overrun the budget.
+    """
+    mean = elapsed / max(done, 1)
+    fit = done if elapsed + mean > budget else max(done + 1, int(budget // max(mean, 1e-9)))
+    return min(fit, cap) if cap is not None else fit
+
+
 def model_info(config: DetectorConfig, labels: dict[int, str], extra: dict[str, Any]) -> ModelInfo:
     return ModelInfo(
         preprocessing=Preprocessing(
@@ -226,13 +246,16 @@ def train(
     threads: int | None = None,
     config: DetectorConfig | None = None,
     command: str | None = None,
+    time_budget: float | None = None,
 ) -> TrainResult:
     """Train, export ``out_dir/model.onnx`` and write ``out_dir/metrics.json``.
 
     ``data`` is ``"synthetic"`` or a Ground Truth folder (``labels.csv`` +
     images). ``train_count`` is the number of synthetic images per epoch (or a
     cap on the real training images), ``val_count`` the number of synthetic
-    validation images; both exist to make smoke tests fast.
+    validation images; both exist to make smoke tests fast. ``time_budget``
+    (seconds) trains until the budget instead of for ``epochs`` (then a cap;
+    see the module docstring).
     """
     started = time.perf_counter()
     out = Path(out_dir)
@@ -247,9 +270,16 @@ def train(
         train_count=train_count,
         val_count=int(val_count if val_count is not None else 200),
         threads=int(threads or min(2, os.cpu_count() or 1)),
+        time_budget=None if time_budget is None else float(time_budget),
     )
     if settings.epochs < 1:
         raise ConfigurationError(f"{parameter_text('epochs', settings.epochs)}: must be 1 or more")
+    if settings.time_budget is not None and not settings.time_budget > 0:
+        raise ConfigurationError(
+            f"{parameter_text('time_budget', time_budget)}: give a number of seconds above 0"
+        )
+    # With a budget, --epochs is only a cap (none when not given).
+    epoch_cap = epochs if settings.time_budget is None or epochs is not None else None
 
     labels = {0: "scratch"}
     if synthetic:
@@ -288,14 +318,21 @@ def train(
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
     steps_per_epoch = len(batches.epoch(0, settings.batch_size))
-    total = steps_per_epoch * settings.epochs
+    planned = settings.epochs
+    if settings.time_budget is not None:
+        # Until the first epoch is timed: plan for the cap (or the default), warm up within it.
+        planned = int(epoch_cap or settings.epochs)
+        settings.warmup_steps = min(settings.warmup_steps, steps_per_epoch)
+    total = steps_per_epoch * planned
     settings.warmup_steps = min(settings.warmup_steps, max(1, total // 10))
 
     step = 0
+    epoch = 0
     history: list[dict[str, float]] = []
     model.train()
+    loop_started = time.perf_counter()
     with progress(total=total, desc="train", unit="batch") as bar:
-        for epoch in range(settings.epochs):
+        while epoch < planned:
             sums = np.zeros(3)
             for indices in batches.epoch(epoch, settings.batch_size):
                 x, heat, size, offset, weight = batches.batch(epoch, indices)
@@ -325,6 +362,14 @@ def train(
                     )
                 )
             )
+            epoch += 1
+            if settings.time_budget is not None:
+                elapsed = time.perf_counter() - loop_started
+                planned = _planned_epochs(settings.time_budget, elapsed, epoch, epoch_cap)
+                total = steps_per_epoch * planned
+                bar.total = total
+                bar.refresh()
+    settings.epochs = epoch
     model.eval()
     train_seconds = time.perf_counter() - started
 

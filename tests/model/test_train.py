@@ -186,3 +186,48 @@ def test_train_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert metrics["training"]["command"].startswith("edgekit train --data synthetic")
     assert "--epochs 1" in metrics["training"]["command"]
     assert "AP50" in capsys.readouterr().out
+
+
+def test_planned_epochs_fit_the_budget() -> None:
+    from edgekit.model.train import _planned_epochs
+
+    # 10 s per epoch so far: a 100 s budget plans 10 epochs, a cap wins, an overrun stops.
+    assert _planned_epochs(100.0, 20.0, 2, None) == 10
+    assert _planned_epochs(100.0, 20.0, 2, 5) == 5
+    assert _planned_epochs(100.0, 95.0, 5, None) == 5
+    assert _planned_epochs(100.0, 60.0, 1, None) == 1  # one more epoch would overrun
+    assert _planned_epochs(1000.0, 0.0, 1, None) >= 2
+
+
+@pytest.mark.slow
+def test_time_budget_trains_until_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a clock that advances 1 s per reading, each epoch takes 1 s: a 5.5 s budget
+    trains 5 epochs (a sixth would overrun), recorded in metrics.json and the command."""
+    import types
+
+    from edgekit.cli import main
+    from edgekit.errors import ConfigurationError
+    from edgekit.model import train as train_module
+
+    ticks = iter(range(1_000_000))
+    monkeypatch.setattr(
+        train_module, "time", types.SimpleNamespace(perf_counter=lambda: float(next(ticks)))
+    )
+    out = tmp_path / "budget"
+    args = ["train", "--data", "synthetic", "--out", str(out), "--seed", "4"]
+    args += ["--train-count", "4", "--val-count", "2", "--threads", "1"]
+    assert main([*args, "--time-budget", "5.5"]) == 0
+    training = json.loads((out / "metrics.json").read_text())["training"]
+    assert training["settings"]["time_budget"] == 5.5
+    assert training["settings"]["epochs"] == len(training["loss_history"]) == 5
+    assert "--time-budget 5.5" in training["command"]
+    # --epochs caps a budget.
+    assert (
+        main([*args, "--out", str(tmp_path / "cap"), "--time-budget", "50", "--epochs", "2"]) == 0
+    )
+    capped = json.loads((tmp_path / "cap" / "metrics.json").read_text())["training"]
+    assert capped["settings"]["epochs"] == 2
+    with pytest.raises(ConfigurationError, match="time_budget"):
+        train_module.train("synthetic", tmp_path / "bad", seed=4, train_count=2, time_budget=0)
