@@ -17,7 +17,8 @@ on it. This module closes each gap the way AWS behaves, in the moto server proce
   (botocore: ``iot-data``) and names its errors ``IotDataPlane.<Error>``; a blob in a
   result (GetThingShadow's ``Payload``) comes back as its text, for ``States.StringToJson``.
 - **timestamps in Choice rules**: RFC 3339 with fractional seconds and offsets, as on AWS
-  (moto compared only whole seconds with a Z; ``$$.Execution.StartTime`` has milliseconds).
+  (moto compared only whole seconds with a Z); ``$$.Execution.StartTime`` is a string with
+  milliseconds, as on AWS (moto put a datetime object there).
 - **parameter and response names of ``aws-sdk:`` tasks**: on AWS they are PascalCase
   even where the service API is camelCase (``TargetArn`` for Greengrass's ``targetArn``),
   and so are the fields of the result. moto passes them through unchanged; here they are
@@ -51,7 +52,7 @@ import re
 import threading
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
     state_task_service_aws_sdk as aws_sdk,
 )
 from moto.stepfunctions.parser.backend.execution import Execution
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.parser.utils import camel_to_snake_case, snake_to_camel_case
 from moto.stepfunctions.responses import get_backend as sfn_backend
@@ -227,6 +229,28 @@ def _rfc3339(text: Any) -> datetime | None:
         )
     except ValueError:
         return None
+
+
+def _aws_time(value: Any) -> Any:
+    """A datetime as the context object's times read on AWS: ``2026-12-06T05:30:00.123Z``."""
+    if not isinstance(value, datetime):
+        return value
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _with_string_start_time(make_environment: Any) -> Any:
+    """moto's evaluation environment, ``$$.Execution.StartTime`` a string as on AWS (moto put
+    the datetime there, which no Choice rule or intrinsic function could use)."""
+
+    def environment(self: Any) -> Any:
+        env = make_environment(self)
+        execution = env.states.context_object.context_object_data["Execution"]
+        execution["StartTime"] = _aws_time(execution.get("StartTime"))
+        return env
+
+    return environment
 
 
 def _normalise_parameters(self: Any, parameters: dict[str, Any], *_: Any, **__: Any) -> None:
@@ -540,6 +564,9 @@ def install(*, moto_port: int, greengrass_port_file: Path | None) -> None:
         }
         aws_sdk._SERVICE_ERROR_NAMES.update(SFN_ERROR_SERVICE)
         IsTimestamp.string_to_timestamp = staticmethod(_rfc3339)  # type: ignore[method-assign]
+        ExecutionWorker._get_evaluation_environment = _with_string_start_time(  # type: ignore[method-assign]
+            ExecutionWorker._get_evaluation_environment
+        )
         parser = StepFunctionsParserBackend
         parser.start_execution = _named(parser.start_execution)  # type: ignore[method-assign]
         rule = events_models.Rule

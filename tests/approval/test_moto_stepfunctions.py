@@ -8,6 +8,7 @@ and the moto snapshot saves executions (their history kept, a running one ABORTE
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -202,3 +203,47 @@ def test_a_devices_proof_is_read_from_its_health_shadow(aws: dict[str, Any]) -> 
         assert output["thing"] == f"t{n}"
         assert output["state"] == state, output
         assert problem in output.get("problem", ""), output
+
+
+def test_the_execution_start_time_is_an_aws_timestamp_string(aws: dict[str, Any]) -> None:
+    """``$$.Execution.StartTime`` reads as on AWS (``2026-12-06T05:30:00.123Z``) and compares
+    in a Choice rule with a time that has microseconds and one with an offset."""
+    sfn = aws["stepfunctions"]
+    definition = {
+        "StartAt": "Start",
+        "States": {
+            "Start": {
+                "Type": "Pass",
+                "Parameters": {"start.$": "$$.Execution.StartTime"},
+                "Next": "Compare",
+            },
+            "Compare": {
+                "Type": "Choice",
+                "Choices": [
+                    {
+                        "And": [
+                            {"Variable": "$.start", "IsTimestamp": True},
+                            {
+                                "Variable": "$.start",
+                                "TimestampGreaterThan": "2026-01-01T00:00:00.000001Z",
+                            },
+                            {
+                                "Variable": "$.start",
+                                "TimestampLessThan": "2999-01-01T00:00:00+02:00",
+                            },
+                        ],
+                        "Next": "Yes",
+                    }
+                ],
+                "Default": "No",
+            },
+            "Yes": {"Type": "Pass", "Result": "compared", "ResultPath": "$.verdict", "End": True},
+            "No": {"Type": "Fail", "Error": "NotCompared"},
+        },
+    }
+    run = sfn.start_execution(stateMachineArn=machine(sfn, definition))["executionArn"]
+    done = wait_done(sfn, run)
+    assert done["status"] == "SUCCEEDED", done
+    output = json.loads(done["output"])
+    assert output["verdict"] == "compared"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", output["start"]), output
