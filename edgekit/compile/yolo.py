@@ -104,7 +104,7 @@ def yolo_graph(proto: onnx.ModelProto) -> tuple[YoloGraph | None, str]:
         )
     image, output = inputs[0], graph.output[0]
     in_dims, out_dims = _dims(image), _dims(output)
-    if len(in_dims) != 4 or in_dims[1] != 3:
+    if len(in_dims) != 4 or in_dims[1] != 3 or in_dims[0] not in (1, None):
         return None, f"input {image.name!r} has shape {in_dims}, expected [1, 3, H, W]"
     dtype = _ELEM_DTYPES.get(image.type.tensor_type.elem_type)
     if dtype is None:
@@ -171,11 +171,12 @@ def source_format(source: Path, requested: str = "auto") -> str:
     if graph is not None and meta.get("task") == "detect" and "names" in meta:
         yolo_model_info(proto, where)
         return "yolo"
-    if graph is not None:
+    if graph is not None and meta.get("task", "detect") != "detect":
+        why_not = f"metadata task={meta['task']!r}; edgekit runs detection models only"
+    elif graph is not None:
         why_not = (
-            f"its graph looks like one but its metadata lacks ultralytics' task='detect' "
-            f"and names (task={meta.get('task')!r}); pass --format yolo "
-            "(source_format='yolo') to read it as YOLO anyway"
+            "its graph looks like one but its metadata lacks ultralytics' task='detect' "
+            "and names; pass --format yolo (source_format='yolo') to read it as YOLO anyway"
         )
     try:
         read_model_info(proto)
@@ -197,8 +198,9 @@ def _labels(names: Any, count: int, where: str) -> dict[int, str]:
     labels = {int(k): str(v) for k, v in names.items()}
     if sorted(labels) != list(range(count)):
         raise ModelError(
-            f"{where}: metadata 'names' has {len(labels)} class(es) ({sorted(labels)}), but the "
-            f"output has {count} score rows (4 + {count}); export names and model together"
+            f"{where}: metadata 'names' has {len(labels)} class(es), but the output has "
+            f"{count} score rows (4 + {count}); export the model with nms=False (an export with "
+            "nms=True, or an end-to-end model, outputs [1, max_det, 6]) and its own names"
         )
     return labels
 

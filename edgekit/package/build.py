@@ -95,6 +95,8 @@ def collect_model_files(model: Path) -> tuple[Path, dict[str, Path], str]:
 
 
 def _as_dict(value: Any) -> Any:
+    if hasattr(value, "to_json"):  # Preprocessing: its own JSON form (no default-only fields)
+        return value.to_json()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     if hasattr(value, "to_dict"):

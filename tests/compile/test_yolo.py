@@ -111,8 +111,12 @@ def test_yolo_graph_without_ultralytics_metadata_needs_format_yolo(
     assert source_format(tmp_path / "plain.onnx", "yolo") == "yolo"
     assert yolo_model_info(proto, "plain.onnx").labels == {0: "0"}
     proto.metadata_props.add(key="names", value="{0: 'a', 1: 'b'}")
-    with pytest.raises(ModelError, match="'names' has 2 class.*1 score rows"):
+    with pytest.raises(ModelError, match="'names' has 2 class.*1 score rows.*nms=False"):
         yolo_model_info(proto, "plain.onnx")
+    proto.metadata_props.add(key="task", value="pose")
+    onnx.save(proto, str(tmp_path / "pose.onnx"))
+    with pytest.raises(ModelError, match="pose.onnx: .*task='pose'; edgekit runs detection"):
+        source_format(tmp_path / "pose.onnx")
 
 
 def test_head_nodes_stop_at_the_last_convolutions(yolo: Path) -> None:
@@ -127,6 +131,15 @@ def test_head_nodes_stop_at_the_last_convolutions(yolo: Path) -> None:
     assert "/detector/head_heat/head_heat.1/Conv" in learned  # the class branch's last conv
     last = proto.graph.node[-1]
     assert last.op_type == "Concat" and last.name in names
+
+
+def test_a_stretched_models_manifest_has_no_letterbox_fields(tmp_path: Path) -> None:
+    from edgekit.agent.testing import signed_package
+
+    pkg = signed_package(tmp_path)  # the tiny edgekit detector: stretch, the default fit
+    with tarfile.open(pkg.package) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+    assert "fit" not in manifest["preprocessing"] and "pad_value" not in manifest["preprocessing"]
 
 
 # --- int8: the head stays float, the gate refuses a model without that -------------------
@@ -216,6 +229,9 @@ def test_agent_and_device_app_decode_the_same_boxes(int8: Path, agent_dir: Path)
     folder = agent_dir / "installed"
     with tarfile.open(pkg.package) as tar:
         tar.extractall(folder, filter="data")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["preprocessing"]["fit"] == "letterbox"
+    assert manifest["postprocess"]["type"] == "yolo" and manifest["labels"] == {"0": "scratch"}
     image, _ = SyntheticTagScratches(1, seed=7)[0]
     want = Predictor(int8 / "model.onnx").predict(image)
     assert want, "the synthetic image has scratches the model finds"
