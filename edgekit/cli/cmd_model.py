@@ -30,6 +30,8 @@ def _train(args: argparse.Namespace) -> int:
     parts += ["--seed", str(args.seed)]
     if args.time_budget is not None:
         parts += ["--time-budget", f"{args.time_budget:g}"]
+    if args.init is not None:
+        parts += ["--init", str(args.init)]
     if args.train_count is not None:
         parts += ["--train-count", str(args.train_count)]
     if args.val_count is not None:
@@ -44,6 +46,7 @@ def _train(args: argparse.Namespace) -> int:
         threads=args.threads,
         command=shlex.join(parts),
         time_budget=args.time_budget,
+        init=args.init,
     )
     validation = result.metrics["validation"]
     print(
@@ -160,6 +163,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "More time, higher accuracy; loading, export and validation come on top",
     )
     train.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
+    train.add_argument(
+        "--init",
+        default=None,
+        metavar="MODEL",
+        help="start from this edgekit ONNX model (e.g. one trained on synthetic images) and "
+        "fine-tune it on --data; same architecture required",
+    )
     # Smoke tests and quick experiments only.
     train.add_argument("--train-count", type=int, default=None, help=argparse.SUPPRESS)
     train.add_argument("--val-count", type=int, default=None, help=argparse.SUPPRESS)

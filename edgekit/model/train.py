@@ -43,6 +43,7 @@ from edgekit.data.split import split_dataset
 from edgekit.data.synthetic import render
 from edgekit.data.types import Box
 from edgekit.errors import ConfigurationError, DataError
+from edgekit.files import sha256_file
 from edgekit.model import augment as aug
 from edgekit.model.detector import (
     DetectorConfig,
@@ -62,6 +63,7 @@ from edgekit.model.metadata import DEFAULT_SCORE_THRESHOLD, ModelInfo, Preproces
 from edgekit.model.postprocess import normalize, resize
 from edgekit.model.predict import Predictor
 from edgekit.model.targets import encode
+from edgekit.model.torch_weights import load_detector
 from edgekit.progress import progress
 from edgekit.spelling import parameter_text
 
@@ -220,6 +222,21 @@ def _planned_epochs(budget: float, elapsed: float, done: int, cap: int | None) -
     return min(fit, cap) if cap is not None else fit
 
 
+def _initial_model(path: Path, config: DetectorConfig) -> ScratchDetector:
+    """The weights of an exported edgekit model (batch norms folded) as a trainable detector."""
+    if not path.is_file():
+        raise DataError(
+            "initial model not found (give an ONNX file written by edgekit train)", path=str(path)
+        )
+    model, _ = load_detector(path)
+    if model.config != config:
+        raise ConfigurationError(
+            f"{path}: its detector ({model.config.to_json()}) differs from the one to train "
+            f"({config.to_json()}); start from a model with the same architecture"
+        )
+    return model.train()
+
+
 def model_info(config: DetectorConfig, labels: dict[int, str], extra: dict[str, Any]) -> ModelInfo:
     return ModelInfo(
         preprocessing=Preprocessing(
@@ -247,6 +264,7 @@ def train(
     config: DetectorConfig | None = None,
     command: str | None = None,
     time_budget: float | None = None,
+    init: str | Path | None = None,
 ) -> TrainResult:
     """Train, export ``out_dir/model.onnx`` and write ``out_dir/metrics.json``.
 
@@ -255,7 +273,9 @@ def train(
     cap on the real training images), ``val_count`` the number of synthetic
     validation images; both exist to make smoke tests fast. ``time_budget``
     (seconds) trains until the budget instead of for ``epochs`` (then a cap;
-    see the module docstring).
+    see the module docstring). ``init`` is an edgekit ONNX model to start from
+    (e.g. the shipped, synthetic-trained one: pretraining, then fine-tuning on
+    ``data``); its batch norms are folded, so the fine-tuned network has none.
     """
     started = time.perf_counter()
     out = Path(out_dir)
@@ -311,6 +331,10 @@ def train(
     torch.manual_seed(seed)
     torch.set_num_threads(settings.threads)
     model = ScratchDetector(config)
+    init_desc = None
+    if init is not None:
+        model = _initial_model(Path(init), config)
+        init_desc = {"path": str(Path(init).resolve()), "sha256": sha256_file(init)}
     batches = _Batches(
         get, count, model_info(config, labels, {}).preprocessing, config, augment_cfg, seed
     )
@@ -380,6 +404,7 @@ def train(
         "detector": config.to_json(),
         "parameters": parameter_count(model),
         "seed": seed,
+        "init": init_desc,
         "command": command or f"edgekit.model.train.train(data={str(data)!r}, seed={seed})",
         "torch_version": torch.__version__,
         "python": platform.python_version(),

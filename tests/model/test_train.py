@@ -223,6 +223,12 @@ def test_time_budget_trains_until_the_budget(
     assert training["settings"]["time_budget"] == 5.5
     assert training["settings"]["epochs"] == len(training["loss_history"]) == 5
     assert "--time-budget 5.5" in training["command"]
+    # --init from the CLI: fine-tune the model just written.
+    tuned = tmp_path / "tuned"
+    assert (
+        main([*args, "--out", str(tuned), "--epochs", "1", "--init", str(out / "model.onnx")]) == 0
+    )
+    assert "--init " in json.loads((tuned / "metrics.json").read_text())["training"]["command"]
     # --epochs caps a budget.
     assert (
         main([*args, "--out", str(tmp_path / "cap"), "--time-budget", "50", "--epochs", "2"]) == 0
@@ -231,3 +237,31 @@ def test_time_budget_trains_until_the_budget(
     assert capped["settings"]["epochs"] == 2
     with pytest.raises(ConfigurationError, match="time_budget"):
         train_module.train("synthetic", tmp_path / "bad", seed=4, train_count=2, time_budget=0)
+
+
+@pytest.mark.slow
+def test_init_starts_from_an_exported_model(tmp_path: Path) -> None:
+    """Pretrain, then fine-tune: with learning rate 0 the fine-tuned model is the initial one."""
+    from edgekit.errors import ConfigurationError, DataError
+    from edgekit.model.torch_weights import onnx_weights
+    from edgekit.model.train import train
+
+    small = dict(seed=3, train_count=4, val_count=2, batch_size=2, threads=1)
+    first = train("synthetic", tmp_path / "pre", epochs=1, **small)
+    tuned = train("synthetic", tmp_path / "ft", epochs=1, lr=0.0, init=first.model_path, **small)
+    before, after = onnx_weights(first.model_path), onnx_weights(tuned.model_path)
+    assert before.keys() == after.keys()
+    assert all(np.allclose(before[k], after[k]) for k in before)
+    init = tuned.metrics["training"]["init"]
+    assert init["path"] == str(first.model_path.resolve()) and len(init["sha256"]) == 64
+    with pytest.raises(ConfigurationError, match="differs from the one to train"):
+        train(
+            "synthetic",
+            tmp_path / "x",
+            epochs=1,
+            init=first.model_path,
+            config=DetectorConfig(head_channels=16),
+            **small,
+        )
+    with pytest.raises(DataError, match="initial model not found"):
+        train("synthetic", tmp_path / "y", epochs=1, init=tmp_path / "none.onnx", **small)
