@@ -10,8 +10,10 @@ Importing this package does not import onnxruntime.
 
 Owns: compile targets and their registry (adding a target is one module
 registered in :data:`edgekit.compile.base.BUILTIN_MODULES`), the compile
-record in a model's metadata, the parity gate, the compile cache and the
-compile report.
+record in a model's metadata, the parity gate, the compile cache, the
+compile report, and reading ultralytics YOLO exports as sources
+(:mod:`edgekit.compile.yolo`: detection, edgekit metadata, the head int8
+leaves in float).
 
 Must not import: edgekit.package, edgekit.agent, edgekit.edge, the
 AWS/workflow modules (clients, settings, studio, components, ...) or the CLI.

@@ -183,7 +183,8 @@ def read_model_info(path_or_model: str | Path | onnx.ModelProto) -> ModelInfo:
             raise ModelError(
                 f"{where}: metadata key {key!r} is missing; this ONNX file was not written by "
                 "edgekit (export it with edgekit.model.export.export_onnx or add the metadata "
-                "with edgekit.model.metadata.write_model_info)"
+                "with edgekit.model.metadata.write_model_info; an ultralytics YOLO detection "
+                "export becomes one with `edgekit compile --model FILE --format yolo`)"
             )
         try:
             values[key[len(PREFIX) :]] = json.loads(props[key])

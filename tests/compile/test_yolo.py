@@ -96,6 +96,8 @@ def test_a_model_that_is_neither_is_refused_naming_file_and_expectation(
         source_format(tiny, "yolo")
     with pytest.raises(ModelError, match="yolo.onnx: metadata key 'edgekit.format_version'"):
         source_format(yolo, "edgekit")
+    with pytest.raises(ModelError, match="`edgekit compile --model FILE --format yolo`"):
+        Predictor(yolo)  # a raw export is compiled first: that is where its metadata comes from
     args = ["compile", "--model", str(yolo), "--target", "onnxruntime-fp32"]
     assert main([*args, "--format", "edgekit", "--out", str(tmp_path / "out")]) == 1
 
