@@ -39,6 +39,7 @@ process and tests import it).
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -53,6 +54,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iot.models import iot_backends
+
+log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 CLIENT_ID = "edgekit-shadow-service"
@@ -301,7 +304,14 @@ class ShadowService:
             self._thread.join(timeout)
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        for topic, body in self.handle(message.topic, bytes(message.payload)):
+        payload = bytes(message.payload)
+        try:
+            answers = self.handle(message.topic, payload)
+        except Exception as exc:  # a bug or moto failing: answer as the service does, go on
+            log.exception("shadow request on %s failed", message.topic)
+            failure = Rejection(500, f"Internal service failure: {exc!r}"[:1000])
+            answers = [(f"{message.topic}/rejected", _error(failure, _token_of(payload)))]
+        for topic, body in answers:
             client.publish(topic, json.dumps(body, separators=(",", ":")), qos=1)
         self.handled += 1
 

@@ -173,3 +173,31 @@ def test_request_checks_without_a_broker(service: ShadowService) -> None:
     assert "nesting" in nested.message  # type: ignore[union-attr]
     assert parse_request(b'{"state": {"other": {}}}', update=True).code == 400  # type: ignore[union-attr]
     assert service.handle("$aws/things/x/shadow/update/accepted", b"{}") == []  # not a request
+
+
+def test_a_request_that_fails_inside_the_service_is_rejected_and_the_service_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unexpected failure (a bug, moto not answering) answers 500 on ``/rejected`` with the
+    request's clientToken instead of killing the service's MQTT loop."""
+    service = ShadowService("http://127.0.0.1:1", lambda: None)
+
+    def broken(topic: str, payload: bytes) -> list[Any]:
+        raise RuntimeError("moto went away")
+
+    monkeypatch.setattr(service, "handle", broken)
+    published: list[tuple[str, Any]] = []
+
+    class Client:
+        def publish(self, topic: str, body: str, qos: int) -> None:
+            published.append((topic, json.loads(body)))
+
+    class Message:
+        topic = "$aws/things/t1/shadow/name/edgekit-health/update"
+        payload = b'{"state": {"reported": {"a": 1}}, "clientToken": "tok"}'
+
+    service._on_message(Client(), None, Message())  # type: ignore[arg-type]
+    [(topic, body)] = published
+    assert topic == "$aws/things/t1/shadow/name/edgekit-health/update/rejected"
+    assert body["code"] == 500 and "moto went away" in body["message"]
+    assert body["clientToken"] == "tok" and service.handled == 1
