@@ -8,6 +8,7 @@ adds the module each runtime needs to the ones that must import.
 from __future__ import annotations
 
 import importlib.util
+import tomllib
 from pathlib import Path
 from types import ModuleType
 
@@ -24,6 +25,7 @@ from edgekit.runtimes import BUILTIN_RUNTIMES
 from edgekit.settings import Settings
 
 AGENT_REQUIRE = ["numpy", "onnxruntime", "grpc"]
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +56,14 @@ def test_the_installer_knows_every_builtin_runtime_and_refuses_others(
         install_env.requirements([], ["dlr"])
     with pytest.raises(SystemExit, match="is not a runtime name"):
         install_env.requirements([], ["openvino;rm -rf /"])
+
+
+def test_openvino_is_an_extra_that_the_test_environment_installs() -> None:
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    extras = project["optional-dependencies"]
+    assert [r.split(">")[0] for r in extras["openvino"]] == ["openvino"]
+    assert f"{project['name']}[openvino]" in extras["dev"]
+    assert "openvino" not in " ".join(project["dependencies"])  # never a core dependency
 
 
 def _agent(settings: Settings, out: Path, package: Path | None) -> dict:
