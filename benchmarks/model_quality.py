@@ -6,10 +6,10 @@ same image with the same clock:
 1. edgekit fp32: the shipped model (or ``--model``), ``compile_model(..., "onnxruntime-fp32")``;
 2. edgekit int8: ``compile_model(..., "onnxruntime-int8")`` (static QDQ, edgekit's parity gate);
 3. YOLOv8n fp32: ``--yolo-onnx PATH`` (ultralytics' ONNX export, output ``[1, 4 + classes,
-   anchors]``, letterboxed input), with ONNX Runtime;
-4. YOLOv8n int8: the same file quantized with ONNX Runtime's static QDQ, every node after the
-   head's last convolutions kept in float (the issue's "head in float": quantizing the final
-   concat, which mixes box pixels with 0-1 scores, destroys it), calibrated on training photos.
+   anchors]``, letterboxed input) through ``compile_model(..., "onnxruntime-fp32")``, which
+   detects the YOLO format (:mod:`edgekit.compile.yolo`) and writes letterbox/NMS metadata;
+4. YOLOv8n int8: ``compile_model(..., "onnxruntime-int8")``, which keeps the head after its
+   last convolutions in float, calibrated on photos of the training split.
 
 AP50 comes from ``edgekit.model.evaluate.evaluate`` on ``evaluation_data(<data>, "val")``:
 the real validation split ``edgekit evaluate --data <data> --split val`` uses
@@ -17,11 +17,10 @@ the real validation split ``edgekit evaluate --data <data> --split val`` uses
 (image array -> detections in original pixels: resize/letterbox, the network, decoding
 and NMS), batch 1, one thread, p50.
 
-The YOLO rows run through a small decoder in this file (letterbox 114 grey, /255, per-anchor
-best class, greedy NMS at IoU 0.7 as ultralytics validates, boxes mapped back to the
-photo); without ``--yolo-onnx`` they are printed as skipped with a note. Build the YOLO model
-with ``bash benchmarks/yolo_baseline/setup_env.sh`` (its own environment: ultralytics is
-AGPL-3.0 and never an edgekit dependency).
+So the YOLO rows run through edgekit's own ``Predictor`` and evaluator, like any model
+``edgekit compile`` wrote; without ``--yolo-onnx`` they are printed as skipped with a note.
+Build the YOLO model with ``bash benchmarks/yolo_baseline/setup_env.sh`` (its own
+environment: ultralytics is AGPL-3.0 and never an edgekit dependency).
 
     .venv/bin/python benchmarks/model_quality.py --yolo-onnx /tmp/edgekit-yolo-baseline/yolov8n.onnx
     .venv/bin/python benchmarks/model_quality.py --quick     # seconds; smoke test
@@ -50,9 +49,6 @@ DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "tag-scratches"
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "edgekit-model-quality"
 GOAL_SPEEDUP = 2.5
 GOAL_INT8_AP_DROP = 0.01
-YOLO_NMS_IOU = 0.7
-YOLO_MAX_DET = 300
-YOLO_PAD = 114
 
 
 @dataclass
@@ -69,183 +65,43 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-# ---- the YOLO side: a small ultralytics-format decoder ------------------------------
+# ---- the YOLO side: edgekit's own YOLO support (edgekit.compile.yolo) ---------------
 
 
-class YoloPredictor:
-    """An ultralytics YOLO ONNX (``[1, 4 + classes, anchors]``) as an image -> detections call."""
-
-    def __init__(self, path: Path, threads: int = 1, labels: dict[int, str] | None = None):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        inp = self.session.get_inputs()[0]
-        self.input_name = inp.name
-        self.height, self.width = int(inp.shape[2]), int(inp.shape[3])
-        meta = self.session.get_modelmeta().custom_metadata_map
-        names = labels or _yolo_names(meta.get("names", ""))
-        self.labels = names or {0: "scratch"}
-
-    def letterbox(self, image: np.ndarray) -> tuple[np.ndarray, float, int, int]:
-        from PIL import Image
-
-        h, w = image.shape[:2]
-        gain = min(self.width / w, self.height / h)
-        nw, nh = int(round(w * gain)), int(round(h * gain))
-        left = int(round((self.width - nw) / 2 - 0.1))
-        top = int(round((self.height - nh) / 2 - 0.1))
-        small = np.asarray(Image.fromarray(image).resize((nw, nh), Image.BILINEAR))
-        canvas = np.full((self.height, self.width, 3), YOLO_PAD, np.uint8)
-        canvas[top : top + nh, left : left + nw] = small
-        return canvas, gain, left, top
-
-    def tensor(self, image: np.ndarray) -> tuple[np.ndarray, float, int, int]:
-        canvas, gain, left, top = self.letterbox(image)
-        x = canvas.transpose(2, 0, 1)[None].astype(np.float32) * (1.0 / 255.0)
-        return np.ascontiguousarray(x), gain, left, top
-
-    def predict(self, image: Any, score_threshold: float = 0.25) -> list[Any]:
-        from edgekit.model.postprocess import as_rgb_array
-
-        array = as_rgb_array(image)
-        x, gain, left, top = self.tensor(array)
-        out = self.session.run(None, {self.input_name: x})[0][0]  # (4 + nc, anchors)
-        h, w = array.shape[:2]
-        return self.decode(out, (w, h), gain, left, top, score_threshold)
-
-    def decode(
-        self,
-        out: np.ndarray,
-        size: tuple[int, int],
-        gain: float,
-        left: int,
-        top: int,
-        score_threshold: float,
-    ) -> list[Any]:
-        """``out`` (4 + classes, anchors), boxes cx, cy, w, h in letterboxed input pixels."""
-        from edgekit.data.types import Box, Detection
-
-        scores_all = out[4:]
-        classes = scores_all.argmax(0)
-        scores = scores_all[classes, np.arange(out.shape[1])]
-        keep = scores >= score_threshold
-        cx, cy, bw, bh = (out[k][keep] for k in range(4))
-        scores, classes = scores[keep], classes[keep]
-        xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
-        order = np.argsort(-scores, kind="stable")[:30000]
-        xyxy, scores, classes = xyxy[order], scores[order], classes[order]
-        # Per-class NMS in one call: boxes offset by class (as ultralytics does).
-        shifted = xyxy + classes[:, None].astype(np.float32) * 4096.0
-        kept = _nms(shifted, scores, YOLO_NMS_IOU, YOLO_MAX_DET)
-        w, h = size
-        dets = []
-        for i in kept:
-            x1, y1, x2, y2 = xyxy[i]
-            x1 = float(np.clip((x1 - left) / gain, 0, w))
-            x2 = float(np.clip((x2 - left) / gain, 0, w))
-            y1 = float(np.clip((y1 - top) / gain, 0, h))
-            y2 = float(np.clip((y2 - top) / gain, 0, h))
-            if x2 <= x1 or y2 <= y1:
-                continue
-            cls = int(classes[i])
-            box = Box(x1, y1, x2 - x1, y2 - y1, cls)
-            dets.append(Detection(box, float(scores[i]), self.labels.get(cls, str(cls))))
-        return dets
+def calibration_folder(train_photos: list[Path], work: Path) -> Path:
+    """A folder of symlinks to training photos (never copies) for YOLO calibration and parity."""
+    folder = work / f"train-photos-{len(train_photos)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for photo in train_photos:
+        link = folder / photo.name
+        if not link.is_symlink():
+            link.symlink_to(photo.resolve())
+    return folder
 
 
-def _yolo_names(text: str) -> dict[int, str]:
-    """ultralytics writes ``names`` as a Python dict literal in the ONNX metadata."""
-    import ast
+def compile_yolo(
+    source: Path, target: str, work: Path, photos: Path, count: int
+) -> tuple[Path, str]:
+    """``compile_model`` on an ultralytics export (format detected), calibrated on ``photos``."""
+    import warnings
 
-    try:
-        value = ast.literal_eval(text) if text else {}
-    except (ValueError, SyntaxError):
-        return {}
-    return {int(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
-
-
-def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float, limit: int) -> list[int]:
-    from edgekit.model.postprocess import box_iou_matrix
-
-    order = np.argsort(-scores, kind="stable")
-    keep: list[int] = []
-    while len(order) and len(keep) < limit:
-        i, order = int(order[0]), order[1:]
-        keep.append(i)
-        if len(order):
-            order = order[box_iou_matrix(boxes[i : i + 1], boxes[order])[0] <= iou]
-    return keep
-
-
-def yolo_head_nodes(model: Any) -> list[str]:
-    """Nodes to keep in float: everything downstream of the head's first Reshape.
-
-    In an ultralytics detection export the backbone and neck hold no Reshape; the head's
-    last convolutions (box and class branches) feed Concat -> Reshape, after which come the
-    DFL softmax/conv, the anchor arithmetic, the class sigmoid and the final Concat that
-    mixes pixels and scores.
-    """
-    consumers: dict[str, list[Any]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    tail: list[str] = []
-    seen: set[int] = set()
-    stack = [n for n in model.graph.node if n.op_type == "Reshape"]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        tail.append(node.name)
-        for out in node.output:
-            stack.extend(consumers.get(out, []))
-    return tail
-
-
-def quantize_yolo(source: Path, work: Path, calibration: list[np.ndarray], tag: str) -> Path:
-    """Static QDQ int8 (ONNX Runtime), the head after its last convolutions left in float."""
-    import onnx
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
+    from edgekit.compile import ParityWarning, compile_model
     from edgekit.files import sha256_file
 
-    out = work / "yolo" / f"{sha256_file(source)[:12]}-int8-{tag}.onnx"
-    if out.is_file():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    model = onnx.load(str(source))
-    exclude = yolo_head_nodes(model)
-    input_name = model.graph.input[0].name
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter([{input_name: x} for x in calibration])
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.items, None)
-
-    tmp = out.with_suffix(".tmp.onnx")
-    quantize_static(
-        str(source),
-        str(tmp),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        nodes_to_exclude=exclude,
-    )
-    tmp.replace(out)
-    return out
+    out = work / "yolo" / f"{sha256_file(source)[:12]}-{target}-{photos.name}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ParityWarning)
+        result = compile_model(
+            source,
+            target,
+            out,
+            calibration=photos,
+            calibration_count=count,
+            golden=photos,
+            golden_count=count,
+            force=True,
+        )
+    return result.model_path, result.status
 
 
 def onnx_parameters(path: Path) -> int:
@@ -304,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="cache folder")
     parser.add_argument("--iterations", type=int, help="timed calls per row (default 200)")
     parser.add_argument("--rounds", type=int, help="interleaved timing rounds (default 3)")
-    parser.add_argument("--calibration", type=int, help="YOLO int8 calibration photos (32)")
+    parser.add_argument(
+        "--calibration", type=int, help="training photos to calibrate YOLO int8 on (32)"
+    )
     parser.add_argument("--quick", action="store_true", help="few iterations; seconds")
     parser.add_argument("--json", type=Path, help="also write every number to this file")
     add_readme_option(parser)
@@ -372,30 +230,34 @@ def main(argv: list[str] | None = None) -> int:
     else:
         yolo_path = args.yolo_onnx.expanduser().resolve()
         yolo_params = onnx_parameters(yolo_path)
-        fp32_yolo = YoloPredictor(yolo_path, threads=1)
         if has_data:
             train_set, _ = split_dataset(load_dataset(data), VAL_FRACTION, SPLIT_SEED)
-            calib_images = [load_image(s.image_path) for s in train_set.samples[:calibration_count]]
+            photos = [s.image_path for s in train_set.samples[:calibration_count]]
         else:
-            calib_images = [image] * calibration_count
-        calibration = [fp32_yolo.tensor(im)[0] for im in calib_images]
-        int8_yolo_path = quantize_yolo(yolo_path, work, calibration, f"cal{len(calibration)}")
-        rows += [
-            Row(
-                "YOLOv8n fp32",
-                yolo_path,
-                fp32_yolo,
-                parameters=yolo_params,
-                note="ONNX Runtime, local decoder",
-            ),
-            Row(
-                "YOLOv8n int8",
-                int8_yolo_path,
-                YoloPredictor(int8_yolo_path, threads=1),
-                parameters=yolo_params,
-                note=f"QDQ, head after last convs in float, {len(calibration)} calibration photos",
-            ),
-        ]
+            photos = []
+        if photos:
+            folder = calibration_folder(photos, work)
+            y32, y32_status = compile_yolo(yolo_path, "onnxruntime-fp32", work, folder, len(photos))
+            y8, y8_status = compile_yolo(yolo_path, "onnxruntime-int8", work, folder, len(photos))
+            rows += [
+                Row(
+                    "YOLOv8n fp32",
+                    y32,
+                    Predictor(y32, threads=1),
+                    parameters=yolo_params,
+                    note=f"edgekit compile (YOLO detected), parity {y32_status}",
+                ),
+                Row(
+                    "YOLOv8n int8",
+                    y8,
+                    Predictor(y8, threads=1),
+                    parameters=yolo_params,
+                    note=f"edgekit compile, head after last convs in float, "
+                    f"{len(photos)} training photos for calibration, parity {y8_status}",
+                ),
+            ]
+        else:
+            yolo_note = "YOLOv8n rows skipped: no data set to calibrate the int8 model on."
 
     time_rows(rows, image, iterations, rounds)
     if val is not None:
