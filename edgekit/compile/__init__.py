@@ -1,8 +1,10 @@
 """Compile an edgekit ONNX model for a target runtime, with a parity gate.
 
 Targets are registered :class:`Compiler` classes (``onnxruntime-fp32``,
-``onnxruntime-int8``; more, such as ``sagemaker-neo``, by registering another
-class). :func:`compile_model` runs one, stamps the outputs with the source's
+``onnxruntime-int8``, ``openvino-fp32``, ``openvino-bf16``, ``openvino-int8``,
+``sagemaker-neo``; ``auto`` measures the local ones on this machine and keeps
+the fastest that passes parity; more by registering another class).
+:func:`compile_model` runs one, stamps the outputs with the source's
 metadata, compares source and compiled model on a golden set and writes
 ``compile_report.json``. Results of local targets are kept in a per-user
 compile cache (:mod:`edgekit.compile.cache`) and reused for identical inputs.

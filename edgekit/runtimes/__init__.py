@@ -3,12 +3,13 @@
 Owns: the :class:`ModelRuntime` / :class:`RuntimeSession` interface
 (:mod:`edgekit.runtimes.base`), the registry that maps a package manifest's
 ``runtime`` field to a runtime, and the runtimes edgekit ships (ONNX Runtime,
-:mod:`edgekit.runtimes.onnx_runtime`). The agent and ``Predictor`` load models
+:mod:`edgekit.runtimes.onnx_runtime`; OpenVINO, :mod:`edgekit.runtimes.openvino_runtime`,
+installed with the ``openvino`` extra). The agent and ``Predictor`` load models
 only through :func:`get_runtime`.
 
-Adding a runtime (e.g. OpenVINO) is one new module here with a class like
-``OnnxRuntime``, plus one line in :data:`BUILTIN_RUNTIMES`; a third-party
-package may instead call :func:`register_runtime`.
+Adding a runtime is one new module here with a class like ``OnnxRuntime``, plus
+one line in :data:`BUILTIN_RUNTIMES`; a third-party package may instead call
+:func:`register_runtime`.
 
 Must not import: edgekit.package, edgekit.model, edgekit.compile, edgekit.agent,
 edgekit.edge or anything above them (it sits just above edgekit.errors), nor a
