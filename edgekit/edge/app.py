@@ -52,7 +52,7 @@ from edgekit.edge.health import (
     Health,
     model_entry,
 )
-from edgekit.edge.health_shadow import publish_health_shadow
+from edgekit.edge.health_shadow import HealthShadowReporter
 from edgekit.edge.inference import Inspection, Inspector, SkipImage
 from edgekit.edge.ipc import GreengrassIpc
 from edgekit.edge.messages import ImageCycle, result_message, utc_iso
@@ -94,6 +94,7 @@ class InferenceApp:
         self.started_at = utc_iso(time.time())
         self.current_stats = ModelStats()
         self.shadow: ShadowRunner | None = None
+        self.shadow_reporter = HealthShadowReporter()
         self._current_key: tuple[Any, ...] | None = None
         self._health_soon = threading.Event()
         self._first_result_published = False
@@ -356,8 +357,10 @@ class InferenceApp:
                 exc,
             )
         if self.config.health_shadow:  # the same health, for GetThingShadow readers
-            name = self.config.health_shadow
-            publish_health_shadow(self.ipc, self.health, self.thing_name, name, message)
+            shadow, every = self.config.health_shadow, self.config.health_shadow_interval
+            self.shadow_reporter.report(
+                self.ipc, self.health, self.thing_name, shadow, every, message
+            )
 
     def _health_loop(self) -> None:
         while not self._stop.is_set():

@@ -64,6 +64,9 @@ class AppConfig:
     health_shadow: str = HEALTH_SHADOW
     """HealthShadow: the named device shadow that gets a summary of each health message
     (edgekit.schemas.health_shadow); empty = no shadow updates."""
+    health_shadow_interval: float = 300.0
+    """HealthShadowInterval: seconds between shadow updates of an unchanged summary
+    (edgekit.edge.health_shadow); 0 = with every health message."""
 
 
 def _number(config: Mapping[str, Any], key: str, default: float, *, minimum: float) -> float:
@@ -231,4 +234,5 @@ def parse_config(
         ),
         shadow_model_name=shadow_name,
         health_shadow=_health_shadow(config),
+        health_shadow_interval=_number(config, "HealthShadowInterval", 300.0, minimum=0.0),
     )

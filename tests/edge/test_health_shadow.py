@@ -10,7 +10,12 @@ import yaml
 
 from edgekit.edge.config import parse_config
 from edgekit.edge.health import CURRENT, SHADOW, Health, model_entry
-from edgekit.edge.health_shadow import publish_health_shadow, shadow_update
+from edgekit.edge.health_shadow import (
+    EARLY_RESULTS,
+    HealthShadowReporter,
+    publish_health_shadow,
+    shadow_update,
+)
 from edgekit.edge.stats import ModelStats
 from edgekit.errors import ConfigurationError
 from edgekit.local.ipc.authorization import MQTTPROXY_SERVICE, is_authorized
@@ -156,3 +161,56 @@ def test_the_recipe_names_the_shadow_and_authorizes_its_update_topic() -> None:
     assert allows(update_topic("line-1"))
     assert not allows("$aws/things/line-1/shadow/name/edgekit-health/delete")
     assert not allows("$aws/things/line-1/shadow/update")  # the classic shadow: not ours
+
+
+def _message(published: int, *, sha: str = SHA, problem: str | None = None) -> dict[str, Any]:
+    return _health([_entry(CURRENT, published, package_sha256=sha)], problem)
+
+
+# (seconds since the last update, the next message) -> an update is due
+DUE_CASES: list[tuple[str, float, dict[str, Any], bool]] = [
+    ("same summary, within the interval", 10.0, _message(200), False),
+    ("only the timestamp and a large count changed", 10.0, _message(250), False),
+    ("an early results count changed", 10.0, _message(3), True),
+    ("a new package", 10.0, _message(200, sha="b" * 64), True),
+    ("a problem appeared", 10.0, _message(200, problem="agent refused the package"), True),
+    ("the interval passed", 300.0, _message(200), True),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "after", "message", "due"), DUE_CASES, ids=[c[0] for c in DUE_CASES]
+)
+def test_the_shadow_is_updated_when_a_reader_would_see_a_difference(
+    case: str, after: float, message: dict[str, Any], due: bool
+) -> None:
+    """IoT Core bills each shadow operation: a steady device updates once per
+    HealthShadowInterval, but a new package, a problem and early results go out at once."""
+    now = [1000.0]
+    reporter = HealthShadowReporter(clock=lambda: now[0])
+    ipc, health = _Ipc(), Health()
+    first = _message(2 if "early" in case else 200)
+    assert reporter.report(ipc, health, "line-1", HEALTH_SHADOW, 300.0, first) is True
+    now[0] += after
+    outcome = reporter.report(ipc, health, "line-1", HEALTH_SHADOW, 300.0, message)
+    assert outcome is (True if due else None), case
+    assert len(ipc.published) == (2 if due else 1)
+    assert reporter.skipped == (0 if due else 1)
+    assert EARLY_RESULTS >= 3
+
+
+def test_an_interval_of_zero_updates_with_every_message_and_a_failure_is_retried() -> None:
+    reporter, health = HealthShadowReporter(clock=lambda: 5.0), Health()
+    ipc = _Ipc()
+    for _ in range(3):
+        assert reporter.report(ipc, health, "line-1", HEALTH_SHADOW, 0.0, _message(200))
+    assert len(ipc.published) == 3
+    steady = HealthShadowReporter(clock=lambda: 5.0)
+    failing = _Ipc(RuntimeError("connection lost"))
+    assert steady.report(failing, health, "line-1", HEALTH_SHADOW, 300.0, _message(200)) is False
+    # Not accepted: the next message is due again, whatever the interval.
+    assert steady.report(ipc, health, "line-1", HEALTH_SHADOW, 300.0, _message(200)) is True
+    assert parse_config({}, ENV).health_shadow_interval == 300.0
+    assert parse_config({"HealthShadowInterval": 0}, ENV).health_shadow_interval == 0.0
+    with pytest.raises(ConfigurationError, match="HealthShadowInterval"):
+        parse_config({"HealthShadowInterval": -1}, ENV)
