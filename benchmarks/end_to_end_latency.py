@@ -30,8 +30,26 @@ from pathlib import Path
 from typing import Any
 
 from _machine import BenchOutput, add_readme_option, markdown_table
+from device_memory import descendants
 
 os.environ.setdefault("EDGEKIT_QUIET", "1")
+
+
+PARTS = ("preprocess", "inference", "postprocess")
+
+
+def device_cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` and their children (/proc/<pid>/stat)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:13]) / tick  # utime, stime
+    return total
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -68,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ep = endpoints.up(home)
         settings = Settings(local_home=home, thing_group=group)
-        add_device("bench-device", group, home)
+        device = add_device("bench-device", group, home)
         package = None
         if args.model == "tiny":
             from edgekit.compile.testing import build_tiny_model
@@ -108,11 +126,14 @@ def main(argv: list[str] | None = None) -> int:
                 timeout=300,
             )
             time.sleep(args.warmup)
+            device_pids = descendants(device.pid) if device.pid else []
             while not received.empty():
                 received.get()
             start = time.time()
             latencies: list[float] = []
             device_ms: list[float] = []
+            parts: dict[str, list[float]] = {k: [] for k in PARTS}
+            cpu_start = device_cpu_seconds(device_pids)
             while time.time() - start < args.seconds:
                 try:
                     got, msg = received.get(timeout=1.0)
@@ -121,11 +142,14 @@ def main(argv: list[str] | None = None) -> int:
                 read = parse_timestamp(msg["timestamp"]).timestamp()
                 latencies.append((got - read) * 1000.0)
                 device_ms.append(float(msg["latency_ms"]["total"]))
+                for key, values in parts.items():
+                    values.append(float(msg["latency_ms"].get(key, 0.0)))
+            cpu = (device_cpu_seconds(device_pids) - cpu_start) / max(len(latencies), 1)
             achieved = len(latencies) / args.seconds
-            rows.append((rate, achieved, latencies, device_ms))
+            rows.append((rate, achieved, latencies, device_ms, parts, cpu * 1000.0))
 
         out = BenchOutput("end_to_end_latency", args.readme)
-        measured = [(rate, lat, dev) for rate, _, lat, dev in rows if lat]
+        measured = [(rate, lat, dev) for rate, _, lat, dev, _, _ in rows if lat]
         if measured:
             shares = ", ".join(
                 f"{statistics.median(dev) / statistics.median(lat) * 100:.0f}% at {rate:g} img/s"
@@ -136,9 +160,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{shares} of the end-to-end p50."
             )
         table_rows: list[list[Any]] = []
-        for rate, achieved, lat, dev in rows:
+        for rate, achieved, lat, dev, parts, cpu in rows:
             if not lat:
-                table_rows.append([f"{rate:g}", 0, 0, "-", "-", "-", "-"])
+                table_rows.append([f"{rate:g}", 0, 0, *["-"] * (5 + len(PARTS))])
                 continue
             table_rows.append(
                 [
@@ -149,14 +173,27 @@ def main(argv: list[str] | None = None) -> int:
                     f"{percentile(lat, 0.95):.1f}",
                     f"{statistics.median(dev):.1f}",
                     f"{percentile(dev, 0.95):.1f}",
+                    *[f"{statistics.median(parts[k]):.1f}" for k in PARTS],
+                    f"{cpu:.0f}",
                 ]
             )
         headers = ["target img/s", "achieved img/s", "results", "e2e p50 ms", "e2e p95 ms"]
         out.table(
-            markdown_table([*headers, "device p50 ms", "device p95 ms"], table_rows),
+            markdown_table(
+                [
+                    *headers,
+                    "device p50 ms",
+                    "device p95 ms",
+                    *[f"{k} p50 ms" for k in PARTS],
+                    "device CPU ms/img",
+                ],
+                table_rows,
+            ),
             f"Model: {args.model}; {args.seconds:g} s per rate. e2e: subscriber receive time "
             "minus the app's image-read time (timestamp is truncated to ms, so e2e may read up "
-            "to 1 ms high); device: the app's own latency_ms.total (read to spooled).",
+            "to 1 ms high); device: the app's own latency_ms.total (read to spooled), and "
+            "its parts (preprocess includes reading and decoding the JPEG); device CPU: user "
+            "+ system CPU time of the device's processes (runtime, agent, app) per result.",
         )
         out.finish()
         client.loop_stop()

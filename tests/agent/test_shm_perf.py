@@ -98,3 +98,14 @@ def test_segments_of_a_dead_client_are_removed_by_the_next_pool() -> None:
             seg.close()
             if (DEV_SHM / seg.name).exists():
                 seg.unlink()
+
+
+def test_model_sessions_do_not_spin_between_runs(pkg: SignedPackage) -> None:
+    """The agent's sessions leave the CPU alone between images (no spin-waiting pool)."""
+    from edgekit.runtimes import get_runtime
+
+    session = get_runtime("onnxruntime").open(pkg.model)
+    options = session.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+    assert options.enable_mem_pattern is False
