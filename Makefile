@@ -64,7 +64,7 @@ readme-figures:
 # Every benchmark in benchmarks/, each rewriting its table(s) in README.md between
 # <!-- bench:NAME --> markers (CPU, cores and load average printed under every table).
 # Offline, everything on loopback. QUICK=1: short settings (minutes, not a quarter hour).
-BENCHMARKS := model_latency openvino_latency model_quality agent_overhead deploy_time ipc_throughput end_to_end_latency mqtt_broker rollout deploy_on_approval spool stream_manager_bench
+BENCHMARKS := model_latency openvino_latency model_quality agent_overhead deploy_time ipc_throughput end_to_end_latency device_memory mqtt_broker rollout deploy_on_approval spool stream_manager_bench
 .PHONY: bench
 bench: $(VENV)/.test-installed
 	@for b in $(BENCHMARKS); do \
