@@ -73,7 +73,6 @@ def _agent(settings: Settings, out: Path, package: Path | None) -> dict:
     return agent.preview()
 
 
-@pytest.mark.integration
 def test_the_agent_recipe_carries_the_runtime_of_the_package(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
