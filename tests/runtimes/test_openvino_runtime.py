@@ -79,6 +79,8 @@ def test_the_shipped_model_matches_onnx_runtime_at_fp32(
     np.testing.assert_array_equal(size, got[1])
     with pytest.raises(ModelError, match="not outputs of this model"):
         session.run(feed, ["nope"])
+    with pytest.raises(ModelError, match="OpenVINO could not run the model"):
+        session.run({"image": np.zeros((1, 3, 8, 8), np.float32)})
 
 
 def test_threads_are_honoured_and_one_stream_is_used(
