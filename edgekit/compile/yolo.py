@@ -193,9 +193,12 @@ def _labels(names: Any, count: int, where: str) -> dict[int, str]:
         return {i: str(i) for i in range(count)}
     if isinstance(names, (list, tuple)):
         names = dict(enumerate(names))
-    if not isinstance(names, dict):
-        raise ModelError(f"{where}: metadata 'names' must be a dict of class id to name")
-    labels = {int(k): str(v) for k, v in names.items()}
+    try:
+        labels = {int(k): str(v) for k, v in dict(names).items()}
+    except (TypeError, ValueError):
+        raise ModelError(
+            f"{where}: metadata 'names' = {names!r} must map class ids (0, 1, ...) to names"
+        ) from None
     if sorted(labels) != list(range(count)):
         raise ModelError(
             f"{where}: metadata 'names' has {len(labels)} class(es), but the output has "

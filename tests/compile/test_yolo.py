@@ -115,6 +115,10 @@ def test_yolo_graph_without_ultralytics_metadata_needs_format_yolo(
     proto.metadata_props.add(key="names", value="{0: 'a', 1: 'b'}")
     with pytest.raises(ModelError, match="'names' has 2 class.*1 score rows.*nms=False"):
         yolo_model_info(proto, "plain.onnx")
+    del proto.metadata_props[:]
+    proto.metadata_props.add(key="names", value="{'zero': 'a'}")
+    with pytest.raises(ModelError, match="plain.onnx: metadata 'names' = .* must map class ids"):
+        yolo_model_info(proto, "plain.onnx")
     proto.metadata_props.add(key="task", value="pose")
     onnx.save(proto, str(tmp_path / "pose.onnx"))
     with pytest.raises(ModelError, match="pose.onnx: .*task='pose'; edgekit runs detection"):
