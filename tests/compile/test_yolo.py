@@ -139,6 +139,17 @@ def test_head_nodes_stop_at_the_last_convolutions(yolo: Path) -> None:
     assert last.op_type == "Concat" and last.name in names
 
 
+def test_cached_yolo_compile_keeps_its_format(yolo: Path, tmp_path: Path) -> None:
+    from edgekit.compile import CompileCache
+
+    cache = CompileCache(tmp_path / "cache")
+    first = compile_model(yolo, "onnxruntime-fp32", tmp_path / "a", golden_count=2, cache=cache)
+    again = compile_model(yolo, "onnxruntime-fp32", tmp_path / "b", golden_count=2, cache=cache)
+    assert not first.from_cache and again.from_cache
+    assert again.compile_info["source_format"] == "yolo"
+    assert read_model_info(again.model_path).postprocess["type"] == "yolo"
+
+
 def test_a_stretched_models_manifest_has_no_letterbox_fields(tmp_path: Path) -> None:
     from edgekit.agent.testing import signed_package
 
