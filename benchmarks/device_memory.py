@@ -101,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="inspecting time")
     parser.add_argument("--interval", type=float, default=None, help="InferenceInterval s")
     parser.add_argument("--model", choices=["shipped", "tiny"], default="shipped")
+    parser.add_argument(
+        "--no-capture",
+        action="store_true",
+        help="CaptureBand [] (no CaptureData, so the agent never creates its S3 client)",
+    )
     parser.add_argument("--quick", action="store_true", help="30 s instead of 60 s")
     add_readme_option(parser)
     args = parser.parse_args(argv)
@@ -134,9 +139,12 @@ def main(argv: list[str] | None = None) -> int:
             ).path  # fmt: skip
         built = build_components(settings, out_dir=home / "build", model_package=package)
         publish_components(settings, built)
-        configuration = None
+        app_config: dict[str, object] = {}
         if args.interval is not None:
-            configuration = {settings.inference_component: {"InferenceInterval": args.interval}}
+            app_config["InferenceInterval"] = args.interval
+        if args.no_capture:
+            app_config["CaptureBand"] = []
+        configuration = {settings.inference_component: app_config} if app_config else None
         deploy(settings, thing_group=group, configuration=configuration, timeout=300)
         time.sleep(args.seconds)
 
@@ -167,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.seconds:g} s of inspecting (goal <= {GOAL_MB:.0f} MB: {verdict})."
         )
         interval = "the demo's default interval" if args.interval is None else f"{args.interval} s"
+        if args.no_capture:
+            interval += ", no data capture (CaptureBand [])"
+        else:
+            interval += ", data capture on (the agent uploads captures to S3 with boto3)"
         out.table(
             markdown_table(["device process", "pid", "RSS MB", "PSS MB"], rows),
             f"Model: {args.model}; one device with the demo's components (model package, model "
