@@ -4,6 +4,9 @@ Tests of compile and package use it so they are fast and do not depend on the
 trained model: it has the same interface (one NCHW float input; ``heatmap``,
 ``size`` and ``offset`` outputs at stride 4 decoded as ``centernet``; edgekit
 metadata), a few Conv+Relu layers and seeded random weights.
+
+:func:`build_yolo_model` writes a detector in the ultralytics YOLO export format
+(for the tests of :mod:`edgekit.compile.yolo`); it needs torch.
 """
 
 from __future__ import annotations
