@@ -126,6 +126,10 @@ class CompileReport:
         calibration = self.compile_info.get("calibration")
         if calibration:
             rows.append(("calibration", str(calibration)))
+        excluded = self.compile_info.get("nodes_to_exclude")
+        if excluded is not None:  # int8: nodes left in float, and why (in the JSON report)
+            why = str(self.compile_info.get("nodes_excluded_because", "")).split(":")[0]
+            rows.append(("kept in float", f"{len(excluded)} node(s): {why}"))
         p = self.parity
         if p is None:
             rows.append(("parity", "skipped (the compiled model cannot run on this machine)"))

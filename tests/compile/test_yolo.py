@@ -7,6 +7,8 @@ ultralytics' metadata. No ultralytics is installed or imported.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import tarfile
@@ -49,7 +51,10 @@ def int8(work: Path, yolo: Path) -> Path:
     """``edgekit compile`` on the YOLO file, format auto-detected; the output folder."""
     out = work / "int8"
     args = ["compile", "--model", str(yolo), "--target", "onnxruntime-int8", "--out", str(out)]
-    assert main([*args, "--golden-count", str(GOLDEN), "--calibration-count", "8"]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main([*args, "--golden-count", str(GOLDEN), "--calibration-count", "8"]) == 0
+    (work / "int8-table.txt").write_text(printed.getvalue())
     return out
 
 
@@ -163,8 +168,10 @@ def test_a_stretched_models_manifest_has_no_letterbox_fields(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_int8_keeps_ap50_and_records_the_excluded_head(int8: Path, yolo: Path) -> None:
+def test_int8_keeps_ap50_and_records_the_excluded_head(int8: Path, work: Path) -> None:
     report = json.loads((int8 / "compile_report.json").read_text())
+    table = (work / "int8-table.txt").read_text()
+    assert "kept in float  " in table and "node(s): the YOLO head after its last" in table
     assert report["status"] == "passed"
     parity = report["parity"]
     assert parity["images"] == GOLDEN and parity["reference"] == "ground truth"
