@@ -13,6 +13,7 @@ import json
 import shutil
 import tarfile
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -275,3 +276,82 @@ def test_agent_and_device_app_decode_the_same_boxes(int8: Path, agent_dir: Path)
             [b.box.left, b.box.top, b.box.width, b.box.height],
             atol=1e-3,
         )
+
+
+def _three_level_detect(path: Path, classes: int = 3, reg_max: int = 16) -> Path:
+    """Random weights, ultralytics' Detect head layout: 3 levels (strides 8, 16, 32), cv2/cv3."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+
+    def branch(cin: int, cout: int) -> nn.Sequential:
+        return nn.Sequential(nn.Conv2d(cin, 8, 3, padding=1), nn.SiLU(), nn.Conv2d(8, cout, 1))
+
+    class Detect(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = nn.ModuleList(
+                nn.Conv2d(cin, cout, 3, stride=s, padding=1)
+                for cin, cout, s in ((3, 8, 8), (8, 8, 2), (8, 8, 2))
+            )
+            self.cv2 = nn.ModuleList(branch(8, 4 * reg_max) for _ in range(3))
+            self.cv3 = nn.ModuleList(branch(8, classes) for _ in range(3))
+            self.dfl = nn.Conv2d(reg_max, 1, 1, bias=False).requires_grad_(False)
+            self.dfl.weight.data[:] = torch.arange(reg_max, dtype=torch.float32).view(1, -1, 1, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            levels, anchors, strides = [], [], []
+            for i, (conv, stride) in enumerate(zip(self.backbone, (8, 16, 32), strict=True)):
+                x = nn.functional.silu(conv(x))
+                h, w = x.shape[2:]
+                levels.append(torch.cat((self.cv2[i](x), self.cv3[i](x)), 1).view(1, -1, h * w))
+                ys, xs = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+                anchors.append(torch.stack((xs.reshape(-1), ys.reshape(-1))))
+                strides.append(torch.full((1, h * w), float(stride)))
+            box, cls = torch.cat(levels, 2).split((4 * reg_max, classes), 1)
+            a = box.shape[2]
+            dist = self.dfl(box.view(1, 4, reg_max, a).transpose(2, 1).softmax(1)).view(1, 4, a)
+            lt, rb = dist.chunk(2, 1)
+            anchor, stride = torch.cat(anchors, 1)[None], torch.cat(strides, 1)[None]
+            x1y1, x2y2 = anchor - lt, anchor + rb
+            dbox = torch.cat(((x1y1 + x2y2) / 2, x2y2 - x1y1), 1) * stride
+            return torch.cat((dbox, cls.sigmoid()), 1)
+
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated; fine here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            Detect().eval(),
+            (torch.zeros(1, 3, 128, 128),),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=["images"],
+            output_names=["output0"],
+        )
+    proto = onnx.load(str(path))
+    for key, value in (("task", "detect"), ("names", str({i: f"c{i}" for i in range(classes)}))):
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(path))
+    return path
+
+
+def test_head_of_a_three_level_detect_ends_at_every_levels_last_convs(tmp_path: Path) -> None:
+    path = _three_level_detect(tmp_path / "detect.onnx")
+    assert source_format(path) == "yolo"
+    proto = onnx.load(str(path))
+    head = set(head_nodes(proto))
+    producers = {out: n for n in proto.graph.node for out in n.output}
+    # Every learned layer that feeds the head directly is a box or class branch's last 1x1 conv.
+    boundary = {
+        producers[i].name
+        for n in proto.graph.node
+        if n.name in head
+        for i in n.input
+        if i in producers and producers[i].name not in head and producers[i].op_type == "Conv"
+    }
+    assert boundary == {f"/cv{b}.{i}/cv{b}.{i}.2/Conv" for b in (2, 3) for i in range(3)}
+    assert [n.name for n in proto.graph.node if n.name in head and n.op_type == "Conv"] == [
+        "/dfl/Conv"
+    ]
+    assert not any("backbone" in name for name in head)
