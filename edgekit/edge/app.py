@@ -356,11 +356,8 @@ class InferenceApp:
                 self.health.health_publish_errors,
                 exc,
             )
-        if self.config.health_shadow:  # the same health, for GetThingShadow readers
-            shadow, every = self.config.health_shadow, self.config.health_shadow_interval
-            self.shadow_reporter.report(
-                self.ipc, self.health, self.thing_name, shadow, every, message
-            )
+        shadow = (self.config.health_shadow, self.config.health_shadow_interval)  # when due
+        self.shadow_reporter.report(self.ipc, self.health, self.thing_name, *shadow, message)
 
     def _health_loop(self) -> None:
         while not self._stop.is_set():
