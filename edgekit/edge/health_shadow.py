@@ -131,7 +131,9 @@ class HealthShadowReporter:
         health_message: Mapping[str, Any],
     ) -> bool | None:
         """Update the shadow if due: True (published), False (failed: counted, logged, due
-        again next time) or None (not due)."""
+        again next time) or None (not due, or no ``shadow_name``: the shadow is off)."""
+        if not shadow_name:
+            return None
         reported = reported_state(health_message)
         if not self.due(reported, shadow_name, interval):
             self.skipped += 1

@@ -214,3 +214,9 @@ def test_an_interval_of_zero_updates_with_every_message_and_a_failure_is_retried
     assert parse_config({"HealthShadowInterval": 0}, ENV).health_shadow_interval == 0.0
     with pytest.raises(ConfigurationError, match="HealthShadowInterval"):
         parse_config({"HealthShadowInterval": -1}, ENV)
+
+
+def test_no_shadow_name_means_no_update() -> None:
+    ipc = _Ipc()
+    assert HealthShadowReporter().report(ipc, Health(), "line-1", "", 0.0, _message(1)) is None
+    assert ipc.published == []
