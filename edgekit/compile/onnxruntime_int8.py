@@ -32,6 +32,7 @@ from typing import Any
 
 from edgekit.compile.base import CompiledModel, CompileOptions, Compiler, register_compiler
 from edgekit.compile.images import CalibrationImages
+from edgekit.compile.yolo import HEAD_REASON, head_nodes
 from edgekit.errors import CompileError, ModelError
 from edgekit.model.metadata import read_model_info
 
@@ -78,19 +79,24 @@ def _nodes_to_exclude(
     source: Path, prepared: Path, postprocess: dict[str, Any], options: CompileOptions
 ) -> Exclusion | None:
     """What stays float: ``options.extra["nodes_to_exclude"]``, else a YOLO model's head."""
+    import onnx
+
     given = options.extra.get("nodes_to_exclude")
     if given is not None:
         if isinstance(given, str) or not all(isinstance(n, str) for n in given):
             raise CompileError(
                 f"nodes_to_exclude={given!r}: give a list of node names ([] quantizes every node)"
             )
+        known = {node.name for node in onnx.load(str(prepared)).graph.node}
+        unknown = [name for name in given if name not in known]
+        if unknown:
+            raise CompileError(
+                f"{source}: nodes_to_exclude names node(s) the graph does not have: "
+                f"{', '.join(unknown[:5])}; use the node names of the model"
+            )
         return Exclusion(list(given), "given in the compile options (nodes_to_exclude)")
     if postprocess.get("type") != "yolo":
         return None
-    import onnx
-
-    from edgekit.compile.yolo import HEAD_REASON, head_nodes
-
     _name_nodes(prepared)
     try:
         names = head_nodes(onnx.load(str(prepared)))

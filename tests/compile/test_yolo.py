@@ -27,7 +27,7 @@ from edgekit.compile import CompileOptions, compile_model, read_compile_info
 from edgekit.compile.testing import build_tiny_model, build_yolo_model
 from edgekit.compile.yolo import HEAD_REASON, head_nodes, source_format, yolo_model_info
 from edgekit.data.synthetic import SyntheticTagScratches
-from edgekit.errors import ModelError, ParityError
+from edgekit.errors import CompileError, ModelError, ParityError
 from edgekit.model.metadata import read_model_info
 from edgekit.model.predict import Predictor
 
@@ -207,6 +207,9 @@ def test_parity_gate_refuses_int8_of_every_node(yolo: Path, tmp_path: Path) -> N
         )
     report = json.loads((tmp_path / "compile_report.json").read_text())
     assert report["status"] == "failed" and report["compile"]["nodes_to_exclude"] == []
+    typo = CompileOptions(extra={"nodes_to_exclude": ["/Concat_3", "/no/such/node"]})
+    with pytest.raises(CompileError, match="yolo.onnx: nodes_to_exclude names .*/no/such/node"):
+        compile_model(yolo, "onnxruntime-int8", tmp_path / "typo", options=typo)
 
 
 # --- the compiled model runs unchanged in predict, evaluate, the agent and the device app ---
