@@ -26,7 +26,7 @@ import grpc
 import numpy as np
 
 from edgekit.agent.protos import agent_pb2, agent_pb2_grpc
-from edgekit.agent.shm import SharedMemoryPool
+from edgekit.agent.shm import OUTPUT_ALIGN, PosixSegment, SharedMemoryPool
 from edgekit.agent.status import AgentStatusError
 from edgekit.agent.tensors import DATA_TYPE_NAMES, DATA_TYPES, data_type_of, to_proto
 
@@ -143,6 +143,8 @@ class AgentClient:
         )
         self.stub = agent_pb2_grpc.AgentStub(self._channel)
         self._pool: SharedMemoryPool | None = None
+        self._output_bytes: dict[str, int] = {}
+        """Per model, the bytes its outputs took in shared memory last time."""
         self._socket = socket_path_of(self.target)
         self._peer_checked_at: float | None = None
 
@@ -212,37 +214,81 @@ class AgentClient:
     def predict(
         self, name: str, inputs: dict[str, np.ndarray], *, shared_memory: bool = False
     ) -> dict[str, np.ndarray]:
-        """Run model ``name``; inputs by tensor name, outputs by tensor name."""
+        """Run model ``name``; inputs by tensor name, outputs by tensor name.
+
+        With ``shared_memory`` the inputs go in POSIX segments of this client, and the
+        outputs come back in one too (``output_shared_memory``, an edgekit addition),
+        sized by the model's previous outputs: the first call learns the size from
+        outputs sent inline, as an agent that does not know the field always sends them.
+        """
         request = agent_pb2.PredictRequest(name=name)
         lent = []
+        out_seg = None
         try:
             for tensor_name, value in inputs.items():
                 array = np.ascontiguousarray(value)
                 if not shared_memory:
                     to_proto(array, tensor_name, request.tensors.add())
                     continue
-                if self._pool is None:
-                    self._pool = SharedMemoryPool()
-                seg = self._pool.acquire(max(array.nbytes, 1))
+                seg = self._segments().acquire(max(array.nbytes, 1))
                 lent.append(seg)
                 dst = np.ndarray(array.shape, array.dtype, buffer=seg.buf)
                 dst[...] = array
-                del dst  # SharedMemory.close() refuses while views exist
+                del dst  # closing a segment refuses while views exist
                 tensor = request.tensors.add()
                 meta = tensor.tensor_metadata
                 meta.name = tensor_name
                 meta.data_type = data_type_of(array.dtype)
                 meta.shape.extend(int(d) for d in array.shape)
                 handle = tensor.shared_memory_handle
-                handle.segment_name = seg.name.lstrip("/")
+                handle.segment_name = seg.name
                 handle.offset = 0
                 handle.size = array.nbytes
+            need = self._output_bytes.get(name) if shared_memory else None
+            if need:
+                out_seg = self._segments().acquire(need)
+                lent.append(out_seg)
+                target = request.output_shared_memory
+                target.segment_name = out_seg.name
+                target.offset = 0
+                target.size = out_seg.size
             reply = self._call("Predict", request)
+            outputs = {t.tensor_metadata.name: self._to_array(t, out_seg) for t in reply.tensors}
         finally:
             for seg in lent:
-                assert self._pool is not None
-                self._pool.release(seg)
-        return {t.tensor_metadata.name: to_array(t) for t in reply.tensors}
+                self._segments().release(seg)
+        if shared_memory:
+            size = 0
+            for array in outputs.values():
+                size = -(-size // OUTPUT_ALIGN) * OUTPUT_ALIGN + array.nbytes
+            self._output_bytes[name] = max(size, self._output_bytes.get(name, 0), 1)
+        return outputs
+
+    def _segments(self) -> SharedMemoryPool:
+        if self._pool is None:
+            self._pool = SharedMemoryPool()
+        return self._pool
+
+    @staticmethod
+    def _to_array(tensor: Any, out_seg: PosixSegment | None) -> np.ndarray:
+        """An output as a (writable) array: inline bytes, or copied out of ``out_seg``."""
+        if tensor.WhichOneof("data") != "shared_memory_handle":
+            return to_array(tensor)
+        meta = tensor.tensor_metadata
+        handle = tensor.shared_memory_handle
+        offset, size = int(handle.offset), int(handle.size)
+        if out_seg is None or handle.segment_name != out_seg.name or offset + size > out_seg.size:
+            raise AgentStatusError(
+                "INTERNAL",
+                f"output {meta.name!r}: the agent answered with shared memory segment "
+                f"{handle.segment_name!r} bytes {offset}..{offset + size}, which this client "
+                "did not offer; the agent is not edgekit's, or a newer one: send "
+                "shared_memory=False",
+                method="Predict",
+            )
+        dtype = DATA_TYPES[meta.data_type]
+        view = np.frombuffer(out_seg.buf, dtype=dtype, count=size // dtype.itemsize, offset=offset)
+        return view.reshape(tuple(meta.shape)).copy()
 
     # -- capture ---------------------------------------------------------------
     def capture_data(

@@ -32,7 +32,7 @@ from edgekit.agent.paths import GRPC_SOCKET_LIMIT
 from edgekit.agent.protos import agent_pb2, agent_pb2_grpc
 from edgekit.agent.shm import BufferPool, Lease, SegmentCache
 from edgekit.agent.status import AgentStatusError, invalid_argument
-from edgekit.agent.tensors import DATA_TYPES, dtype_name, from_bytes, to_proto
+from edgekit.agent.tensors import DATA_TYPES, dtype_name, from_bytes, set_metadata, to_proto
 from edgekit.errors import AgentError, PackageError
 from edgekit.model.loaded import LoadedModel
 from edgekit.package import load_public_key
@@ -175,10 +175,33 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
                     ) from None
             except AgentStatusError as exc:
                 self._abort(context, "Predict", exc)
-            response = agent_pb2.PredictResponse()
-            for name, array in results:
-                to_proto(np.asarray(array), name, response.tensors.add())
+            try:
+                response = self._response(request, results)
+            except AgentStatusError as exc:
+                self._abort(context, "Predict", exc)
             del feeds, results
+        return response
+
+    def _response(self, request: Any, results: list[tuple[str, Any]]) -> Any:
+        """The outputs in the caller's output_shared_memory if they fit there, else inline."""
+        response = agent_pb2.PredictResponse()
+        arrays = [(name, np.ascontiguousarray(array)) for name, array in results]
+        placed = None
+        if request.HasField("output_shared_memory"):
+            target = request.output_shared_memory
+            chunks = [memoryview(a.reshape(-1).view(np.uint8)) for _, a in arrays]
+            placed = self.segments.write(target, chunks, what="output_shared_memory")
+        if placed is None:
+            for name, array in arrays:
+                to_proto(array, name, response.tensors.add())
+            return response
+        for (name, array), (offset, size) in zip(arrays, placed, strict=True):
+            tensor = response.tensors.add()
+            set_metadata(tensor, array, name)
+            handle = tensor.shared_memory_handle
+            handle.segment_name = target.segment_name
+            handle.offset = offset
+            handle.size = size
         return response
 
     def LoadModel(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802

@@ -45,7 +45,7 @@ import re
 import secrets
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +60,11 @@ _DEV_SHM = Path("/dev/shm")
 _SHM_RDONLY = 0o10000  # <sys/shm.h>
 # Never block on open (a FIFO planted under /dev/shm) and never follow a link.
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+_WRITE_FLAGS = os.O_RDWR | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+OUTPUT_ALIGN = 64
+"""Outputs written into a caller's segment start at multiples of this many bytes."""
+CLIENT_SEGMENT = re.compile(r"[A-Za-z0-9_.]+-\d+-[0-9a-f]+-\d+")
+"""How :class:`SharedMemoryPool` names its segments: ``<prefix>-<pid>-<token>-<n>``."""
 MAX_SEGMENT_READ = 256 * 1024 * 1024
 """The most bytes one handle may name: the agent's gRPC message limit, as for byte_data."""
 
@@ -206,6 +211,62 @@ class SegmentCache:
                 "during the call"
             )
         return memoryview(buffer).toreadonly()
+
+    def write(
+        self, handle: object, chunks: Sequence[memoryview], *, what: str
+    ) -> list[tuple[int, int]] | None:
+        """Write ``chunks`` (flat byte views) one after the other into the POSIX segment
+        ``handle`` names, each at an offset aligned to OUTPUT_ALIGN from ``handle.offset``,
+        within ``handle.size`` bytes; the (offset, size) of each.
+
+        None, and nothing written, when they do not fit, when the handle names no POSIX
+        segment, or when the segment is not the agent user's own: the caller then sends
+        the bytes inline. An agent running as root also writes only into segments named
+        as :class:`SharedMemoryPool` names them: a client in the socket's group cannot
+        make it overwrite other memory of root's. Written with pwrite, never through a
+        mapping (see the module docstring).
+        INVALID_ARGUMENT when the named segment does not exist or cannot be opened.
+        """
+        name = str(getattr(handle, "segment_name", "") or "")
+        if not name or _posixshmem is None:
+            return None
+        if os.geteuid() == 0 and not CLIENT_SEGMENT.fullmatch(name):
+            return None
+        if "/" in name or name in (".", ".."):
+            raise invalid_argument(f"{what}: segment_name {name!r} must be a plain name")
+        start = int(handle.offset)  # type: ignore[attr-defined]
+        end = start + int(handle.size)  # type: ignore[attr-defined]
+        placed, at = [], start
+        for chunk in chunks:
+            at = -(-at // OUTPUT_ALIGN) * OUTPUT_ALIGN
+            placed.append((at, chunk.nbytes))
+            at += chunk.nbytes
+        if at > end:
+            return None
+        label = f"shared memory segment {name!r}"
+        try:
+            fd = _posixshmem.shm_open("/" + name, _WRITE_FLAGS, mode=0)
+        except FileNotFoundError:
+            raise invalid_argument(f"{what}: {label} does not exist") from None
+        except OSError as exc:
+            raise invalid_argument(f"{what}: cannot open {label}: {exc.strerror}") from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+                return None
+            if end > info.st_size:
+                raise invalid_argument(
+                    f"{what}: bytes {start}..{end} lie outside {label} ({info.st_size} bytes)"
+                )
+            for (offset, size), chunk in zip(placed, chunks, strict=True):
+                done = 0
+                while done < size:
+                    done += os.pwrite(fd, chunk[done:], offset + done)
+        except OSError as exc:
+            raise invalid_argument(f"{what}: cannot write {label}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+        return placed
 
     def _sysv_view(self, segment_id: int, *, what: str) -> memoryview:
         with self._lock:

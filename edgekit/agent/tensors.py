@@ -64,17 +64,22 @@ def shape_matches(model_shape: Sequence[int], given: Sequence[int]) -> bool:
     return all(m < 0 or m == g for m, g in zip(model_shape, given, strict=True))
 
 
+def set_metadata(tensor: agent_pb2.Tensor, array: np.ndarray, name: str) -> None:
+    """The Tensor's metadata: ``name``, the array's DataType and shape."""
+    meta = tensor.tensor_metadata
+    meta.name = name
+    meta.data_type = data_type_of(array.dtype)
+    del meta.shape[:]
+    meta.shape.extend(int(d) for d in array.shape)
+
+
 def to_proto(
     array: np.ndarray, name: str, tensor: agent_pb2.Tensor | None = None
 ) -> agent_pb2.Tensor:
     """Fill (or create) a Tensor with metadata and the array's bytes in C order."""
     out = tensor if tensor is not None else agent_pb2.Tensor()
     array = np.ascontiguousarray(array)
-    meta = out.tensor_metadata
-    meta.name = name
-    meta.data_type = data_type_of(array.dtype)
-    del meta.shape[:]
-    meta.shape.extend(int(d) for d in array.shape)
+    set_metadata(out, array, name)
     out.byte_data = array.tobytes()
     return out
 

@@ -104,6 +104,8 @@ EXPECTED_METHODS = {
 # Fields edgekit adds (wire compatible: a new number, ignored by old peers).
 EDGEKIT_ADDITIONS = {
     ("SharedMemoryHandle", "segment_name"): (100, S),
+    # Predict's outputs into the caller's shared memory (edgekit/agent/server.py).
+    ("PredictRequest", "output_shared_memory"): (100, F.TYPE_MESSAGE),
     # What the agent verified at load (edgekit/agent/identity.py).
     ("Model", "version"): (100, S),
     ("Model", "package_sha256"): (101, S),

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -109,3 +110,92 @@ def test_model_sessions_do_not_spin_between_runs(pkg: SignedPackage) -> None:
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
     assert options.enable_mem_pattern is False
+
+
+@pytest.fixture(scope="module")
+def agent(pkg: SignedPackage) -> Iterator[tuple[AgentServer, Any]]:
+    """A server with model ``m`` loaded and a raw stub (to see what goes over the wire)."""
+    import grpc
+
+    from edgekit.agent import agent_pb2_grpc
+
+    sock = pkg.package.parent / "raw.sock"
+    with AgentServer(sock, pkg.public_key) as server, AgentClient(sock) as client:
+        client.load_model("m", pkg.package)
+        with grpc.insecure_channel(server.target) as channel:
+            yield server, agent_pb2_grpc.AgentStub(channel)
+
+
+def _request(x: np.ndarray, out: PosixSegment | None, *, name: str = "", size: int = 0) -> Any:
+    from edgekit.agent import agent_pb2
+
+    request = agent_pb2.PredictRequest(name="m")
+    tensor = request.tensors.add()
+    tensor.tensor_metadata.name = "image"
+    tensor.tensor_metadata.data_type = 5
+    tensor.tensor_metadata.shape.extend(x.shape)
+    tensor.byte_data = x.tobytes()
+    if out is not None or name:
+        target = request.output_shared_memory
+        target.segment_name = name or out.name
+        target.size = size or (out.size if out is not None else 0)
+    return request
+
+
+@pytest.mark.integration
+def test_outputs_are_written_into_the_callers_segment(
+    pkg: SignedPackage, agent: tuple[AgentServer, Any]
+) -> None:
+    import onnxruntime as ort
+
+    _, stub = agent
+    x = np.random.default_rng(5).standard_normal(SHAPE).astype(np.float32)
+    ref = ort.InferenceSession(str(pkg.model), providers=["CPUExecutionProvider"]).run(
+        None, {"image": x}
+    )
+    pool = SharedMemoryPool(prefix="ektest")
+    try:
+        out = pool.acquire(1 << 20)
+        reply = stub.Predict(_request(x, out))
+        assert [t.WhichOneof("data") for t in reply.tensors] == ["shared_memory_handle"] * 3
+        for tensor, expected in zip(reply.tensors, ref, strict=True):
+            handle = tensor.shared_memory_handle
+            assert handle.segment_name == out.name and handle.offset % 64 == 0
+            got = np.frombuffer(out.buf, np.float32, handle.size // 4, handle.offset)
+            np.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=1e-5)
+            del got
+        small = pool.acquire(100)  # the outputs do not fit: sent inline, as before
+        reply = stub.Predict(_request(x, small))
+        assert [t.WhichOneof("data") for t in reply.tensors] == ["byte_data"] * 3
+    finally:
+        pool.close()
+
+
+@pytest.mark.integration
+def test_an_output_segment_that_does_not_exist_is_invalid_argument(
+    agent: tuple[AgentServer, Any],
+) -> None:
+    import grpc
+
+    _, stub = agent
+    x = np.zeros(SHAPE, np.float32)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Predict(_request(x, None, name="edgekit-1-abcdef-404", size=1 << 20))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "does not exist" in err.value.details()
+
+
+@pytest.mark.integration
+def test_a_root_agent_writes_only_into_client_named_segments(
+    agent: tuple[AgentServer, Any],
+) -> None:
+    """As root, a segment not named like a client's is never written (sent inline)."""
+    _, stub = agent
+    other = PosixSegment(f"ektest{secrets.token_hex(3)}", 1 << 20)
+    try:
+        reply = stub.Predict(_request(np.zeros(SHAPE, np.float32), other))
+        expected = "byte_data" if os.geteuid() == 0 else "shared_memory_handle"
+        assert {t.WhichOneof("data") for t in reply.tensors} == {expected}
+    finally:
+        other.close()
+        other.unlink()

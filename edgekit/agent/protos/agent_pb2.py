@@ -24,19 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0b\x61gent.proto\x12\x12\x41WS.SageMaker.Edge\"^\n\x0eTensorMetadata\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\tdata_type\x18\x02 \x01(\x0e\x32\x1c.AWS.SageMaker.Edge.DataType\x12\r\n\x05shape\x18\x03 \x03(\x05\"\\\n\x12SharedMemoryHandle\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x12\n\nsegment_id\x18\x03 \x01(\x04\x12\x14\n\x0csegment_name\x18\x64 \x01(\t\"\xaa\x01\n\x06Tensor\x12;\n\x0ftensor_metadata\x18\x01 \x01(\x0b\x32\".AWS.SageMaker.Edge.TensorMetadata\x12\x13\n\tbyte_data\x18\x04 \x01(\x0cH\x00\x12\x46\n\x14shared_memory_handle\x18\x05 \x01(\x0b\x32&.AWS.SageMaker.Edge.SharedMemoryHandleH\x00\x42\x06\n\x04\x64\x61ta\"\x8c\x02\n\x05Model\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x42\n\x16input_tensor_metadatas\x18\x03 \x03(\x0b\x32\".AWS.SageMaker.Edge.TensorMetadata\x12\x43\n\x17output_tensor_metadatas\x18\x04 \x03(\x0b\x32\".AWS.SageMaker.Edge.TensorMetadata\x12\x0f\n\x07version\x18\x64 \x01(\t\x12\x16\n\x0epackage_sha256\x18\x65 \x01(\t\x12\x1d\n\x15package_sha256_source\x18\x66 \x01(\t\x12\x17\n\x0fkey_fingerprint\x18g \x01(\t\"K\n\x0ePredictRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x07tensors\x18\x02 \x03(\x0b\x32\x1a.AWS.SageMaker.Edge.Tensor\">\n\x0fPredictResponse\x12+\n\x07tensors\x18\x01 \x03(\x0b\x32\x1a.AWS.SageMaker.Edge.Tensor\"-\n\x10LoadModelRequest\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"=\n\x11LoadModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.AWS.SageMaker.Edge.Model\"\"\n\x12UnLoadModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x15\n\x13UnLoadModelResponse\"\x13\n\x11ListModelsRequest\"?\n\x12ListModelsResponse\x12)\n\x06models\x18\x01 \x03(\x0b\x32\x19.AWS.SageMaker.Edge.Model\"$\n\x14\x44\x65scribeModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"A\n\x15\x44\x65scribeModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.AWS.SageMaker.Edge.Model\"+\n\tTimestamp\x12\x0f\n\x07seconds\x18\x01 \x01(\x03\x12\r\n\x05nanos\x18\x02 \x01(\x05\"\xb1\x01\n\x0c\x41uxilaryData\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x08\x65ncoding\x18\x02 \x01(\x0e\x32\x1c.AWS.SageMaker.Edge.Encoding\x12\x13\n\tbyte_data\x18\x03 \x01(\x0cH\x00\x12\x46\n\x14shared_memory_handle\x18\x04 \x01(\x0b\x32&.AWS.SageMaker.Edge.SharedMemoryHandleH\x00\x42\x06\n\x04\x64\x61ta\"\xc4\x02\n\x12\x43\x61ptureDataRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x12\n\ncapture_id\x18\x02 \x01(\t\x12:\n\x13inference_timestamp\x18\x03 \x01(\x0b\x32\x1d.AWS.SageMaker.Edge.Timestamp\x12\x31\n\rinput_tensors\x18\x04 \x03(\x0b\x32\x1a.AWS.SageMaker.Edge.Tensor\x12\x32\n\x0eoutput_tensors\x18\x05 \x03(\x0b\x32\x1a.AWS.SageMaker.Edge.Tensor\x12\x30\n\x06inputs\x18\x06 \x03(\x0b\x32 .AWS.SageMaker.Edge.AuxilaryData\x12\x31\n\x07outputs\x18\x07 \x03(\x0b\x32 .AWS.SageMaker.Edge.AuxilaryData\"\x15\n\x13\x43\x61ptureDataResponse\"1\n\x1bGetCaptureDataStatusRequest\x12\x12\n\ncapture_id\x18\x01 \x01(\t\"U\n\x1cGetCaptureDataStatusResponse\x12\x35\n\x06status\x18\x01 \x01(\x0e\x32%.AWS.SageMaker.Edge.CaptureDataStatus*]\n\x08\x44\x61taType\x12\t\n\x05UINT8\x10\x00\x12\t\n\x05INT16\x10\x01\x12\t\n\x05INT32\x10\x02\x12\t\n\x05INT64\x10\x03\x12\x0b\n\x07\x46LOAT16\x10\x04\x12\x0b\n\x07\x46LOAT32\x10\x05\x12\x0b\n\x07\x46LOAT64\x10\x06*3\n\x08\x45ncoding\x12\x07\n\x03\x43SV\x10\x00\x12\x08\n\x04JSON\x10\x01\x12\x08\n\x04NONE\x10\x02\x12\n\n\x06\x42\x41SE64\x10\x03*M\n\x11\x43\x61ptureDataStatus\x12\x0b\n\x07\x46\x41ILURE\x10\x00\x12\x0b\n\x07SUCCESS\x10\x01\x12\x0f\n\x0bIN_PROGRESS\x10\x02\x12\r\n\tNOT_FOUND\x10\x03\x32\xb3\x05\n\x05\x41gent\x12R\n\x07Predict\x12\".AWS.SageMaker.Edge.PredictRequest\x1a#.AWS.SageMaker.Edge.PredictResponse\x12X\n\tLoadModel\x12$.AWS.SageMaker.Edge.LoadModelRequest\x1a%.AWS.SageMaker.Edge.LoadModelResponse\x12^\n\x0bUnLoadModel\x12&.AWS.SageMaker.Edge.UnLoadModelRequest\x1a\'.AWS.SageMaker.Edge.UnLoadModelResponse\x12[\n\nListModels\x12%.AWS.SageMaker.Edge.ListModelsRequest\x1a&.AWS.SageMaker.Edge.ListModelsResponse\x12\x64\n\rDescribeModel\x12(.AWS.SageMaker.Edge.DescribeModelRequest\x1a).AWS.SageMaker.Edge.DescribeModelResponse\x12^\n\x0b\x43\x61ptureData\x12&.AWS.SageMaker.Edge.CaptureDataRequest\x1a\'.AWS.SageMaker.Edge.CaptureDataResponse\x12y\n\x14GetCaptureDataStatus\x12/.AWS.SageMaker.Edge.GetCaptureDataStatusRequest\x1a\x30.AWS.SageMaker.Edge.GetCaptureDataStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0b\x61gent.proto\x12\x12\x41WS.SageMaker.Edge\"^\n\x0eTensorMetadata\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\tdata_type\x18\x02 \x01(\x0e\x32\x1c.AWS.SageMaker.Edge.DataType\x12\r\n\x05shape\x18\x03 \x03(\x05\"\\\n\x12SharedMemoryHandle\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x12\n\nsegment_id\x18\x03 \x01(\x04\x12\x14\n\x0csegment_name\x18\x64 \x01(\t\"\xaa\x01\n\x06Tensor\x12;\n\x0ftensor_metadata\x18\x01 \x01(\x0b\x32\".AWS.SageMaker.Edge.TensorMetadata\x12\x13\n\tbyte_data\x18\x04 \x01(\x0cH\x00\x12\x46\n\x14shared_memory_handle\x18\x05 \x01(\x0b\x32&.AWS.SageMaker.Edge.SharedMemoryHandleH\x00\x42\x06\n\x04\x64\x61ta\"\x8c\x02\n\x05Model\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x42\n\x16input_tensor_metadatas\x18\x03 \x03(\x0b\x32\".AWS.SageMaker.Edge.TensorMetadata\x12\x43\n\x17output_tensor_metadatas\x18\x04 \x03(\x0b\x32\".AWS.SageMaker.Edge.TensorMetadata\x12\x0f\n\x07version\x18\x64 \x01(\t\x12\x16\n\x0epackage_sha256\x18\x65 \x01(\t\x12\x1d\n\x15package_sha256_source\x18\x66 \x01(\t\x12\x17\n\x0fkey_fingerprint\x18g \x01(\t\"\x91\x01\n\x0ePredictRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x07tensors\x18\x02 \x03(\x0b\x32\x1a.AWS.SageMaker.Edge.Tensor\x12\x44\n\x14output_shared_memory\x18\x64 \x01(\x0b\x32&.AWS.SageMaker.Edge.SharedMemoryHandle\">\n\x0fPredictResponse\x12+\n\x07tensors\x18\x01 \x03(\x0b\x32\x1a.AWS.SageMaker.Edge.Tensor\"-\n\x10LoadModelRequest\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"=\n\x11LoadModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.AWS.SageMaker.Edge.Model\"\"\n\x12UnLoadModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x15\n\x13UnLoadModelResponse\"\x13\n\x11ListModelsRequest\"?\n\x12ListModelsResponse\x12)\n\x06models\x18\x01 \x03(\x0b\x32\x19.AWS.SageMaker.Edge.Model\"$\n\x14\x44\x65scribeModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"A\n\x15\x44\x65scribeModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.AWS.SageMaker.Edge.Model\"+\n\tTimestamp\x12\x0f\n\x07seconds\x18\x01 \x01(\x03\x12\r\n\x05nanos\x18\x02 \x01(\x05\"\xb1\x01\n\x0c\x41uxilaryData\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x08\x65ncoding\x18\x02 \x01(\x0e\x32\x1c.AWS.SageMaker.Edge.Encoding\x12\x13\n\tbyte_data\x18\x03 \x01(\x0cH\x00\x12\x46\n\x14shared_memory_handle\x18\x04 \x01(\x0b\x32&.AWS.SageMaker.Edge.SharedMemoryHandleH\x00\x42\x06\n\x04\x64\x61ta\"\xc4\x02\n\x12\x43\x61ptureDataRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x12\n\ncapture_id\x18\x02 \x01(\t\x12:\n\x13inference_timestamp\x18\x03 \x01(\x0b\x32\x1d.AWS.SageMaker.Edge.Timestamp\x12\x31\n\rinput_tensors\x18\x04 \x03(\x0b\x32\x1a.AWS.SageMaker.Edge.Tensor\x12\x32\n\x0eoutput_tensors\x18\x05 \x03(\x0b\x32\x1a.AWS.SageMaker.Edge.Tensor\x12\x30\n\x06inputs\x18\x06 \x03(\x0b\x32 .AWS.SageMaker.Edge.AuxilaryData\x12\x31\n\x07outputs\x18\x07 \x03(\x0b\x32 .AWS.SageMaker.Edge.AuxilaryData\"\x15\n\x13\x43\x61ptureDataResponse\"1\n\x1bGetCaptureDataStatusRequest\x12\x12\n\ncapture_id\x18\x01 \x01(\t\"U\n\x1cGetCaptureDataStatusResponse\x12\x35\n\x06status\x18\x01 \x01(\x0e\x32%.AWS.SageMaker.Edge.CaptureDataStatus*]\n\x08\x44\x61taType\x12\t\n\x05UINT8\x10\x00\x12\t\n\x05INT16\x10\x01\x12\t\n\x05INT32\x10\x02\x12\t\n\x05INT64\x10\x03\x12\x0b\n\x07\x46LOAT16\x10\x04\x12\x0b\n\x07\x46LOAT32\x10\x05\x12\x0b\n\x07\x46LOAT64\x10\x06*3\n\x08\x45ncoding\x12\x07\n\x03\x43SV\x10\x00\x12\x08\n\x04JSON\x10\x01\x12\x08\n\x04NONE\x10\x02\x12\n\n\x06\x42\x41SE64\x10\x03*M\n\x11\x43\x61ptureDataStatus\x12\x0b\n\x07\x46\x41ILURE\x10\x00\x12\x0b\n\x07SUCCESS\x10\x01\x12\x0f\n\x0bIN_PROGRESS\x10\x02\x12\r\n\tNOT_FOUND\x10\x03\x32\xb3\x05\n\x05\x41gent\x12R\n\x07Predict\x12\".AWS.SageMaker.Edge.PredictRequest\x1a#.AWS.SageMaker.Edge.PredictResponse\x12X\n\tLoadModel\x12$.AWS.SageMaker.Edge.LoadModelRequest\x1a%.AWS.SageMaker.Edge.LoadModelResponse\x12^\n\x0bUnLoadModel\x12&.AWS.SageMaker.Edge.UnLoadModelRequest\x1a\'.AWS.SageMaker.Edge.UnLoadModelResponse\x12[\n\nListModels\x12%.AWS.SageMaker.Edge.ListModelsRequest\x1a&.AWS.SageMaker.Edge.ListModelsResponse\x12\x64\n\rDescribeModel\x12(.AWS.SageMaker.Edge.DescribeModelRequest\x1a).AWS.SageMaker.Edge.DescribeModelResponse\x12^\n\x0b\x43\x61ptureData\x12&.AWS.SageMaker.Edge.CaptureDataRequest\x1a\'.AWS.SageMaker.Edge.CaptureDataResponse\x12y\n\x14GetCaptureDataStatus\x12/.AWS.SageMaker.Edge.GetCaptureDataStatusRequest\x1a\x30.AWS.SageMaker.Edge.GetCaptureDataStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DATATYPE']._serialized_start=1883
-  _globals['_DATATYPE']._serialized_end=1976
-  _globals['_ENCODING']._serialized_start=1978
-  _globals['_ENCODING']._serialized_end=2029
-  _globals['_CAPTUREDATASTATUS']._serialized_start=2031
-  _globals['_CAPTUREDATASTATUS']._serialized_end=2108
+  _globals['_DATATYPE']._serialized_start=1954
+  _globals['_DATATYPE']._serialized_end=2047
+  _globals['_ENCODING']._serialized_start=2049
+  _globals['_ENCODING']._serialized_end=2100
+  _globals['_CAPTUREDATASTATUS']._serialized_start=2102
+  _globals['_CAPTUREDATASTATUS']._serialized_end=2179
   _globals['_TENSORMETADATA']._serialized_start=35
   _globals['_TENSORMETADATA']._serialized_end=129
   _globals['_SHAREDMEMORYHANDLE']._serialized_start=131
@@ -45,38 +45,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TENSOR']._serialized_end=396
   _globals['_MODEL']._serialized_start=399
   _globals['_MODEL']._serialized_end=667
-  _globals['_PREDICTREQUEST']._serialized_start=669
-  _globals['_PREDICTREQUEST']._serialized_end=744
-  _globals['_PREDICTRESPONSE']._serialized_start=746
-  _globals['_PREDICTRESPONSE']._serialized_end=808
-  _globals['_LOADMODELREQUEST']._serialized_start=810
-  _globals['_LOADMODELREQUEST']._serialized_end=855
-  _globals['_LOADMODELRESPONSE']._serialized_start=857
-  _globals['_LOADMODELRESPONSE']._serialized_end=918
-  _globals['_UNLOADMODELREQUEST']._serialized_start=920
-  _globals['_UNLOADMODELREQUEST']._serialized_end=954
-  _globals['_UNLOADMODELRESPONSE']._serialized_start=956
-  _globals['_UNLOADMODELRESPONSE']._serialized_end=977
-  _globals['_LISTMODELSREQUEST']._serialized_start=979
-  _globals['_LISTMODELSREQUEST']._serialized_end=998
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1000
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1063
-  _globals['_DESCRIBEMODELREQUEST']._serialized_start=1065
-  _globals['_DESCRIBEMODELREQUEST']._serialized_end=1101
-  _globals['_DESCRIBEMODELRESPONSE']._serialized_start=1103
-  _globals['_DESCRIBEMODELRESPONSE']._serialized_end=1168
-  _globals['_TIMESTAMP']._serialized_start=1170
-  _globals['_TIMESTAMP']._serialized_end=1213
-  _globals['_AUXILARYDATA']._serialized_start=1216
-  _globals['_AUXILARYDATA']._serialized_end=1393
-  _globals['_CAPTUREDATAREQUEST']._serialized_start=1396
-  _globals['_CAPTUREDATAREQUEST']._serialized_end=1720
-  _globals['_CAPTUREDATARESPONSE']._serialized_start=1722
-  _globals['_CAPTUREDATARESPONSE']._serialized_end=1743
-  _globals['_GETCAPTUREDATASTATUSREQUEST']._serialized_start=1745
-  _globals['_GETCAPTUREDATASTATUSREQUEST']._serialized_end=1794
-  _globals['_GETCAPTUREDATASTATUSRESPONSE']._serialized_start=1796
-  _globals['_GETCAPTUREDATASTATUSRESPONSE']._serialized_end=1881
-  _globals['_AGENT']._serialized_start=2111
-  _globals['_AGENT']._serialized_end=2802
+  _globals['_PREDICTREQUEST']._serialized_start=670
+  _globals['_PREDICTREQUEST']._serialized_end=815
+  _globals['_PREDICTRESPONSE']._serialized_start=817
+  _globals['_PREDICTRESPONSE']._serialized_end=879
+  _globals['_LOADMODELREQUEST']._serialized_start=881
+  _globals['_LOADMODELREQUEST']._serialized_end=926
+  _globals['_LOADMODELRESPONSE']._serialized_start=928
+  _globals['_LOADMODELRESPONSE']._serialized_end=989
+  _globals['_UNLOADMODELREQUEST']._serialized_start=991
+  _globals['_UNLOADMODELREQUEST']._serialized_end=1025
+  _globals['_UNLOADMODELRESPONSE']._serialized_start=1027
+  _globals['_UNLOADMODELRESPONSE']._serialized_end=1048
+  _globals['_LISTMODELSREQUEST']._serialized_start=1050
+  _globals['_LISTMODELSREQUEST']._serialized_end=1069
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1071
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1134
+  _globals['_DESCRIBEMODELREQUEST']._serialized_start=1136
+  _globals['_DESCRIBEMODELREQUEST']._serialized_end=1172
+  _globals['_DESCRIBEMODELRESPONSE']._serialized_start=1174
+  _globals['_DESCRIBEMODELRESPONSE']._serialized_end=1239
+  _globals['_TIMESTAMP']._serialized_start=1241
+  _globals['_TIMESTAMP']._serialized_end=1284
+  _globals['_AUXILARYDATA']._serialized_start=1287
+  _globals['_AUXILARYDATA']._serialized_end=1464
+  _globals['_CAPTUREDATAREQUEST']._serialized_start=1467
+  _globals['_CAPTUREDATAREQUEST']._serialized_end=1791
+  _globals['_CAPTUREDATARESPONSE']._serialized_start=1793
+  _globals['_CAPTUREDATARESPONSE']._serialized_end=1814
+  _globals['_GETCAPTUREDATASTATUSREQUEST']._serialized_start=1816
+  _globals['_GETCAPTUREDATASTATUSREQUEST']._serialized_end=1865
+  _globals['_GETCAPTUREDATASTATUSRESPONSE']._serialized_start=1867
+  _globals['_GETCAPTUREDATASTATUSRESPONSE']._serialized_end=1952
+  _globals['_AGENT']._serialized_start=2182
+  _globals['_AGENT']._serialized_end=2873
 # @@protoc_insertion_point(module_scope)
