@@ -6,7 +6,7 @@ publishes the three components (model 1.0.0) and deploys the deploy-on-approval 
 and approves it with plain boto3 (``update_model_package``); the clock starts there and
 stops when every device's health reports inspecting with the new package's sha256 (the
 proof of `edgekit deploy --wait`). It also reports when the state machine ended SUCCEEDED
-(Greengrass SUCCEEDED on every device, what the workflow itself checks). Everything is
+(each device's proof, read from its health shadow, after Greengrass SUCCEEDED). Everything is
 stopped and deleted afterwards.
 
     python benchmarks/deploy_on_approval.py                 # 2 and 10 devices
@@ -163,8 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         ),
         'From `update_model_package(ModelApprovalStatus="Approved")` (plain boto3) on the '
         "local backend: the EventBridge rule starts the state machine, which creates the "
-        "model component version and the deployment and polls every second; a device counts "
-        "when its health names the approved package's sha256.",
+        "model component version and the deployment and polls every second, and ends "
+        "SUCCEEDED when every device's health shadow proves it inspects with the approved "
+        "package (3 results); a device counts as inspecting here when its health message "
+        "names the approved package's sha256.",
     )
     out.finish()
     return 0
