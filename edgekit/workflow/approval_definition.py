@@ -36,6 +36,10 @@ from edgekit.workflow.approval_proof import proof_states
 from edgekit.workflow.approval_recipe import recipe_states
 from edgekit.workflow.approval_states import device_states, fail, sdk_task
 
+#: The runtime of a registered version whose metadata does not name one (registered before
+#: edgekit recorded it: every such package ran on ONNX Runtime).
+DEFAULT_RUNTIME = "onnxruntime"
+
 DEFINITION_FILE = "deploy-on-approval.asl.json"
 TEMPLATE_FILE = "deploy-on-approval.yaml"
 #: The role of each component in the DefinitionSubstitutions of the template.
@@ -77,6 +81,13 @@ def _deployment_components(folder: Path | None) -> dict[str, Any]:
         reset = Template.load(role, folder).generated_configuration()
         if reset:
             spec["ConfigurationUpdate"] = {"Reset": reset}
+        if role == "agent":
+            # After the reset (Greengrass applies Reset, then Merge): the agent version's
+            # default names the runtime of the package it was built with, not necessarily
+            # the approved one's.
+            spec.setdefault("ConfigurationUpdate", {})["Merge.$"] = (
+                "States.JsonToString($.agentMerge)"
+            )
         components[f"${{{key}}}"] = spec
     return components
 
@@ -172,10 +183,25 @@ def build_definition(templates_dir: str | Path | None = None) -> dict[str, Any]:
                         {"Variable": f"{props}['edgekit:{key}']", "IsPresent": True}
                         for key in ("name", "semver", "sha256", "package-s3-uri")
                     ],
-                    "Next": "ModelFacts",
+                    "Next": "RegistryDefaults",
                 }
             ],
             "Default": "NotAnEdgekitPackage",
+        },
+        "RegistryDefaults": {
+            "Type": "Pass",
+            "Comment": "Versions registered before edgekit recorded runtimes ran on ONNX Runtime",
+            "Result": {"edgekit:runtime": DEFAULT_RUNTIME},
+            "ResultPath": "$.registryDefaults",
+            "Next": "RegistryFacts",
+        },
+        "RegistryFacts": {
+            "Type": "Pass",
+            "Parameters": {
+                "props.$": f"States.JsonMerge($.registryDefaults, {props}, false)",
+            },
+            "ResultPath": "$.registry",
+            "Next": "ModelFacts",
         },
         "NotAnEdgekitPackage": fail(
             "NotAnEdgekitPackage",
@@ -192,10 +218,18 @@ def build_definition(templates_dir: str | Path | None = None) -> dict[str, Any]:
                 "semver.$": f"{props}['edgekit:semver']",
                 "sha256.$": f"{props}['edgekit:sha256']",
                 "uri.$": f"{props}['edgekit:package-s3-uri']",
+                "runtime.$": "$.registry.props['edgekit:runtime']",
                 "file.$": f"States.ArrayGetItem({split_uri}, "
                 f"States.MathAdd(States.ArrayLength({split_uri}), -1))",
             },
             "ResultPath": "$.model",
+            "Next": "AgentRuntimes",
+        },
+        "AgentRuntimes": {
+            "Type": "Pass",
+            "Comment": "The agent installs the runtime the approved package needs (ModelRuntimes)",
+            "Parameters": {"ModelRuntimes.$": "$.model.runtime"},
+            "ResultPath": "$.agentMerge",
             "Next": "ModelVersions",
         },
         "ModelVersions": _latest(

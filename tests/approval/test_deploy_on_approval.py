@@ -151,6 +151,13 @@ def test_approval_deploys_the_new_model_to_the_device(stack: tuple[Settings, str
     assert shadow["state"]["reported"]["package_sha256"] == sha
 
     gg = boto(settings, "greengrassv2")
+    # The agent installs the runtime the approved package needs (its ModelRuntimes merged
+    # from the registry's edgekit:runtime after the generated keys are reset).
+    deployment = gg.get_deployment(deploymentId=outcome.output["deploymentId"])
+    agent = deployment["components"][settings.agent_component]["configurationUpdate"]
+    runtime = customer_metadata(built, sha256=sha, package_s3_uri=uri)["edgekit:runtime"]
+    assert json.loads(agent["merge"]) == {"ModelRuntimes": runtime}
+    assert "/ModelRuntimes" in agent["reset"]
     effective = gg.list_effective_deployments(coreDeviceThingName=THING)["effectiveDeployments"]
     mine = [d for d in effective if d["deploymentId"] == outcome.output["deploymentId"]]
     assert mine and mine[0]["coreDeviceExecutionStatus"] == "SUCCEEDED"
