@@ -265,7 +265,7 @@ def test_greengrass_success_without_the_devices_proof_is_not_proven(
         name="unproven-approval",
         model_package_group=group,
         poll_seconds=1,
-        max_polls=8,
+        max_polls=15,  # the Greengrass wait, then the proof: 15 s each at most
         progress=False,
     )
     machine = result.outputs["StateMachineArn"]
