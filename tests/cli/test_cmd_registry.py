@@ -4,6 +4,7 @@ package is gone from S3 (its bucket deleted by ``deprovision``) says so."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -119,12 +120,16 @@ def test_approve_without_a_version_approves_the_newest_pending_one(
     package: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     monkeypatch.setenv("EDGEKIT_BACKEND", "aws")
     group = "pending-detector"
     clients.client("s3", moto_settings).create_bucket(Bucket="registry-pending")
-    # The signer's key from the default key folder (<local home>/keys) when not given.
-    keys = moto_settings.home / "keys"
+    # The signer's key from the default key folder (<local home>/keys) when not given; a
+    # home of this test's own (the session's home holds the notebooks' signing keys).
+    home = tmp_path / "home"
+    monkeypatch.setenv("EDGEKIT_LOCAL_HOME", str(home))
+    keys = home / "keys"
     keys.mkdir(parents=True, exist_ok=True)
     (keys / "public_key.pem").write_bytes(package["public"].read_bytes())
     for _ in range(2):
