@@ -242,20 +242,17 @@ def test_cli_names_the_failed_state_and_its_cause(
 def test_greengrass_success_without_the_devices_proof_is_not_proven(
     stack: tuple[Settings, str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A package signed by a key the devices do not trust: Greengrass installs the model
-    component (SUCCEEDED), but the agent refuses the package, so no device inspects with
-    it. The workflow fails NotProven naming the device and what its health shadow says
-    (the old workflow ended SUCCEEDED here). Last in the module: it leaves the device
-    without the approved model."""
-    from edgekit.package import generate_keypair
-
+    """Greengrass deploys the approved version everywhere (SUCCEEDED), but no device gets to
+    the proof the stack asks for (MinResults far above what a device publishes in the
+    test): the workflow fails NotProven naming the device, the approved sha256 and what its
+    health shadow says. The old workflow ended SUCCEEDED here."""
     settings, _, work = stack
-    stranger = generate_keypair(work / "stranger-keys")
+    private, _ = signing_keys(None, settings)
     built = build_package(
         build_tiny_model(work / "m3.onnx", heatmap_bias=-5),
         name=settings.model_name,
         version="1.2.0",
-        key=stranger.private_key,
+        key=private,
         out=work / "m3.tar.gz",
     )
     sha = sha256_file(built.path)
@@ -266,6 +263,7 @@ def test_greengrass_success_without_the_devices_proof_is_not_proven(
         model_package_group=group,
         poll_seconds=1,
         max_polls=15,  # the Greengrass wait, then the proof: 15 s each at most
+        min_results=1_000_000,
         progress=False,
     )
     machine = result.outputs["StateMachineArn"]
@@ -287,6 +285,6 @@ def test_greengrass_success_without_the_devices_proof_is_not_proven(
         follow_execution(settings, started["executionArn"], timeout=120, poll=0.5)
     error = failed.value
     assert error.state == "NotProven", str(error)
-    assert "SUCCEEDED in Greengrass" in str(error.cause)
-    assert THING in str(error.cause) and "PENDING" in str(error.cause)
-    assert sha in str(error.cause)
+    cause = str(error.cause)
+    assert "SUCCEEDED in Greengrass" in cause and sha in cause
+    assert THING in cause and "PENDING" in cause and "of 1000000 results published" in cause
