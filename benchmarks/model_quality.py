@@ -49,6 +49,8 @@ DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "tag-scratches"
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "edgekit-model-quality"
 GOAL_SPEEDUP = 2.5
 GOAL_INT8_AP_DROP = 0.01
+#: YOLOv8n from scratch, 45 min on an idle 2-core machine (issue 16), edgekit's evaluator.
+ISSUE_YOLO_AP50 = 0.846
 
 
 @dataclass
@@ -102,6 +104,21 @@ def compile_yolo(
             force=True,
         )
     return result.model_path, result.status
+
+
+def baseline_text(path: Path) -> str:
+    """How the YOLO model was trained, from ``setup_env.sh``'s ``baseline.json`` when present."""
+    if not path.is_file():
+        return ""
+    data = json.loads(path.read_text())
+    settings = data.get("settings", {})
+    budget = f", time budget {settings['time']} h" if settings.get("time") else ""
+    return (
+        f"{data.get('model', 'YOLO')}, imgsz {settings.get('imgsz')}, batch "
+        f"{settings.get('batch')}, {data.get('epochs_reached')} epochs in "
+        f"{data.get('train_seconds', 0):.0f} s{budget} (ultralytics "
+        f"{data.get('ultralytics', '?')}, its own val mAP50 {data.get('ultralytics_val_map50')})"
+    )
 
 
 def onnx_parameters(path: Path) -> int:
@@ -220,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         image_note = "a 450x300 synthetic render (no data set)"
 
     yolo_note = ""
+    yolo_training = ""
     if args.yolo_onnx is None:
         yolo_note = (
             "YOLOv8n rows skipped: no --yolo-onnx given (build one with "
@@ -230,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         yolo_path = args.yolo_onnx.expanduser().resolve()
         yolo_params = onnx_parameters(yolo_path)
+        yolo_training = baseline_text(yolo_path.parent / "baseline.json")
         if has_data:
             train_set, _ = split_dataset(load_dataset(data), VAL_FRACTION, SPLIT_SEED)
             photos = [s.image_path for s in train_set.samples[:calibration_count]]
@@ -307,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         f"NMS for YOLO), p50/p95 of {rows[0].iterations} calls, best of {rounds} interleaved "
         f"round(s), one thread. edgekit model: {source.name} "
         f"({'shipped' if args.model is None else 'given'}). onnxruntime "
-        f"{onnxruntime.__version__}."
+        f"{onnxruntime.__version__}." + (f" YOLOv8n: {yolo_training}." if yolo_training else "")
     )
     out.table("\n".join(table), caption)
     # The issue's criteria, reported (never asserted).
@@ -325,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
             goals.append(
                 f"edgekit AP50 >= YOLOv8n AP50 (fp32): "
                 f"{'met' if e32.ap50 >= y32.ap50 else 'NOT met'} — "
-                f"{e32.ap50:.3f} vs {y32.ap50:.3f}"
+                f"{e32.ap50:.3f} vs {y32.ap50:.3f} (this YOLO file; issue 16's 45-minute "
+                f"YOLOv8n run scored {ISSUE_YOLO_AP50}: a shorter baseline run understates YOLO)"
             )
         speedup = y8.p50_ms / e8.p50_ms
         goals.append(
