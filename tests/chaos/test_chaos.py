@@ -113,8 +113,21 @@ def line(tmp_path: Path) -> Iterator[tuple[Path, Settings, Subscriber]]:
 
 
 def kill9(pid: int | None, what: str) -> None:
+    """SIGKILL ``pid`` and wait until it is gone (or a zombie): a dying broker still holds
+    its port and answers `local up`'s liveness check, which then kept it instead of
+    starting a new one (a race seen on a loaded CI machine)."""
     assert pid is not None, f"{what} is not running"
     os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{what} (pid {pid}) still runs 10 s after SIGKILL")
 
 
 def agent_pid(device_root: Path) -> int | None:
