@@ -233,15 +233,24 @@ def nms(
     return np.asarray(keep, dtype=np.int64)
 
 
-def _output(outputs: Mapping[str, np.ndarray], spec: dict[str, Any], key: str) -> np.ndarray:
+def _named_output(
+    outputs: Mapping[str, np.ndarray], spec: dict[str, Any], key: str
+) -> tuple[str, np.ndarray]:
+    """The output that ``postprocess[key]`` names, as float32, with its name."""
     name = spec.get(key)
     if name is None:
-        raise ModelError(f"model info postprocess lacks the {key!r} output name")
+        raise ModelError(
+            f"model info postprocess lacks the {key!r} output name (type {spec.get('type')!r})"
+        )
     if name not in outputs:
         raise ModelError(
             f"raw outputs lack {name!r} (postprocess.{key}); got {', '.join(sorted(outputs))}"
         )
-    array = np.asarray(outputs[name], dtype=np.float32)
+    return name, np.asarray(outputs[name], dtype=np.float32)
+
+
+def _output(outputs: Mapping[str, np.ndarray], spec: dict[str, Any], key: str) -> np.ndarray:
+    name, array = _named_output(outputs, spec, key)
     if array.ndim != 4 or array.shape[0] != 1:
         raise ModelError(f"output {name!r} has shape {array.shape}; expected (1, C, h, w)")
     return array[0]
@@ -324,14 +333,7 @@ def _decode_centernet(
 
 
 def _yolo_output(outputs: Mapping[str, np.ndarray], spec: dict[str, Any]) -> np.ndarray:
-    name = spec.get("output")
-    if name is None:
-        raise ModelError("model info postprocess lacks the 'output' name (type 'yolo')")
-    if name not in outputs:
-        raise ModelError(
-            f"raw outputs lack {name!r} (postprocess.output); got {', '.join(sorted(outputs))}"
-        )
-    array = np.asarray(outputs[name], dtype=np.float32)
+    name, array = _named_output(outputs, spec, "output")
     if array.ndim != 3 or array.shape[0] != 1 or array.shape[1] < 5:
         raise ModelError(
             f"output {name!r} has shape {array.shape}; expected (1, 4 + classes, anchors)"
