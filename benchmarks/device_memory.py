@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from _machine import BenchOutput, add_readme_option, markdown_table
 
@@ -96,6 +97,29 @@ def label(pid: int) -> str | None:
     return None  # sh -c wrappers: a few hundred kB, listed under "other"
 
 
+def publish_bench_components(settings: Any, home: Path, model: str) -> None:
+    """Build and publish the three components into ``home``'s local backend, with the
+    shipped model or (``model == "tiny"``) a tiny detector packaged as 1.0.0."""
+    from edgekit.components import build_components, publish_components
+    from edgekit.components.build import signing_keys
+
+    package = None
+    if model == "tiny":
+        from edgekit.compile.testing import build_tiny_model
+        from edgekit.package import build_package
+
+        private, _ = signing_keys(None, settings)
+        package = build_package(
+            build_tiny_model(home / "tiny.onnx"),
+            name=settings.model_name,
+            version="1.0.0",
+            key=private,
+            out=home / "tiny.tar.gz",
+        ).path
+    built = build_components(settings, out_dir=home / "build", model_package=package)
+    publish_components(settings, built)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="inspecting time")
@@ -112,8 +136,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.seconds = min(args.seconds, 30.0)
 
-    from edgekit.components import build_components, publish_components
-    from edgekit.components.build import signing_keys
     from edgekit.deploy import deploy
     from edgekit.local import endpoints
     from edgekit.local.device import add_device
@@ -126,19 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(local_home=home, thing_group=group)
         device = add_device("mem-device", group, home)
         assert device.pid is not None, "the device runtime did not start"
-        package = None
-        if args.model == "tiny":
-            from edgekit.compile.testing import build_tiny_model
-            from edgekit.package import build_package
-
-            private, _ = signing_keys(None, settings)
-            model = build_tiny_model(home / "tiny.onnx")
-            package = build_package(
-                model, name=settings.model_name, version="1.0.0", key=private,
-                out=home / "tiny.tar.gz",
-            ).path  # fmt: skip
-        built = build_components(settings, out_dir=home / "build", model_package=package)
-        publish_components(settings, built)
+        publish_bench_components(settings, home, args.model)
         app_config: dict[str, object] = {}
         if args.interval is not None:
             app_config["InferenceInterval"] = args.interval

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from _machine import BenchOutput, add_readme_option, markdown_table
-from device_memory import descendants
+from device_memory import descendants, publish_bench_components
 
 os.environ.setdefault("EDGEKIT_QUIET", "1")
 
@@ -73,8 +73,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import paho.mqtt.client as paho
 
-    from edgekit.components import build_components, publish_components
-    from edgekit.components.build import signing_keys
     from edgekit.deploy import deploy
     from edgekit.local import endpoints
     from edgekit.local.device import add_device
@@ -87,19 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         ep = endpoints.up(home)
         settings = Settings(local_home=home, thing_group=group)
         device = add_device("bench-device", group, home)
-        package = None
-        if args.model == "tiny":
-            from edgekit.compile.testing import build_tiny_model
-            from edgekit.package import build_package
-
-            private, _ = signing_keys(None, settings)
-            model = build_tiny_model(home / "tiny.onnx")
-            package = build_package(
-                model, name=settings.model_name, version="1.0.0", key=private,
-                out=home / "tiny.tar.gz",
-            ).path  # fmt: skip
-        built = build_components(settings, out_dir=home / "build", model_package=package)
-        publish_components(settings, built)
+        publish_bench_components(settings, home, args.model)
 
         received: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
         client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="latency-bench")
