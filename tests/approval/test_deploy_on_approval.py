@@ -62,6 +62,38 @@ def boto(settings: Settings, service: str) -> Any:
     )
 
 
+def package_version(settings: Settings, work: Path, name: str, version: str, bias: float) -> Any:
+    """A tiny model packaged as ``version``, signed with the key the devices trust."""
+    private, _ = signing_keys(None, settings)
+    return build_package(
+        build_tiny_model(work / f"{name}.onnx", heatmap_bias=bias),
+        name=settings.model_name,
+        version=version,
+        key=private,
+        out=work / f"{name}.tar.gz",
+    )
+
+
+def register(
+    settings: Settings, built: Any, sha: str, *, bucket: str, group: str, status: str
+) -> tuple[str, str]:
+    """Upload the package and register it in ``group`` with plain boto3, as a user would:
+    (the version's ARN, the package's S3 URI)."""
+    s3, sm = boto(settings, "s3"), boto(settings, "sagemaker")
+    s3.create_bucket(Bucket=bucket)
+    key = f"packages/{sha[:16]}/{built.path.name}"
+    s3.upload_file(str(built.path), bucket, key)
+    uri = f"s3://{bucket}/{key}"
+    sm.create_model_package_group(ModelPackageGroupName=group)
+    arn = sm.create_model_package(
+        ModelPackageGroupName=group,
+        ModelApprovalStatus=status,
+        SourceUri=uri,
+        CustomerMetadataProperties=customer_metadata(built, sha256=sha, package_s3_uri=uri),
+    )["ModelPackageArn"]
+    return str(arn), uri
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str, Path]]:
     """One device of GROUP, the three components published, the approval stack deployed."""
@@ -92,28 +124,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, 
 
 def test_approval_deploys_the_new_model_to_the_device(stack: tuple[Settings, str, Path]) -> None:
     settings, machine, work = stack
-    private, _ = signing_keys(None, settings)
-    built = build_package(
-        build_tiny_model(work / "m2.onnx", heatmap_bias=-6),
-        name=settings.model_name,
-        version="1.1.0",
-        key=private,
-        out=work / "m2.tar.gz",
-    )
+    built = package_version(settings, work, "m2", "1.1.0", -6)
     sha = sha256_file(built.path)
-    s3, sm = boto(settings, "s3"), boto(settings, "sagemaker")
-    bucket = "approval-packages"
-    s3.create_bucket(Bucket=bucket)
-    key = f"packages/{sha[:16]}/{built.path.name}"
-    s3.upload_file(str(built.path), bucket, key)
-    uri = f"s3://{bucket}/{key}"
-    sm.create_model_package_group(ModelPackageGroupName=MODEL_GROUP)
-    arn = sm.create_model_package(
-        ModelPackageGroupName=MODEL_GROUP,
-        ModelApprovalStatus="PendingManualApproval",
-        SourceUri=uri,
-        CustomerMetadataProperties=customer_metadata(built, sha256=sha, package_s3_uri=uri),
-    )["ModelPackageArn"]
+    sm = boto(settings, "sagemaker")
+    arn, uri = register(
+        settings, built, sha, bucket="approval-packages", group=MODEL_GROUP,
+        status="PendingManualApproval",
+    )  # fmt: skip
     assert executions(settings, machine) == []  # pending: nothing started
     inspecting = threading.Event()
     seen: list[Any] = []
@@ -247,14 +264,7 @@ def test_greengrass_success_without_the_devices_proof_is_not_proven(
     test): the workflow fails NotProven naming the device, the approved sha256 and what its
     health shadow says. The old workflow ended SUCCEEDED here."""
     settings, _, work = stack
-    private, _ = signing_keys(None, settings)
-    built = build_package(
-        build_tiny_model(work / "m3.onnx", heatmap_bias=-5),
-        name=settings.model_name,
-        version="1.2.0",
-        key=private,
-        out=work / "m3.tar.gz",
-    )
+    built = package_version(settings, work, "m3", "1.2.0", -5)
     sha = sha256_file(built.path)
     group = "unproven-model"
     result = deploy_approval_stack(
@@ -267,19 +277,7 @@ def test_greengrass_success_without_the_devices_proof_is_not_proven(
         progress=False,
     )
     machine = result.outputs["StateMachineArn"]
-    s3, sm = boto(settings, "s3"), boto(settings, "sagemaker")
-    bucket = "unproven-packages"
-    s3.create_bucket(Bucket=bucket)
-    key = f"packages/{sha[:16]}/{built.path.name}"
-    s3.upload_file(str(built.path), bucket, key)
-    uri = f"s3://{bucket}/{key}"
-    sm.create_model_package_group(ModelPackageGroupName=group)
-    sm.create_model_package(
-        ModelPackageGroupName=group,
-        ModelApprovalStatus="Approved",
-        SourceUri=uri,
-        CustomerMetadataProperties=customer_metadata(built, sha256=sha, package_s3_uri=uri),
-    )
+    register(settings, built, sha, bucket="unproven-packages", group=group, status="Approved")
     [started] = executions(settings, machine)
     with pytest.raises(WorkflowExecutionError) as failed:
         follow_execution(settings, started["executionArn"], timeout=120, poll=0.5)
