@@ -27,8 +27,6 @@ from typing import Any
 
 from edgekit.workflow.approval_states import fail, sdk_task
 
-#: The named shadow the inference app reports its health summary to (``HealthShadow``).
-DEFAULT_HEALTH_SHADOW = "edgekit-health"
 #: The error Step Functions raises for GetThingShadow on a thing without that shadow.
 SHADOW_NOT_FOUND = "IotDataPlane.ResourceNotFoundException"
 _REPORTED = "$.health.reported"
@@ -267,7 +265,6 @@ def proof_states(done: str) -> dict[str, Any]:
 
 
 __all__ = [
-    "DEFAULT_HEALTH_SHADOW",
     "REPORTED_DEFAULTS",
     "SHADOW_NOT_FOUND",
     "device_proof_states",

@@ -363,3 +363,10 @@ def test_min_results_below_one_is_refused_before_anything_is_created() -> None:
 
     with pytest.raises(ConfigurationError, match=r"--min-results\) is 0"):
         deploy_approval_stack(Settings(backend="local"), min_results=0, progress=False)
+
+
+def test_the_template_reads_the_shadow_the_app_writes() -> None:
+    from edgekit.schemas.health_shadow import HEALTH_SHADOW
+
+    parameters = load_template(template_path())["Parameters"]
+    assert parameters["HealthShadow"]["Default"] == HEALTH_SHADOW
