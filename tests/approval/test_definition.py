@@ -368,5 +368,5 @@ def test_min_results_below_one_is_refused_before_anything_is_created() -> None:
 def test_the_template_reads_the_shadow_the_app_writes() -> None:
     from edgekit.schemas.health_shadow import HEALTH_SHADOW
 
-    parameters = load_template(template_path())["Parameters"]
+    parameters = load_template(template_path())[1]["Parameters"]
     assert parameters["HealthShadow"]["Default"] == HEALTH_SHADOW
