@@ -219,16 +219,16 @@ def _latest(args: argparse.Namespace) -> int:
 
 
 def _newest_pending(group: str, settings: Any) -> Any:
-    from edgekit.registry import PENDING, list_versions
+    from edgekit.registry import PENDING, latest_with_status
 
-    pending = list_versions(group, settings, status=PENDING)
-    if not pending:
+    newest = latest_with_status(group, PENDING, settings)
+    if newest is None:
         raise ConfigurationError(
             f"model package group {group} has no PendingManualApproval version; register "
             "one with `edgekit registry register --package FILE.tar.gz`, or name a version "
             "with --version N (`edgekit registry list` shows them)"
         )
-    return max(pending, key=lambda v: v.version)
+    return newest
 
 
 def _register(args: argparse.Namespace) -> int:

@@ -243,22 +243,28 @@ def find_version(
     raise RegistryError(f"model package group {group} has no version {version}")
 
 
+def latest_with_status(
+    group: str, status: str, settings: Settings | None = None, *, client: Any = None
+) -> ModelVersion | None:
+    """The version with the highest version number among those with approval ``status``,
+    or None if there is none."""
+    sm = registry_client("sagemaker", settings, client)
+    _require_group(sm, group)
+    matching = [s for s in _summaries(sm, group, status) if s.get("ModelPackageVersion")]
+    if not matching:
+        return None
+    newest = max(matching, key=lambda s: int(s["ModelPackageVersion"]))
+    found = describe_version(newest["ModelPackageArn"], settings, client=sm)
+    if found.approval_status != status:  # changed between the two calls
+        raise RegistryError(f"{found.arn} is now {found.approval_status}; look again")
+    return found
+
+
 def latest_approved(
     group: str, settings: Settings | None = None, *, client: Any = None
 ) -> ModelVersion | None:
     """The Approved version with the highest version number, or None if none is approved."""
-    sm = registry_client("sagemaker", settings, client)
-    _require_group(sm, group)
-    approved = [s for s in _summaries(sm, group, APPROVED) if s.get("ModelPackageVersion")]
-    if not approved:
-        return None
-    newest = max(approved, key=lambda s: int(s["ModelPackageVersion"]))
-    found = describe_version(newest["ModelPackageArn"], settings, client=sm)
-    if found.approval_status != APPROVED:  # changed between the two calls
-        raise RegistryError(
-            f"{found.arn} is now {found.approval_status}; run latest_approved again"
-        )
-    return found
+    return latest_with_status(group, APPROVED, settings, client=client)
 
 
 def group_exists(group: str, settings: Settings | None = None, *, client: Any = None) -> bool:
