@@ -10,6 +10,11 @@ One background thread uploads captures to S3 in arrival order. A failed
 attempt is retried with exponential backoff (plus jitter) up to
 ``max_attempts`` times; botocore's own retries handle the short blips, these
 handle a device that is offline for minutes.
+
+The S3 client may live in another process: given an `UploadProcess`, the uploader puts
+the files through ``python -m edgekit.agent.capture_upload``, started when a capture is
+due and closed when none is, so the agent itself never imports boto3 (some 37 MB for the
+device's whole life). Its failures are recorded and retried like in-process ones.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import logging
 import os
 import random
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.agent.status import AgentStatusError, invalid_argument
+from edgekit.errors import AgentError
 from edgekit.files import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -80,11 +88,83 @@ class CapturedData:
 S3Factory = Callable[[], Any]
 
 
+class UploadProcess:
+    """Puts files into S3 from a child process (``python -m edgekit.agent.capture_upload``).
+
+    ``factory`` is ``module:name`` of a function of no arguments returning the S3 client,
+    called in the child (None: plain ``boto3.client("s3")`` from the environment). The
+    child starts at the first `put_files` and ends at `close`; one that died is started
+    again at the next call. Not thread-safe: the capture store's one upload thread uses it.
+    """
+
+    def __init__(self, factory: str | None = None, *, python: str | None = None) -> None:
+        self.factory = factory
+        self.python = python or sys.executable
+        self._child: subprocess.Popen[str] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._child is not None
+
+    def command(self) -> list[str]:
+        argv = [self.python, "-m", "edgekit.agent.capture_upload"]
+        return argv + (["--factory", self.factory] if self.factory else [])
+
+    def put_files(self, bucket: str, files: list[tuple[Path, str]]) -> list[str]:
+        """Put each (local file, key) in order; return the keys. AgentError on a failure."""
+        if self._child is None:
+            self._child = subprocess.Popen(
+                self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            )
+        child = self._child
+        assert child.stdin is not None and child.stdout is not None
+        request = {"bucket": bucket, "files": [[str(path), key] for path, key in files]}
+        try:
+            child.stdin.write(json.dumps(request) + "\n")
+            child.stdin.flush()
+            line = child.stdout.readline()
+        except OSError as exc:
+            line = ""
+            log.warning("capture upload process %d: %s", child.pid, exc)
+        if not line:
+            self.close()
+            raise AgentError(
+                f"capture upload process ({' '.join(self.command())}) exited with code "
+                f"{child.returncode} before answering; its error is in the agent's log above"
+            )
+        reply = json.loads(line)
+        if "error" in reply:
+            raise AgentError(str(reply["error"]))
+        return [str(k) for k in reply["keys"]]
+
+    def close(self, timeout: float = 10.0) -> None:
+        """End the child (it exits at the end of its input); no-op when none runs."""
+        child, self._child = self._child, None
+        if child is None:
+            return
+        if child.stdin is not None:
+            try:
+                child.stdin.close()
+            except OSError as exc:  # it died meanwhile: wait() below reaps it
+                log.debug("capture upload process %d: %s", child.pid, exc)
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning(
+                "capture upload process %d did not exit in %.0f s; killed", child.pid, timeout
+            )
+            child.kill()
+            child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+
+
 class CaptureUploader:
     """Uploads capture folders to ``s3://bucket/prefix/<model>/<capture_id>/``.
 
-    ``s3`` is a boto3 S3 client, or a function that returns one (called once,
-    in the upload thread, so the agent starts even when credentials come later).
+    ``s3`` is a boto3 S3 client, a function that returns one (called once, in the
+    upload thread, so the agent starts even when credentials come later), or an
+    `UploadProcess` (the client lives in a child process while uploads are due).
     """
 
     def __init__(
@@ -109,6 +189,16 @@ class CaptureUploader:
         self.max_delay = max_delay
         self._client: Any = None
 
+    @property
+    def process(self) -> UploadProcess | None:
+        """The child process uploads go through, if they do."""
+        return self._s3 if isinstance(self._s3, UploadProcess) else None
+
+    def idle(self) -> None:
+        """Nothing is due: end the upload process, if any (the next upload starts it again)."""
+        if self.process is not None:
+            self.process.close()
+
     def client(self) -> Any:
         if self._client is None:
             self._client = self._s3 if hasattr(self._s3, "put_object") else self._s3()
@@ -125,6 +215,10 @@ class CaptureUploader:
 
     def upload(self, folder: Path, files: list[tuple[str, str]], key_prefix: str) -> list[str]:
         """Put each (local file, key name) in order; return the keys. Raises on failure."""
+        if self.process is not None:
+            return self.process.put_files(
+                self.bucket, [(folder / rel, f"{key_prefix}/{name}") for rel, name in files]
+            )
         client = self.client()
         keys = []
         for rel, name in files:
@@ -190,6 +284,8 @@ class CaptureStore:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self.uploader is not None:
+            self.uploader.idle()
 
     # -- requests --------------------------------------------------------------
     def status(self, capture_id: str) -> str:
@@ -342,17 +438,26 @@ class CaptureStore:
         self._lock.notify_all()
 
     def _run(self) -> None:
+        assert self.uploader is not None
         while True:
+            idle = False
             with self._lock:
                 while not self._stopping:
                     if self._due and self._due[0][0] <= time.monotonic():
                         break
                     timeout = self._due[0][0] - time.monotonic() if self._due else None
+                    if self.uploader.process is not None and self.uploader.process.running:
+                        idle = True  # nothing due now: end the upload process first
+                        break
                     self._lock.wait(timeout)
                 if self._stopping:
                     return
-                _, _, capture_id = heapq.heappop(self._due)
-            self._attempt(capture_id)
+                if not idle:
+                    _, _, capture_id = heapq.heappop(self._due)
+            if idle:
+                self.uploader.idle()
+            else:
+                self._attempt(capture_id)
 
     def _attempt(self, capture_id: str) -> None:
         assert self.uploader is not None
@@ -376,7 +481,9 @@ class CaptureStore:
         try:
             self.uploader.upload(folder, items, key_prefix)
         except Exception as exc:  # boto3 raises ClientError, EndpointConnectionError, ...
-            upload["last_error"] = f"{type(exc).__name__}: {exc}"
+            # An upload process reports its exception as "<type>: <message>" already.
+            from_child = isinstance(exc, AgentError) and self.uploader.process is not None
+            upload["last_error"] = str(exc) if from_child else f"{type(exc).__name__}: {exc}"
             retry = upload["attempts"] < self.uploader.max_attempts
             upload["status"] = IN_PROGRESS if retry else FAILURE
             self._save(folder, record)

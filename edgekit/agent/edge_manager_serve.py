@@ -27,11 +27,8 @@ import stat
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
-import boto3
-
-from edgekit.agent.capture import CaptureUploader
+from edgekit.agent.capture import CaptureUploader, UploadProcess
 from edgekit.agent.edge_manager import COMPONENT_NAME, EdgeManagerConfig, read_config
 from edgekit.agent.server import AgentServer
 from edgekit.errors import AgentError, ConfigurationError, EdgekitError
@@ -119,12 +116,6 @@ def _public_key_file(config: EdgeManagerConfig) -> Path | None:
     return path
 
 
-def _s3() -> Any:
-    # The device gives components AWS_ENDPOINT_URL and credentials: plain boto3 lands on
-    # the local (emulated) S3, as the real agent's uploads reach S3 through the device role.
-    return boto3.client("s3")
-
-
 def _describe(config: EdgeManagerConfig, key_file: Path | None) -> None:
     if not config.device_fleet:
         log.warning(
@@ -168,7 +159,14 @@ def serve(config: EdgeManagerConfig, stop: threading.Event) -> None:
     check_socket_path(config.socket)
     key_file = _public_key_file(config)
     _describe(config, key_file)
-    uploader = CaptureUploader(_s3, config.bucket, config.folder_prefix) if config.uploads else None
+    # Plain boto3.client("s3") in the upload process: the device gives components
+    # AWS_ENDPOINT_URL and credentials, so it lands on the local (emulated) S3, as the real
+    # agent's uploads reach S3 through the device role.
+    uploader = (
+        CaptureUploader(UploadProcess(), config.bucket, config.folder_prefix)
+        if config.uploads
+        else None
+    )
     server = AgentServer(
         config.socket,
         key_file,

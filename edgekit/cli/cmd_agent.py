@@ -83,8 +83,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         cmd.set_defaults(handler=_call)
 
 
-def _s3_factory() -> Any:
-    """The S3 client for capture uploads: edgekit's backend-aware factory."""
+def capture_s3_client() -> Any:
+    """The S3 client for capture uploads: edgekit's backend-aware factory.
+
+    Called in the capture upload process (``python -m edgekit.agent.capture_upload
+    --factory edgekit.cli.cmd_agent:capture_s3_client``), so the agent never imports boto3.
+    """
     from edgekit.clients import client
     from edgekit.settings import Settings
 
@@ -92,7 +96,7 @@ def _s3_factory() -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from edgekit.agent.capture import CaptureUploader
+    from edgekit.agent.capture import CaptureUploader, UploadProcess
     from edgekit.agent.paths import default_socket
     from edgekit.agent.server import AgentServer
 
@@ -105,7 +109,7 @@ def _serve(args: argparse.Namespace) -> int:
     uploader = None
     if args.capture_bucket:
         uploader = CaptureUploader(
-            _s3_factory,
+            UploadProcess(f"{__name__}:{capture_s3_client.__name__}"),
             args.capture_bucket,
             args.capture_prefix,
             max_attempts=args.capture_attempts,
