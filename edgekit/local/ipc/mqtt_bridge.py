@@ -9,7 +9,9 @@ broker restart.
 
 Outgoing messages go through a spool (`mqtt_spool.MqttSpool`, the nucleus'
 ``mqtt.spooler``): a QoS 1 publish is written to it (on disk on a device, fsynced)
-before the call returns, and leaves it only on the broker's PUBACK; while the broker
+before the call returns, and leaves it only on the broker's PUBACK (it is handed to the
+broker as soon as it is written, and fsynced while it travels: the disk does not delay
+delivery); while the broker
 is unreachable messages wait there, bounded in bytes (a publish that does not fit
 is refused with an error naming ``maxSizeInBytes``), and after a reconnect, or a
 restart of the runtime, they are sent oldest first, before any new message. A QoS 0
@@ -194,7 +196,7 @@ class MqttBridge:
                 "or set the nucleus' mqtt.spooler.keepQos0WhenOffline)"
             )
         try:
-            message = self.spool.append(topic, payload, qos, retain, durable=qos > 0)
+            message = self.spool.append(topic, payload, qos, retain, durable=qos > 0, sync=False)
         except SpoolError as exc:
             state = "is unreachable" if not self._online else "has not acknowledged them yet"
             raise MqttBridgeError(f"{exc} (the MQTT broker at {self.endpoint} {state})") from exc
@@ -202,6 +204,13 @@ class MqttBridge:
             # A reconnect that started after the append has sent it already, in order.
             if self._online and message.sent_in != self._generation:
                 self._hand(message)
+        # Sent first, fsynced while it travels: the caller hears success only once it is
+        # durable, but the broker need not wait for the disk (a crash before the fsync means
+        # the caller publishes again: a duplicate, as QoS 1 allows).
+        try:
+            self.spool.sync(message)
+        except SpoolError as exc:
+            raise MqttBridgeError(str(exc)) from exc
 
     def _hand(self, message: SpooledMessage) -> None:
         """Give one spooled message to paho (holds _send_lock)."""

@@ -291,11 +291,21 @@ class MqttSpool:
 
     # ---------------------------------------------------------------- writing
     def append(
-        self, topic: str, payload: bytes, qos: int, retain: bool = False, *, durable: bool = True
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool = False,
+        *,
+        durable: bool = True,
+        sync: bool = True,
     ) -> SpooledMessage:
         """Add a message; returns once it is on disk (``durable`` and a disk spool).
 
-        Raises SpoolFullError when it cannot fit even after dropping QoS 0 messages.
+        With ``sync=False`` it returns once the record is written, not yet fsynced: the
+        caller may send the message meanwhile and must call :meth:`sync` before it tells
+        anyone the message is durable. Raises SpoolFullError when it cannot fit even after
+        dropping QoS 0 messages.
         """
         size = len(payload)
         with self._lock:
@@ -334,12 +344,25 @@ class MqttSpool:
             self._messages[seq] = message
             self._bytes += size
             end = self._written
-        if on_disk and self._fsync:
-            try:
-                self._sync(end)
-            except OSError as exc:  # it stays spooled and is sent; the caller may send it again
-                raise self._write_failed(topic, exc) from exc
+        if sync and on_disk:
+            self._sync_for(topic, end)
         return message
+
+    def sync(self, message: SpooledMessage) -> None:
+        """Make ``message`` (appended with ``sync=False``) durable: one fsync covers every
+        record written so far. SpoolError naming the folder if the fsync fails."""
+        if message.segment is not None:
+            with self._lock:
+                end = self._written
+            self._sync_for(message.topic, end)
+
+    def _sync_for(self, topic: str, end: int) -> None:
+        if not self._fsync:
+            return
+        try:
+            self._sync(end)
+        except OSError as exc:  # it stays spooled and is sent; the caller may send it again
+            raise self._write_failed(topic, exc) from exc
 
     def _write_failed(self, topic: str, exc: OSError) -> SpoolError:
         """A write or fsync failed (a full disk): later records go to a new segment, so none
