@@ -25,6 +25,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from edgekit.agent.fastpath import FastPredictClient, fast_socket_path
 from edgekit.agent.protos import agent_pb2, agent_pb2_grpc
 from edgekit.agent.shm import OUTPUT_ALIGN, PosixSegment, SharedMemoryPool
 from edgekit.agent.status import AgentStatusError
@@ -99,9 +100,19 @@ def check_peer(path: str, *, method: str = "") -> bool:
             probe.connect(path)
         except OSError:
             return False
-        raw = probe.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
+        check_connected_peer(probe, path, method=method)
     finally:
         probe.close()
+    return True
+
+
+def check_connected_peer(sock: socket.socket, path: str, *, method: str = "") -> None:
+    """PERMISSION_DENIED unless the process at the other end of ``sock`` (connected to
+    ``path``) runs as this user or root (:func:`check_peer` on a connection made)."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return
+    raw = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
     pid, uid, _gid = struct.unpack("3i", raw)
     me = os.geteuid()
     if uid not in (me, 0):
@@ -112,7 +123,6 @@ def check_peer(path: str, *, method: str = "") -> bool:
             "remove the socket and restart the agent component",
             method=method,
         )
-    return True
 
 
 def to_array(tensor: Any) -> np.ndarray:
@@ -129,7 +139,15 @@ class AgentClient:
     (an :class:`~edgekit.errors.AgentError`) carrying the gRPC status code.
     """
 
-    def __init__(self, socket_path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        socket_path: str | os.PathLike[str],
+        *,
+        timeout: float = 30.0,
+        fast_predict: bool = True,
+    ) -> None:
+        """``fast_predict``: send shared-memory Predicts over the agent's fast socket
+        (:mod:`edgekit.agent.fastpath`) when it has one; gRPC otherwise."""
         path = str(socket_path)
         self.target = path if path.startswith("unix:") else f"unix://{Path(path).absolute()}"
         self.timeout = timeout
@@ -147,6 +165,15 @@ class AgentClient:
         """Per model, the bytes its outputs took in shared memory last time."""
         self._socket = socket_path_of(self.target)
         self._peer_checked_at: float | None = None
+        self._fast = (
+            FastPredictClient(
+                fast_socket_path(self._socket),
+                timeout=timeout,
+                check_peer=lambda sock, where: check_connected_peer(sock, where, method="Predict"),
+            )
+            if fast_predict and self._socket is not None
+            else None
+        )
 
     # -- plumbing --------------------------------------------------------------
     def check_peer(self, method: str = "") -> None:
@@ -183,6 +210,8 @@ class AgentClient:
         self.check_peer()
 
     def close(self) -> None:
+        if self._fast is not None:
+            self._fast.close()
         self._channel.close()
         if self._pool is not None:
             self._pool.close()
@@ -252,7 +281,7 @@ class AgentClient:
                 target.segment_name = out_seg.name
                 target.offset = 0
                 target.size = out_seg.size
-            reply = self._call("Predict", request)
+            reply = self._predict(request, fast=shared_memory)
             outputs = {t.tensor_metadata.name: self._to_array(t, out_seg) for t in reply.tensors}
         finally:
             for seg in lent:
@@ -263,6 +292,14 @@ class AgentClient:
                 size = -(-size // OUTPUT_ALIGN) * OUTPUT_ALIGN + array.nbytes
             self._output_bytes[name] = max(size, self._output_bytes.get(name, 0), 1)
         return outputs
+
+    def _predict(self, request: Any, *, fast: bool) -> Any:
+        """The PredictResponse, over the fast socket when ``fast`` and it answers, else gRPC."""
+        if fast and self._fast is not None:
+            raw = self._fast.call(request.SerializeToString())
+            if raw is not None:
+                return agent_pb2.PredictResponse.FromString(raw)
+        return self._call("Predict", request)
 
     def _segments(self) -> SharedMemoryPool:
         if self._pool is None:

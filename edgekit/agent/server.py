@@ -18,8 +18,10 @@ from typing import Any
 
 import grpc
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from edgekit.agent.capture import CapturedData, CapturedTensor, CaptureStore, CaptureUploader
+from edgekit.agent.fastpath import FastPredictServer, fast_socket_path
 from edgekit.agent.identity import PackageIdentity
 from edgekit.agent.models import (
     ModelRegistry,
@@ -160,27 +162,41 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         return CapturedData(name, agent_pb2.Encoding.Name(item.encoding), bytes(data))
 
     # -- RPCs ------------------------------------------------------------------
-    def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def predict(self, request: Any) -> Any:
+        """A PredictResponse, or AgentStatusError: Predict on either transport (gRPC, or
+        :mod:`edgekit.agent.fastpath`)."""
         # Shared-memory inputs go into buffers borrowed for this call; the outputs are
         # copied into the response before the buffers go back (an output may alias an input).
         with self.buffers.lease() as lease:
+            model = self.registry.get(request.name)
+            feeds = self._feeds(model, request.tensors, lease)
             try:
-                model = self.registry.get(request.name)
-                feeds = self._feeds(model, request.tensors, lease)
-                try:
-                    results = model.run(feeds)
-                except Exception as exc:  # onnxruntime's exception types are not importable
-                    raise AgentStatusError(
-                        "INTERNAL", f"model {model.name!r} failed to run: {exc}"
-                    ) from None
-            except AgentStatusError as exc:
-                self._abort(context, "Predict", exc)
-            try:
-                response = self._response(request, results)
-            except AgentStatusError as exc:
-                self._abort(context, "Predict", exc)
+                results = model.run(feeds)
+            except Exception as exc:  # onnxruntime's exception types are not importable
+                raise AgentStatusError(
+                    "INTERNAL", f"model {model.name!r} failed to run: {exc}"
+                ) from None
+            response = self._response(request, results)
             del feeds, results
         return response
+
+    def predict_serialized(self, body: bytes) -> bytes:
+        """:meth:`predict` on a serialized PredictRequest (the fast path's handler)."""
+        try:
+            request = agent_pb2.PredictRequest.FromString(body)
+        except DecodeError:
+            raise invalid_argument("the request is not a serialized PredictRequest") from None
+        try:
+            return self.predict(request).SerializeToString()
+        except AgentStatusError as exc:
+            log.info("Predict refused: %s %s", exc.code, exc.details)
+            raise
+
+    def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        try:
+            return self.predict(request)
+        except AgentStatusError as exc:
+            self._abort(context, "Predict", exc)
 
     def _response(self, request: Any, results: list[tuple[str, Any]]) -> Any:
         """The outputs in the caller's output_shared_memory if they fit there, else inline."""
@@ -304,10 +320,13 @@ class AgentServer:
         intra_op_threads: int = 0,
         additional_public_keys: str | os.PathLike[str] | None = None,
         unsigned_onnx: bool = False,
+        fast_predict: bool = True,
     ) -> None:
         """``public_key_path`` may be None only with ``unsigned_onnx`` (the SageMaker Edge
         Manager stand-in: plain ONNX models load unverified, see
-        :class:`~edgekit.agent.models.ModelRegistry`)."""
+        :class:`~edgekit.agent.models.ModelRegistry`). ``fast_predict``: also serve
+        Predict on ``<socket>.predict`` (:mod:`edgekit.agent.fastpath`), which
+        :class:`~edgekit.agent.client.AgentClient` uses for shared-memory calls."""
         self.socket_path = Path(socket_path)
         if len(os.fsencode(self.socket_path.absolute())) > GRPC_SOCKET_LIMIT:
             raise AgentError(
@@ -343,6 +362,9 @@ class AgentServer:
             CaptureStore(capture_dir, capture_uploader) if capture_dir is not None else None
         )
         self.max_workers = max_workers
+        self.fast_path = fast_socket_path(self.socket_path)
+        self._fast_predict = fast_predict and FastPredictServer.usable(self.fast_path)
+        self._fast: FastPredictServer | None = None
         self._server: grpc.Server | None = None
         self._lock = threading.Lock()
 
@@ -367,9 +389,8 @@ class AgentServer:
                     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ],
             )
-            agent_pb2_grpc.add_AgentServicer_to_server(
-                AgentServicer(self.registry, self.segments, self.captures, self.buffers), server
-            )
+            servicer = AgentServicer(self.registry, self.segments, self.captures, self.buffers)
+            agent_pb2_grpc.add_AgentServicer_to_server(servicer, server)
             try:
                 server.add_insecure_port(self.target)
             except RuntimeError as exc:
@@ -380,6 +401,20 @@ class AgentServer:
             # Only the agent's user (and root) may talk to it: the socket runs models.
             os.chmod(self.socket_path, 0o660)
             self._server = server
+            if self._fast_predict:
+                try:
+                    self._fast = FastPredictServer(
+                        self.fast_path,
+                        servicer.predict_serialized,
+                        max_connections=self.max_workers,
+                    ).start()
+                except AgentError:
+                    self._server = None
+                    server.stop(None).wait()
+                    self.socket_path.unlink(missing_ok=True)
+                    if self.captures is not None:
+                        self.captures.stop()
+                    raise
             log.info(
                 "agent listening on %s; trusted keys: %s",
                 self.target,
@@ -405,6 +440,9 @@ class AgentServer:
             server, self._server = self._server, None
         if server is None:
             return
+        fast, self._fast = self._fast, None
+        if fast is not None:
+            fast.stop(grace)
         server.stop(grace).wait()
         if self.captures is not None:
             self.captures.stop()

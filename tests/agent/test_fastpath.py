@@ -1,0 +1,234 @@
+"""The agent's fast Predict socket (issue 16, item 4): shared-memory Predicts without gRPC.
+
+AgentClient sends shared-memory Predicts over ``<socket>.predict`` when the agent has
+it, and gRPC otherwise; the answers and the errors are the same either way. Which
+transport served a call is seen by counting the servicer's entry points, never by time.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgekit.agent import fastpath
+from edgekit.agent.client import AgentClient
+from edgekit.agent.fastpath import FastPredictServer, fast_socket_path
+from edgekit.agent.server import AgentServer, AgentServicer
+from edgekit.agent.status import AgentStatusError
+from edgekit.agent.testing import SignedPackage, short_tempdir, signed_package
+from edgekit.errors import AgentError
+
+pytestmark = pytest.mark.integration
+
+SHAPE = (1, 3, 64, 96)
+
+
+@pytest.fixture(scope="module")
+def workdir() -> Iterator[Path]:
+    path = short_tempdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pkg(workdir: Path) -> SignedPackage:
+    return signed_package(workdir)
+
+
+@pytest.fixture(scope="module")
+def server(workdir: Path, pkg: SignedPackage) -> Iterator[AgentServer]:
+    srv = AgentServer(workdir / "agent.sock", pkg.public_key, max_workers=2).start()
+    with AgentClient(srv.socket_path) as c:
+        c.load_model("m", pkg.package)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def reference(pkg: SignedPackage):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(pkg.model), providers=["CPUExecutionProvider"])
+
+
+class Calls:
+    """How many Predicts each transport served (by the name of the thread that ran it)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.grpc = 0
+        self.fast = 0
+        predict = AgentServicer.predict
+
+        def counted(servicer, request):  # type: ignore[no-untyped-def]
+            if threading.current_thread().name.startswith("edgekit-agent-fast"):
+                self.fast += 1
+            else:
+                self.grpc += 1
+            return predict(servicer, request)
+
+        monkeypatch.setattr(AgentServicer, "predict", counted)
+
+
+def _image(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(SHAPE).astype(np.float32)
+
+
+def _expected(reference, x: np.ndarray) -> dict[str, np.ndarray]:
+    names = [o.name for o in reference.get_outputs()]
+    return dict(zip(names, reference.run(names, {"image": x}), strict=True))
+
+
+def _same(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
+    assert set(got) == set(want)
+    for name, value in want.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-5, atol=1e-6)
+
+
+def test_shared_memory_predicts_go_over_the_fast_socket(
+    server: AgentServer, reference, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = Calls(monkeypatch)
+    mode = stat.S_IMODE(server.fast_path.stat().st_mode)
+    assert server.fast_path == fast_socket_path(server.socket_path)
+    assert mode == 0o660
+    with AgentClient(server.socket_path) as client:
+        for seed in range(3):
+            x = _image(seed)
+            _same(client.predict("m", {"image": x}, shared_memory=True), _expected(reference, x))
+        assert (calls.fast, calls.grpc) == (3, 0)
+        # Inline tensors still go over gRPC.
+        _same(client.predict("m", {"image": _image(9)}), _expected(reference, _image(9)))
+        assert (calls.fast, calls.grpc) == (3, 1)
+
+
+def _error(client: AgentClient, name: str, inputs: dict[str, np.ndarray]) -> tuple[str, str]:
+    with pytest.raises(AgentStatusError) as info:
+        client.predict(name, inputs, shared_memory=True)
+    assert info.value.method == "Predict"
+    return info.value.code, info.value.details
+
+
+def test_errors_are_the_same_as_over_grpc(
+    server: AgentServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = Calls(monkeypatch)
+    cases = [
+        ("nope", {"image": _image()}),  # NOT_FOUND
+        ("m", {"image": np.zeros((1, 3, 32, 32), np.float32)}),  # wrong shape
+        ("m", {"other": _image()}),  # no such input
+    ]
+    with (
+        AgentClient(server.socket_path) as fast,
+        AgentClient(server.socket_path, fast_predict=False) as slow,
+    ):
+        for name, inputs in cases:
+            over_fast = _error(fast, name, inputs)
+            over_grpc = _error(slow, name, inputs)
+            assert over_fast == over_grpc
+    assert (calls.fast, calls.grpc) == (3, 3)
+    assert over_fast[0] == "INVALID_ARGUMENT" and "has no input named 'other'" in over_fast[1]
+
+
+def test_an_agent_without_the_fast_socket_is_served_over_grpc(
+    workdir: Path, pkg: SignedPackage, reference, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = Calls(monkeypatch)
+    with AgentServer(workdir / "plain.sock", pkg.public_key, fast_predict=False) as srv:
+        assert not fast_socket_path(srv.socket_path).exists()
+        with AgentClient(srv.socket_path) as client:
+            client.load_model("m", pkg.package)
+            x = _image(3)
+            _same(client.predict("m", {"image": x}, shared_memory=True), _expected(reference, x))
+    assert (calls.fast, calls.grpc) == (0, 1)
+
+
+def test_connections_over_the_limit_and_broken_ones_fall_back_to_grpc(
+    server: AgentServer, reference, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = Calls(monkeypatch)
+    x = _image(4)
+    want = _expected(reference, x)
+    clients = [AgentClient(server.socket_path) for _ in range(3)]  # the server takes 2
+    try:
+        for client in clients:
+            _same(client.predict("m", {"image": x}, shared_memory=True), want)
+        assert (calls.fast, calls.grpc) == (2, 1)
+        # The agent side of a connection goes away (a restart): that call uses gRPC,
+        # the next one connects again.
+        fast = clients[0]._fast
+        assert fast is not None and fast._sock is not None
+        fast._sock.shutdown(socket.SHUT_RDWR)
+        _same(clients[0].predict("m", {"image": x}, shared_memory=True), want)
+        assert (calls.fast, calls.grpc) == (2, 2)
+        monkeypatch.setattr(fastpath, "RETRY_INTERVAL", 0.0)
+        _same(clients[0].predict("m", {"image": x}, shared_memory=True), want)
+        assert (calls.fast, calls.grpc) == (3, 2)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_concurrent_callers_of_one_client_all_get_answers(
+    server: AgentServer, reference, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = Calls(monkeypatch)
+    images = [_image(10 + i) for i in range(8)]
+    results: dict[int, dict[str, np.ndarray]] = {}
+    with AgentClient(server.socket_path) as client:
+        start = threading.Barrier(4)
+
+        def work(k: int) -> None:
+            start.wait()
+            for i in range(k, len(images), 4):
+                results[i] = client.predict("m", {"image": images[i]}, shared_memory=True)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    for i, x in enumerate(images):
+        _same(results[i], _expected(reference, x))
+    assert calls.fast + calls.grpc == len(images) and calls.fast >= 1
+
+
+def _frame(sock: socket.socket) -> tuple[int, bytes]:
+    header = fastpath._recv_exact(sock, fastpath.HEADER.size)
+    assert header is not None
+    size, kind = fastpath.HEADER.unpack(header)
+    body = fastpath._recv_exact(sock, size) if size else bytearray()
+    return kind, bytes(body or b"")
+
+
+def test_a_request_that_is_not_a_predict_is_refused_and_the_connection_closed(
+    server: AgentServer,
+) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(30)
+        sock.connect(str(server.fast_path))
+        sock.sendall(fastpath._frame(fastpath.PREDICT, b"\xff\xff not protobuf"))
+        kind, body = _frame(sock)
+        assert kind == fastpath.ERROR
+        assert body.decode().startswith("INVALID_ARGUMENT\n")
+        sock.sendall(fastpath._frame(7, b""))
+        kind, body = _frame(sock)
+        assert kind == fastpath.ERROR and b"is not a Predict" in body
+        assert sock.recv(1) == b""  # closed
+
+
+def test_a_live_server_on_the_fast_socket_is_not_replaced(workdir: Path) -> None:
+    path = workdir / "busy.sock.predict"
+    first = FastPredictServer(path, lambda body: body, max_connections=1).start()
+    try:
+        with pytest.raises(AgentError, match="has a live server"):
+            FastPredictServer(path, lambda body: body, max_connections=1).start()
+    finally:
+        first.stop()
+    assert not path.exists()
