@@ -2,8 +2,9 @@
 
 Status reports and deployment polling use edgekit's private ``/_edgekit``
 routes (plain JSON over HTTP); recipes, published versions and artifact URLs
-come from the public greengrassv2 API through boto3, the same calls a core
-device makes to AWS; thing groups come from AWS IoT (moto locally).
+come from the public greengrassv2 API, the same calls a core device makes to AWS;
+thing groups come from AWS IoT (moto locally). Both through ``rest`` (plain HTTP, no
+boto3: the runtime lives as long as the device).
 """
 
 from __future__ import annotations
@@ -17,15 +18,14 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from edgekit.awsapi import error_code, paginate_calls
 from edgekit.errors import LocalBackendError
-from edgekit.local import boto
+from edgekit.local.device import rest
 from edgekit.local.device.failures import DeploymentFailure
-from edgekit.local.endpoints import ACCOUNT_ID
 
-DEFAULT_ACCOUNT = ACCOUNT_ID
+DEFAULT_ACCOUNT = "123456789012"
+"""moto's default account, edgekit.local.endpoints.ACCOUNT_ID (not imported from there: that
+module loads the MQTT broker and botocore; tests/local/device/test_rest.py ties the two)."""
 HTTP_TIMEOUT = 10.0
 NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "ResourceNotFound", "NoSuchEntity"})
 
@@ -138,28 +138,31 @@ class ControlPlane:
     def _greengrass(self) -> Any:
         with self._lock:
             if self._gg is None:
-                self._gg = boto.client("greengrassv2", self.greengrass_url, self.region)
+                self._gg = rest.Greengrass(self.greengrass_url, self.region)
             return self._gg
 
     def _iot_client(self) -> Any:
         with self._lock:
             if self._iot is None:
-                self._iot = boto.client("iot", self.aws_endpoint, self.region)
+                self._iot = rest.Iot(self.aws_endpoint, self.region)
             return self._iot
 
     def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
         """``fn(**kwargs)``; KeyError when the resource does not exist."""
         try:
             return fn(**kwargs)
-        except ClientError as exc:
+        except rest.Unreachable as exc:
+            raise ControlPlaneUnavailable(f"{what} failed: {exc}") from exc
+        except Exception as exc:
+            response = getattr(exc, "response", None)
+            if not isinstance(response, dict):
+                raise  # not an AWS error answer (rest.AwsCallError, a botocore ClientError)
             if error_code(exc) in NOT_FOUND_CODES:
                 raise KeyError(what) from exc
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             raise ControlPlaneUnavailable(
                 f"{what} failed: {exc}", status=status if isinstance(status, int) else None
             ) from exc
-        except BotoCoreError as exc:
-            raise ControlPlaneUnavailable(f"{what} failed: {exc}") from exc
 
     def _items(
         self, what: str, fn: Callable[..., Any], key: str, **kwargs: Any

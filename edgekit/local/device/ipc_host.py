@@ -19,7 +19,6 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from edgekit.local import boto
 from edgekit.local.device import lifecycle as lc
 from edgekit.local.device.configuration import (
     MAX_CONFIGURATION_DEPTH,
@@ -213,6 +212,13 @@ class IpcHostMixin:
 
     # --- aws.greengrass.SecretManager ------------------------------------------------------
 
+    def _secretsmanager_client(self) -> Any:
+        # boto3 holds some 35 MB for the runtime's whole life: it is imported only when a
+        # device runs aws.greengrass.SecretManager and it reaches the cloud.
+        from edgekit.local import boto
+
+        return boto.client("secretsmanager", self.cloud.aws_endpoint, self.region)
+
     def _secret_manager(self) -> SecretManager:
         """The device's secret manager; a restarted device starts from its disk cache."""
         with self._lock:
@@ -221,7 +227,7 @@ class IpcHostMixin:
                 return manager
             manager = SecretManager(
                 self.layout.root / "secrets" / "cache.json",
-                lambda: boto.client("secretsmanager", self.cloud.aws_endpoint, self.region),
+                self._secretsmanager_client,
                 self._stopping,
                 self.log,
             )

@@ -19,7 +19,25 @@ close the one connection that broke the protocol and never reach a caller.
 
 from __future__ import annotations
 
-from edgekit.local.mqtt.broker import Broker, mqtt_ping
-from edgekit.local.mqtt.limits import BrokerLimits
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgekit.local.mqtt.broker import Broker, mqtt_ping
+    from edgekit.local.mqtt.limits import BrokerLimits
+
+# Loaded on first use: a device runtime needs only ``topics``, and the broker's server
+# loads botocore (``sigv4``), tens of MB for the runtime's whole life.
+_LAZY = {
+    "Broker": "edgekit.local.mqtt.broker",
+    "mqtt_ping": "edgekit.local.mqtt.broker",
+    "BrokerLimits": "edgekit.local.mqtt.limits",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'edgekit.local.mqtt' has no attribute {name!r}")
 
 __all__ = ["Broker", "BrokerLimits", "mqtt_ping"]
