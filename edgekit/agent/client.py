@@ -25,8 +25,10 @@ from typing import Any
 import grpc
 import numpy as np
 
+from edgekit.agent import sealed
 from edgekit.agent.fastpath import FastPredictClient, fast_socket_path
 from edgekit.agent.protos import agent_pb2, agent_pb2_grpc
+from edgekit.agent.sealed import SealedSegment
 from edgekit.agent.shm import OUTPUT_ALIGN, PosixSegment, SharedMemoryPool
 from edgekit.agent.status import AgentStatusError
 from edgekit.agent.tensors import DATA_TYPE_NAMES, DATA_TYPES, data_type_of, to_proto
@@ -161,6 +163,7 @@ class AgentClient:
         )
         self.stub = agent_pb2_grpc.AgentStub(self._channel)
         self._pool: SharedMemoryPool | None = None
+        self._sealed_pool: SharedMemoryPool | None = None
         self._output_bytes: dict[str, int] = {}
         """Per model, the bytes its outputs took in shared memory last time."""
         self._socket = socket_path_of(self.target)
@@ -171,7 +174,7 @@ class AgentClient:
                 timeout=timeout,
                 check_peer=lambda sock, where: check_connected_peer(sock, where, method="Predict"),
             )
-            if fast_predict and self._socket is not None
+            if fast_predict and self._socket is not None and sealed.available()
             else None
         )
 
@@ -213,9 +216,10 @@ class AgentClient:
         if self._fast is not None:
             self._fast.close()
         self._channel.close()
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        for pool in (self._pool, self._sealed_pool):
+            if pool is not None:
+                pool.close()
+        self._pool = self._sealed_pool = None
 
     def __enter__(self) -> AgentClient:
         return self
@@ -245,21 +249,46 @@ class AgentClient:
     ) -> dict[str, np.ndarray]:
         """Run model ``name``; inputs by tensor name, outputs by tensor name.
 
-        With ``shared_memory`` the inputs go in POSIX segments of this client, and the
-        outputs come back in one too (``output_shared_memory``, an edgekit addition),
+        With ``shared_memory`` the inputs go in shared memory segments of this client, and
+        the outputs come back in one too (``output_shared_memory``, an edgekit addition),
         sized by the model's previous outputs: the first call learns the size from
         outputs sent inline, as an agent that does not know the field always sends them.
+        Over the agent's fast socket the segments are sealed memfds the agent uses in
+        place (:mod:`edgekit.agent.sealed`); over gRPC they are POSIX segments.
         """
+        if shared_memory and self._fast is not None and self._fast.begin():
+            try:
+                outputs = self._predict_shm(name, inputs, self._sealed_segments(), self._fast)
+            finally:
+                self._fast.end()
+            if outputs is not None:
+                return outputs
+        if shared_memory:
+            outputs = self._predict_shm(name, inputs, self._segments(), None)
+            assert outputs is not None  # gRPC answers or raises
+            return outputs
+        request = agent_pb2.PredictRequest(name=name)
+        for tensor_name, value in inputs.items():
+            to_proto(np.ascontiguousarray(value), tensor_name, request.tensors.add())
+        reply = self._call("Predict", request)
+        return {t.tensor_metadata.name: to_array(t) for t in reply.tensors}
+
+    def _predict_shm(
+        self,
+        name: str,
+        inputs: dict[str, np.ndarray],
+        pool: SharedMemoryPool,
+        fast: FastPredictClient | None,
+    ) -> dict[str, np.ndarray] | None:
+        """Predict with the tensors in ``pool``'s segments: over ``fast`` (registering each
+        segment once; None when the connection broke) or, without it, over gRPC."""
         request = agent_pb2.PredictRequest(name=name)
         lent = []
         out_seg = None
         try:
             for tensor_name, value in inputs.items():
                 array = np.ascontiguousarray(value)
-                if not shared_memory:
-                    to_proto(array, tensor_name, request.tensors.add())
-                    continue
-                seg = self._segments().acquire(max(array.nbytes, 1))
+                seg = pool.acquire(max(array.nbytes, 1))
                 lent.append(seg)
                 dst = np.ndarray(array.shape, array.dtype, buffer=seg.buf)
                 dst[...] = array
@@ -273,33 +302,37 @@ class AgentClient:
                 handle.segment_name = seg.name
                 handle.offset = 0
                 handle.size = array.nbytes
-            need = self._output_bytes.get(name) if shared_memory else None
+            need = self._output_bytes.get(name)
             if need:
-                out_seg = self._segments().acquire(need)
+                out_seg = pool.acquire(need)
                 lent.append(out_seg)
                 target = request.output_shared_memory
                 target.segment_name = out_seg.name
                 target.offset = 0
                 target.size = out_seg.size
-            reply = self._predict(request, fast=shared_memory)
+            if fast is None:
+                reply = self._call("Predict", request)
+            else:
+                if not all(fast.register(seg) for seg in lent):
+                    return None
+                raw = fast.send(request.SerializeToString())
+                if raw is None:
+                    return None
+                reply = agent_pb2.PredictResponse.FromString(raw)
             outputs = {t.tensor_metadata.name: self._to_array(t, out_seg) for t in reply.tensors}
         finally:
             for seg in lent:
-                self._segments().release(seg)
-        if shared_memory:
-            size = 0
-            for array in outputs.values():
-                size = -(-size // OUTPUT_ALIGN) * OUTPUT_ALIGN + array.nbytes
-            self._output_bytes[name] = max(size, self._output_bytes.get(name, 0), 1)
+                pool.release(seg)
+        size = 0
+        for array in outputs.values():
+            size = -(-size // OUTPUT_ALIGN) * OUTPUT_ALIGN + array.nbytes
+        self._output_bytes[name] = max(size, self._output_bytes.get(name, 0), 1)
         return outputs
 
-    def _predict(self, request: Any, *, fast: bool) -> Any:
-        """The PredictResponse, over the fast socket when ``fast`` and it answers, else gRPC."""
-        if fast and self._fast is not None:
-            raw = self._fast.call(request.SerializeToString())
-            if raw is not None:
-                return agent_pb2.PredictResponse.FromString(raw)
-        return self._call("Predict", request)
+    def _sealed_segments(self) -> SharedMemoryPool:
+        if self._sealed_pool is None:
+            self._sealed_pool = SharedMemoryPool("edgekit-sealed", factory=SealedSegment)
+        return self._sealed_pool
 
     def _segments(self) -> SharedMemoryPool:
         if self._pool is None:
@@ -307,7 +340,7 @@ class AgentClient:
         return self._pool
 
     @staticmethod
-    def _to_array(tensor: Any, out_seg: PosixSegment | None) -> np.ndarray:
+    def _to_array(tensor: Any, out_seg: PosixSegment | SealedSegment | None) -> np.ndarray:
         """An output as a (writable) array: inline bytes, or copied out of ``out_seg``."""
         if tensor.WhichOneof("data") != "shared_memory_handle":
             return to_array(tensor)

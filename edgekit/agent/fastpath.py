@@ -12,6 +12,10 @@ body``. A request's kind is ``PREDICT`` and its body a serialized ``PredictReque
 the very message gRPC carries; a reply is ``OK`` with a serialized ``PredictResponse``,
 or ``ERROR`` with ``<status code name>\\n<details>`` in UTF-8: the same codes and
 messages the gRPC call ends with, because the agent runs the same code for both.
+A ``REGISTER`` request carries one file descriptor (``SCM_RIGHTS``), a sealed memfd
+(:mod:`edgekit.agent.sealed`), and its key as the body: later Predicts on that
+connection name the key in ``segment_name`` and the agent reads and writes the
+segment in place (answer ``OK`` with no body, or ``ERROR``).
 
 The server (:class:`FastPredictServer`) serves each connection on a thread of its own
 that reads a request, runs it and answers, with no handoff; at most
@@ -38,6 +42,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from edgekit.agent import sealed
+from edgekit.agent.sealed import MappedSegments
 from edgekit.agent.status import AgentStatusError, invalid_argument
 from edgekit.errors import AgentError
 from edgekit.unix_socket import UNIX_SOCKET_LIMIT, clear_stale_socket, fits
@@ -46,7 +52,9 @@ log = logging.getLogger(__name__)
 
 SUFFIX = ".predict"
 HEADER = struct.Struct(">IB")
-PREDICT, OK, ERROR = 1, 0, 1
+PREDICT, REGISTER, OK, ERROR = 1, 2, 0, 1
+MAX_FDS = 4
+"""File descriptors read with one request (a REGISTER carries one; extras are closed)."""
 MAX_REQUEST_BYTES = 1 << 20
 """The largest request body the server reads: shared-memory requests are a few hundred bytes."""
 MAX_REPLY_BYTES = 256 * 1024 * 1024
@@ -54,8 +62,9 @@ MAX_REPLY_BYTES = 256 * 1024 * 1024
 RETRY_INTERVAL = 10.0
 """Seconds a client waits before it tries again to connect to a socket that was absent."""
 
-Handler = Callable[[bytes], bytes]
-"""A serialized request -> a serialized reply, or AgentStatusError."""
+Handler = Callable[[bytes, MappedSegments | None], bytes]
+"""A serialized request and the connection's registered segments -> a serialized reply,
+or AgentStatusError."""
 
 
 def fast_socket_path(socket_path: str | os.PathLike[str]) -> Path:
@@ -76,6 +85,24 @@ def _recv_exact(sock: socket.socket, size: int) -> bytearray | None:
             raise ConnectionResetError(f"connection closed after {got} of {size} bytes")
         got += count
     return buffer
+
+
+def _recv_header(sock: socket.socket) -> tuple[bytearray | None, list[int]]:
+    """A frame header and the file descriptors that came with it (None at end of stream)."""
+    data, fds, _flags, _addr = socket.recv_fds(sock, HEADER.size, MAX_FDS)
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    header = bytearray(data)
+    if len(header) < HEADER.size:
+        rest = _recv_exact(sock, HEADER.size - len(header))
+        if rest is None:
+            for fd in fds:
+                os.close(fd)
+            raise ConnectionResetError("connection closed inside a frame header")
+        header += rest
+    return header, list(fds)
 
 
 def _frame(kind: int, body: bytes) -> bytes:
@@ -145,13 +172,16 @@ class FastPredictServer:
             thread.start()
 
     def _serve(self, conn: socket.socket) -> None:
+        segments = MappedSegments() if sealed.available() else None
         try:
             while True:
-                header = _recv_exact(conn, HEADER.size)
+                header, fds = _recv_header(conn)
                 if header is None:
                     return
                 size, kind = HEADER.unpack(header)
-                if kind != PREDICT or size > MAX_REQUEST_BYTES:
+                if kind not in (PREDICT, REGISTER) or size > MAX_REQUEST_BYTES:
+                    for fd in fds:
+                        os.close(fd)
                     error = invalid_argument(
                         f"fast Predict socket {self.path}: a request of kind {kind} and "
                         f"{size} bytes is not a Predict of at most {MAX_REQUEST_BYTES} bytes; "
@@ -159,24 +189,50 @@ class FastPredictServer:
                     )
                     conn.sendall(_frame(ERROR, _error_body(error)))
                     return  # the rest of the stream cannot be trusted
-                body = _recv_exact(conn, size) if size else bytearray()
-                if body is None:
-                    return
                 try:
-                    reply = _frame(OK, self.handler(bytes(body)))
-                except AgentStatusError as exc:
-                    reply = _frame(ERROR, _error_body(exc))
-                except Exception as exc:  # what gRPC answers for a handler's bug: UNKNOWN
-                    log.exception("fast Predict failed")
-                    error = AgentStatusError("UNKNOWN", f"Exception calling application: {exc}")
-                    reply = _frame(ERROR, _error_body(error))
-                conn.sendall(reply)
+                    body = _recv_exact(conn, size) if size else bytearray()
+                except BaseException:
+                    for fd in fds:
+                        os.close(fd)
+                    raise
+                if body is None:
+                    for fd in fds:
+                        os.close(fd)
+                    return
+                conn.sendall(self._answer(kind, bytes(body), fds, segments))
         except OSError as exc:  # the client went away mid-call, or stop()
             log.debug("fast Predict connection ended: %s", exc)
         finally:
             with self._lock:
                 self._connections.pop(conn, None)
             conn.close()
+            if segments is not None:
+                segments.close()
+
+    def _answer(
+        self, kind: int, body: bytes, fds: list[int], segments: MappedSegments | None
+    ) -> bytes:
+        """The reply frame to one request (a status error is an ERROR frame)."""
+        try:
+            if kind == REGISTER:
+                if len(fds) != 1 or segments is None:
+                    raise invalid_argument(
+                        "REGISTER takes exactly one memfd"
+                        if segments is not None
+                        else "this agent cannot map sealed segments (no memfd here)"
+                    )
+                segments.add(body.decode("utf-8", "replace"), fds.pop())
+                return _frame(OK, b"")
+            return _frame(OK, self.handler(body, segments))
+        except AgentStatusError as exc:
+            return _frame(ERROR, _error_body(exc))
+        except Exception as exc:  # what gRPC answers for a handler's bug: UNKNOWN
+            log.exception("fast Predict failed")
+            error = AgentStatusError("UNKNOWN", f"Exception calling application: {exc}")
+            return _frame(ERROR, _error_body(error))
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def stop(self, grace: float | None = 2.0) -> None:
         """Stop accepting; calls running finish and are answered (up to ``grace`` seconds)."""
@@ -217,6 +273,7 @@ class FastPredictClient:
         self._check_peer = check_peer
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
+        self._registered: set[str] = set()
         self._absent_since: float | None = None
 
     def _connect(self) -> socket.socket | None:
@@ -241,50 +298,107 @@ class FastPredictClient:
             raise
         self._absent_since = None
         self._sock = sock
+        self._registered = set()
         return sock
 
     def _drop(self) -> None:
         sock, self._sock = self._sock, None
+        self._registered = set()
         if sock is not None:
             sock.close()
 
-    def call(self, body: bytes, *, method: str = "Predict") -> bytes | None:
-        """The serialized reply; AgentStatusError as the gRPC call would raise it; None when
-        the caller should send the request over gRPC instead."""
+    def begin(self) -> bool:
+        """Take the connection for one call (connecting if needed): False (nothing taken)
+        when it is absent or another thread has it; else :meth:`end` must follow."""
         if not self._lock.acquire(blocking=False):
-            return None  # another thread's call is on the connection: gRPC runs concurrently
+            return False  # another thread's call is on the connection: gRPC runs concurrently
         try:
-            sock = self._connect()
-            if sock is None:
-                return None
-            try:
-                sock.sendall(_frame(PREDICT, body))
-                header = _recv_exact(sock, HEADER.size)
-                if header is None:
-                    raise ConnectionResetError("the agent closed the connection")
-                size, kind = HEADER.unpack(header)
-                if size > MAX_REPLY_BYTES:
-                    raise ConnectionResetError(f"a reply of {size} bytes")
-                reply = _recv_exact(sock, size) if size else bytearray()
-                if reply is None:
-                    raise ConnectionResetError("the agent closed the connection")
-            except TimeoutError:
-                self._drop()  # a late reply would answer the next call
-                raise AgentStatusError(
-                    "DEADLINE_EXCEEDED",
-                    f"the agent did not answer within {self.timeout:g} s on {self.path}",
-                    method=method,
-                ) from None
-            except OSError as exc:
-                log.debug("fast Predict connection to %s lost (%s); using gRPC", self.path, exc)
-                self._drop()
-                return None
-            if kind == OK:
-                return bytes(reply)
-            code, _, details = bytes(reply).decode("utf-8", "replace").partition("\n")
-            raise AgentStatusError(code or "UNKNOWN", details, method=method)
-        finally:
+            if self._connect() is not None:
+                return True
+        except BaseException:
             self._lock.release()
+            raise
+        self._lock.release()
+        return False
+
+    def end(self) -> None:
+        self._lock.release()
+
+    def register(self, segment: sealed.SealedSegment, *, method: str = "Predict") -> bool:
+        """Pass ``segment``'s memfd to the agent once per connection (between :meth:`begin`
+        and :meth:`end`); False when the connection broke (the caller uses gRPC)."""
+        if segment.name in self._registered:
+            return True
+        sock = self._sock
+        if sock is None:
+            return False
+        body = segment.name.encode()
+        try:
+            socket.send_fds(sock, [_frame(REGISTER, body)], [segment.fd])
+        except OSError as exc:
+            return self._lost(exc)
+        if self._reply(method) is None:
+            return False
+        self._registered.add(segment.name)
+        return True
+
+    def _lost(self, exc: BaseException) -> bool:
+        log.debug("fast Predict connection to %s lost (%s); using gRPC", self.path, exc)
+        self._drop()
+        return False
+
+    def _reply(self, method: str) -> bytes | None:
+        """Read one reply: its body for OK, AgentStatusError for ERROR, None when the
+        connection broke (dropped)."""
+        sock = self._sock
+        assert sock is not None
+        try:
+            header = _recv_exact(sock, HEADER.size)
+            if header is None:
+                raise ConnectionResetError("the agent closed the connection")
+            size, kind = HEADER.unpack(header)
+            if size > MAX_REPLY_BYTES:
+                raise ConnectionResetError(f"a reply of {size} bytes")
+            reply = _recv_exact(sock, size) if size else bytearray()
+            if reply is None:
+                raise ConnectionResetError("the agent closed the connection")
+        except TimeoutError:
+            self._drop()  # a late reply would answer the next call
+            raise AgentStatusError(
+                "DEADLINE_EXCEEDED",
+                f"the agent did not answer within {self.timeout:g} s on {self.path}",
+                method=method,
+            ) from None
+        except OSError as exc:
+            self._lost(exc)
+            return None
+        if kind == OK:
+            return bytes(reply)
+        code, _, details = bytes(reply).decode("utf-8", "replace").partition("\n")
+        raise AgentStatusError(code or "UNKNOWN", details, method=method)
+
+    def send(self, body: bytes, *, method: str = "Predict") -> bytes | None:
+        """One Predict between :meth:`begin` and :meth:`end`: the serialized reply,
+        AgentStatusError as the gRPC call would raise it, or None (use gRPC)."""
+        sock = self._sock
+        if sock is None:
+            return None
+        try:
+            sock.sendall(_frame(PREDICT, body))
+        except OSError as exc:
+            self._lost(exc)
+            return None
+        return self._reply(method)
+
+    def call(self, body: bytes, *, method: str = "Predict") -> bytes | None:
+        """:meth:`send` with :meth:`begin` and :meth:`end` around it (None also when the
+        connection is absent or busy)."""
+        if not self.begin():
+            return None
+        try:
+            return self.send(body, method=method)
+        finally:
+            self.end()
 
     def close(self) -> None:
         with self._lock:

@@ -32,6 +32,7 @@ from edgekit.agent.models import (
 )
 from edgekit.agent.paths import GRPC_SOCKET_LIMIT
 from edgekit.agent.protos import agent_pb2, agent_pb2_grpc
+from edgekit.agent.sealed import MappedSegments
 from edgekit.agent.shm import BufferPool, Lease, SegmentCache
 from edgekit.agent.status import AgentStatusError, invalid_argument
 from edgekit.agent.tensors import DATA_TYPES, dtype_name, from_bytes, set_metadata, to_proto
@@ -86,19 +87,34 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         log.info("%s refused: %s %s", method, exc.code, exc.details)
         context.abort(getattr(grpc.StatusCode, exc.code), exc.details)
 
-    def _data(self, tensor: Any, *, what: str, lease: Lease | None = None) -> bytes | memoryview:
+    def _data(
+        self,
+        tensor: Any,
+        *,
+        what: str,
+        lease: Lease | None = None,
+        sealed: MappedSegments | None = None,
+    ) -> bytes | memoryview:
         kind = tensor.WhichOneof("data")
         if kind == "byte_data":
             return tensor.byte_data
         if kind == "shared_memory_handle":
+            handle = tensor.shared_memory_handle
+            if sealed is not None and handle.segment_name in sealed:
+                return sealed.read(handle, what=what)  # in place: nobody can shrink it
             into = lease.take if lease is not None else None
             return self.segments.read(tensor.shared_memory_handle, what=what, into=into)
         raise invalid_argument(f"{what}: carries no data (set byte_data or shared_memory_handle)")
 
     def _feeds(
-        self, model: LoadedModel, tensors: Any, lease: Lease | None = None
+        self,
+        model: LoadedModel,
+        tensors: Any,
+        lease: Lease | None = None,
+        sealed: MappedSegments | None = None,
     ) -> dict[str, np.ndarray]:
-        """The model's feeds; shared-memory inputs are read into ``lease``'s buffers."""
+        """The model's feeds; shared-memory inputs are read into ``lease``'s buffers (sealed
+        segments the fast socket registered are used in place)."""
         inputs = input_specs(model)
         specs = {s.name: s for s in inputs}
         feeds: dict[str, np.ndarray] = {}
@@ -131,7 +147,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
                     )
                 data_type, shape = spec.data_type, spec.shape
             check_input(spec, data_type, shape, model=model.name)
-            data = self._data(tensor, what=f"input {spec.name!r}", lease=lease)
+            data = self._data(tensor, what=f"input {spec.name!r}", lease=lease, sealed=sealed)
             feeds[spec.name] = from_bytes(data, data_type, shape, name=spec.name)
         return feeds
 
@@ -162,32 +178,33 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         return CapturedData(name, agent_pb2.Encoding.Name(item.encoding), bytes(data))
 
     # -- RPCs ------------------------------------------------------------------
-    def predict(self, request: Any) -> Any:
+    def predict(self, request: Any, sealed: MappedSegments | None = None) -> Any:
         """A PredictResponse, or AgentStatusError: Predict on either transport (gRPC, or
-        :mod:`edgekit.agent.fastpath`)."""
+        :mod:`edgekit.agent.fastpath`, whose connection may have registered ``sealed``
+        segments)."""
         # Shared-memory inputs go into buffers borrowed for this call; the outputs are
         # copied into the response before the buffers go back (an output may alias an input).
         with self.buffers.lease() as lease:
             model = self.registry.get(request.name)
-            feeds = self._feeds(model, request.tensors, lease)
+            feeds = self._feeds(model, request.tensors, lease, sealed)
             try:
                 results = model.run(feeds)
             except Exception as exc:  # onnxruntime's exception types are not importable
                 raise AgentStatusError(
                     "INTERNAL", f"model {model.name!r} failed to run: {exc}"
                 ) from None
-            response = self._response(request, results)
+            response = self._response(request, results, sealed)
             del feeds, results
         return response
 
-    def predict_serialized(self, body: bytes) -> bytes:
+    def predict_serialized(self, body: bytes, sealed: MappedSegments | None = None) -> bytes:
         """:meth:`predict` on a serialized PredictRequest (the fast path's handler)."""
         try:
             request = agent_pb2.PredictRequest.FromString(body)
         except DecodeError:
             raise invalid_argument("the request is not a serialized PredictRequest") from None
         try:
-            return self.predict(request).SerializeToString()
+            return self.predict(request, sealed).SerializeToString()
         except AgentStatusError as exc:
             log.info("Predict refused: %s %s", exc.code, exc.details)
             raise
@@ -198,7 +215,9 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         except AgentStatusError as exc:
             self._abort(context, "Predict", exc)
 
-    def _response(self, request: Any, results: list[tuple[str, Any]]) -> Any:
+    def _response(
+        self, request: Any, results: list[tuple[str, Any]], sealed: MappedSegments | None = None
+    ) -> Any:
         """The outputs in the caller's output_shared_memory if they fit there, else inline."""
         response = agent_pb2.PredictResponse()
         arrays = [(name, np.ascontiguousarray(array)) for name, array in results]
@@ -206,7 +225,10 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         if request.HasField("output_shared_memory"):
             target = request.output_shared_memory
             chunks = [memoryview(a.reshape(-1).view(np.uint8)) for _, a in arrays]
-            placed = self.segments.write(target, chunks, what="output_shared_memory")
+            into = self.segments
+            if sealed is not None and target.segment_name in sealed:
+                into = sealed
+            placed = into.write(target, chunks, what="output_shared_memory")
         if placed is None:
             for name, array in arrays:
                 to_proto(array, name, response.tensors.add())

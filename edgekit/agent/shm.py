@@ -48,6 +48,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edgekit.agent.status import invalid_argument
 
@@ -451,8 +452,15 @@ class SharedMemoryPool:
     ``prefix`` that did not get to (it was killed) are unlinked when a pool opens.
     """
 
-    def __init__(self, prefix: str = "edgekit") -> None:
-        remove_orphans(prefix)
+    def __init__(
+        self, prefix: str = "edgekit", *, factory: Callable[[str, int], Any] | None = None
+    ) -> None:
+        """``factory(name, size)`` makes the segments (default :class:`PosixSegment`); one
+        that is not a POSIX segment (:class:`edgekit.agent.sealed.SealedSegment`) leaves
+        nothing behind to clean, so no orphans are looked for."""
+        if factory is None:
+            remove_orphans(prefix)
+        self._factory = factory or PosixSegment
         self._prefix = f"{prefix}-{os.getpid()}-{secrets.token_hex(3)}"
         self._lock = threading.Lock()
         self._free: list[PosixSegment] = []
@@ -471,7 +479,7 @@ class SharedMemoryPool:
             self._count += 1
             name = f"{self._prefix}-{self._count}"
         size = max(mmap.PAGESIZE, -(-nbytes // mmap.PAGESIZE) * mmap.PAGESIZE)
-        seg = PosixSegment(name, size)
+        seg = self._factory(name, size)
         with self._lock:
             self._all.append(seg)
         return seg

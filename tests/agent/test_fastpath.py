@@ -7,6 +7,7 @@ transport served a call is seen by counting the servicer's entry points, never b
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import stat
@@ -20,6 +21,8 @@ import pytest
 from edgekit.agent import fastpath
 from edgekit.agent.client import AgentClient
 from edgekit.agent.fastpath import FastPredictServer, fast_socket_path
+from edgekit.agent.protos import agent_pb2
+from edgekit.agent.sealed import MappedSegments, SealedSegment
 from edgekit.agent.server import AgentServer, AgentServicer
 from edgekit.agent.status import AgentStatusError
 from edgekit.agent.testing import SignedPackage, short_tempdir, signed_package
@@ -64,14 +67,17 @@ class Calls:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.grpc = 0
         self.fast = 0
+        self.sealed: list[bool] = []
+        """Per fast call: whether its connection had sealed segments registered."""
         predict = AgentServicer.predict
 
-        def counted(servicer, request):  # type: ignore[no-untyped-def]
+        def counted(servicer, request, sealed=None):  # type: ignore[no-untyped-def]
             if threading.current_thread().name.startswith("edgekit-agent-fast"):
                 self.fast += 1
+                self.sealed.append(sealed is not None and len(sealed._maps) > 0)
             else:
                 self.grpc += 1
-            return predict(servicer, request)
+            return predict(servicer, request, sealed)
 
         monkeypatch.setattr(AgentServicer, "predict", counted)
 
@@ -103,6 +109,8 @@ def test_shared_memory_predicts_go_over_the_fast_socket(
             x = _image(seed)
             _same(client.predict("m", {"image": x}, shared_memory=True), _expected(reference, x))
         assert (calls.fast, calls.grpc) == (3, 0)
+        # Every fast call ran on the client's sealed segments, mapped by the agent.
+        assert calls.sealed == [True, True, True]
         # Inline tensors still go over gRPC.
         _same(client.predict("m", {"image": _image(9)}), _expected(reference, _image(9)))
         assert (calls.fast, calls.grpc) == (3, 1)
@@ -225,10 +233,73 @@ def test_a_request_that_is_not_a_predict_is_refused_and_the_connection_closed(
 
 def test_a_live_server_on_the_fast_socket_is_not_replaced(workdir: Path) -> None:
     path = workdir / "busy.sock.predict"
-    first = FastPredictServer(path, lambda body: body, max_connections=1).start()
+    first = FastPredictServer(path, lambda body, segments: body, max_connections=1).start()
     try:
         with pytest.raises(AgentError, match="has a live server"):
-            FastPredictServer(path, lambda body: body, max_connections=1).start()
+            FastPredictServer(path, lambda body, segments: body, max_connections=1).start()
     finally:
         first.stop()
     assert not path.exists()
+
+
+# ---------------------------------------------------------------- sealed segments
+def test_a_sealed_segment_cannot_change_size_so_the_agent_may_map_it() -> None:
+    seg = SealedSegment("t-sealed", 8192)
+    try:
+        with pytest.raises(PermissionError):
+            os.ftruncate(seg.fd, 0)  # what would make a mapping SIGBUS
+        with pytest.raises(PermissionError):
+            os.ftruncate(seg.fd, 16384)
+        segments = MappedSegments()
+        segments.add("k", os.dup(seg.fd))
+        seg.buf[:4] = b"abcd"
+        handle = agent_pb2.SharedMemoryHandle(segment_name="k", offset=0, size=4)
+        assert bytes(segments.read(handle, what="input 'x'")) == b"abcd"  # in place
+        placed = segments.write(
+            agent_pb2.SharedMemoryHandle(segment_name="k", offset=100, size=8000),
+            [memoryview(b"out1"), memoryview(b"out2")],
+            what="output_shared_memory",
+        )
+        assert placed == [(128, 4), (192, 4)]
+        assert bytes(seg.buf[128:132]) == b"out1" and bytes(seg.buf[192:196]) == b"out2"
+        outside = agent_pb2.SharedMemoryHandle(segment_name="k", offset=8000, size=500)
+        with pytest.raises(AgentStatusError, match="lie outside sealed segment 'k'"):
+            segments.read(outside, what="input 'x'")
+        segments.close()
+    finally:
+        seg.close()
+
+
+def test_the_agent_refuses_a_descriptor_that_is_not_a_sealed_memfd(tmp_path: Path) -> None:
+    segments = MappedSegments()
+    unsealed = os.memfd_create("t-unsealed", os.MFD_CLOEXEC)
+    os.ftruncate(unsealed, 4096)
+    with pytest.raises(AgentStatusError, match="must be sealed against shrinking") as info:
+        segments.add("a", unsealed)
+    assert info.value.code == "INVALID_ARGUMENT"
+    file = os.open(tmp_path / "plain", os.O_CREAT | os.O_RDWR)
+    with pytest.raises(AgentStatusError, match="sealed segment 'b'"):
+        segments.add("b", file)
+    assert "a" not in segments and "b" not in segments
+    for fd in (unsealed, file):  # add() closed them
+        with pytest.raises(OSError):
+            os.fstat(fd)
+
+
+def test_registering_an_unsealed_memfd_is_refused_and_the_connection_keeps_serving(
+    server: AgentServer,
+) -> None:
+    unsealed = os.memfd_create("t-unsealed", os.MFD_CLOEXEC)
+    os.ftruncate(unsealed, 4096)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(30)
+        sock.connect(str(server.fast_path))
+        socket.send_fds(sock, [fastpath._frame(fastpath.REGISTER, b"seg")], [unsealed])
+        kind, body = _frame(sock)
+        assert kind == fastpath.ERROR and body.startswith(b"INVALID_ARGUMENT\n")
+        assert b"must be sealed" in body
+        request = agent_pb2.PredictRequest(name="nope")
+        sock.sendall(fastpath._frame(fastpath.PREDICT, request.SerializeToString()))
+        kind, body = _frame(sock)
+        assert kind == fastpath.ERROR and body.startswith(b"NOT_FOUND\n")
+    os.close(unsealed)
