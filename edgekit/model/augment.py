@@ -10,7 +10,7 @@ function of ``(seed, epoch, index)``.
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,10 @@ class AugmentConfig:
     jpeg_quality: tuple[int, int] = (35, 95)
     color_p: float = 0.2
     min_visible: float = 0.4  # keep a box cut by the frame if this much of it remains
+    mosaic: float = 0.0  # probability of tiling four training images into one (YOLO's mosaic)
+
+    def without_mosaic(self) -> AugmentConfig:
+        return replace(self, mosaic=0.0)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,6 +58,56 @@ REAL = AugmentConfig(
 )
 #: Broad settings for synthetic renders.
 SYNTHETIC = AugmentConfig()
+
+
+def _keep_visible(
+    boxes: np.ndarray, x0: float, y0: float, x1: float, y1: float, min_visible: float
+) -> np.ndarray:
+    """Clip box rows to the frame ``[x0, x1] x [y0, y1]``; drop those mostly outside it."""
+    if not len(boxes):
+        return boxes
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    clipped = boxes.copy()
+    clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(x0, x1)
+    clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(y0, y1)
+    visible = (clipped[:, 2] - clipped[:, 0]).clip(0) * (clipped[:, 3] - clipped[:, 1]).clip(0)
+    return clipped[(visible > 0) & (visible >= min_visible * np.maximum(area, 1e-6))]
+
+
+def mosaic(
+    tiles: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator, cfg: AugmentConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Four images of one size tiled around a random point, cut back to that size.
+
+    As YOLO's mosaic: the four images meet at a random centre of a canvas twice the
+    size (top-left, top-right, bottom-left, bottom-right), and the frame around the
+    canvas centre is kept, so every scratch keeps its scale and a training image holds
+    parts of four photos with their boxes (clipped; mostly cut ones dropped).
+    """
+    h, w = tiles[0][0].shape[:2]
+    fill = np.uint8(114)
+    canvas = np.full((2 * h, 2 * w, 3), fill, np.uint8)
+    xc = int(rng.uniform(0.5 * w, 1.5 * w))
+    yc = int(rng.uniform(0.5 * h, 1.5 * h))
+    corners = ((xc - w, yc - h), (xc, yc - h), (xc - w, yc), (xc, yc))
+    rows = []
+    for (image, boxes), (x, y) in zip(tiles, corners, strict=True):
+        cx0, cy0 = max(x, 0), max(y, 0)
+        cx1, cy1 = min(x + w, 2 * w), min(y + h, 2 * h)
+        canvas[cy0:cy1, cx0:cx1] = image[cy0 - y : cy1 - y, cx0 - x : cx1 - x]
+        if len(boxes):
+            shifted = boxes.copy()
+            shifted[:, [0, 2]] += x
+            shifted[:, [1, 3]] += y
+            rows.append(_keep_visible(shifted, cx0, cy0, cx1, cy1, cfg.min_visible))
+    x0, y0 = w // 2, h // 2
+    out = np.ascontiguousarray(canvas[y0 : y0 + h, x0 : x0 + w])
+    boxes = np.concatenate(rows) if rows else np.zeros((0, tiles[0][1].shape[1]), np.float32)
+    boxes = _keep_visible(boxes, x0, y0, x0 + w, y0 + h, cfg.min_visible)
+    if len(boxes):
+        boxes[:, [0, 2]] -= x0
+        boxes[:, [1, 3]] -= y0
+    return out, boxes
 
 
 def geometric(
@@ -82,15 +136,7 @@ def geometric(
             boxes = boxes.copy()
             boxes[:, [0, 2]] = (boxes[:, [0, 2]] - cx) * s + cx + tx
             boxes[:, [1, 3]] = (boxes[:, [1, 3]] - cy) * s + cy + ty
-            area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-            clipped = boxes.copy()
-            clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(0, w)
-            clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, h)
-            visible = (clipped[:, 2] - clipped[:, 0]).clip(0) * (
-                clipped[:, 3] - clipped[:, 1]
-            ).clip(0)
-            keep = visible >= cfg.min_visible * np.maximum(area, 1e-6)
-            boxes = clipped[keep]
+            boxes = _keep_visible(boxes, 0, 0, w, h, cfg.min_visible)
     if rng.random() < cfg.hflip:
         image = image[:, ::-1]
         if len(boxes):

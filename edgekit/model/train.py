@@ -124,14 +124,26 @@ class _Batches:
     ) -> None:
         self.get, self.count, self.pre, self.config = get, count, pre, config
         self.augment_cfg, self.seed = augment_cfg, seed
+        #: Epochs from this one on train without mosaic (YOLO's ``close_mosaic``).
+        self.mosaic_until: int | None = None
 
-    def sample(self, epoch: int, index: int) -> tuple[np.ndarray, ...]:
+    def _input_sized(self, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         image, boxes = self.get(epoch, index)
         h, w = image.shape[:2]
-        small = resize(image, self.pre)
-        rows = _boxes_array(boxes, self.pre.width / w, self.pre.height / h)
+        return resize(image, self.pre), _boxes_array(boxes, self.pre.width / w, self.pre.height / h)
+
+    def sample(self, epoch: int, index: int) -> tuple[np.ndarray, ...]:
         rng = np.random.default_rng([self.seed, epoch, index, 7])
-        small, rows = aug.augment(small, rows, rng, self.augment_cfg)
+        cfg = self.augment_cfg
+        if self.mosaic_until is not None and epoch >= self.mosaic_until:
+            cfg = cfg.without_mosaic()
+        if cfg.mosaic > 0 and rng.random() < cfg.mosaic and self.count > 1:
+            others = rng.integers(0, self.count, size=3).tolist()
+            tiles = [self._input_sized(epoch, i) for i in [index, *others]]
+            small, rows = aug.mosaic(tiles, rng, cfg)
+        else:
+            small, rows = self._input_sized(epoch, index)
+        small, rows = aug.augment(small, rows, rng, cfg)
         xyxy, classes = rows[:, :4], rows[:, 4].astype(np.int64)
         x = normalize(small, self.pre)[0]
         c = self.config
@@ -265,6 +277,8 @@ def train(
     command: str | None = None,
     time_budget: float | None = None,
     init: str | Path | None = None,
+    augment: aug.AugmentConfig | None = None,
+    close_mosaic: int = 10,
 ) -> TrainResult:
     """Train, export ``out_dir/model.onnx`` and write ``out_dir/metrics.json``.
 
@@ -327,6 +341,8 @@ def train(
             config = replace(config, num_classes=num_classes)
         data_desc = {"kind": "ground_truth", "path": str(path.resolve()), **split}
         augment_cfg = aug.REAL
+    if augment is not None:
+        augment_cfg = augment
 
     torch.manual_seed(seed)
     torch.set_num_threads(settings.threads)
@@ -357,6 +373,7 @@ def train(
     loop_started = time.perf_counter()
     with progress(total=total, desc="train", unit="batch") as bar:
         while epoch < planned:
+            batches.mosaic_until = planned - close_mosaic
             sums = np.zeros(3)
             for indices in batches.epoch(epoch, settings.batch_size):
                 x, heat, size, offset, weight = batches.batch(epoch, indices)
@@ -400,7 +417,7 @@ def train(
     training = {
         "data": data_desc,
         "settings": settings.to_json(),
-        "augment": augment_cfg.to_json(),
+        "augment": {**augment_cfg.to_json(), "close_mosaic": close_mosaic},
         "detector": config.to_json(),
         "parameters": parameter_count(model),
         "seed": seed,
