@@ -14,6 +14,7 @@ uid, instead of trusting what it answers.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import struct
@@ -164,6 +165,8 @@ class AgentClient:
         self.stub = agent_pb2_grpc.AgentStub(self._channel)
         self._pool: SharedMemoryPool | None = None
         self._sealed_pool: SharedMemoryPool | None = None
+        self._reserved: dict[int, tuple[Any, SharedMemoryPool]] = {}
+        """Segments of :meth:`shared_array` arrays, by the array's address."""
         self._output_bytes: dict[str, int] = {}
         """Per model, the bytes its outputs took in shared memory last time."""
         self._socket = socket_path_of(self.target)
@@ -220,6 +223,7 @@ class AgentClient:
             if pool is not None:
                 pool.close()
         self._pool = self._sealed_pool = None
+        self._reserved = {}
 
     def __enter__(self) -> AgentClient:
         return self
@@ -273,6 +277,30 @@ class AgentClient:
         reply = self._call("Predict", request)
         return {t.tensor_metadata.name: to_array(t) for t in reply.tensors}
 
+    def shared_array(self, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+        """A zeroed array in this client's shared memory: fill it (e.g. preprocess an image
+        straight into it) and pass it to ``predict(..., shared_memory=True)``, which then
+        sends it without copying it, whenever the call goes over the transport the array
+        was made for (else it is copied, as any array). It stays this caller's until the
+        client closes; it must not be filled again while a predict with it runs."""
+        nbytes = max(math.prod(int(d) for d in shape) * np.dtype(dtype).itemsize, 1)
+        fast = self._fast is not None and self._fast.begin()
+        if fast:
+            assert self._fast is not None
+            self._fast.end()
+        pool = self._sealed_segments() if fast else self._segments()
+        seg = pool.reserve(nbytes)
+        array = np.ndarray(shape, dtype, buffer=seg.buf)
+        self._reserved[array.__array_interface__["data"][0]] = (seg, pool)
+        return array
+
+    def _reserved_for(self, array: np.ndarray, pool: SharedMemoryPool) -> Any:
+        """The reserved segment of ``pool`` that ``array`` is (from :meth:`shared_array`)."""
+        seg, owner = self._reserved.get(array.__array_interface__["data"][0], (None, None))
+        if seg is None or owner is not pool or not array.flags.c_contiguous:
+            return None
+        return seg if array.nbytes <= seg.size else None
+
     def _predict_shm(
         self,
         name: str,
@@ -288,11 +316,15 @@ class AgentClient:
         try:
             for tensor_name, value in inputs.items():
                 array = np.ascontiguousarray(value)
-                seg = pool.acquire(max(array.nbytes, 1))
-                lent.append(seg)
-                dst = np.ndarray(array.shape, array.dtype, buffer=seg.buf)
-                dst[...] = array
-                del dst  # closing a segment refuses while views exist
+                seg = self._reserved_for(array, pool)
+                if seg is None:
+                    seg = pool.acquire(max(array.nbytes, 1))
+                    lent.append(seg)
+                    dst = np.ndarray(array.shape, array.dtype, buffer=seg.buf)
+                    dst[...] = array
+                    del dst  # closing a segment refuses while views exist
+                elif fast is not None and not fast.register(seg):
+                    return None
                 tensor = request.tensors.add()
                 meta = tensor.tensor_metadata
                 meta.name = tensor_name

@@ -465,6 +465,7 @@ class SharedMemoryPool:
         self._lock = threading.Lock()
         self._free: list[PosixSegment] = []
         self._all: list[PosixSegment] = []
+        self._reserved: list[PosixSegment] = []
         self._count = 0
 
     def acquire(self, nbytes: int) -> PosixSegment:
@@ -489,10 +490,25 @@ class SharedMemoryPool:
             if seg in self._all:
                 self._free.append(seg)
 
+    def reserve(self, nbytes: int) -> PosixSegment:
+        """A segment of its own for a caller that keeps an array in it (never lent to
+        another call); unlinked with the pool, unmapped once the caller's views are gone."""
+        seg = self.acquire(nbytes)
+        with self._lock:
+            self._reserved.append(seg)
+        return seg
+
     def close(self) -> None:
         with self._lock:
             segments, self._all, self._free = self._all, [], []
+            reserved, self._reserved = self._reserved, []
         for seg in segments:
-            seg.close()
             with contextlib.suppress(FileNotFoundError):  # the agent's host may clean /dev/shm
                 seg.unlink()
+            try:
+                seg.close()
+            except BufferError:
+                if seg not in reserved:
+                    raise
+                # A caller still holds an array in its reserved segment: the mapping goes
+                # when that array does (the segment is unlinked already).

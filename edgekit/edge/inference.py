@@ -22,7 +22,7 @@ from edgekit.data.types import Detection
 from edgekit.errors import AgentError, DataError, ModelError
 from edgekit.model.loaded import LoadedModel
 from edgekit.model.metadata import ModelInfo
-from edgekit.model.postprocess import decode, preprocess
+from edgekit.model.postprocess import decode, input_shape, preprocess
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,9 @@ class Inspector:
     def __init__(self, agent: Any, *, use_shared_memory: bool = True) -> None:
         self.agent = agent
         self.use_shared_memory = use_shared_memory
+        self._input: np.ndarray | None = None
+        """The input tensor in the agent client's shared memory, preprocessed into in place
+        for every image (see :meth:`_input_buffer`)."""
         self.model: LoadedModel | None = None
         self.identity: dict[str, str | None] = {}
         """What the agent verified at load: version, package_sha256(_source), key_fingerprint."""
@@ -149,6 +152,7 @@ class Inspector:
                 f"{where}: says version {version}, but the agent verified version "
                 f"{agent_version} at {url}; the package changed while loading, retry"
             )
+        self._input = None  # the new model's input may differ
         self.model = LoadedModel(
             name=name,
             version=version,
@@ -181,6 +185,26 @@ class Inspector:
                 log.warning("shared memory is not available (%s); sending tensors inline", exc)
                 self.use_shared_memory = False
         return self.agent.predict(name, inputs)
+
+    def _input_buffer(self, height: int, width: int) -> np.ndarray | None:
+        """Where to preprocess an image into: one array in the agent client's shared memory
+        (``AgentClient.shared_array``), reused for every image, so the tensor is written
+        once, where the agent reads it, and no image allocates one. None without shared
+        memory (or with an agent client that cannot lend one)."""
+        make = getattr(self.agent, "shared_array", None)
+        if not self.use_shared_memory or make is None:
+            return None
+        pre = self._info().preprocessing
+        shape = input_shape(pre, height, width)
+        dtype = np.dtype(pre.dtype)
+        if self._input is None or self._input.shape != shape or self._input.dtype != dtype:
+            try:
+                self._input = make(shape, dtype)
+            except OSError as exc:  # no shared memory on this device
+                log.warning("shared memory is not available (%s); sending tensors inline", exc)
+                self.use_shared_memory = False
+                return None
+        return self._input
 
     def require(self) -> LoadedModel:
         if self.model is None or self.model.info is None:
@@ -222,7 +246,8 @@ class Inspector:
         model = self.require()
         info = self._info()
         start = time.perf_counter()
-        tensor = preprocess(frame.rgb, info.preprocessing)
+        pre = info.preprocessing
+        tensor = preprocess(frame.rgb, pre, out=self._input_buffer(pre.height, pre.width))
         t_pre = time.perf_counter()
         outputs = self._predict(model.name, tensor)
         t_inf = time.perf_counter()

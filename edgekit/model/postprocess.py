@@ -150,26 +150,46 @@ def _channel_tables(preprocessing: Preprocessing) -> np.ndarray:
 _TABLES: dict[tuple[Any, ...], np.ndarray] = {}
 
 
-def normalize(resized: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
-    """(H, W, 3) uint8 at input size -> the (1, 3, H, W) (or NHWC) input tensor."""
+def input_shape(preprocessing: Preprocessing, height: int, width: int) -> tuple[int, ...]:
+    """The input tensor's shape for an image of ``height`` x ``width`` at input size."""
+    if preprocessing.layout == "NCHW":
+        return (1, 3, height, width)
+    return (1, height, width, 3)
+
+
+def normalize(
+    resized: np.ndarray, preprocessing: Preprocessing, *, out: np.ndarray | None = None
+) -> np.ndarray:
+    """(H, W, 3) uint8 at input size -> the (1, 3, H, W) (or NHWC) input tensor; written
+    into ``out`` when given (of that shape and ``preprocessing.dtype``, e.g. a shared
+    memory buffer the model agent reads)."""
     x = resized[:, :, ::-1] if preprocessing.channel_order == "BGR" else resized
     table = _channel_tables(preprocessing)
     dtype = np.dtype(preprocessing.dtype)
+    shape = input_shape(preprocessing, *x.shape[:2])
+    if out is None:
+        out = np.empty(shape, dtype=dtype)
+    elif out.shape != shape or out.dtype != dtype:
+        raise ModelError(
+            f"normalize: out is {out.dtype} {list(out.shape)}, the input tensor is "
+            f"{dtype} {list(shape)}"
+        )
     if preprocessing.layout == "NCHW":
         planes = np.ascontiguousarray(x.transpose(2, 0, 1))  # uint8: cheap to copy
-        out = np.empty((1, 3, *x.shape[:2]), dtype=dtype)
         for c in range(3):
             np.take(table[c], planes[c], out=out[0, c])
     else:
-        out = np.empty((1, *x.shape[:2], 3), dtype=dtype)
         for c in range(3):
             np.take(table[c], x[:, :, c], out=out[0, :, :, c])
     return out
 
 
-def preprocess(image: Any, preprocessing: Preprocessing) -> np.ndarray:
-    """An RGB image of any size -> the model input tensor, e.g. (1, 3, H, W) float32."""
-    return normalize(resize(as_rgb_array(image), preprocessing), preprocessing)
+def preprocess(
+    image: Any, preprocessing: Preprocessing, *, out: np.ndarray | None = None
+) -> np.ndarray:
+    """An RGB image of any size -> the model input tensor, e.g. (1, 3, H, W) float32
+    (written into ``out`` when given, see :func:`normalize`)."""
+    return normalize(resize(as_rgb_array(image), preprocessing), preprocessing, out=out)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
