@@ -30,6 +30,7 @@ from pathlib import Path
 
 from edgekit.agent.capture import CaptureUploader, UploadProcess
 from edgekit.agent.edge_manager import COMPONENT_NAME, EdgeManagerConfig, read_config
+from edgekit.agent.heap import HeapTrimmer
 from edgekit.agent.server import AgentServer
 from edgekit.errors import AgentError, ConfigurationError, EdgekitError
 from edgekit.files import write_text_atomic
@@ -179,8 +180,9 @@ def serve(config: EdgeManagerConfig, stop: threading.Event) -> None:
     server.start()
     try:
         log.info("%s: Edge Manager agent API on %s", COMPONENT_NAME, server.target)
+        trimmer = HeapTrimmer()  # a model load leaves ~10 MB freed in the C heap
         while not stop.wait(1.0):
-            pass
+            trimmer.tick()
     finally:
         server.stop()
 

@@ -97,6 +97,7 @@ def capture_s3_client() -> Any:
 
 def _serve(args: argparse.Namespace) -> int:
     from edgekit.agent.capture import CaptureUploader, UploadProcess
+    from edgekit.agent.heap import HeapTrimmer
     from edgekit.agent.paths import default_socket
     from edgekit.agent.server import AgentServer
 
@@ -133,8 +134,9 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         server.start()
         print(f"edgekit agent: serving on {server.target}", file=sys.stderr, flush=True)
+        trimmer = HeapTrimmer()  # a model load leaves ~10 MB freed in the C heap
         while not stop.wait(1.0):
-            pass
+            trimmer.tick()
     finally:
         server.stop()
         for sig, handler in previous.items():

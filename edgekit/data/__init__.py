@@ -11,17 +11,49 @@ this package without it.
 
 from __future__ import annotations
 
-from edgekit.data.groundtruth import (
-    group_of,
-    load_dataset,
-    read_labels_csv,
-    read_manifest,
-    write_labels_csv,
-)
-from edgekit.data.images import ImageScan, iter_images, load_image
-from edgekit.data.split import split_dataset
-from edgekit.data.synthetic import SyntheticTagScratches, render, write_dataset
-from edgekit.data.types import Box, Dataset, Detection, Sample
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgekit.data.groundtruth import (
+        group_of,
+        load_dataset,
+        read_labels_csv,
+        read_manifest,
+        write_labels_csv,
+    )
+    from edgekit.data.images import ImageScan, iter_images, load_image
+    from edgekit.data.split import split_dataset
+    from edgekit.data.synthetic import SyntheticTagScratches, render, write_dataset
+    from edgekit.data.types import Box, Dataset, Detection, Sample
+
+# Loaded on first use: a device process that needs only the data types or image loading
+# does not load the synthetic generator, Ground Truth readers or splits.
+_LAZY = {
+    "group_of": "edgekit.data.groundtruth",
+    "load_dataset": "edgekit.data.groundtruth",
+    "read_labels_csv": "edgekit.data.groundtruth",
+    "read_manifest": "edgekit.data.groundtruth",
+    "write_labels_csv": "edgekit.data.groundtruth",
+    "ImageScan": "edgekit.data.images",
+    "iter_images": "edgekit.data.images",
+    "load_image": "edgekit.data.images",
+    "split_dataset": "edgekit.data.split",
+    "SyntheticTagScratches": "edgekit.data.synthetic",
+    "render": "edgekit.data.synthetic",
+    "write_dataset": "edgekit.data.synthetic",
+    "Box": "edgekit.data.types",
+    "Dataset": "edgekit.data.types",
+    "Detection": "edgekit.data.types",
+    "Sample": "edgekit.data.types",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'edgekit.data' has no attribute {name!r}")
+
 
 __all__ = [
     "Box",

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.agent.client import AgentClient
+from edgekit.agent.heap import trim
 from edgekit.edge.config import AppConfig, parse_config
 from edgekit.edge.health import (
     CURRENT,
@@ -130,10 +131,11 @@ class InferenceApp:
         raw = self.ipc.get_configuration([])
         config = parse_config(raw or {}, self.env, thing_name=self.thing_name)
         if not config.spool_dir.is_absolute():
-            config = _replace(config, spool_dir=self.work_dir / config.spool_dir)
+            config = dataclasses.replace(config, spool_dir=self.work_dir / config.spool_dir)
         if config.shadow_package is not None and not config.shadow_package.is_absolute():
             # Relative to the nucleus's work folder, which holds every component's work folder.
-            config = _replace(config, shadow_package=self.work_dir.parent / config.shadow_package)
+            shadow = self.work_dir.parent / config.shadow_package
+            config = dataclasses.replace(config, shadow_package=shadow)
         return config
 
     def _on_config_change(self, key_path: list[str]) -> None:
@@ -362,6 +364,7 @@ class InferenceApp:
     def _health_loop(self) -> None:
         while not self._stop.is_set():
             self.publish_health()
+            trim()  # the C heap's free pages back to the system; here, no image waits for it
             interval = self.config.health_interval if self.config else 5.0
             self._health_soon.wait(interval)
             self._health_soon.clear()
@@ -560,10 +563,6 @@ class InferenceApp:
             return 1
         finally:
             self.close()
-
-
-def _replace(config: AppConfig, **changes: Any) -> AppConfig:
-    return dataclasses.replace(config, **changes)
 
 
 def _default_agent(socket_path: str) -> Any:

@@ -19,17 +19,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgekit.errors import ModelError
-from edgekit.model.evaluate import (
-    EvalResult,
-    average_precision,
-    evaluate,
-    iou,
-    synthetic_validation,
-)
 from edgekit.model.metadata import ModelInfo, Preprocessing, read_model_info, write_model_info
 from edgekit.model.postprocess import decode, preprocess
 
 if TYPE_CHECKING:  # pragma: no cover
+    from edgekit.model.evaluate import (
+        EvalResult,
+        average_precision,
+        evaluate,
+        iou,
+        synthetic_validation,
+    )
     from edgekit.model.loaded import LoadedModel
     from edgekit.model.predict import Predictor, model_file, predict_folder
 
@@ -47,7 +47,14 @@ def default_model_path() -> Path:
     return path
 
 
+# Loaded on first use: evaluation needs edgekit.data (Pillow, the synthetic generator),
+# which the model agent, loading models through this package, never uses.
 _LAZY = {
+    "EvalResult": "edgekit.model.evaluate",
+    "average_precision": "edgekit.model.evaluate",
+    "evaluate": "edgekit.model.evaluate",
+    "iou": "edgekit.model.evaluate",
+    "synthetic_validation": "edgekit.model.evaluate",
     "LoadedModel": "edgekit.model.loaded",
     "Predictor": "edgekit.model.predict",
     "model_file": "edgekit.model.predict",

@@ -16,7 +16,9 @@ edgekit.compile (the compile record), edgekit.model and edgekit.runtimes.
 
 from __future__ import annotations
 
-from edgekit.package.build import BuiltPackage, build_manifest, build_package
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from edgekit.package.keys import (
     KeyPair,
     generate_keypair,
@@ -27,6 +29,24 @@ from edgekit.package.keys import (
 from edgekit.package.loading import load_model, load_predictor, resolve_model_path
 from edgekit.package.manifest import FileEntry, Manifest, validate_version
 from edgekit.package.verify import OpenedPackage, open_package, verify_package
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgekit.package.build import BuiltPackage, build_manifest, build_package
+
+# Loaded on first use: building reads the compile record (edgekit.compile, Pillow...),
+# which a device that only opens and loads packages (the model agent) never needs.
+_LAZY = {
+    "BuiltPackage": "edgekit.package.build",
+    "build_manifest": "edgekit.package.build",
+    "build_package": "edgekit.package.build",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'edgekit.package' has no attribute {name!r}")
+
 
 __all__ = [
     "BuiltPackage",
