@@ -7,7 +7,8 @@ process groups are recorded by ``process_groups`` so a killed runtime's are ende
 ``deployments`` (polling, applying, rolling back; ``local_deployments``: the
 greengrass-cli local deployments of ``edgekit local device deploy``, from recipe and
 artifact folders), ``status`` (reports) and ``ipc_host`` (the IPC server's host);
-the device's side of the control plane (``control``), artifacts, configuration,
+the device's side of the control plane (``control``; its AWS calls go over plain HTTP
+through ``rest``, so a runtime never imports boto3), artifacts, configuration,
 recipe interpolation, its on-disk layout (``paths``) and saved state (``store``);
 ``manager`` registers things and starts runtimes detached in the local home; ``cli``
 adds ``edgekit local device ...``. Recipe semantics come from ``edgekit.recipes``
