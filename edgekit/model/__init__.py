@@ -34,6 +34,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from edgekit.model.predict import Predictor, model_file, predict_folder
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+#: The detector pretrained on synthetic renders only (shipped/TRAINING.md): where
+#: ``edgekit train --data <folder>`` starts from by default.
+PRETRAINED_SYNTHETIC = SHIPPED_DIR / "synthetic.onnx"
 
 
 def default_model_path() -> Path:

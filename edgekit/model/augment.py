@@ -42,9 +42,11 @@ class AugmentConfig:
         return asdict(self)
 
 
-#: Mild settings for real photos (less domain gap to bridge).
+#: Real photos: mild photometric settings (less domain gap to bridge), YOLO-style mosaic
+#: and a wide scale jitter (a few photos must stand for many).
 REAL = AugmentConfig(
-    scale=(0.85, 1.15),
+    mosaic=1.0,
+    scale=(0.6, 1.4),
     translate=0.06,
     contrast=(0.75, 1.3),
     brightness=25.0,

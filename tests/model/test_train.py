@@ -10,6 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from edgekit.files import sha256_file  # noqa: E402
+from edgekit.model import PRETRAINED_SYNTHETIC  # noqa: E402
 from edgekit.model.detector import (  # noqa: E402
     DetectorConfig,
     ScratchDetector,
@@ -134,10 +136,43 @@ def test_train_on_a_ground_truth_folder(tmp_path: Path) -> None:
 
     write_dataset(tmp_path / "data", 10, seed=7)
     result = train(tmp_path / "data", tmp_path / "out", epochs=1, batch_size=4, threads=1)
-    data = result.metrics["training"]["data"]
+    training = result.metrics["training"]
+    data = training["data"]
     assert data["kind"] == "ground_truth"
     assert data["train_images"] + data["val_images"] == 10
     assert result.metrics["validation"]["num_images"] == data["val_images"]
+    # The recipe for a folder: fine-tune the synthetic-pretrained detector, with mosaic.
+    assert training["init"]["path"] == str(PRETRAINED_SYNTHETIC.resolve())
+    assert training["init"]["sha256"] == sha256_file(PRETRAINED_SYNTHETIC)
+    assert training["settings"]["lr"] == 1e-3
+    assert training["augment"]["mosaic"] == 1.0
+
+
+@pytest.mark.slow
+def test_init_none_trains_a_folder_from_scratch(tmp_path: Path) -> None:
+    from edgekit.data.synthetic import write_dataset
+    from edgekit.model.train import train
+
+    write_dataset(tmp_path / "data", 6, seed=7)
+    result = train(
+        tmp_path / "data", tmp_path / "out", epochs=1, batch_size=2, threads=1, init=None
+    )
+    assert result.metrics["training"]["init"] is None
+    assert result.metrics["training"]["settings"]["lr"] == 3e-3
+
+
+def test_init_keeps_every_weight_but_the_class_head_for_other_classes() -> None:
+    from edgekit.model.torch_weights import load_detector
+    from edgekit.model.train import _initial_model
+
+    source, _ = load_detector(PRETRAINED_SYNTHETIC)
+    wider = DetectorConfig(num_classes=3, input_height=288, input_width=448)
+    model = _initial_model(PRETRAINED_SYNTHETIC, wider)
+    before, after = source.state_dict(), model.state_dict()
+    fresh = [k for k in after if after[k].shape != before[k].shape]
+    assert sorted(fresh) == ["head_heat.1.bias", "head_heat.1.weight"]
+    assert all(torch.equal(before[k], after[k]) for k in after if k not in fresh)
+    assert model.training and model.config == wider
 
 
 def test_validation_seed_is_reserved(tmp_path: Path) -> None:
@@ -265,3 +300,12 @@ def test_init_starts_from_an_exported_model(tmp_path: Path) -> None:
         )
     with pytest.raises(DataError, match="initial model not found"):
         train("synthetic", tmp_path / "y", epochs=1, init=tmp_path / "none.onnx", **small)
+
+
+def test_train_cli_init_values() -> None:
+    from edgekit.cli.cmd_model import _init_arg
+    from edgekit.model.train import DEFAULT_INIT
+
+    assert _init_arg(None) == DEFAULT_INIT
+    assert _init_arg("none") is None and _init_arg("None") is None
+    assert _init_arg("model.onnx") == "model.onnx"
