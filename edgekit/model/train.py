@@ -185,39 +185,6 @@ def regression_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tens
     return loss.sum() / weight.sum().clamp(min=1.0) / pred.shape[1]
 
 
-def _cell_boxes(size: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-    """(x1, y1, x2, y2) per cell, in cells, relative to the cell (the decoder's box)."""
-    wh = torch.exp(size.clamp(-4.0, 6.0))
-    return torch.cat([offset - wh / 2, offset + wh / 2], dim=1)
-
-
-def giou_loss(
-    p_size: torch.Tensor,
-    p_offset: torch.Tensor,
-    size: torch.Tensor,
-    offset: torch.Tensor,
-    weight: torch.Tensor,
-) -> torch.Tensor:
-    """1 - generalized IoU of the decoded and the target box, weighted as the regression.
-
-    AP50 counts a detection only at IoU 0.5 or more, and for thin scratches a small
-    error in the short side costs much IoU, which an L1 loss on log sizes does not
-    see (TTFNet trains its CenterNet-style boxes with GIoU for that reason).
-    """
-    pred, target = _cell_boxes(p_size, p_offset), _cell_boxes(size, offset)
-    px1, py1, px2, py2 = pred.unbind(1)
-    tx1, ty1, tx2, ty2 = target.unbind(1)
-    inter = (torch.min(px2, tx2) - torch.max(px1, tx1)).clamp(min=0) * (
-        torch.min(py2, ty2) - torch.max(py1, ty1)
-    ).clamp(min=0)
-    union = (px2 - px1) * (py2 - py1) + (tx2 - tx1) * (ty2 - ty1) - inter
-    hull = (torch.max(px2, tx2) - torch.min(px1, tx1)) * (torch.max(py2, ty2) - torch.min(py1, ty1))
-    iou = inter / union.clamp(min=1e-6)
-    giou = iou - (hull - union) / hull.clamp(min=1e-6)
-    w = weight[:, 0]
-    return ((1 - giou) * w).sum() / w.sum().clamp(min=1.0)
-
-
 def _synthetic_source(
     seed: int, per_epoch: int
 ) -> Callable[[int, int], tuple[np.ndarray, list[Box]]]:
@@ -333,7 +300,6 @@ def train(
     init: str | Path | None = DEFAULT_INIT,
     augment: aug.AugmentConfig | None = None,
     close_mosaic: int = 10,
-    giou_weight: float = 0.0,
 ) -> TrainResult:
     """Train, export ``out_dir/model.onnx`` and write ``out_dir/metrics.json``.
 
@@ -448,8 +414,6 @@ def train(
                     regression_loss(p_offset, offset, weight),
                 )
                 loss = losses[0] + losses[1] + losses[2]
-                if giou_weight:
-                    loss = loss + giou_weight * giou_loss(p_size, p_offset, size, offset, weight)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
@@ -482,7 +446,6 @@ def train(
         "data": data_desc,
         "settings": settings.to_json(),
         "augment": {**augment_cfg.to_json(), "close_mosaic": close_mosaic},
-        "loss": {"giou_weight": giou_weight},
         "detector": config.to_json(),
         "parameters": parameter_count(model),
         "seed": seed,
