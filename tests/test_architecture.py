@@ -33,6 +33,7 @@ LAYERS: list[set[str]] = [
         "awsapi",
         "progress",
         "spelling",
+        "lazy",
         "unix_socket",
         "schemas",
         "recipes",

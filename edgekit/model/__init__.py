@@ -14,11 +14,11 @@ imports torch or onnxruntime: training lives in :mod:`edgekit.model.train`
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from edgekit.errors import ModelError
+from edgekit.lazy import lazy_attributes
 from edgekit.model.metadata import ModelInfo, Preprocessing, read_model_info, write_model_info
 from edgekit.model.postprocess import decode, preprocess
 
@@ -65,10 +65,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'edgekit.model' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

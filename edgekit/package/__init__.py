@@ -16,9 +16,9 @@ edgekit.compile (the compile record), edgekit.model and edgekit.runtimes.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from edgekit.lazy import lazy_attributes
 from edgekit.package.keys import (
     KeyPair,
     generate_keypair,
@@ -42,10 +42,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'edgekit.package' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

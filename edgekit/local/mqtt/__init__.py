@@ -9,7 +9,7 @@ Owns: the wire format (``wire``, ``packets``, ``properties``), topic rules (``to
 sessions, routing, client connections (``connection``, ``websocket``, ``sigv4``), limits
 and the counters of what it drops or refuses (``stats``, `Broker.stats`), and the
 durable state that survives a crash (``store``, ``journal``, ``persistence``).
-Must not import any other part of edgekit but ``errors`` and ``files`` (IPC and the
+Must not import any other part of edgekit but ``errors``, ``files`` and ``lazy`` (IPC and the
 device runtime depend on the broker, never the other way round).
 
 Its public API raises `edgekit.errors.LocalBackendError`. ``wire.ProtocolError`` and its
@@ -19,8 +19,9 @@ close the one connection that broke the protocol and never reach a caller.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from edgekit.lazy import lazy_attributes
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgekit.local.mqtt.broker import Broker, mqtt_ping
@@ -35,9 +36,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'edgekit.local.mqtt' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = ["Broker", "BrokerLimits", "mqtt_ping"]
