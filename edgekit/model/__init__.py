@@ -40,7 +40,10 @@ PRETRAINED_SYNTHETIC = SHIPPED_DIR / "synthetic.onnx"
 
 
 def default_model_path() -> Path:
-    """The model shipped with edgekit (trained on synthetic images; see shipped/TRAINING.md)."""
+    """The model shipped with edgekit (see shipped/TRAINING.md).
+
+    Pretrained on synthetic images, then fine-tuned on real photos.
+    """
     path = SHIPPED_DIR / "model.onnx"
     if not path.is_file():
         raise ModelError(

@@ -1,8 +1,10 @@
 """Training-time image augmentation (numpy + Pillow), applied at model input size.
 
-Why broad: the shipped model learns from synthetic renders only and must
-still find scratches on real photos, so lighting, contrast, sensor noise,
+Why broad (``SYNTHETIC``): the pretraining learns from synthetic renders only and
+must still find scratches on real photos, so lighting, contrast, sensor noise,
 defocus, JPEG artefacts and framing vary well beyond what the renderer does.
+``REAL`` fine-tunes on a few real photos: milder photometric changes, and YOLO's
+mosaic with a wide scale jitter so that each photo is seen in many framings.
 Every random choice comes from the generator passed in, so a sample is a pure
 function of ``(seed, epoch, index)``.
 """
