@@ -5,12 +5,14 @@ socket and runs verified model packages on the runtime their manifest names
 (through :mod:`edgekit.runtimes`) and reports what it verified about each
 (:mod:`edgekit.agent.identity`: archive sha256, key fingerprint);
 ``AgentClient``, a numpy-friendly client;
-shared-memory tensors, data capture (uploads run in a short-lived child process,
-:mod:`edgekit.agent.capture_upload`, so the agent never imports boto3), giving freed C
-heap back to the system (:mod:`edgekit.agent.heap`, also used by the inference app),
-and the gRPC contract in
+shared-memory tensors (POSIX/System V segments over gRPC; sealed memfds,
+:mod:`edgekit.agent.sealed`, over the fast Predict socket beside gRPC,
+:mod:`edgekit.agent.fastpath`, which our own client prefers), data capture
+(uploads run in a short-lived child process, :mod:`edgekit.agent.capture_upload`, so
+the agent never imports boto3), giving freed C heap back to the system
+(:mod:`edgekit.agent.heap`, also used by the inference app), and the gRPC contract in
 :mod:`edgekit.agent.protos` (``agent.proto`` and its generated modules, also
-also ``from edgekit.agent import agent_pb2, agent_pb2_grpc``). Clients
+``from edgekit.agent import agent_pb2, agent_pb2_grpc``). Clients
 generated from the original agent.proto work unchanged. Names are imported
 lazily so ``import edgekit.agent`` needs neither grpc nor onnxruntime.
 
