@@ -2,8 +2,11 @@
 
 This module runs on the device too (the model agent returns raw output
 tensors and the inference component decodes them), so it needs nothing but
-numpy and Pillow. Everything it needs to know about a model comes from
-:class:`~edgekit.model.metadata.ModelInfo`.
+numpy and Pillow. Pillow is imported by the functions that take or resize an image
+(:func:`as_rgb_array`, :func:`resize`), not with the module: the model agent imports
+this package to load models and never touches an image, and Pillow would be some
+2.5 MB of its resident memory for nothing. Everything it needs to know about a model
+comes from :class:`~edgekit.model.metadata.ModelInfo`.
 
 Decoding supports the ``centernet`` layout written by
 :mod:`edgekit.model.detector`. ``info.postprocess`` holds:
@@ -44,21 +47,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from edgekit.data.types import Box, Detection
 from edgekit.errors import ModelError
 from edgekit.model.metadata import ModelInfo, Preprocessing
 
-_RESAMPLE = {
-    "bilinear": Image.Resampling.BILINEAR,
-    "nearest": Image.Resampling.NEAREST,
-    "bicubic": Image.Resampling.BICUBIC,
-}
+_RESAMPLE = {"bilinear": "BILINEAR", "nearest": "NEAREST", "bicubic": "BICUBIC"}
+"""``Preprocessing.resize`` -> the name of Pillow's ``Image.Resampling`` filter."""
 
 
 def as_rgb_array(image: Any) -> np.ndarray:
     """An HxWx3 uint8 RGB array from an array (gray, RGB, RGBA) or a PIL image."""
+    from PIL import Image  # with the first image, not the module (see the module docstring)
+
     if isinstance(image, Image.Image):
         image = np.asarray(image.convert("RGB"))
     array = np.asarray(image)
@@ -122,7 +123,10 @@ def resize(image: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
     where = placement((image.shape[1], image.shape[0]), preprocessing)
     inner = (where.width, where.height)
     if inner != (image.shape[1], image.shape[0]):
-        image = np.asarray(Image.fromarray(image).resize(inner, _RESAMPLE[preprocessing.resize]))
+        from PIL import Image  # with the first image, not the module (see the module docstring)
+
+        resample = getattr(Image.Resampling, _RESAMPLE[preprocessing.resize])
+        image = np.asarray(Image.fromarray(image).resize(inner, resample))
     if inner == size:
         return image
     out = np.full((size[1], size[0], 3), preprocessing.pad_value, dtype=np.uint8)

@@ -26,19 +26,23 @@ from edgekit.package.keys import (
     load_private_key,
     load_public_key,
 )
-from edgekit.package.loading import load_model, load_predictor, resolve_model_path
+from edgekit.package.loading import load_model
 from edgekit.package.manifest import FileEntry, Manifest, validate_version
 from edgekit.package.verify import OpenedPackage, open_package, verify_package
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgekit.package.build import BuiltPackage, build_manifest, build_package
+    from edgekit.package.predictor import load_predictor, resolve_model_path
 
 # Loaded on first use: building reads the compile record (edgekit.compile, Pillow...),
-# which a device that only opens and loads packages (the model agent) never needs.
+# which a device that only opens and loads packages (the model agent) never needs; a
+# Predictor reads images (Pillow), which the agent never does either.
 _LAZY = {
     "BuiltPackage": "edgekit.package.build",
     "build_manifest": "edgekit.package.build",
     "build_package": "edgekit.package.build",
+    "load_predictor": "edgekit.package.predictor",
+    "resolve_model_path": "edgekit.package.predictor",
 }
 
 

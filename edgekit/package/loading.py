@@ -4,8 +4,10 @@ The package manifest's ``runtime`` field chooses the runtime, through
 :func:`edgekit.runtimes.get_runtime`. :func:`load_model` is the agent's
 verified load: the model bytes are read once and hashed again before the
 runtime sees them, so a folder package cannot be swapped between the check
-and the load. :func:`load_predictor` is the same choice for
-:class:`~edgekit.model.predict.Predictor` (an .onnx file or a package).
+and the load. :func:`edgekit.package.predictor.load_predictor` is the same choice
+for :class:`~edgekit.model.predict.Predictor` (an .onnx file or a package); it lives
+apart because the Predictor reads images (Pillow), which the model agent, importing
+this module, never does.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from pathlib import Path
 
 from edgekit.errors import VerificationError
 from edgekit.model.loaded import LoadedModel
-from edgekit.model.predict import Predictor, model_file
 from edgekit.package.keys import PublicKeyLike
 from edgekit.package.manifest import MANIFEST_NAME
 from edgekit.package.verify import open_package
@@ -28,33 +29,6 @@ PathLike = str | os.PathLike[str]
 def is_package(path: Path) -> bool:
     """True for a package folder or a .tar.gz/.tgz package (by its shape, not its contents)."""
     return path.is_dir() or (path.is_file() and path.name.lower().endswith((".tar.gz", ".tgz")))
-
-
-def resolve_model_path(path: PathLike | None) -> Path:
-    """The model file behind ``path``: an .onnx file, or a model package (folder or .tar.gz).
-
-    ``None`` means the shipped default model. A .tar.gz package is unpacked to
-    a temporary folder that outlives this call; :func:`load_predictor` instead
-    unpacks it only while its session loads.
-    """
-    if path is not None and is_package(Path(path).expanduser()):
-        return Path(open_package(Path(path).expanduser()).model_path)
-    return model_file(path)
-
-
-def load_predictor(path: PathLike | None = None, threads: int | None = None) -> Predictor:
-    """A Predictor for an .onnx file or a model package, on the runtime its manifest names.
-
-    A .tar.gz package is unpacked to a temporary folder only while the session
-    loads; the predictor's ``model_path`` is the package itself.
-    """
-    if path is None or not is_package(Path(path).expanduser()):
-        return Predictor(path, threads)
-    package = Path(path).expanduser()
-    with open_package(package) as opened:
-        predictor = Predictor(opened.model_path, threads, runtime=opened.manifest.runtime)
-    predictor.model_path = package
-    return predictor
 
 
 def load_model(
