@@ -10,6 +10,11 @@ Before its first call, again after a call found no agent, and at most every
 (``SO_PEERCRED``, on Linux): a process of another user (not root) is not this device's
 agent, and every call fails with PERMISSION_DENIED naming the socket, the process and its
 uid, instead of trusting what it answers.
+
+With an agent that has the fast socket (:mod:`edgekit.agent.fastpath`), every call but an
+inline or POSIX-shared-memory Predict goes over it, and the client imports grpc (some
+16 MB resident) only when a call needs gRPC: an agent without the fast socket, a Predict
+with ``shared_memory=False``, or a call made while the fast socket is gone.
 """
 
 from __future__ import annotations
@@ -18,17 +23,17 @@ import math
 import os
 import socket
 import struct
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 
 from edgekit.agent import sealed
 from edgekit.agent.fastpath import FastPredictClient, fast_socket_path
-from edgekit.agent.protos import agent_pb2, agent_pb2_grpc
+from edgekit.agent.protos import agent_pb2
 from edgekit.agent.sealed import SealedSegment
 from edgekit.agent.shm import OUTPUT_ALIGN, PosixSegment, SharedMemoryPool
 from edgekit.agent.status import AgentStatusError
@@ -37,6 +42,19 @@ from edgekit.agent.tensors import DATA_TYPE_NAMES, DATA_TYPES, data_type_of, to_
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 PEER_CHECK_INTERVAL = 10.0
 """Seconds a check of the socket's owner holds (an agent restart may replace the socket)."""
+FAST_SOCKET_GRACE = 0.5
+"""Seconds :meth:`AgentClient.wait_ready` waits for the fast socket once the gRPC socket
+answers (the agent opens the fast socket right after it) before it settles for gRPC."""
+READY_POLL = 0.02
+"""Seconds between :meth:`AgentClient.wait_ready`'s looks at the sockets."""
+
+
+def _grpc() -> Any:
+    """The grpc module, imported by the first call that goes over gRPC, not with this
+    module: a client that the agent's fast socket serves never loads it (16 MB)."""
+    import grpc
+
+    return grpc
 
 
 @dataclass(frozen=True)
@@ -154,15 +172,9 @@ class AgentClient:
         path = str(socket_path)
         self.target = path if path.startswith("unix:") else f"unix://{Path(path).absolute()}"
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(
-            self.target,
-            options=[
-                ("grpc.enable_http_proxy", 0),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
-        self.stub = agent_pb2_grpc.AgentStub(self._channel)
+        self._channel: Any = None
+        self._stub: Any = None
+        self._channel_lock = threading.Lock()
         self._pool: SharedMemoryPool | None = None
         self._sealed_pool: SharedMemoryPool | None = None
         self._reserved: dict[int, tuple[Any, SharedMemoryPool]] = {}
@@ -182,6 +194,25 @@ class AgentClient:
         )
 
     # -- plumbing --------------------------------------------------------------
+    @property
+    def stub(self) -> Any:
+        """The gRPC stub (``agent_pb2_grpc.AgentStub``) on this client's channel, which is
+        made (and grpc imported) on first use."""
+        with self._channel_lock:
+            if self._stub is None:
+                from edgekit.agent.protos import agent_pb2_grpc  # imports grpc: see _grpc
+
+                self._channel = _grpc().insecure_channel(
+                    self.target,
+                    options=[
+                        ("grpc.enable_http_proxy", 0),
+                        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                    ],
+                )
+                self._stub = agent_pb2_grpc.AgentStub(self._channel)
+            return self._stub
+
     def check_peer(self, method: str = "") -> None:
         """Check who listens on the agent's socket (see :func:`check_peer`) unless a check
         passed less than PEER_CHECK_INTERVAL seconds ago."""
@@ -195,8 +226,14 @@ class AgentClient:
 
     def _call(self, method: str, request: Any) -> Any:
         self.check_peer(method)
+        if self._fast is not None and method != "Predict":
+            raw = self._fast.unary(method, request.SerializeToString())
+            if raw is not None:
+                return getattr(agent_pb2, f"{method}Response").FromString(raw)
+        stub = self.stub
+        grpc = _grpc()
         try:
-            return getattr(self.stub, method)(request, timeout=self.timeout)
+            return getattr(stub, method)(request, timeout=self.timeout)
         except grpc.RpcError as exc:
             code = exc.code().name if exc.code() is not None else "UNKNOWN"
             details = exc.details() or ""
@@ -206,19 +243,52 @@ class AgentClient:
             raise AgentStatusError(code, details, method=method) from None
 
     def wait_ready(self, timeout: float = 10.0) -> None:
-        """Block until the agent answers (it may still be starting)."""
-        try:
-            grpc.channel_ready_future(self._channel).result(timeout=timeout)
-        except grpc.FutureTimeoutError:
+        """Block until the agent answers (it may still be starting): on its fast socket
+        when it has one, else on gRPC."""
+        deadline = time.monotonic() + timeout
+        fast = None if self._fast is None else self._wait_fast(deadline)
+        if fast is None and self._fast is not None:
             raise AgentStatusError(
                 "UNAVAILABLE", f"no agent answered on {self.target} within {timeout:.0f} s"
-            ) from None
+            )
+        if not fast:
+            self.stub  # noqa: B018 -- makes the channel
+            grpc = _grpc()
+            try:
+                grpc.channel_ready_future(self._channel).result(
+                    timeout=max(0.0, deadline - time.monotonic())
+                )
+            except grpc.FutureTimeoutError:
+                raise AgentStatusError(
+                    "UNAVAILABLE", f"no agent answered on {self.target} within {timeout:.0f} s"
+                ) from None
         self.check_peer()
+
+    def _wait_fast(self, deadline: float) -> bool | None:
+        """True once the agent's fast socket answers; False when its gRPC socket has
+        answered for FAST_SOCKET_GRACE seconds without a fast socket beside it (an agent
+        without one: the caller waits on gRPC); None when neither answered by
+        ``deadline``."""
+        assert self._fast is not None and self._socket is not None
+        grpc_since = None
+        while True:
+            if self._fast.ready():
+                return True
+            now = time.monotonic()
+            if check_peer(self._socket):
+                grpc_since = now if grpc_since is None else grpc_since
+                if now - grpc_since >= FAST_SOCKET_GRACE:
+                    return False
+            if now >= deadline:
+                return None if grpc_since is None else False
+            time.sleep(min(READY_POLL, max(0.0, deadline - now)))
 
     def close(self) -> None:
         if self._fast is not None:
             self._fast.close()
-        self._channel.close()
+        with self._channel_lock:
+            if self._channel is not None:
+                self._channel.close()
         for pool in (self._pool, self._sealed_pool):
             if pool is not None:
                 pool.close()

@@ -16,6 +16,10 @@ A ``REGISTER`` request carries one file descriptor (``SCM_RIGHTS``), a sealed me
 (:mod:`edgekit.agent.sealed`), and its key as the body: later Predicts on that
 connection name the key in ``segment_name`` and the agent reads and writes the
 segment in place (answer ``OK`` with no body, or ``ERROR``).
+A ``CALL`` request carries any other call of the API as ``<method name>\n<serialized
+request>`` (``LoadModel``, ``ListModels``, ``CaptureData``...), answered as a Predict is,
+so a client that has the fast socket needs no gRPC at all (grpc is some 16 MB of every
+process that imports it); the agent serves it with the very code its gRPC methods run.
 
 The server (:class:`FastPredictServer`) serves each connection on a thread of its own
 that reads a request, runs it and answers, with no handoff; at most
@@ -53,18 +57,23 @@ log = logging.getLogger(__name__)
 SUFFIX = ".predict"
 HEADER = struct.Struct(">IB")
 PREDICT, REGISTER, OK, ERROR = 1, 2, 0, 1
+CALL = 3
 MAX_FDS = 4
 """File descriptors read with one request (a REGISTER carries one; extras are closed)."""
 MAX_REQUEST_BYTES = 1 << 20
 """The largest request body the server reads: shared-memory requests are a few hundred bytes."""
 MAX_REPLY_BYTES = 256 * 1024 * 1024
 """The largest reply the client reads (outputs sent inline): the gRPC message limit."""
+MAX_CALL_BYTES = MAX_REPLY_BYTES
+"""The largest CALL the server reads (a CaptureData carries tensors): the gRPC limit."""
 RETRY_INTERVAL = 10.0
 """Seconds a client waits before it tries again to connect to a socket that was absent."""
 
 Handler = Callable[[bytes, MappedSegments | None], bytes]
 """A serialized request and the connection's registered segments -> a serialized reply,
 or AgentStatusError."""
+Caller = Callable[[str, bytes], bytes]
+"""A method name and its serialized request -> the serialized response, or AgentStatusError."""
 
 
 def fast_socket_path(socket_path: str | os.PathLike[str]) -> Path:
@@ -116,9 +125,18 @@ def _error_body(exc: AgentStatusError) -> bytes:
 class FastPredictServer:
     """Serves ``handler`` on unix socket ``path`` until :meth:`stop`; a thread per connection."""
 
-    def __init__(self, path: str | os.PathLike[str], handler: Handler, *, max_connections: int):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        handler: Handler,
+        *,
+        max_connections: int,
+        calls: Caller | None = None,
+    ):
+        """``calls`` serves CALL requests (none without it: they are refused)."""
         self.path = Path(path)
         self.handler = handler
+        self.calls = calls
         self.max_connections = max(1, int(max_connections))
         self._listener: socket.socket | None = None
         self._lock = threading.Lock()
@@ -179,7 +197,10 @@ class FastPredictServer:
                 if header is None:
                     return
                 size, kind = HEADER.unpack(header)
-                if kind not in (PREDICT, REGISTER) or size > MAX_REQUEST_BYTES:
+                call = kind == CALL and self.calls is not None
+                if (kind not in (PREDICT, REGISTER) and not call) or size > (
+                    MAX_CALL_BYTES if call else MAX_REQUEST_BYTES
+                ):
                     for fd in fds:
                         os.close(fd)
                     error = invalid_argument(
@@ -223,6 +244,10 @@ class FastPredictServer:
                     )
                 segments.add(body.decode("utf-8", "replace"), fds.pop())
                 return _frame(OK, b"")
+            if kind == CALL:
+                assert self.calls is not None
+                method, _, request = body.partition(b"\n")
+                return _frame(OK, self.calls(method.decode("ascii", "replace"), request))
             return _frame(OK, self.handler(body, segments))
         except AgentStatusError as exc:
             return _frame(ERROR, _error_body(exc))
@@ -323,6 +348,37 @@ class FastPredictClient:
 
     def end(self) -> None:
         self._lock.release()
+
+    def ready(self) -> bool:
+        """Connect now unless connected, even within RETRY_INTERVAL of finding the socket
+        absent (to wait for an agent that is starting): True when connected."""
+        with self._lock:
+            self._absent_since = None
+            return self._connect() is not None
+
+    def unary(self, method: str, body: bytes) -> bytes | None:
+        """Call ``method`` (one of the API's, not a shared-memory Predict) with serialized
+        request ``body`` in a CALL: the serialized response, AgentStatusError as the gRPC
+        call would raise it, or None (use gRPC) when the socket is absent, the connection
+        stayed busy for the timeout, or it broke. Waits for a call of another thread on
+        the connection. A connection found broken when the request is sent (the agent
+        restarted since it was made) is made again once: the request never went out."""
+        if not self._lock.acquire(timeout=self.timeout):
+            return None
+        try:
+            for _ in range(2):
+                sock = self._connect()
+                if sock is None:
+                    return None
+                try:
+                    sock.sendall(_frame(CALL, method.encode("ascii") + b"\n" + body))
+                except OSError as exc:
+                    self._lost(exc)
+                    continue
+                return self._reply(method)
+            return None
+        finally:
+            self._lock.release()
 
     def register(self, segment: sealed.SealedSegment, *, method: str = "Predict") -> bool:
         """Pass ``segment``'s memfd to the agent once per connection (between :meth:`begin`

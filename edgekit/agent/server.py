@@ -4,7 +4,9 @@
 with a thread pool, so Predicts for one or several models run concurrently.
 Requests that the API defines as failing end with the status code the API
 names (NOT_FOUND, ALREADY_EXISTS, INVALID_ARGUMENT, FAILED_PRECONDITION, ...)
-and a message that says what to fix.
+and a message that says what to fix. Beside it, the fast socket
+(:mod:`edgekit.agent.fastpath`) serves shared-memory Predicts and, as CALLs, every
+other method, with the same code, status codes and messages.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import threading
 from concurrent import futures
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 import numpy as np
@@ -45,6 +47,24 @@ from edgekit.unix_socket import clear_stale_socket
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+UNARY_METHODS = (
+    "LoadModel",
+    "UnLoadModel",
+    "ListModels",
+    "DescribeModel",
+    "CaptureData",
+    "GetCaptureDataStatus",
+)
+"""The methods the fast socket serves as CALLs (Predict has its own frames)."""
+
+
+class _CallContext:
+    """The part of a grpc.ServicerContext the methods use, for a CALL on the fast socket:
+    ``abort`` raises the AgentStatusError the fast socket answers with."""
+
+    @staticmethod
+    def abort(code: grpc.StatusCode, details: str) -> NoReturn:
+        raise AgentStatusError(code.name, details)
 
 
 def _model_proto(model: LoadedModel, identity: PackageIdentity | None) -> agent_pb2.Model:
@@ -209,6 +229,18 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             log.info("Predict refused: %s %s", exc.code, exc.details)
             raise
 
+    def call_serialized(self, method: str, body: bytes) -> bytes:
+        """RPC ``method`` (one of :data:`UNARY_METHODS`) on a serialized request (the fast
+        socket's CALL handler): the serialized response, or AgentStatusError with the code
+        and details the gRPC call ends with."""
+        if method not in UNARY_METHODS:
+            raise AgentStatusError("UNIMPLEMENTED", f"Method not found: {method}")
+        try:
+            request = getattr(agent_pb2, f"{method}Request").FromString(body)
+        except DecodeError:
+            raise invalid_argument(f"the request is not a serialized {method}Request") from None
+        return getattr(self, method)(request, _CallContext()).SerializeToString()
+
     def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         try:
             return self.predict(request)
@@ -348,7 +380,8 @@ class AgentServer:
         Manager stand-in: plain ONNX models load unverified, see
         :class:`~edgekit.agent.models.ModelRegistry`). ``fast_predict``: also serve
         Predict on ``<socket>.predict`` (:mod:`edgekit.agent.fastpath`), which
-        :class:`~edgekit.agent.client.AgentClient` uses for shared-memory calls."""
+        :class:`~edgekit.agent.client.AgentClient` uses for shared-memory Predicts, and
+        every other call but Predict as CALLs."""
         self.socket_path = Path(socket_path)
         if len(os.fsencode(self.socket_path.absolute())) > GRPC_SOCKET_LIMIT:
             raise AgentError(
@@ -429,6 +462,7 @@ class AgentServer:
                         self.fast_path,
                         servicer.predict_serialized,
                         max_connections=self.max_workers,
+                        calls=servicer.call_serialized,
                     ).start()
                 except AgentError:
                     self._server = None

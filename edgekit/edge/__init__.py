@@ -18,8 +18,9 @@ Must not import: edgekit.package (cryptography), edgekit.compile, the
 AWS/workflow modules (clients, deploy, provision, components, ...),
 edgekit.local or the CLI. It may import edgekit.agent's client, edgekit.model
 (metadata, pre/post-processing, LoadedModel), edgekit.data and edgekit.schemas.
-Only numpy, Pillow, grpc, awsiot and edgekit's light modules are imported here:
-a device does not carry boto3, onnx, tqdm or torch for this component.
+Only numpy, Pillow, protobuf, awsiot and edgekit's light modules are imported here
+(grpc only if the agent has no fast socket: see :mod:`edgekit.agent.client`): a device
+does not carry boto3, onnx, tqdm or torch for this component.
 """
 
 from __future__ import annotations
