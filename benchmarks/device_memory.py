@@ -224,8 +224,10 @@ def main(argv: list[str] | None = None) -> int:
             markdown_table(["device process", "pid", "RSS MB", "PSS MB"], rows),
             f"Model: {args.model}; one device with the demo's components (model package, model "
             f"agent, inference app), {interval}, read after {args.seconds:g} s. RSS (VmRSS) counts "
-            "the shared libraries every process maps (Python, numpy, gRPC) once per process; "
-            "PSS splits them between the processes, so its total is what the device holds.",
+            "the shared libraries every process maps (Python, numpy, protobuf) once per process; "
+            "PSS splits them between the processes, so its total is what the device holds (it "
+            "splits them with any other process on the machine that maps them too, so it varies "
+            "with what else runs).",
         )
         out.finish()
         return 0
