@@ -14,8 +14,9 @@ network, numpy peak decoding. Only the network differs. Threads are pinned per r
 (``torch.set_num_threads`` / ONNX Runtime ``intra_op_num_threads``). AP50 is
 scored on the real validation split of tag-scratches (``evaluation_data(path,
 "val")``) and on the synthetic validation set (200 images). A second table
-compares the shipped synthetic-only model with one trained on the real training
-split (``train(<data>, out, seed=0)``, cached under ``--work``).
+compares the shipped model (pretrained on synthetic renders, fine-tuned on the real
+training split), its synthetic-only start (``shipped/synthetic.onnx``) and the same
+recipe from scratch (``train(<data>, out, seed=0, init=None)``, cached under ``--work``).
 
     .venv/bin/python benchmarks/model_latency.py                  # full run (trains once)
     .venv/bin/python benchmarks/model_latency.py --skip-train --iterations 50
@@ -183,9 +184,16 @@ def score(predictor: Any, data: Any, desc: str) -> float:
     return evaluate(predictor, data, progress_desc=desc).ap50
 
 
+def _total_seconds(metrics_path: Path) -> float | None:
+    """``training.total_seconds`` of a model's metrics.json (None when absent)."""
+    if not metrics_path.is_file():
+        return None
+    return json.loads(metrics_path.read_text())["training"].get("total_seconds")
+
+
 def train_real(data: Path, work: Path) -> tuple[Path, dict[str, Any], bool]:
-    """The model trained on the real training split, seed 0; cached in ``work``."""
-    out = work / "real-train-seed0"
+    """The real training split from scratch (no pretraining), seed 0; cached in ``work``."""
+    out = work / "real-train-scratch-seed0"
     model, metrics_path = out / "model.onnx", out / "metrics.json"
     if model.is_file() and metrics_path.is_file():
         metrics = json.loads(metrics_path.read_text())
@@ -193,7 +201,7 @@ def train_real(data: Path, work: Path) -> tuple[Path, dict[str, Any], bool]:
             return model, metrics, True
     from edgekit.model.train import train
 
-    result = train(data, out, seed=0)
+    result = train(data, out, seed=0, init=None)
     return result.model_path, result.metrics, False
 
 
@@ -243,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from edgekit.benchmarking import format_table
     from edgekit.data import load_image
-    from edgekit.model import default_model_path
+    from edgekit.model import PRETRAINED_SYNTHETIC, default_model_path
     from edgekit.model.evaluate import evaluation_data, synthetic_validation
     from edgekit.model.predict import Predictor
     from edgekit.model.torch_weights import TorchPredictor
@@ -289,11 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     # Second table: synthetic-only (shipped) vs trained on the real training split.
     training: dict[str, Any] = {"shipped": None, "real": None, "real_status": None}
     shipped_metrics_path = source.parent / "metrics.json"
-    shipped_seconds = None
-    if shipped_metrics_path.is_file():
-        shipped_seconds = json.loads(shipped_metrics_path.read_text())["training"].get(
-            "total_seconds"
-        )
+    shipped_seconds = _total_seconds(shipped_metrics_path)
     # The source model itself (not a compiled copy), scored with ONNX Runtime.
     source_predictor = Predictor(source, threads=2)
     training["shipped"] = {
@@ -302,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         "ap50_synthetic": score(source_predictor, synthetic, "source: synthetic"),
         "train_seconds": shipped_seconds,
     }
-    cached_real = (work / "real-train-seed0" / "model.onnx").is_file()
+    cached_real = (work / "real-train-scratch-seed0" / "model.onnx").is_file()
     if not has_data:
         training["real_status"] = f"not run (no data set at {data})"
     elif args.skip_train:
@@ -394,9 +398,23 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     real = training["real"]
+    pretrained = None
+    if args.model is None and PRETRAINED_SYNTHETIC.is_file():
+        pretrained_predictor = Predictor(PRETRAINED_SYNTHETIC, threads=2)
+        pretrained = {
+            "model": "(c) synthetic renders only (shipped/synthetic.onnx, the start of (a))",
+            "real": _fmt(score(pretrained_predictor, real_val, "synthetic-only: real"))
+            if has_data
+            else "n/a",
+            "syn": _fmt(score(pretrained_predictor, synthetic, "synthetic-only: synth")),
+            "time": _fmt(
+                _total_seconds(PRETRAINED_SYNTHETIC.with_name("synthetic-metrics.json")), 0
+            )
+            + " s",
+        }
     second = [
         {
-            "model": "(a) shipped, synthetic renders only"
+            "model": "(a) shipped: synthetic pretraining, fine-tuned on the real train split"
             if args.model is None
             else f"(a) {source.name}",
             "real": _fmt(training["shipped"]["ap50_real_val"]),
@@ -404,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             "time": _fmt(shipped_seconds, 0) + " s" if shipped_seconds else "n/a",
         },
         {
-            "model": "(b) trained on the real train split, seed 0"
+            "model": "(b) the same recipe from scratch (--init none), seed 0"
             + (f" ({real['train_images']} photos, {real['epochs']} epochs)" if real else ""),
             "real": _fmt(real["ap50_real_val"]) if real else training["real_status"],
             "syn": _fmt(real["ap50_synthetic"]) if real else "not run",
@@ -415,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
             ),
         },
     ]
+    if pretrained is not None:
+        second.append(pretrained)
     out.table(
         format_table(
             second,
