@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from edgekit.errors import EdgekitError, ModelError
-from edgekit.model import default_model_path
+from edgekit.files import sha256_file
+from edgekit.model import PRETRAINED_SYNTHETIC, default_model_path
 from edgekit.model.evaluate import iou
 from edgekit.model.predict import Predictor, model_file, predict_folder
 from edgekit.package import load_predictor, resolve_model_path
@@ -47,7 +48,14 @@ def test_shipped_model_is_self_describing() -> None:
     assert info.postprocess["type"] == "centernet"
     assert info.extra["training"]["seed"] == 0
     metrics = json.loads((path.parent / "metrics.json").read_text())
-    assert metrics["training"]["command"].startswith("edgekit train --data synthetic")
+    # Fine-tuned on a Ground Truth folder from the shipped synthetic pretraining.
+    training = metrics["training"]
+    assert training["command"].startswith("edgekit train --data ")
+    assert training["data"]["kind"] == "ground_truth"
+    assert training["init"]["sha256"] == sha256_file(PRETRAINED_SYNTHETIC)
+    pretraining = json.loads((path.parent / "synthetic-metrics.json").read_text())
+    assert pretraining["training"]["command"].startswith("edgekit train --data synthetic")
+    assert read_model_info(PRETRAINED_SYNTHETIC).extra["training"]["seed"] == 0
     assert (path.parent / "TRAINING.md").is_file()
 
 
