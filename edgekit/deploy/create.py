@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -229,19 +229,30 @@ def inference_configuration(
     *,
     inference_interval: float = DEFAULT_INFERENCE_INTERVAL,
     score_threshold: float | None = None,
+    capture_band: Sequence[float] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The ``configuration`` argument of ``deploy``: interval and threshold of the app.
+    """The ``configuration`` argument of ``deploy``: interval, threshold and capture band.
 
     ``ScoreThreshold`` is always sent, ``null`` meaning "the package's threshold", so a
-    threshold set by an earlier deployment does not linger.
+    threshold set by an earlier deployment does not linger. ``capture_band`` ``(low,
+    high)`` sends ``CaptureBand`` (images whose best score lies in it go to CaptureData;
+    ``()`` turns capture off); None leaves the app's band as it is (component default
+    ``[0.2, 0.5]``).
     """
     if inference_interval < 0:
         raise ConfigurationError(f"inference_interval={inference_interval} must be >= 0 seconds")
     if score_threshold is not None and not 0.0 <= score_threshold <= 1.0:
         raise ConfigurationError(f"score_threshold={score_threshold} must be in [0, 1] or None")
-    return {
-        settings.inference_component: {
-            "InferenceInterval": float(inference_interval),
-            "ScoreThreshold": None if score_threshold is None else float(score_threshold),
-        }
+    app: dict[str, Any] = {
+        "InferenceInterval": float(inference_interval),
+        "ScoreThreshold": None if score_threshold is None else float(score_threshold),
     }
+    if capture_band is not None:
+        band = [float(v) for v in capture_band]
+        if band and (len(band) != 2 or not 0.0 <= band[0] <= band[1] <= 1.0):
+            raise ConfigurationError(
+                f"capture_band={tuple(capture_band)!r} must be (low, high) with "
+                "0 <= low <= high <= 1, or () to turn capture off"
+            )
+        app["CaptureBand"] = band
+    return {settings.inference_component: app}

@@ -29,6 +29,15 @@ def test_inference_configuration_checks_its_values() -> None:
         inference_configuration(SETTINGS, inference_interval=-1)
 
 
+def test_inference_configuration_sends_a_capture_band_only_when_given() -> None:
+    assert "CaptureBand" not in inference_configuration(SETTINGS)[APP]
+    assert inference_configuration(SETTINGS, capture_band=(0, 1))[APP]["CaptureBand"] == [0.0, 1.0]
+    assert inference_configuration(SETTINGS, capture_band=())[APP]["CaptureBand"] == []
+    for bad in ((0.6, 0.2), (0.1, 1.5), (0.1,)):
+        with pytest.raises(ConfigurationError, match="capture_band"):
+            inference_configuration(SETTINGS, capture_band=bad)
+
+
 @pytest.mark.parametrize(
     ("items", "expected"),
     [
