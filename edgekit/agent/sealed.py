@@ -31,6 +31,8 @@ from edgekit.agent.status import invalid_argument
 SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
 MAX_SEGMENTS = 64
 """Segments one connection may register (a client keeps a few: inputs and outputs)."""
+MAX_PREPARED = 16
+"""Requests one connection's :attr:`MappedSegments.prepared` remembers (a client repeats a few)."""
 
 
 def available() -> bool:
@@ -71,13 +73,26 @@ class MappedSegments:
 
     def __init__(self) -> None:
         self._maps: dict[str, tuple[mmap.mmap, memoryview]] = {}
+        self._prepared: dict[bytes, object] = {}
+
+    def prepared(self, body: bytes) -> object | None:
+        """What :meth:`prepare` remembered for the serialized request ``body``, if anything."""
+        return self._prepared.get(body)
+
+    def prepare(self, body: bytes, value: object) -> None:
+        """Remember ``value`` (a request decoded into views of these mappings) for ``body``
+        until any segment of the connection is registered again or removed."""
+        if len(self._prepared) >= MAX_PREPARED:
+            self._prepared.clear()
+        self._prepared[body] = value
 
     def __contains__(self, name: object) -> bool:
         return name in self._maps
 
     def add(self, name: str, fd: int) -> None:
         """Map ``fd`` under ``name``; INVALID_ARGUMENT unless it is a sealed memfd of at most
-        MAX_SEGMENT_READ bytes. The descriptor is closed either way."""
+        MAX_SEGMENT_READ bytes. The descriptor is closed either way. Forgets every prepared
+        request."""
         try:
             what = f"sealed segment {name!r}"
             if not name or len(self._maps) >= MAX_SEGMENTS and name not in self._maps:
@@ -105,6 +120,7 @@ class MappedSegments:
         self._maps[name] = (mapping, memoryview(mapping))
 
     def remove(self, name: str) -> None:
+        self._prepared.clear()  # they may hold views of the mapping that goes
         old = self._maps.pop(name, None)
         if old is not None:
             old[1].release()

@@ -70,16 +70,21 @@ class Calls:
         self.sealed: list[bool] = []
         """Per fast call: whether its connection had sealed segments registered."""
         predict = AgentServicer.predict
+        answer = FastPredictServer._answer
 
         def counted(servicer, request, sealed=None):  # type: ignore[no-untyped-def]
-            if threading.current_thread().name.startswith("edgekit-agent-fast"):
-                self.fast += 1
-                self.sealed.append(sealed is not None and len(sealed._maps) > 0)
-            else:
+            if not threading.current_thread().name.startswith("edgekit-agent-fast"):
                 self.grpc += 1
             return predict(servicer, request, sealed)
 
+        def counted_fast(server, kind, body, fds, segments):  # type: ignore[no-untyped-def]
+            if kind == fastpath.PREDICT:
+                self.fast += 1
+                self.sealed.append(segments is not None and len(segments._maps) > 0)
+            return answer(server, kind, body, fds, segments)
+
         monkeypatch.setattr(AgentServicer, "predict", counted)
+        monkeypatch.setattr(FastPredictServer, "_answer", counted_fast)
 
 
 def _image(seed: int = 0) -> np.ndarray:
@@ -303,3 +308,64 @@ def test_registering_an_unsealed_memfd_is_refused_and_the_connection_keeps_servi
         kind, body = _frame(sock)
         assert kind == fastpath.ERROR and body.startswith(b"NOT_FOUND\n")
     os.close(unsealed)
+
+
+def test_a_repeated_request_is_decoded_once_and_reads_the_new_image_every_time(
+    server: AgentServer, reference, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inference app sends the same bytes for every image (its input lives in one
+    segment): the agent decodes and checks them once per connection, and every call
+    still runs on what the segment holds now."""
+    decoded = []
+    feeds = AgentServicer._feeds
+
+    def counted(servicer, *args, **kwargs):  # type: ignore[no-untyped-def]
+        decoded.append(threading.current_thread().name)
+        return feeds(servicer, *args, **kwargs)
+
+    monkeypatch.setattr(AgentServicer, "_feeds", counted)
+    with AgentClient(server.socket_path) as client:
+        held = client.shared_array(SHAPE, np.float32)
+        for seed in range(4):
+            held[...] = _image(20 + seed)
+            got = client.predict("m", {"image": held}, shared_memory=True)
+            _same(got, _expected(reference, _image(20 + seed)))
+        # Call 1 answers inline (the client learns the output size), call 2 is the
+        # first with an output segment: decoded; calls 3 and 4 reuse it.
+        assert len(decoded) == 2
+
+
+def test_a_prepared_request_follows_the_model_loaded_under_its_name(
+    workdir: Path, pkg: SignedPackage, reference
+) -> None:
+    """Unloading the model (NOT_FOUND) or loading another one under the same name
+    (its outputs) is seen by the next call, as without the prepared request."""
+    import onnxruntime as ort
+
+    from edgekit.compile.testing import build_tiny_model
+
+    other_model = build_tiny_model(
+        workdir / "other-model" / "model.onnx", seed=5, height=SHAPE[2], width=SHAPE[3]
+    )
+    other = signed_package(workdir, name="other", model=other_model)
+    other_ref = ort.InferenceSession(str(other_model), providers=["CPUExecutionProvider"])
+    with (
+        AgentServer(workdir / "prep.sock", pkg.public_key, max_workers=2) as srv,
+        AgentClient(srv.socket_path) as client,
+    ):
+        client.load_model("r", pkg.package)
+        held = client.shared_array(SHAPE, np.float32)
+        held[...] = _image(30)
+        for _ in range(3):
+            _same(
+                client.predict("r", {"image": held}, shared_memory=True),
+                _expected(reference, _image(30)),
+            )
+        client.unload_model("r")
+        assert _error(client, "r", {"image": held})[0] == "NOT_FOUND"
+        client.load_model("r", other.package)
+        for _ in range(2):
+            _same(
+                client.predict("r", {"image": held}, shared_memory=True),
+                _expected(other_ref, _image(30)),
+            )
