@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgekit.agent import client as client_module
 from edgekit.agent import fastpath
 from edgekit.agent.client import AgentClient
 from edgekit.agent.fastpath import FastPredictServer, fast_socket_path
@@ -324,6 +325,14 @@ def test_a_repeated_request_is_decoded_once_and_reads_the_new_image_every_time(
         return feeds(servicer, *args, **kwargs)
 
     monkeypatch.setattr(AgentServicer, "_feeds", counted)
+    built = []
+    request = client_module._predict_request
+
+    def counted_request(*args):  # type: ignore[no-untyped-def]
+        built.append(args[0])
+        return request(*args)
+
+    monkeypatch.setattr(client_module, "_predict_request", counted_request)
     with AgentClient(server.socket_path) as client:
         held = client.shared_array(SHAPE, np.float32)
         for seed in range(4):
@@ -331,8 +340,9 @@ def test_a_repeated_request_is_decoded_once_and_reads_the_new_image_every_time(
             got = client.predict("m", {"image": held}, shared_memory=True)
             _same(got, _expected(reference, _image(20 + seed)))
         # Call 1 answers inline (the client learns the output size), call 2 is the
-        # first with an output segment: decoded; calls 3 and 4 reuse it.
+        # first with an output segment: built and decoded; calls 3 and 4 reuse both.
         assert len(decoded) == 2
+        assert built == ["m", "m"]
 
 
 def test_a_prepared_request_follows_the_model_loaded_under_its_name(
