@@ -41,6 +41,7 @@ from edgekit.deploy.status import DeploymentResult, target_devices
 from edgekit.deploy.wait import wait_for_deployment
 from edgekit.errors import ConfigurationError, DeploymentError
 from edgekit.provision import device_backend
+from edgekit.schemas.capture_band import capture_band as check_capture_band
 from edgekit.settings import Settings
 
 # The model component's name and version follow each new recipe, not an older deployment
@@ -248,11 +249,9 @@ def inference_configuration(
         "ScoreThreshold": None if score_threshold is None else float(score_threshold),
     }
     if capture_band is not None:
-        band = [float(v) for v in capture_band]
-        if band and (len(band) != 2 or not 0.0 <= band[0] <= band[1] <= 1.0):
-            raise ConfigurationError(
-                f"capture_band={tuple(capture_band)!r} must be (low, high) with "
-                "0 <= low <= high <= 1, or () to turn capture off"
-            )
-        app["CaptureBand"] = band
+        band = check_capture_band(
+            list(capture_band) if isinstance(capture_band, tuple) else capture_band,
+            what="capture_band",
+        )
+        app["CaptureBand"] = [] if band is None else list(band)
     return {settings.inference_component: app}

@@ -18,6 +18,7 @@ from typing import Any
 
 from edgekit.agent.paths import socket_for_work
 from edgekit.errors import ConfigurationError
+from edgekit.schemas.capture_band import capture_band
 from edgekit.schemas.health_shadow import HEALTH_SHADOW
 
 THING_VARIABLE = "{iot:thingName}"
@@ -124,22 +125,6 @@ def _threshold(config: Mapping[str, Any]) -> float | None:
     return score
 
 
-def _band(config: Mapping[str, Any]) -> tuple[float, float] | None:
-    value = config.get("CaptureBand")
-    if value is None or value == [] or value == "":
-        return None
-    if not isinstance(value, list | tuple) or len(value) != 2:
-        raise ConfigurationError(
-            f"configuration CaptureBand={value!r} must be [low, high] (e.g. [0.2, 0.5]), "
-            "or [] to turn capture off"
-        )
-    low = _number({"CaptureBand[0]": value[0]}, "CaptureBand[0]", 0.0, minimum=0.0)
-    high = _number({"CaptureBand[1]": value[1]}, "CaptureBand[1]", 1.0, minimum=0.0)
-    if not low <= high <= 1.0:
-        raise ConfigurationError(f"configuration CaptureBand={value!r} needs 0 <= low <= high <= 1")
-    return (low, high)
-
-
 def _shadow(config: Mapping[str, Any]) -> tuple[Path | None, str]:
     path = _text(config, "ShadowPackagePath", "").strip()
     name = _text(config, "ShadowModelName", "").strip()
@@ -221,7 +206,7 @@ def parse_config(
         health_interval=_number(config, "HealthInterval", 5.0, minimum=0.1),
         health_window=_number(config, "HealthWindow", 60.0, minimum=1.0),
         score_threshold=_threshold(config),
-        capture_band=_band(config),
+        capture_band=capture_band(config.get("CaptureBand"), what="configuration CaptureBand"),
         model_name=model_name,
         model_package=Path(package),
         agent_socket=expand_thing(socket, thing_name),
