@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from edgekit.agent.testing import SignedPackage
     from edgekit.local.mqtt import Broker
     from edgekit.settings import Settings
 
@@ -49,6 +50,29 @@ def tag_scratches() -> Path:
     if not (TAG_SCRATCHES / "labels.csv").is_file():
         pytest.skip(f"real data set not found at {TAG_SCRATCHES}")
     return TAG_SCRATCHES
+
+
+# ---------------------------------------------------------------- model agent packages
+# Module-scoped: each test module gets its own folder and package; a module may
+# override either by defining the same name (e.g. a package of another version).
+
+
+@pytest.fixture(scope="module")
+def workdir() -> Iterator[Path]:
+    """A short folder (unix socket paths are limited to 108 bytes), removed after."""
+    from edgekit.agent.testing import short_tempdir
+
+    path = short_tempdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pkg(workdir: Path) -> SignedPackage:
+    """A signed package of a tiny random detector (64 x 96 input), keys in ``workdir/keys``."""
+    from edgekit.agent.testing import signed_package
+
+    return signed_package(workdir)
 
 
 # ---------------------------------------------------------------- servers on loopback

@@ -8,7 +8,6 @@ transport served a call is seen by counting the servicer's entry points, never b
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import stat
 import threading
@@ -26,24 +25,12 @@ from edgekit.agent.protos import agent_pb2
 from edgekit.agent.sealed import MappedSegments, SealedSegment
 from edgekit.agent.server import AgentServer, AgentServicer
 from edgekit.agent.status import AgentStatusError
-from edgekit.agent.testing import SignedPackage, short_tempdir, signed_package
+from edgekit.agent.testing import SignedPackage, signed_package
 from edgekit.errors import AgentError
 
 pytestmark = pytest.mark.integration
 
 SHAPE = (1, 3, 64, 96)
-
-
-@pytest.fixture(scope="module")
-def workdir() -> Iterator[Path]:
-    path = short_tempdir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def pkg(workdir: Path) -> SignedPackage:
-    return signed_package(workdir)
 
 
 @pytest.fixture(scope="module")

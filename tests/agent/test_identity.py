@@ -7,7 +7,6 @@ an agent that does not fill the new fields (as the original agent).
 
 from __future__ import annotations
 
-import shutil
 import tarfile
 from collections.abc import Iterator
 from concurrent import futures
@@ -22,18 +21,11 @@ from edgekit.agent.client import AgentClient
 from edgekit.agent.identity import ARCHIVE, INSTALL_MARKER, identify, marker_path, read_marker
 from edgekit.agent.server import AgentServer
 from edgekit.agent.status import AgentStatusError
-from edgekit.agent.testing import SignedPackage, short_tempdir, signed_package
+from edgekit.agent.testing import SignedPackage, signed_package
 from edgekit.files import sha256_file
 from edgekit.package.keys import fingerprint, key_id, load_public_key
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def workdir() -> Iterator[Path]:
-    path = short_tempdir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,22 +17,10 @@ import pytest
 from edgekit.agent.model_folder import NEO_FILES, ONNX, PACKAGE, locate
 from edgekit.agent.models import ONNX_FILE, ModelRegistry
 from edgekit.agent.status import AgentStatusError
-from edgekit.agent.testing import SignedPackage, short_tempdir, signed_package
+from edgekit.agent.testing import SignedPackage, signed_package
 from edgekit.errors import AgentError
 from edgekit.files import sha256_file
 from edgekit.package import load_public_key
-
-
-@pytest.fixture(scope="module")
-def workdir() -> Iterator[Path]:
-    path = short_tempdir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def pkg(workdir: Path) -> SignedPackage:
-    return signed_package(workdir)
 
 
 def _folder(root: Path, name: str, files: dict[str, bytes]) -> Path:

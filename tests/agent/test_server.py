@@ -22,25 +22,13 @@ from edgekit.agent import agent_pb2, agent_pb2_grpc
 from edgekit.agent.client import AgentClient
 from edgekit.agent.server import AgentServer
 from edgekit.agent.status import AgentStatusError
-from edgekit.agent.testing import SignedPackage, short_tempdir, signed_package
+from edgekit.agent.testing import SignedPackage, signed_package
 from edgekit.errors import AgentError
 
 pytestmark = pytest.mark.integration
 
 INPUT = "image"
 SHAPE = (1, 3, 64, 96)
-
-
-@pytest.fixture(scope="module")
-def workdir() -> Iterator[Path]:
-    path = short_tempdir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def pkg(workdir: Path) -> SignedPackage:
-    return signed_package(workdir)
 
 
 @pytest.fixture(scope="module")

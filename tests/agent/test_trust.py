@@ -7,10 +7,8 @@ key. The additional keys come from a PEM bundle (``load_public_keys``), which ma
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,16 +17,9 @@ from edgekit.agent.client import AgentClient
 from edgekit.agent.models import ModelRegistry
 from edgekit.agent.server import AgentServer
 from edgekit.agent.status import AgentStatusError
-from edgekit.agent.testing import SignedPackage, short_tempdir, signed_package
+from edgekit.agent.testing import SignedPackage, signed_package
 from edgekit.errors import AgentError, PackageError
 from edgekit.package.keys import fingerprint, generate_keypair, load_public_key, load_public_keys
-
-
-@pytest.fixture(scope="module")
-def workdir() -> Iterator[Path]:
-    path = short_tempdir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ of the input's size, never by time.
 
 from __future__ import annotations
 
-import shutil
 import tarfile
 import time
 from collections.abc import Iterator
@@ -20,25 +19,13 @@ import pytest
 from edgekit.agent.client import AgentClient
 from edgekit.agent.server import AgentServer
 from edgekit.agent.shm import SharedMemoryPool
-from edgekit.agent.testing import SignedPackage, short_tempdir, signed_package
+from edgekit.agent.testing import SignedPackage
 from edgekit.edge.inference import Frame, Inspector
 
 pytestmark = pytest.mark.integration
 
 SHAPE = (1, 3, 64, 96)
 NBYTES = int(np.prod(SHAPE)) * 4
-
-
-@pytest.fixture(scope="module")
-def workdir() -> Iterator[Path]:
-    path = short_tempdir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def pkg(workdir: Path) -> SignedPackage:
-    return signed_package(workdir)
 
 
 @pytest.fixture(scope="module")
