@@ -39,7 +39,7 @@ from _machine import BenchOutput, add_readme_option, markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "edgekit" / "model" / "shipped" / "model.onnx"
-DEFAULT_SHAPE = (1, 3, 256, 384)  # the shipped detector's input (ModelConfig defaults)
+DEFAULT_SHAPE = (1, 3, 256, 384)  # the tiny detector's input when there is no model
 GOAL_MS = 0.3
 
 
@@ -164,8 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     work = short_tempdir("ek-bench-")
     proc = None
     try:
-        h, w = DEFAULT_SHAPE[2:]
         model = args.model or (SHIPPED if SHIPPED.is_file() else None)
+        h, w = DEFAULT_SHAPE[2:]
+        if model is not None:  # the tiny detector takes the same input as the model
+            (model_input,) = get_runtime("onnxruntime").open(Path(model)).inputs
+            h, w = model_input.shape[2:]
         tiny = signed_package(work, name="tiny", height=h, width=w)
         if model is None:
             source = f"tiny random detector, input {list(DEFAULT_SHAPE)} (shipped model absent)"
@@ -259,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         table = markdown_table(["model", "path", "p50 ms", "p95 ms", "p50 overhead ms"], table_rows)
         out.table(
             table,
-            f"Input float32 {list(DEFAULT_SHAPE)} ({x.nbytes / 1e6:.2f} MB) for both models; "
+            f"Input float32 {list(x.shape)} ({x.nbytes / 1e6:.2f} MB) for both models; "
             f"{args.iterations} iterations after {args.warmup} warm-up, in blocks of 25 "
             "taken in turn.",
         )

@@ -44,9 +44,11 @@ def session(ov: object, model_bytes: bytes) -> OpenVinoSession:
 
 
 @pytest.fixture(scope="module")
-def feed() -> dict[str, np.ndarray]:
-    x = np.random.default_rng(0).random((1, 3, 256, 384), dtype=np.float32)
-    return {"image": x}
+def feed(model_bytes: bytes) -> dict[str, np.ndarray]:
+    (image,) = onnx.load_from_string(model_bytes).graph.input
+    shape = [d.dim_value or 1 for d in image.type.tensor_type.shape.dim]  # the model's input
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    return {image.name: x}
 
 
 def _with_record(tmp_path: Path, record: dict[str, object]) -> Path:
