@@ -23,6 +23,14 @@ def _init_arg(value: str | None) -> str | None:
     return None if value.lower() == "none" else value
 
 
+def _input_size(text: str) -> tuple[int, int]:
+    """``--input-size WxH`` as (width, height)."""
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.strip().isdigit() or not height.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT in pixels, e.g. 416x256")
+    return int(width), int(height)
+
+
 def _train(args: argparse.Namespace) -> int:
     try:
         from edgekit.model.train import train
@@ -45,6 +53,8 @@ def _train(args: argparse.Namespace) -> int:
         parts += ["--lr", f"{args.lr:g}"]
     if args.threads is not None:
         parts += ["--threads", str(args.threads)]
+    if args.input_size is not None:
+        parts += ["--input-size", "x".join(str(v) for v in args.input_size)]
     if args.train_count is not None:
         parts += ["--train-count", str(args.train_count)]
     if args.val_count is not None:
@@ -61,6 +71,7 @@ def _train(args: argparse.Namespace) -> int:
         time_budget=args.time_budget,
         init=_init_arg(args.init),
         lr=args.lr,
+        input_size=args.input_size,
     )
     validation = result.metrics["validation"]
     print(
@@ -190,6 +201,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start from this edgekit ONNX model and fine-tune it on --data (same architecture; "
         "another number of classes is fine). Default for a folder: the detector pretrained on "
         "synthetic renders that ships with edgekit; 'none': train from scratch",
+    )
+    train.add_argument(
+        "--input-size",
+        type=_input_size,
+        default=None,
+        metavar="WxH",
+        help="network input in pixels, both multiples of 32 (default 384x256). Larger gives "
+        "thin scratches more pixels and runs slower (time grows with the pixel count)",
     )
     # Smoke tests and quick experiments only.
     train.add_argument("--train-count", type=int, default=None, help=argparse.SUPPRESS)

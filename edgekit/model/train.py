@@ -71,8 +71,12 @@ from edgekit.spelling import parameter_text
 #: Defaults sized to finish inside 10 (synthetic) and 20 (a folder) minutes on 2 CPU cores.
 #: On a folder, training starts from the synthetic-pretrained detector (fine-tuning, at the
 #: lower learning rate) with mosaic augmentation: see docs/detector-recipe.md.
-SYNTHETIC_DEFAULTS = {"epochs": 5, "train_count": 1000, "lr": 3e-3}
-REAL_DEFAULTS = {"epochs": 120, "lr": 1e-3, "scratch_lr": 3e-3}
+#: ``input_size`` is (width, height); another size keeps every weight of the start model
+#: (``--input-size``; docs/detector-recipe.md has what larger inputs gave).
+SYNTHETIC_DEFAULTS = {"epochs": 5, "train_count": 1000, "lr": 3e-3, "input_size": (384, 256)}
+REAL_DEFAULTS = {"epochs": 120, "lr": 1e-3, "scratch_lr": 3e-3, "input_size": (384, 256)}
+#: The backbone halves the input five times: both sides must divide by this.
+INPUT_MULTIPLE = 32
 #: ``init`` value: the default start (pretrained for a folder, none for synthetic data).
 DEFAULT_INIT = "default"
 
@@ -300,6 +304,7 @@ def train(
     init: str | Path | None = DEFAULT_INIT,
     augment: aug.AugmentConfig | None = None,
     close_mosaic: int = 10,
+    input_size: tuple[int, int] | None = None,
 ) -> TrainResult:
     """Train, export ``out_dir/model.onnx`` and write ``out_dir/metrics.json``.
 
@@ -313,14 +318,28 @@ def train(
     fine-tuned network has none), ``None`` to train from scratch; the default starts a
     folder's training from the synthetic-pretrained detector
     (:data:`edgekit.model.PRETRAINED_SYNTHETIC`) and synthetic training from scratch.
-    ``lr`` defaults to 1e-3 when fine-tuning and 3e-3 from scratch.
+    ``lr`` defaults to 1e-3 when fine-tuning and 3e-3 from scratch. ``input_size``
+    ``(width, height)`` defaults to 384 x 256 (``config``'s size when a config is given).
     """
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    config = config or DetectorConfig()
     synthetic = str(data) == "synthetic"
     defaults = SYNTHETIC_DEFAULTS if synthetic else REAL_DEFAULTS
+    if config is None:
+        width, height = input_size or defaults["input_size"]
+        config = DetectorConfig(input_height=int(height), input_width=int(width))
+    elif input_size is not None:
+        config = replace(config, input_width=int(input_size[0]), input_height=int(input_size[1]))
+    if (
+        config.input_width % INPUT_MULTIPLE
+        or config.input_height % INPUT_MULTIPLE
+        or min(config.input_width, config.input_height) < INPUT_MULTIPLE
+    ):
+        raise ConfigurationError(
+            f"input size {config.input_width}x{config.input_height}: width and height must be "
+            f"multiples of {INPUT_MULTIPLE} (e.g. 416x256)"
+        )
     if isinstance(init, str) and init == DEFAULT_INIT:
         init = None if synthetic else PRETRAINED_SYNTHETIC
     if lr is None:

@@ -148,6 +148,35 @@ def test_train_on_a_ground_truth_folder(tmp_path: Path) -> None:
     assert training["augment"]["mosaic"] == 1.0
 
 
+def test_input_size_must_divide_by_32(tmp_path: Path) -> None:
+    import argparse
+
+    import onnx
+
+    from edgekit.cli.cmd_model import _input_size
+    from edgekit.errors import ConfigurationError
+    from edgekit.model.train import train
+
+    with pytest.raises(ConfigurationError, match="400x256: width and height must be multiples"):
+        train("synthetic", tmp_path, epochs=1, train_count=2, input_size=(400, 256))
+    small = train(
+        "synthetic",
+        tmp_path / "small",
+        epochs=1,
+        train_count=2,
+        val_count=2,
+        threads=1,
+        input_size=(128, 64),
+    )
+    (image,) = onnx.load(str(small.model_path)).graph.input
+    assert [d.dim_value for d in image.type.tensor_type.shape.dim] == [1, 3, 64, 128]
+    assert small.metrics["training"]["detector"]["input_width"] == 128
+    assert _input_size("448X288") == (448, 288)
+    for bad in ("416", "416x", "wide x 256", "-32x256"):
+        with pytest.raises(argparse.ArgumentTypeError, match="WIDTHxHEIGHT"):
+            _input_size(bad)
+
+
 @pytest.mark.slow
 def test_init_none_trains_a_folder_from_scratch(tmp_path: Path) -> None:
     from edgekit.data.synthetic import write_dataset
