@@ -20,6 +20,8 @@ A ``CALL`` request carries any other call of the API as ``<method name>\n<serial
 request>`` (``LoadModel``, ``ListModels``, ``CaptureData``...), answered as a Predict is,
 so a client that has the fast socket needs no gRPC at all (grpc is some 16 MB of every
 process that imports it); the agent serves it with the very code its gRPC methods run.
+A CALL whose connection breaks after it was sent is UNAVAILABLE, never sent again over
+gRPC: the agent may have run it (a Predict, which changes nothing, is sent again).
 
 The server (:class:`FastPredictServer`) serves each connection on a thread of its own
 that reads a request, runs it and answers, with no handoff; at most
@@ -359,10 +361,13 @@ class FastPredictClient:
     def unary(self, method: str, body: bytes) -> bytes | None:
         """Call ``method`` (one of the API's, not a shared-memory Predict) with serialized
         request ``body`` in a CALL: the serialized response, AgentStatusError as the gRPC
-        call would raise it, or None (use gRPC) when the socket is absent, the connection
-        stayed busy for the timeout, or it broke. Waits for a call of another thread on
+        call would raise it, or None (use gRPC) when the socket is absent or the
+        connection stayed busy for the timeout. Waits for a call of another thread on
         the connection. A connection found broken when the request is sent (the agent
-        restarted since it was made) is made again once: the request never went out."""
+        restarted since it was made) is made again once: the request never went out.
+        One that breaks after the request went out is UNAVAILABLE, as a gRPC call whose
+        connection breaks: the agent may have run it, so it is not sent again (a
+        LoadModel or CaptureData must not run twice)."""
         if not self._lock.acquire(timeout=self.timeout):
             return None
         try:
@@ -375,7 +380,16 @@ class FastPredictClient:
                 except OSError as exc:
                     self._lost(exc)
                     continue
-                return self._reply(method)
+                reply = self._reply(method)
+                if reply is None:
+                    raise AgentStatusError(
+                        "UNAVAILABLE",
+                        f"the connection to the agent on {self.path} broke after {method} was "
+                        "sent: the agent may have run it; check (e.g. ListModels) before "
+                        "calling again",
+                        method=method,
+                    )
+                return reply
             return None
         finally:
             self._lock.release()

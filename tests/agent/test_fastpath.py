@@ -366,3 +366,34 @@ def test_a_prepared_request_follows_the_model_loaded_under_its_name(
                 client.predict("r", {"image": held}, shared_memory=True),
                 _expected(other_ref, _image(30)),
             )
+
+
+def test_a_call_whose_reply_is_lost_is_unavailable_and_not_run_again(
+    workdir: Path, pkg: SignedPackage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent ran LoadModel, then its connection broke before the answer went out (it
+    was stopped): the client says UNAVAILABLE and does not send it again over gRPC,
+    where it would run a second time."""
+    ran = []
+    answer = FastPredictServer._answer
+
+    def answer_then_break(server, kind, body, fds, segments):  # type: ignore[no-untyped-def]
+        reply = answer(server, kind, body, fds, segments)
+        if kind == fastpath.CALL:
+            ran.append(body.partition(b"\n")[0].decode())
+            raise ConnectionResetError("the agent went away before answering")
+        return reply
+
+    monkeypatch.setattr(FastPredictServer, "_answer", answer_then_break)
+    with (
+        AgentServer(workdir / "lost.sock", pkg.public_key, max_workers=2) as srv,
+        AgentClient(srv.socket_path) as client,
+        AgentClient(srv.socket_path, fast_predict=False) as over_grpc,
+    ):
+        client.wait_ready(timeout=30)
+        with pytest.raises(AgentStatusError) as info:
+            client.load_model("once", pkg.package)
+        assert info.value.code == "UNAVAILABLE" and info.value.method == "LoadModel"
+        assert "may have run it" in info.value.details
+        assert ran == ["LoadModel"]
+        assert [m.name for m in over_grpc.list_models()] == ["once"]
