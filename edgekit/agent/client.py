@@ -107,6 +107,19 @@ def socket_path_of(target: str) -> str | None:
     return None
 
 
+def _listening(path: str) -> bool:
+    """Something accepts connections on unix socket ``path``."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(5.0)
+        probe.connect(path)
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
 def check_peer(path: str, *, method: str = "") -> bool:
     """PERMISSION_DENIED unless the process listening on unix socket ``path`` runs as this
     user or root; True when checked. False when nobody listens (the call itself reports
@@ -270,6 +283,15 @@ class AgentClient:
             raw = self._fast.unary(method, request.SerializeToString())
             if raw is not None:
                 return getattr(agent_pb2, f"{method}Response").FromString(raw)
+        if self._stub is None and self._socket is not None and not _listening(self._socket):
+            # What gRPC would answer, without loading grpc (16 MB for the process's life)
+            # while the agent is down, e.g. restarting.
+            self._peer_checked_at = None
+            raise AgentStatusError(
+                "UNAVAILABLE",
+                f"no agent answers on {self.target} (nothing listens there; is the agent running?)",
+                method=method,
+            )
         stub = self.stub
         grpc = _grpc()
         try:

@@ -69,7 +69,8 @@ MAX_REPLY_BYTES = 256 * 1024 * 1024
 MAX_CALL_BYTES = MAX_REPLY_BYTES
 """The largest CALL the server reads (a CaptureData carries tensors): the gRPC limit."""
 RETRY_INTERVAL = 10.0
-"""Seconds a client waits before it tries again to connect to a socket that was absent."""
+"""Seconds a client waits before it tries again to connect to a socket that was absent
+(at once when the socket file is there again: the agent restarted)."""
 
 Handler = Callable[[bytes, MappedSegments | None], bytes]
 """A serialized request and the connection's registered segments -> a serialized reply,
@@ -309,6 +310,7 @@ class FastPredictClient:
         if (
             self._absent_since is not None
             and time.monotonic() - self._absent_since < RETRY_INTERVAL
+            and not os.path.exists(self.path)  # an agent (re)started since: connect now
         ):
             return None
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

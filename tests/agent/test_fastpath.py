@@ -397,3 +397,22 @@ def test_a_call_whose_reply_is_lost_is_unavailable_and_not_run_again(
         assert "may have run it" in info.value.details
         assert ran == ["LoadModel"]
         assert [m.name for m in over_grpc.list_models()] == ["once"]
+
+
+def test_a_restarted_agents_fast_socket_is_used_at_once(workdir: Path) -> None:
+    """A client that found the fast socket gone (the agent restarting) connects again as
+    soon as the socket is back, not after RETRY_INTERVAL: meanwhile its calls would go
+    to gRPC, which the app does not otherwise load."""
+    path = workdir / "restart.sock.predict"
+    echo = FastPredictServer(path, lambda body, segments: body, max_connections=1).start()
+    client = fastpath.FastPredictClient(path, timeout=5, check_peer=lambda sock, where: None)
+    try:
+        assert client.call(b"one") == b"one"
+        echo.stop()
+        assert client.call(b"two") is None  # the connection broke
+        assert client.call(b"two") is None  # nothing listens
+        echo = FastPredictServer(path, lambda body, segments: body, max_connections=1).start()
+        assert client.call(b"three") == b"three"
+    finally:
+        client.close()
+        echo.stop()

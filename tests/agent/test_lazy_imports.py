@@ -238,3 +238,27 @@ def test_waiting_for_an_absent_agent_times_out_unavailable(workdir: Path) -> Non
     with AgentClient(workdir / "nobody.sock") as client, pytest.raises(AgentStatusError) as info:
         client.wait_ready(timeout=0.2)
     assert info.value.code == "UNAVAILABLE" and "no agent answered on" in info.value.details
+
+
+def test_a_call_to_an_agent_that_is_down_is_unavailable_without_loading_grpc(
+    workdir: Path,
+) -> None:
+    """While the agent restarts nothing listens on either socket: the app's calls fail
+    UNAVAILABLE, as over gRPC, and grpc stays out of the app for good."""
+    got = _run(
+        f"""
+        import json, sys
+        from edgekit.agent.client import AgentClient
+        from edgekit.agent.status import AgentStatusError
+
+        with AgentClient({str(workdir / "down.sock")!r}) as client:
+            try:
+                client.list_models()
+            except AgentStatusError as exc:
+                error = [exc.code, exc.method, exc.details]
+        print(json.dumps({{"modules": sorted(sys.modules), "error": error}}))
+        """
+    )
+    assert got["error"][:2] == ["UNAVAILABLE", "ListModels"]
+    assert "no agent answers on" in got["error"][2]
+    assert "grpc" not in _top(got["modules"])
