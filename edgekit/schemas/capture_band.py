@@ -16,6 +16,7 @@ from typing import Any
 
 from edgekit.errors import ConfigurationError
 
+
 def _bound(value: Any, what: str) -> float:
     if isinstance(value, str):
         try:
