@@ -4,7 +4,8 @@ Owns: ``AgentServer``, which serves ``AWS.SageMaker.Edge.Agent`` on a unix
 socket and runs verified model packages on the runtime their manifest names
 (through :mod:`edgekit.runtimes`) and reports what it verified about each
 (:mod:`edgekit.agent.identity`: archive sha256, key fingerprint);
-``AgentClient``, a numpy-friendly client;
+``AgentClient``, a numpy-friendly client, which checks who listens on the agent's
+sockets (:mod:`edgekit.agent.peer`);
 shared-memory tensors (POSIX/System V segments over gRPC; sealed memfds,
 :mod:`edgekit.agent.sealed`, over the fast Predict socket beside gRPC,
 :mod:`edgekit.agent.fastpath`, which our own client prefers), data capture

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
-import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ import numpy as np
 
 from edgekit.agent import sealed
 from edgekit.agent.fastpath import FastPredictClient, fast_socket_path
+from edgekit.agent.peer import check_connected_peer, check_peer, listening
 from edgekit.agent.protos import agent_pb2
 from edgekit.agent.sealed import SealedSegment
 from edgekit.agent.shm import OUTPUT_ALIGN, PosixSegment, SharedMemoryPool
@@ -105,58 +104,6 @@ def socket_path_of(target: str) -> str | None:
     if target.startswith("unix:"):
         return target[len("unix:") :]
     return None
-
-
-def _listening(path: str) -> bool:
-    """Something accepts connections on unix socket ``path``."""
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.settimeout(5.0)
-        probe.connect(path)
-    except OSError:
-        return False
-    finally:
-        probe.close()
-    return True
-
-
-def check_peer(path: str, *, method: str = "") -> bool:
-    """PERMISSION_DENIED unless the process listening on unix socket ``path`` runs as this
-    user or root; True when checked. False when nobody listens (the call itself reports
-    UNAVAILABLE) or there is no SO_PEERCRED (not Linux: the socket's folder is the guard)."""
-    option = getattr(socket, "SO_PEERCRED", None)
-    if option is None:
-        return False
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.settimeout(5.0)
-        try:
-            probe.connect(path)
-        except OSError:
-            return False
-        check_connected_peer(probe, path, method=method)
-    finally:
-        probe.close()
-    return True
-
-
-def check_connected_peer(sock: socket.socket, path: str, *, method: str = "") -> None:
-    """PERMISSION_DENIED unless the process at the other end of ``sock`` (connected to
-    ``path``) runs as this user or root (:func:`check_peer` on a connection made)."""
-    option = getattr(socket, "SO_PEERCRED", None)
-    if option is None:
-        return
-    raw = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
-    pid, uid, _gid = struct.unpack("3i", raw)
-    me = os.geteuid()
-    if uid not in (me, 0):
-        raise AgentStatusError(
-            "PERMISSION_DENIED",
-            f"{path}: the process listening there (pid {pid}) runs as uid {uid}, not as this "
-            f"user (uid {me}) or root, so it is not this device's model agent; stop it, "
-            "remove the socket and restart the agent component",
-            method=method,
-        )
 
 
 MAX_REMEMBERED = 16
@@ -283,7 +230,7 @@ class AgentClient:
             raw = self._fast.unary(method, request.SerializeToString())
             if raw is not None:
                 return getattr(agent_pb2, f"{method}Response").FromString(raw)
-        if self._stub is None and self._socket is not None and not _listening(self._socket):
+        if self._stub is None and self._socket is not None and not listening(self._socket):
             # What gRPC would answer, without loading grpc (16 MB for the process's life)
             # while the agent is down, e.g. restarting.
             self._peer_checked_at = None
