@@ -178,9 +178,9 @@ class AgentClient:
         """Per model, the bytes its outputs took in shared memory last time."""
         self._requests: dict[tuple[Any, ...], bytes] = {}
         """Serialized fast-socket PredictRequests, by what they say (see _predict_shm)."""
-        self._layouts: dict[bytes, tuple[str, list[tuple[Any, ...]]]] = {}
-        """Serialized PredictResponses whose outputs all lie in shared memory: the output
-        segment's name and each output's name, dtype, shape, offset and size."""
+        self._layouts: dict[tuple[bytes, str], list[tuple[Any, ...]]] = {}
+        """By serialized PredictResponse and output segment, for replies whose outputs all
+        lie in that segment: each output's name, dtype, shape, offset and size."""
         self._socket = socket_path_of(self.target)
         self._peer_checked_at: float | None = None
         self._fast = (
@@ -441,11 +441,12 @@ class AgentClient:
     ) -> dict[str, np.ndarray]:
         """The outputs of a serialized PredictResponse. One whose outputs all lie in
         ``out_seg`` is decoded once: the agent answers the same bytes for every image."""
-        layout = self._layouts.get(raw) if out_seg is not None else None
+        key = None if out_seg is None else (raw, out_seg.name)
+        layout = self._layouts.get(key) if key is not None else None
         if layout is None:
             reply = agent_pb2.PredictResponse.FromString(raw)
             outputs = {t.tensor_metadata.name: self._to_array(t, out_seg) for t in reply.tensors}
-            if out_seg is not None and all(
+            if key is not None and all(
                 t.WhichOneof("data") == "shared_memory_handle" for t in reply.tensors
             ):
                 layout = [
@@ -458,21 +459,15 @@ class AgentClient:
                     )
                     for t in reply.tensors
                 ]
-                _remember(self._layouts, raw, (out_seg.name, layout))
+                _remember(self._layouts, key, layout)
             return outputs
-        seg_name, items = layout
-        if seg_name != out_seg.name:
-            return {  # the same reply for another output segment: decode it again
-                t.tensor_metadata.name: self._to_array(t, out_seg)
-                for t in agent_pb2.PredictResponse.FromString(raw).tensors
-            }
         return {
             tensor_name: np.frombuffer(
                 out_seg.buf, dtype=dtype, count=size // dtype.itemsize, offset=offset
             )
             .reshape(shape)
             .copy()
-            for tensor_name, dtype, shape, offset, size in items
+            for tensor_name, dtype, shape, offset, size in layout
         }
 
     def _sealed_segments(self) -> SharedMemoryPool:

@@ -99,6 +99,11 @@ class _Prepared:
     )
 
 
+def _byte_chunks(results: list[tuple[str, np.ndarray]]) -> list[memoryview]:
+    """Each output's bytes, in order, as written into an output segment."""
+    return [memoryview(np.ascontiguousarray(a).reshape(-1).view(np.uint8)) for _, a in results]
+
+
 def _all_sealed(request: Any, sealed: MappedSegments) -> bool:
     """Every input and the output target of ``request`` lie in ``sealed`` segments."""
     if not request.HasField("output_shared_memory"):
@@ -297,11 +302,10 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             if all(t.WhichOneof("data") == "shared_memory_handle" for t in response.tensors):
                 prepared.responses[signature] = reply  # only the placement: same every call
             return reply
-        chunks = [
-            memoryview(np.ascontiguousarray(a).reshape(-1).view(np.uint8)) for _, a in results
-        ]
         placed = sealed.write(
-            prepared.request.output_shared_memory, chunks, what="output_shared_memory"
+            prepared.request.output_shared_memory,
+            _byte_chunks(results),
+            what="output_shared_memory",
         )
         assert placed is not None  # the same sizes fitted when the reply was cached
         return cached
@@ -333,11 +337,10 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         placed = None
         if request.HasField("output_shared_memory"):
             target = request.output_shared_memory
-            chunks = [memoryview(a.reshape(-1).view(np.uint8)) for _, a in arrays]
             into = self.segments
             if sealed is not None and target.segment_name in sealed:
                 into = sealed
-            placed = into.write(target, chunks, what="output_shared_memory")
+            placed = into.write(target, _byte_chunks(arrays), what="output_shared_memory")
         if placed is None:
             for name, array in arrays:
                 to_proto(array, name, response.tensors.add())

@@ -249,9 +249,6 @@ def inference_configuration(
         "ScoreThreshold": None if score_threshold is None else float(score_threshold),
     }
     if capture_band is not None:
-        band = check_capture_band(
-            list(capture_band) if isinstance(capture_band, tuple) else capture_band,
-            what="capture_band",
-        )
+        band = check_capture_band(capture_band, what="capture_band")
         app["CaptureBand"] = [] if band is None else list(band)
     return {settings.inference_component: app}
