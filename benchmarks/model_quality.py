@@ -59,6 +59,8 @@ class Row:
     path: Path | None
     predictor: Any = None  # .predict(image, score_threshold=...) -> list[Detection]
     ap50: float | None = None
+    ap75: float | None = None
+    ap50_95: float | None = None
     p50_ms: float | None = None
     p95_ms: float | None = None
     iterations: int = 0
@@ -281,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     time_rows(rows, image, iterations, rounds)
     if val is not None:
         for row in rows:
-            row.ap50 = evaluate(row.predictor, val, progress_desc=f"{row.name}: val").ap50
+            scored = evaluate(row.predictor, val, progress_desc=f"{row.name}: val")
+            row.ap50, row.ap75, row.ap50_95 = scored.ap50, scored.ap75, scored.ap50_95
 
     by = {row.name: row for row in rows}
     out = BenchOutput("model_quality", args.readme)
@@ -301,20 +304,22 @@ def main(argv: list[str] | None = None) -> int:
         )
     out.text("\n".join(lead))
     table = [
-        "| model | AP50 real val | p50 ms (1 thr) | p95 ms (1 thr) | parameters | file size "
-        "| note |",
-        "|---|---|---|---|---|---|---|",
+        "| model | AP50 real val | AP75 | AP50:95 | p50 ms (1 thr) | p95 ms (1 thr) | parameters "
+        "| file size | note |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         table.append(
-            f"| {row.name} | {_fmt(row.ap50)} | {_fmt(row.p50_ms, 1)} | {_fmt(row.p95_ms, 1)} | "
+            f"| {row.name} | {_fmt(row.ap50)} | {_fmt(row.ap75)} | {_fmt(row.ap50_95)} | "
+            f"{_fmt(row.p50_ms, 1)} | {_fmt(row.p95_ms, 1)} | "
             f"{row.parameters / 1e6:.2f} M | {row.path.stat().st_size / 1e6:.2f} MB | {row.note} |"
         )
     if yolo_note:
-        table.append(f"| YOLOv8n fp32 / int8 | skipped | | | | | {yolo_note} |")
+        table.append(f"| YOLOv8n fp32 / int8 | skipped | | | | | | | {yolo_note} |")
     n_val = len(val) if val is not None else 0
     caption = (
-        "AP50 at IoU 0.5 with `edgekit.model.evaluate.evaluate` on the real validation split "
+        "AP50 at IoU 0.5 (AP75 at 0.75, AP50:95 COCO's mean over 0.50-0.95: how tight the "
+        "boxes are) with `edgekit.model.evaluate.evaluate` on the real validation split "
         + (
             f"of {data.name} ({n_val} photos, {sum(len(s.boxes) for s in val.samples)} boxes; "
             f"`edgekit evaluate --data {data.name} --split val`: split by photo, "
@@ -364,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
                     "file": str(r.path),
                     "size_bytes": r.path.stat().st_size,
                     "ap50_real_val": r.ap50,
+                    "ap75_real_val": r.ap75,
+                    "ap50_95_real_val": r.ap50_95,
                     "p50_ms": r.p50_ms,
                     "p95_ms": r.p95_ms,
                     "iterations": r.iterations,

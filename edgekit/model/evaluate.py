@@ -34,6 +34,8 @@ from edgekit.model.metadata import DEFAULT_SCORE_THRESHOLD
 VALIDATION_SEED = 1000
 #: Lowest score kept when ranking detections for AP; below it a detection cannot matter.
 AP_MIN_SCORE = 0.01
+#: COCO's IoU thresholds for AP50:95.
+COCO_IOU_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 
 BoxLike = Box | Sequence[float]
 
@@ -143,7 +145,9 @@ def average_precision(
 
 @dataclass
 class EvalResult:
-    ap50: float
+    ap50: float  # AP at ``iou_threshold`` (0.5 unless told)
+    ap75: float
+    ap50_95: float  # COCO's mean of AP at IoU 0.50, 0.55, ..., 0.95
     precision: float
     recall: float
     image_precision: float
@@ -172,6 +176,8 @@ class EvalResult:
             keep = np.unique(np.linspace(0, len(keep) - 1, max_curve_points).round().astype(int))
         data: dict[str, Any] = {
             "ap50": round(self.ap50, 4),
+            "ap75": round(self.ap75, 4),
+            "ap50_95": round(self.ap50_95, 4),
             "precision": round(self.precision, 4),
             "recall": round(self.recall, 4),
             "image_precision": round(self.image_precision, 4),
@@ -198,7 +204,9 @@ class EvalResult:
 
     def format_table(self) -> str:
         rows = [
-            ("AP50", f"{self.ap50:.3f}"),
+            (f"AP{round(self.iou_threshold * 100)}", f"{self.ap50:.3f}"),
+            ("AP75 (tight boxes)", f"{self.ap75:.3f}"),
+            ("AP50:95 (COCO)", f"{self.ap50_95:.3f}"),
             (f"precision @ {self.score_threshold:g}", f"{self.precision:.3f}"),
             (f"recall @ {self.score_threshold:g}", f"{self.recall:.3f}"),
             ("image precision (defect flagged)", f"{self.image_precision:.3f}"),
@@ -221,7 +229,7 @@ def synthetic_validation(count: int = 200) -> Any:
     return SyntheticTagScratches(count, seed=VALIDATION_SEED)
 
 
-def _iter_samples(data: Any) -> Iterable[tuple[str, Any, list[Box]]]:
+def iter_samples(data: Any) -> Iterable[tuple[str, Any, list[Box]]]:
     """(name, image, boxes) from a Dataset, Samples, a synthetic set or (image, boxes) pairs."""
     if isinstance(data, Dataset):
         data = data.samples
@@ -276,7 +284,7 @@ def evaluate(
     names: list[str] = []
     all_dets: list[list[Detection]] = []
     all_gts: list[list[Box]] = []
-    items = list(_iter_samples(dataset_or_samples))
+    items = list(iter_samples(dataset_or_samples))
     for name, image, boxes in progress(items, desc=progress_desc, unit="img"):
         if callable(image):
             image = image()
@@ -285,6 +293,7 @@ def evaluate(
         all_gts.append(boxes)
 
     ap = average_precision(all_dets, all_gts, iou_threshold)
+    ap_by_iou = {t: average_precision(all_dets, all_gts, t) for t in COCO_IOU_THRESHOLDS}
     scores, is_tp, image_index, num_gt = match_detections(all_dets, all_gts, iou_threshold)
     precision_curve, recall_curve = pr_curve(is_tp, num_gt)
     above = scores >= threshold
@@ -302,6 +311,8 @@ def evaluate(
     ]
     return EvalResult(
         ap50=ap,
+        ap75=ap_by_iou[0.75],
+        ap50_95=float(np.mean(list(ap_by_iou.values()))),
         precision=_ratio(tp, tp + fp, num_gt == 0),
         recall=_ratio(tp, num_gt, tp + fp == 0),
         image_precision=_ratio(len(flagged & defective), len(flagged), not defective),

@@ -52,7 +52,10 @@ def _run(tmp_path: Path, work: Path, data: Path, *extra: str) -> tuple[str, dict
     text = readme.read_text()
     start = text.index("<!-- bench:model_quality -->\n")
     section = text[start : text.index("<!-- /bench -->", start)]
-    assert "| model | AP50 real val | p50 ms (1 thr) |" in section and "_Machine: " in section
+    assert (
+        "| model | AP50 real val | AP75 | AP50:95 | p50 ms (1 thr) |" in section
+        and "_Machine: " in section
+    )
     return done.stdout, json.loads(out.read_text()), section
 
 

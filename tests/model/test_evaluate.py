@@ -119,6 +119,23 @@ def test_evaluate_with_a_callable_reports_operating_point_and_images() -> None:
     assert "AP50" in table and "0.833" in table
 
 
+def test_tight_box_metrics_count_only_the_boxes_that_fit_that_well() -> None:
+    image = np.zeros((30, 45, 3), np.uint8)
+    samples = [(image, [Box(0, 0, 10, 10)]), (image, [Box(20, 5, 10, 10)])]
+    # IoU 0.6 (a box 6 of 10 high) and 1.0.
+    answers = iter([[det(0, 0, 10, 6, 0.9)], [det(20, 5, 10, 10, 0.8)]])
+    result = evaluate(lambda img: next(answers), samples, progress_desc=None)
+    assert result.ap50 == 1.0
+    # From IoU 0.65 on only the second box is found (recall 0.5), ranked second behind a
+    # false positive (precision 0.5): AP 0.25.
+    assert result.ap75 == pytest.approx(0.25)
+    # 0.50, 0.55, 0.60 find both (AP 1); the seven thresholds above, one (AP 0.25).
+    assert result.ap50_95 == pytest.approx((3 * 1.0 + 7 * 0.25) / 10)
+    data = result.to_json(include_images=False)
+    assert data["ap75"] == 0.25 and data["ap50_95"] == 0.475
+    assert "AP75 (tight boxes)" in result.format_table()
+
+
 def test_evaluate_on_clean_images_without_detections_is_perfect() -> None:
     image = np.zeros((30, 45, 3), np.uint8)
     result = evaluate(lambda img: [], [(image, [])], progress_desc=None)
