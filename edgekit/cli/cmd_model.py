@@ -175,7 +175,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="epochs (default 5 of 1000 fresh synthetic images, about 4 minutes on 2 CPU "
-        "cores; or 120 over a folder's training split, within 20 minutes for 120 photos)",
+        "cores; or 200 over a folder's training split, within 20 minutes for 120 photos)",
     )
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument(

@@ -73,7 +73,7 @@ from edgekit.spelling import parameter_text
 #: ``input_size`` is (width, height); another size keeps every weight of the start model
 #: (``--input-size``; docs/detector-recipe.md has what larger inputs gave).
 SYNTHETIC_DEFAULTS = {"epochs": 5, "train_count": 1000, "lr": 3e-3, "input_size": (384, 256)}
-REAL_DEFAULTS = {"epochs": 120, "lr": 1e-3, "scratch_lr": 3e-3, "input_size": (384, 256)}
+REAL_DEFAULTS = {"epochs": 200, "lr": 1e-3, "scratch_lr": 3e-3, "input_size": (384, 256)}
 #: The backbone halves the input five times: both sides must divide by this.
 INPUT_MULTIPLE = 32
 #: ``init`` value: the default start (pretrained for a folder, none for synthetic data).

@@ -195,7 +195,9 @@ def test_int8_keeps_ap50_and_records_the_excluded_head(int8: Path, work: Path) -
 @pytest.mark.slow
 def test_parity_gate_refuses_int8_of_every_node(yolo: Path, tmp_path: Path) -> None:
     everything = CompileOptions(extra={"nodes_to_exclude": []})
-    with pytest.raises(ParityError, match=r"AP50 dropped from 0\.\d+ \(yolo.onnx\) to 0\.0"):
+    # Refused, and not narrowly: every node in int8 loses most of the AP50.
+    lost = r"AP50 dropped from 0\.\d+ \(yolo.onnx\) to 0\.\d+ .*, a loss of 0\.[3-9]"
+    with pytest.raises(ParityError, match=lost):
         compile_model(
             yolo,
             "onnxruntime-int8",
