@@ -229,7 +229,7 @@ def synthetic_validation(count: int = 200) -> Any:
     return SyntheticTagScratches(count, seed=VALIDATION_SEED)
 
 
-def iter_samples(data: Any) -> Iterable[tuple[str, Any, list[Box]]]:
+def _iter_samples(data: Any) -> Iterable[tuple[str, Any, list[Box]]]:
     """(name, image, boxes) from a Dataset, Samples, a synthetic set or (image, boxes) pairs."""
     if isinstance(data, Dataset):
         data = data.samples
@@ -284,7 +284,7 @@ def evaluate(
     names: list[str] = []
     all_dets: list[list[Detection]] = []
     all_gts: list[list[Box]] = []
-    items = list(iter_samples(dataset_or_samples))
+    items = list(_iter_samples(dataset_or_samples))
     for name, image, boxes in progress(items, desc=progress_desc, unit="img"):
         if callable(image):
             image = image()
