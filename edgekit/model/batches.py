@@ -24,7 +24,7 @@ from edgekit.model.targets import encode
 Source = Callable[[int, int], tuple[np.ndarray, list[Box]]]
 
 
-def boxes_array(boxes: list[Box], sx: float, sy: float) -> np.ndarray:
+def _boxes_array(boxes: list[Box], sx: float, sy: float) -> np.ndarray:
     """(N, 5) rows of x1, y1, x2, y2 (scaled to input pixels) and class id."""
     rows = np.zeros((len(boxes), 5), np.float32)
     for k, b in enumerate(boxes):
@@ -39,7 +39,7 @@ class Batches:
 
     def __init__(
         self,
-        get: Callable[[int, int], tuple[np.ndarray, list[Box]]],
+        get: Source,
         count: int,
         pre: Preprocessing,
         config: DetectorConfig,
@@ -54,7 +54,7 @@ class Batches:
     def _input_sized(self, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         image, boxes = self.get(epoch, index)
         h, w = image.shape[:2]
-        return resize(image, self.pre), boxes_array(boxes, self.pre.width / w, self.pre.height / h)
+        return resize(image, self.pre), _boxes_array(boxes, self.pre.width / w, self.pre.height / h)
 
     def sample(self, epoch: int, index: int) -> tuple[np.ndarray, ...]:
         rng = np.random.default_rng([self.seed, epoch, index, 7])

@@ -292,8 +292,10 @@ def evaluate(
         all_dets.append(list(predict(image)))
         all_gts.append(boxes)
 
-    ap = average_precision(all_dets, all_gts, iou_threshold)
     ap_by_iou = {t: average_precision(all_dets, all_gts, t) for t in COCO_IOU_THRESHOLDS}
+    ap = ap_by_iou.get(iou_threshold)
+    if ap is None:
+        ap = average_precision(all_dets, all_gts, iou_threshold)
     scores, is_tp, image_index, num_gt = match_detections(all_dets, all_gts, iou_threshold)
     precision_curve, recall_curve = pr_curve(is_tp, num_gt)
     above = scores >= threshold
